@@ -1,0 +1,1 @@
+"""Hooks: the only code that turns Airflow connections into clients."""

@@ -1,0 +1,61 @@
+"""The shared life of an action task: record attempts, classify errors, honour ``on_failure``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_engine.operators.base import RuleTaskOperator
+
+
+class ActionOperator(RuleTaskOperator):
+    """Runs :meth:`run_action` over the evaluate task's matches and writes the automation log.
+
+    Permanent errors fail at once (no retry storm); others are retried by Airflow's retry policy.
+    With ``on_failure: continue`` the last failed attempt is recorded and the task still succeeds,
+    so later actions run.
+    """
+
+    def __init__(self, *, on_failure: str = "fail", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_failure = on_failure
+
+    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        evaluation = self.evaluation(context)
+        if evaluation is None:
+            raise AirflowSkipException("the conditions did not pass anything on")
+        run_pk = int(evaluation["run_pk"])
+        try:
+            output = self.run_action(context, list(evaluation["matched_keys"]))
+        except Exception as exc:
+            permanent = isinstance(exc, PermanentActionError | AirflowFailException)
+            last_try = permanent or context["ti"].try_number > self.retries
+            error = f"{type(exc).__name__}: {exc}"
+            self.store.record_action(run_pk, self.task_id, status="failed" if last_try else "retrying",
+                                     error=error)
+            if last_try and self.on_failure == "continue":
+                self.log.warning("action failed, continuing as the rule says (on_failure: continue): %s", error)
+                return {"status": "failed", "error": error}
+            if permanent:
+                raise AirflowFailException(error) from exc
+            if isinstance(exc, RetryableActionError):
+                raise
+            raise
+        self.store.record_action(run_pk, self.task_id, status="success", output=output)
+        return output
+
+
+class NotYetSupportedOperator(ActionOperator):
+    """An action kind this release compiles but cannot run yet: fails clearly, once, and is logged."""
+
+    ui_color = "#fce8e6"
+
+    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+        raise PermanentActionError(
+            f"action kind '{self.spec_params.get('kind')}' is not supported by this release yet"
+        )

@@ -1,0 +1,54 @@
+"""What every rule-engine task shares: its spec params, the rule store, and the run's identity."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from rule_compiler.store import RuleStore
+
+EVALUATE_TASK_ID = "evaluate_conditions"
+
+
+class RuleTaskOperator(BaseOperator):
+    """Base of the rule-engine operators. Nothing here is templated by Airflow: authors' text never
+    reaches Airflow's Jinja (whose context exposes ``conn`` and ``var``); we render it in our sandbox."""
+
+    template_fields = ()
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, spec_params: Mapping[str, Any], spec_hash: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec_params = dict(spec_params)
+        self.spec_hash = spec_hash
+
+    @cached_property
+    def store(self) -> RuleStore:
+        return RuleStore()
+
+    @property
+    def rule_id(self) -> str:
+        return str(self.spec_params["rule_id"])
+
+    @staticmethod
+    def occurrence_id(context: Mapping[str, Any]) -> str:
+        """The run this effect belongs to (event ids take its place for event rules)."""
+        return str(context["run_id"])
+
+    @staticmethod
+    def run_time(context: Mapping[str, Any]) -> dt.datetime:
+        """The run's logical time (never the wall clock), for durations like ``older_than: 3d``."""
+        moment = context.get("logical_date")
+        if moment is None:
+            moment = context["dag_run"].run_after
+        return dt.datetime.fromisoformat(str(moment)) if not isinstance(moment, dt.datetime) else moment
+
+    @staticmethod
+    def evaluation(context: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What the evaluate task passed on: ``run_pk`` and ``matched_keys`` (ids, never row data)."""
+        value = context["ti"].xcom_pull(task_ids=EVALUATE_TASK_ID)
+        return value if isinstance(value, dict) else None

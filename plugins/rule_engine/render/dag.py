@@ -1,0 +1,96 @@
+"""Render a ``DagSpec`` as an ``airflow.sdk.DAG``; render a placeholder DAG that shows an error."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable
+from airflow.sdk.exceptions import AirflowFailException
+
+from rule_compiler.compiler import DagSpec
+from rule_engine.operators.actions import ActionOperator
+from rule_engine.render.registry import OPERATORS
+
+START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+UNSUPPORTED_TRIGGERS = {
+    "event": "event triggers (database changes) are compiled but not run by this release yet",
+    "data": "data triggers (sensors on a query) are compiled but not run by this release yet",
+}
+
+
+def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
+    """One DAG for one spec; the hash is stamped into ``doc_md`` so Airflow's versioning sees edits."""
+    if spec.schedule.kind in UNSUPPORTED_TRIGGERS:
+        return render_error_dag(spec.dag_id, UNSUPPORTED_TRIGGERS[spec.schedule.kind], tags=spec.tags)
+    dag = DAG(
+        dag_id=spec.dag_id,
+        schedule=_schedule(spec),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=list(spec.tags),
+        description=(spec.description or spec.rule_id)[:200],
+        doc_md=f"{spec.doc_md}\n---\nspec `{spec_hash}` · IR v{spec.ir_version} · compiler {spec.compiler_version}\n",
+        is_paused_upon_creation=not spec.active,
+        default_args={"owner": spec.owner or "automation"},
+    )
+    tasks: dict[str, BaseOperator] = {}
+    for task in spec.tasks:
+        operator_class = OPERATORS[task.kind]
+        extra: dict[str, Any] = {}
+        if issubclass(operator_class, ActionOperator):
+            extra["on_failure"] = task.on_failure
+        tasks[task.task_id] = operator_class(
+            task_id=task.task_id,
+            dag=dag,
+            spec_params={**task.params, "kind": task.kind},
+            spec_hash=spec_hash,
+            retries=task.retries,
+            retry_delay=dt.timedelta(seconds=task.retry_delay_seconds),
+            retry_exponential_backoff=2.0,
+            execution_timeout=dt.timedelta(seconds=task.timeout_seconds),
+            trigger_rule=task.trigger_rule,
+            **extra,
+        )
+    for task in spec.tasks:
+        for upstream in task.upstream:
+            tasks[upstream] >> tasks[task.task_id]
+    return dag
+
+
+def _schedule(spec: DagSpec) -> Any:
+    if spec.schedule.kind == "cron":
+        return CronTriggerTimetable(spec.schedule.cron, timezone=spec.schedule.timezone or "UTC")
+    return None
+
+
+class RenderErrorOperator(BaseOperator):
+    """The one task of a placeholder DAG: fails with the reason the real DAG could not be built."""
+
+    template_fields = ()
+    ui_color = "#fce8e6"
+
+    def __init__(self, *, reason: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def execute(self, context: Any) -> None:
+        raise AirflowFailException(self.reason)
+
+
+def render_error_dag(dag_id: str, reason: str, *, tags: tuple[str, ...] = ()) -> DAG:
+    """A DAG that exists only to say, in the UI, why the real one is missing."""
+    safe_reason = reason.replace("<", "&lt;")
+    dag = DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        tags=sorted({*tags, "automation", "render-error"}),
+        description=f"NOT RUNNABLE: {reason}"[:200],
+        doc_md=f"### This automation could not be rendered\n\n{safe_reason}\n",
+        is_paused_upon_creation=True,
+    )
+    RenderErrorOperator(task_id="render_error", reason=reason, dag=dag)
+    return dag

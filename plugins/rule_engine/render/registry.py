@@ -1,0 +1,21 @@
+"""The closed registry: task kind → operator class. Kinds are never looked up by import path."""
+
+from __future__ import annotations
+
+from rule_engine.operators.actions import NotYetSupportedOperator
+from rule_engine.operators.base import RuleTaskOperator
+from rule_engine.operators.evaluate import EvaluateConditionsOperator
+from rule_engine.operators.outcome import RecordOutcomeOperator
+from rule_engine.operators.records import RecordActionOperator
+
+OPERATORS: dict[str, type[RuleTaskOperator]] = {
+    "evaluate_conditions": EvaluateConditionsOperator,
+    "create_record": RecordActionOperator,
+    "update_record": RecordActionOperator,
+    "delete_record": RecordActionOperator,
+    "send_notification": NotYetSupportedOperator,
+    "call_webhook": NotYetSupportedOperator,
+    "trigger_workflow": NotYetSupportedOperator,
+    "generate_report": NotYetSupportedOperator,
+    "record_outcome": RecordOutcomeOperator,
+}

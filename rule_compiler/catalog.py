@@ -1,0 +1,114 @@
+"""The catalog: per organization, which connections, tables and columns rules may use.
+
+Nothing at run time trusts a name that is not in it: validation checks every connection, table,
+column and foreign-key path against it, and record actions only touch what it allows. It is plain
+data (a YAML/JSON document stored, versioned, in the rule store) so it is pure and fast to test.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR, Identifier, Slug, StrictModel
+
+ColumnType = Literal["text", "integer", "numeric", "boolean", "timestamp", "date", "json", "other"]
+ConnectionKind = Literal["database", "http", "smtp", "slack"]
+
+
+class Column(StrictModel):
+    """A column rules may read or write."""
+
+    type: ColumnType = "text"
+    nullable: bool = True
+    primary_key: bool = False
+
+
+class ForeignKey(StrictModel):
+    """``orders.customer_id -> customers.id``, walked in field paths by its ``name`` (``customer``)."""
+
+    name: Identifier
+    column: Identifier
+    references_table: Identifier
+    references_column: Identifier = "id"
+
+
+class Table(StrictModel):
+    """A table rules may use, with the columns they may touch."""
+
+    columns: dict[str, Column] = Field(min_length=1)
+    foreign_keys: list[ForeignKey] = Field(default_factory=list)
+    soft_delete_column: Identifier | None = None
+    writable: bool = True
+
+    @property
+    def primary_key(self) -> list[str]:
+        return [name for name, column in self.columns.items() if column.primary_key]
+
+    def foreign_key(self, name: str) -> ForeignKey | None:
+        return next((fk for fk in self.foreign_keys if fk.name == name), None)
+
+
+class Connection(StrictModel):
+    """An Airflow connection id the organization may use, and what it points at."""
+
+    kind: ConnectionKind = "database"
+    tables: dict[str, Table] = Field(default_factory=dict)
+
+
+class Catalog(StrictModel):
+    """Everything one organization's rules may name."""
+
+    organization: Slug
+    connections: dict[str, Connection] = Field(default_factory=dict)
+
+
+class ResolvedField:
+    """A field path resolved against the catalog: the joins it walks and the column it ends on."""
+
+    __slots__ = ("column", "column_name", "hops", "path", "table_name")
+
+    def __init__(
+        self, path: str, hops: list[tuple[str, ForeignKey]], table_name: str, column_name: str, column: Column
+    ) -> None:
+        self.path = path
+        self.hops = hops  # [(from_table, fk), ...]
+        self.table_name = table_name
+        self.column_name = column_name
+        self.column = column
+
+
+class FieldResolutionError(ValueError):
+    """A field path names a hop or column the catalog does not have; the message says which."""
+
+
+def resolve_field(connection: Connection, table_name: str, path: str) -> ResolvedField:
+    """Walk ``customer__region__name`` from ``table_name`` through foreign keys to a column."""
+    parts = path.split(FIELD_PATH_SEPARATOR)
+    current_name = table_name
+    current = connection.tables[table_name]
+    hops: list[tuple[str, ForeignKey]] = []
+    for hop in parts[:-1]:
+        fk = current.foreign_key(hop)
+        if fk is None:
+            known = ", ".join(fk.name for fk in current.foreign_keys) or "none"
+            raise FieldResolutionError(
+                f"'{hop}' in field '{path}' is not a foreign key of table '{current_name}' "
+                f"(its foreign keys: {known})"
+            )
+        target = connection.tables.get(fk.references_table)
+        if target is None:
+            raise FieldResolutionError(
+                f"'{hop}' in field '{path}' leads to table '{fk.references_table}', which is not in the catalog"
+            )
+        hops.append((current_name, fk))
+        current_name, current = fk.references_table, target
+    column_name = parts[-1]
+    column = current.columns.get(column_name)
+    if column is None:
+        raise FieldResolutionError(
+            f"field '{path}': table '{current_name}' has no column '{column_name}' "
+            f"(its columns: {', '.join(sorted(current.columns))})"
+        )
+    return ResolvedField(path, hops, current_name, column_name, column)

@@ -1,0 +1,171 @@
+"""Lowering: a valid ``RuleDefinition`` (plus its catalog) becomes a deterministic ``DagSpec``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rule_compiler.catalog import Catalog, Connection, resolve_field
+from rule_compiler.canonical import content_hash
+from rule_compiler.compiler.docs import render_doc_md
+from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
+from rule_compiler.conditions import compile_condition
+from rule_compiler.definitions import (
+    Action,
+    ConditionNode,
+    CreateRecord,
+    DataTrigger,
+    DeleteRecord,
+    EventTrigger,
+    RuleDefinition,
+    ScheduleTrigger,
+    UpdateRecord,
+)
+from rule_compiler.errors import CompileError
+from rule_compiler.templating import template_strings
+
+#: Bumped when compiled output changes; golden files are updated together with it.
+COMPILER_VERSION = "1"
+EVALUATE_TASK = "evaluate_conditions"
+OUTCOME_TASK = "record_outcome"
+
+
+def dag_id_for(kind: str, organization: str, name: str) -> str:
+    """``rule__acme__escalate-vip-orders``: stable across versions and compiler releases."""
+    return f"{kind}__{organization}__{name}"
+
+
+def compile_rule(rule: RuleDefinition, catalog: Catalog) -> DagSpec:
+    """Lower a validated rule. Pure and deterministic: same input, same bytes."""
+    source = rule.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+    row_source = _row_source_plan(rule, catalog)
+    tasks = [_evaluate_task(rule, row_source, catalog)]
+    tasks += [_action_task(rule, action, catalog, row_source) for action in rule.actions]
+    tasks.append(_outcome_task(rule))
+    return DagSpec(
+        compiler_version=COMPILER_VERSION,
+        dag_id=dag_id_for("rule", rule.organization, rule.name),
+        rule_id=f"{rule.organization}/{rule.name}",
+        organization=rule.organization,
+        kind="rule",
+        name=rule.name,
+        description=rule.description,
+        owner=rule.owner,
+        active=rule.active,
+        tags=tuple(sorted({"automation", f"org:{rule.organization}", f"trigger:{rule.trigger.type}",
+                           *(f"tag:{t}" for t in rule.tags)})),
+        schedule=_schedule(rule),
+        doc_md=render_doc_md(rule),
+        source_hash=content_hash(source),
+        tasks=tuple(tasks),
+    )
+
+
+def _schedule(rule: RuleDefinition) -> ScheduleSpec:
+    trigger = rule.trigger
+    if isinstance(trigger, ScheduleTrigger):
+        return ScheduleSpec(kind="cron", cron=trigger.cron, timezone=trigger.timezone)
+    if isinstance(trigger, DataTrigger):
+        return ScheduleSpec(kind="data", cron=trigger.schedule, timezone=trigger.timezone,
+                            connection=trigger.connection)
+    if isinstance(trigger, EventTrigger):
+        return ScheduleSpec(kind="event", connection=trigger.connection, table=trigger.table)
+    return ScheduleSpec(kind="manual")
+
+
+def _connection(catalog: Catalog, conn_id: str) -> Connection:
+    try:
+        return catalog.connections[conn_id]
+    except KeyError:
+        raise CompileError(f"connection '{conn_id}' missing from the catalog; validate before compiling") from None
+
+
+def field_plan(connection: Connection, table: str, fields: frozenset[str]) -> dict[str, Any]:
+    """How to read a table's rows with the foreign-key paths ``fields`` need, for the runtime."""
+    base = connection.tables[table]
+    paths: dict[str, Any] = {}
+    for path in sorted(f for f in fields if "__" in f):
+        resolved = resolve_field(connection, table, path)
+        paths[path] = {
+            "column": resolved.column_name,
+            "joins": [{"from_table": src, "fk_column": fk.column, "table": fk.references_table,
+                       "column": fk.references_column} for src, fk in resolved.hops],
+        }
+    return {"table": table, "primary_key": base.primary_key, "columns": sorted(base.columns), "paths": paths}
+
+
+def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] | None:
+    trigger = rule.trigger
+    if isinstance(trigger, EventTrigger):
+        conn_id, table = trigger.connection, trigger.table
+    elif (target := getattr(trigger, "target", None)) is not None:
+        conn_id, table = target.connection, target.table
+    else:
+        return None
+    fields = compile_condition(rule.conditions).fields if rule.conditions is not None else frozenset()
+    return {"connection": conn_id, **field_plan(_connection(catalog, conn_id), table, fields)}
+
+
+def _condition_json(node: ConditionNode | None) -> Any:
+    return None if node is None else node.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, catalog: Catalog) -> TaskSpec:
+    return TaskSpec(
+        task_id=EVALUATE_TASK,
+        kind="evaluate_conditions",
+        params={
+            "rule_id": f"{rule.organization}/{rule.name}",
+            "trigger": rule.trigger.model_dump(mode="json", exclude_none=True),
+            "conditions": _condition_json(rule.conditions),
+            "row_source": row_source,
+        },
+        retries=2,
+        timeout_seconds=600,
+    )
+
+
+def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] | None) -> dict[str, Any]:
+    params: dict[str, Any] = action.model_dump(
+        mode="json", by_alias=True, exclude_none=True,
+        exclude={"id", "depends_on", "retries", "timeout", "on_failure", "type"},
+    )
+    if isinstance(action, CreateRecord | UpdateRecord | DeleteRecord):
+        where = getattr(action, "where", None)
+        fields = compile_condition(where).fields if where is not None else frozenset()
+        params["plan"] = field_plan(_connection(catalog, action.connection), action.table, fields)
+        soft_column = catalog.connections[action.connection].tables[action.table].soft_delete_column
+        if isinstance(action, DeleteRecord) and action.soft:
+            params["soft_delete_column"] = soft_column
+    if row_source is not None and template_strings(params.get("values"), "values"):
+        params["row_source"] = row_source  # templates read the triggering row
+    return params
+
+
+def _action_task(
+    rule: RuleDefinition, action: Action, catalog: Catalog, row_source: dict[str, Any] | None
+) -> TaskSpec:
+    return TaskSpec(
+        task_id=action.id,
+        kind=action.type,
+        params={"rule_id": f"{rule.organization}/{rule.name}", "action_id": action.id,
+                **_action_params(action, catalog, row_source)},
+        upstream=tuple(sorted(action.depends_on)) or (EVALUATE_TASK,),
+        retries=action.retries,
+        timeout_seconds=action.timeout,
+        on_failure=action.on_failure,
+    )
+
+
+def _outcome_task(rule: RuleDefinition) -> TaskSpec:
+    return TaskSpec(
+        task_id=OUTCOME_TASK,
+        kind="record_outcome",
+        params={
+            "rule_id": f"{rule.organization}/{rule.name}",
+            "actions": [{"id": a.id, "on_failure": a.on_failure} for a in rule.actions],
+        },
+        upstream=tuple(sorted(a.id for a in rule.actions)),
+        retries=2,
+        timeout_seconds=120,
+        trigger_rule="all_done",
+    )

@@ -1,0 +1,102 @@
+"""Building blocks shared by every definition model: the strict base model and checked name types."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+ACTION_ID_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_NAME_LENGTH = 63
+FIELD_PATH_SEPARATOR = "__"
+MAX_FIELD_PATH_HOPS = 4
+
+
+class StrictModel(BaseModel):
+    """Base of every definition model: unknown keys are errors and instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_slug(value: str) -> str:
+    if len(value) > MAX_NAME_LENGTH or not SLUG_RE.match(value):
+        raise PydanticCustomError(
+            "slug",
+            "'{value}' is not a valid name: use lowercase letters, digits and single hyphens, starting "
+            "with a letter, at most 63 characters (for example 'escalate-vip-orders')",
+            {"value": value},
+        )
+    return value
+
+
+def _check_action_id(value: str) -> str:
+    if len(value) > MAX_NAME_LENGTH or not ACTION_ID_RE.match(value):
+        raise PydanticCustomError(
+            "action_id",
+            "'{value}' is not a valid action id: use lowercase letters, digits, '-' or '_', starting "
+            "with a letter, at most 63 characters (for example 'tell-manager')",
+            {"value": value},
+        )
+    return value
+
+
+def _check_identifier(value: str) -> str:
+    if len(value) > MAX_NAME_LENGTH or not IDENTIFIER_RE.match(value):
+        raise PydanticCustomError(
+            "identifier",
+            "'{value}' is not a valid identifier: use letters, digits and '_', starting with a letter "
+            "or '_', at most 63 characters",
+            {"value": value},
+        )
+    return value
+
+
+def _check_field_path(value: str) -> str:
+    hops = value.split(FIELD_PATH_SEPARATOR)
+    if (
+        len(value) > 255
+        or len(hops) > MAX_FIELD_PATH_HOPS + 1
+        or not all(IDENTIFIER_RE.match(hop) and len(hop) <= MAX_NAME_LENGTH for hop in hops)
+    ):
+        raise PydanticCustomError(
+            "field_path",
+            "'{value}' is not a valid field: name a column ('total') or a path through foreign keys "
+            "joined by '__' ('customer__tier'), using letters, digits and single '_', at most 4 hops",
+            {"value": value},
+        )
+    return value
+
+
+Slug = Annotated[
+    str,
+    AfterValidator(_check_slug),
+    WithJsonSchema({"type": "string", "pattern": SLUG_RE.pattern, "maxLength": MAX_NAME_LENGTH}),
+]
+ActionId = Annotated[
+    str,
+    AfterValidator(_check_action_id),
+    WithJsonSchema({"type": "string", "pattern": ACTION_ID_RE.pattern, "maxLength": MAX_NAME_LENGTH}),
+]
+Identifier = Annotated[
+    str,
+    AfterValidator(_check_identifier),
+    WithJsonSchema({"type": "string", "pattern": IDENTIFIER_RE.pattern, "maxLength": MAX_NAME_LENGTH}),
+]
+FieldPath = Annotated[
+    str,
+    AfterValidator(_check_field_path),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 255}),
+]
+
+
+def tag_of(value: Any, key: str, prefix: str) -> str | None:
+    """The union tag for a raw mapping (``{type: x}`` → ``#x``) or an already built model."""
+    if isinstance(value, dict):
+        kind = value.get(key)
+        return f"{prefix}{kind}" if isinstance(kind, str) else None
+    kind = getattr(value, key, None)
+    return f"{prefix}{kind}" if isinstance(kind, str) else None

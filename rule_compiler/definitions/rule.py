@@ -1,0 +1,31 @@
+"""``kind: rule``: a trigger, optional conditions and an ordered list of actions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rule_compiler.definitions.actions import Action
+from rule_compiler.definitions.common import Slug, StrictModel
+from rule_compiler.definitions.conditions import ConditionNode
+from rule_compiler.definitions.triggers import Trigger
+
+SCHEMA_VERSION = 1
+MAX_ACTIONS = 50
+
+
+class RuleDefinition(StrictModel):
+    """A rule as its author wrote it (DESIGN §4), after structural validation."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["rule"]
+    name: Slug
+    organization: Slug
+    description: str = Field(default="", max_length=4_000)
+    owner: str | None = Field(default=None, max_length=200)
+    active: bool = True
+    tags: list[Slug] = Field(default_factory=list, max_length=20)
+    trigger: Trigger
+    conditions: ConditionNode | None = None
+    actions: list[Action] = Field(min_length=1, max_length=MAX_ACTIONS)

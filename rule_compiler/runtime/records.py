@@ -1,0 +1,171 @@
+"""Record effects, exactly once: each effect and its ledger row commit in one transaction.
+
+The ledger lives in the application database the effect touches (DESIGN §6). Its primary key is
+the idempotency key, so a retried or duplicated task that reaches the same effect finds the key
+taken and changes nothing. Values are always bound parameters, cast to the live column types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from rule_compiler.canonical import canonical_json
+from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.runtime.rows import reflect_table
+
+LEDGER_TABLE = "rule_engine_ledger"
+_ledger_metadata = sa.MetaData()
+ledger = sa.Table(
+    LEDGER_TABLE,
+    _ledger_metadata,
+    sa.Column("idempotency_key", sa.String(64), primary_key=True),
+    sa.Column("rule_id", sa.String(200), nullable=False),
+    sa.Column("action_id", sa.String(100), nullable=False),
+    sa.Column("occurrence_id", sa.String(250), nullable=False),
+    sa.Column("row_key", sa.Text, nullable=True),
+    sa.Column("effect", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+Outcome = Literal["applied", "already_applied", "missing_row"]
+
+
+class _MissingRowError(Exception):
+    """The row to change is gone; raised inside the transaction so nothing is committed."""
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Who asks for an effect: the ledger row's identity."""
+
+    idempotency_key: str
+    rule_id: str
+    action_id: str
+    occurrence_id: str
+    row_key: str | None
+
+
+def ensure_ledger(engine: sa.Engine) -> None:
+    """Create the ledger table in the application database if it is not there yet."""
+    _ledger_metadata.create_all(engine, checkfirst=True)
+
+
+def cast_value(column: sa.Column[Any], value: Any) -> Any:
+    """Cast a literal or rendered template to the column's type; PermanentActionError when impossible."""
+    if value is None:
+        return None
+    kind = column.type
+    try:
+        if isinstance(kind, sa.Boolean):
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered not in {"true", "false", "1", "0", "yes", "no"}:
+                    raise ValueError(value)
+                return lowered in {"true", "1", "yes"}
+            return bool(value)
+        if isinstance(kind, sa.Integer):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(kind, sa.Numeric | sa.Float):
+            return decimal.Decimal(str(value))
+        if isinstance(kind, sa.DateTime):
+            return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+        if isinstance(kind, sa.Date):
+            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+        if isinstance(kind, sa.JSON):
+            return value
+        if isinstance(value, dict | list):
+            return json.dumps(value)
+        return str(value)
+    except (ValueError, TypeError, ArithmeticError):
+        raise PermanentActionError(
+            f"value {value!r} cannot be stored in column '{column.name}' of type {kind}"
+        ) from None
+
+
+def _claim(conn: sa.Connection, effect: Effect, description: Mapping[str, Any]) -> bool:
+    """Insert the ledger row; False when the key is already there (the effect happened before)."""
+    exists = conn.execute(
+        sa.select(ledger.c.idempotency_key).where(ledger.c.idempotency_key == effect.idempotency_key)
+    ).first()
+    if exists:
+        return False
+    conn.execute(
+        ledger.insert().values(
+            idempotency_key=effect.idempotency_key,
+            rule_id=effect.rule_id,
+            action_id=effect.action_id,
+            occurrence_id=effect.occurrence_id,
+            row_key=effect.row_key,
+            effect=canonical_json(dict(description)),
+            applied_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    return True
+
+
+def _pk_clause(table: sa.Table, primary_key: list[str], key_values: list[Any]) -> Any:
+    return sa.and_(*(table.c[name] == value for name, value in zip(primary_key, key_values, strict=True)))
+
+
+def apply_effect(
+    engine: sa.Engine,
+    effect: Effect,
+    *,
+    operation: Literal["insert", "update", "delete", "soft_delete"],
+    table_name: str,
+    primary_key: list[str],
+    key_values: list[Any] | None,
+    values: Mapping[str, Any] | None = None,
+    soft_delete_column: str | None = None,
+) -> Outcome:
+    """Apply one effect and record it in the ledger in the same transaction."""
+    try:
+        with engine.begin() as conn:
+            table = reflect_table(conn, table_name)
+            bound = {name: cast_value(table.c[name], value) for name, value in (values or {}).items()}
+            if not _claim(conn, effect, {"op": operation, "table": table_name, "columns": sorted(bound)}):
+                return "already_applied"
+            if operation == "insert":
+                conn.execute(table.insert().values(**bound))
+                return "applied"
+            if key_values is None:
+                raise PermanentActionError(f"{operation} on '{table_name}' needs a row, and none was given")
+            where = _pk_clause(table, primary_key, key_values)
+            if operation == "update":
+                statement: Any = table.update().where(where).values(**bound)
+            elif operation == "soft_delete":
+                statement = table.update().where(where).values({soft_delete_column: True})
+            else:
+                statement = table.delete().where(where)
+            if conn.execute(statement).rowcount == 0:
+                raise _MissingRowError  # rolls back the ledger claim too
+            return "applied"
+    except _MissingRowError:
+        return "missing_row"
+    except sa.exc.IntegrityError as exc:
+        if _is_ledger_conflict(exc):
+            return "already_applied"  # a concurrent duplicate committed first
+        raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
+    except (sa.exc.DataError, sa.exc.ProgrammingError) as exc:
+        raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        raise RetryableActionError(f"database unavailable: {_short(exc)}") from None
+
+
+def _is_ledger_conflict(exc: sa.exc.IntegrityError) -> bool:
+    text = str(exc.orig).lower()
+    return LEDGER_TABLE in text or "idempotency_key" in text
+
+
+def _short(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0][:300]

@@ -1,0 +1,291 @@
+"""Semantic validation of a rule: meaning, not shape (references, the action graph, the catalog)."""
+
+from __future__ import annotations
+
+from rule_compiler.catalog import Catalog, Connection, FieldResolutionError, Table, resolve_field
+from rule_compiler.conditions import validate_operand
+from rule_compiler.definitions import (
+    CallWebhook,
+    Condition,
+    ConditionNode,
+    CreateRecord,
+    DataTrigger,
+    DeleteRecord,
+    EventTrigger,
+    FieldRef,
+    RuleDefinition,
+    SendNotification,
+    UpdateRecord,
+)
+from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves
+from rule_compiler.errors import Issue
+from rule_compiler.netpolicy import url_problem
+from rule_compiler.templating import TemplateCheckError, check_template, template_strings
+
+#: Task ids the compiler uses itself; action ids may not take them.
+RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error"})
+
+
+def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
+    """Every semantic problem of a structurally valid rule."""
+    refs = _CatalogRefs(rule.organization, catalog)
+    issues = _check_action_graph(rule)
+    issues += _check_trigger(rule, refs)
+    issues += _check_conditions(rule, refs)
+    for index, action in enumerate(rule.actions):
+        issues += _check_action(rule, index, refs)
+    return issues
+
+
+class _CatalogRefs:
+    """Catalog look-ups that report a JSON-path issue when a name is not allowed."""
+
+    def __init__(self, organization: str, catalog: Catalog | None) -> None:
+        self.organization = organization
+        self.catalog = catalog
+
+    def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
+        if self.catalog is None:
+            issues.append(Issue(path, f"organization '{self.organization}' has no catalog yet, so connection "
+                              f"'{conn_id}' cannot be checked; apply one with "
+                              "`rule-compiler catalog apply FILE`", "catalog"))
+            return None
+        found = self.catalog.connections.get(conn_id)
+        if found is None:
+            allowed = ", ".join(sorted(self.catalog.connections)) or "none"
+            issues.append(Issue(path, f"connection '{conn_id}' is not in the catalog of organization "
+                              f"'{self.organization}' (allowed: {allowed})", "catalog"))
+            return None
+        if found.kind != kind:
+            issues.append(Issue(path, f"connection '{conn_id}' is a {found.kind} connection; "
+                              f"this needs a {kind} connection", "catalog"))
+            return None
+        return found
+
+    def table(self, conn_id: str, table: str, path: str, issues: list[Issue]) -> tuple[Connection, Table] | None:
+        connection = self.connection(conn_id, path.rsplit(".", 1)[0] + ".connection", issues, "database")
+        if connection is None:
+            return None
+        found = connection.tables.get(table)
+        if found is None:
+            allowed = ", ".join(sorted(connection.tables)) or "none"
+            issues.append(Issue(path, f"table '{table}' is not in the catalog for connection '{conn_id}' "
+                              f"(allowed tables: {allowed})", "catalog"))
+            return None
+        return connection, found
+
+
+def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
+    issues: list[Issue] = []
+    first_index: dict[str, int] = {}
+    for index, action in enumerate(rule.actions):
+        if action.id in RESERVED_ACTION_IDS:
+            issues.append(Issue(f"actions[{index}].id", f"'{action.id}' is reserved; choose another id"))
+        if action.id in first_index:
+            issues.append(Issue(f"actions[{index}].id", f"duplicate action id '{action.id}' "
+                                f"(already used by actions[{first_index[action.id]}])", "duplicate"))
+        else:
+            first_index[action.id] = index
+    for index, action in enumerate(rule.actions):
+        for position, dependency in enumerate(action.depends_on):
+            path = f"actions[{index}].depends_on[{position}]"
+            if dependency == action.id:
+                issues.append(Issue(path, f"action '{action.id}' cannot depend on itself", "cycle"))
+            elif dependency not in first_index:
+                issues.append(Issue(path, f"unknown action '{dependency}' in depends_on; actions in this rule: "
+                                    f"{', '.join(first_index)}", "unknown_dependency"))
+    cycle = find_cycle({a.id: [d for d in a.depends_on if d in first_index] for a in rule.actions})
+    if cycle:
+        issues.append(Issue("actions", f"dependency cycle: {' -> '.join(cycle)}; remove one of these "
+                            "depends_on entries", "cycle"))
+    return issues
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """One cycle of the graph as a closed walk (``a -> b -> a``), or None. Self-loops are ignored."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if nxt == node:
+                continue
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if state.get(nxt) is None and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if state.get(node) is None and (found := visit(node)):
+            return found
+    return None
+
+
+def _row_source(rule: RuleDefinition) -> tuple[str, str] | None:
+    """(connection, table) of the row a run is about: the event's table or the target's."""
+    trigger = rule.trigger
+    if isinstance(trigger, EventTrigger):
+        return trigger.connection, trigger.table
+    target = getattr(trigger, "target", None)
+    return (target.connection, target.table) if target is not None else None
+
+
+def _check_trigger(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
+    issues: list[Issue] = []
+    trigger = rule.trigger
+    if isinstance(trigger, EventTrigger):
+        found = refs.table(trigger.connection, trigger.table, "trigger.table", issues)
+        if found is not None:
+            for position, field in enumerate(trigger.fields or []):
+                if field not in found[1].columns:
+                    issues.append(Issue(f"trigger.fields[{position}]", f"table '{trigger.table}' has no column "
+                                        f"'{field}' (its columns: {', '.join(sorted(found[1].columns))})"))
+    elif isinstance(trigger, DataTrigger):
+        refs.connection(trigger.connection, "trigger.connection", issues, "database")
+    elif trigger.target is not None:
+        refs.table(trigger.target.connection, trigger.target.table, "trigger.target.table", issues)
+    return issues
+
+
+def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
+    if rule.conditions is None:
+        return []
+    source = _row_source(rule)
+    if source is None:
+        hint = ("data triggers test their query with `check`" if isinstance(rule.trigger, DataTrigger)
+                else "add `trigger.target: {connection, table}` to select rows")
+        return [Issue("conditions", f"conditions need a row to test, and this {rule.trigger.type} trigger has "
+                      f"none; {hint}")]
+    return check_condition_tree(rule.conditions, "conditions", source, refs, rule.trigger.type)
+
+
+def check_condition_tree(
+    node: ConditionNode, path: str, source: tuple[str, str], refs: _CatalogRefs, trigger_type: str
+) -> list[Issue]:
+    """Check a condition tree (rule conditions or an action's ``where``) against one table."""
+    issues: list[Issue] = []
+    if depth_of(node) > MAX_CONDITION_DEPTH:
+        return [Issue(path, f"conditions nest deeper than {MAX_CONDITION_DEPTH} levels; flatten the groups")]
+    scratch: list[Issue] = []
+    found = refs.table(source[0], source[1], "trigger.table", scratch)
+    for leaf_path, leaf in iter_leaves(node, path):
+        column_type = None
+        if found is not None:
+            column_type = _resolve(found[0], source[1], leaf.field, f"{leaf_path}.field", issues)
+            if isinstance(leaf.value, FieldRef):
+                _resolve(found[0], source[1], leaf.value.field_ref, f"{leaf_path}.value.field_ref", issues)
+        issues += _operand_issues(leaf, leaf_path, column_type, trigger_type)
+    return issues
+
+
+def _resolve(connection: Connection, table: str, field: str, path: str, issues: list[Issue]) -> str | None:
+    try:
+        return resolve_field(connection, table, field).column.type
+    except FieldResolutionError as exc:
+        issues.append(Issue(path, str(exc), "unknown_field"))
+        return None
+
+
+def _operand_issues(leaf: Condition, path: str, column_type: str | None, trigger_type: str) -> list[Issue]:
+    found = validate_operand(leaf, column_type=column_type, trigger_type=trigger_type)
+    return [Issue(f"{path}.{suffix}" if suffix else path, message, "operand") for suffix, message in found]
+
+
+def _check_templates(value: object, path: str) -> list[Issue]:
+    issues = []
+    for where, text in template_strings(value, path):
+        try:
+            check_template(text)
+        except TemplateCheckError as exc:
+            issues.append(Issue(where, str(exc), "template"))
+    return issues
+
+
+def _check_action(rule: RuleDefinition, index: int, refs: _CatalogRefs) -> list[Issue]:
+    action = rule.actions[index]
+    path = f"actions[{index}]"
+    issues: list[Issue] = []
+    if isinstance(action, CreateRecord | UpdateRecord | DeleteRecord):
+        issues += _check_record_action(rule, action, path, refs)
+    elif isinstance(action, SendNotification):
+        issues += _check_notification(action, path, refs)
+    elif isinstance(action, CallWebhook):
+        issues += _check_webhook(action, path, refs)
+    return issues
+
+
+def _check_record_action(
+    rule: RuleDefinition, action: CreateRecord | UpdateRecord | DeleteRecord, path: str, refs: _CatalogRefs
+) -> list[Issue]:
+    issues: list[Issue] = []
+    found = refs.table(action.connection, action.table, f"{path}.table", issues)
+    values = getattr(action, "values", {})
+    if found is not None:
+        table = found[1]
+        if not table.writable:
+            issues.append(Issue(f"{path}.table", f"table '{action.table}' is read-only in the catalog"))
+        unknown = [c for c in values if c not in table.columns]
+        if unknown:
+            issues.append(Issue(f"{path}.values", f"unknown column{'s' if len(unknown) > 1 else ''} "
+                                f"{', '.join(repr(c) for c in unknown)} in table '{action.table}' "
+                                f"(its columns: {', '.join(sorted(table.columns))})", "unknown_column"))
+        if isinstance(action, UpdateRecord):
+            for column in values:
+                if column in table.primary_key:
+                    issues.append(Issue(f"{path}.values", f"primary key column '{column}' cannot be updated"))
+        if isinstance(action, DeleteRecord) and action.soft and table.soft_delete_column is None:
+            issues.append(Issue(f"{path}.soft", f"table '{action.table}' has no soft-delete column in the "
+                                "catalog; set `soft_delete_column` there or use a hard delete"))
+    where = getattr(action, "where", None)
+    if where is not None:
+        issues += check_condition_tree(where, f"{path}.where", (action.connection, action.table), refs, "where")
+    elif not isinstance(action, CreateRecord) and _row_source(rule) != (action.connection, action.table):
+        issues.append(Issue(f"{path}.table", f"{action.type} without `where` acts on the triggering row, but "
+                            f"this rule's rows come from {_describe_source(rule)}; add `where` to choose rows "
+                            f"of '{action.table}'"))
+    issues += _check_templates(values, f"{path}.values")
+    return issues
+
+
+def _describe_source(rule: RuleDefinition) -> str:
+    source = _row_source(rule)
+    return "nowhere (no event and no target)" if source is None else f"table '{source[1]}' on '{source[0]}'"
+
+
+def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs) -> list[Issue]:
+    issues: list[Issue] = []
+    if action.template is None and action.body is None:
+        issues.append(Issue(path, "give a stored `template` or an inline `body`"))
+    if action.channel == "email" and not action.to:
+        issues.append(Issue(f"{path}.to", "an email needs at least one recipient in `to`"))
+    if action.channel in {"slack", "webhook"} and action.connection is None:
+        issues.append(Issue(f"{path}.connection", f"a {action.channel} notification needs a `connection`"))
+    if action.connection is not None:
+        kind = {"email": "smtp", "slack": "slack", "webhook": "http"}.get(action.channel)
+        if kind is not None:
+            refs.connection(action.connection, f"{path}.connection", issues, kind)
+    for field in ("subject", "body"):
+        issues += _check_templates(getattr(action, field), f"{path}.{field}")
+    issues += _check_templates(action.to, f"{path}.to")
+    return issues
+
+
+def _check_webhook(action: CallWebhook, path: str, refs: _CatalogRefs) -> list[Issue]:
+    issues: list[Issue] = []
+    if (action.connection is None) == (action.url is None):
+        issues.append(Issue(path, "give either `connection` (with `path`) or a plain `url`, not both or neither"))
+    if action.connection is not None:
+        refs.connection(action.connection, f"{path}.connection", issues, "http")
+        if action.path is not None and (not action.path.startswith("/") or "@" in action.path
+                                        or action.path.startswith("//") or "://" in action.path):
+            issues.append(Issue(f"{path}.path", "path must start with a single '/' and contain no '@' or scheme"))
+    if action.url is not None and (problem := url_problem(action.url)):
+        issues.append(Issue(f"{path}.url", problem, "url"))
+    issues += _check_templates(action.body, f"{path}.body")
+    issues += _check_templates(action.headers, f"{path}.headers")
+    return issues
