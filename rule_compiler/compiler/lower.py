@@ -90,7 +90,10 @@ def field_plan(connection: Connection, table: str, fields: frozenset[str]) -> di
             "joins": [{"from_table": src, "fk_column": fk.column, "table": fk.references_table,
                        "column": fk.references_column} for src, fk in resolved.hops],
         }
-    return {"table": table, "primary_key": base.primary_key, "columns": sorted(base.columns), "paths": paths}
+    types = {name: column.type for name, column in base.columns.items()}
+    types.update({path: resolve_field(connection, table, path).column.type for path in paths})
+    return {"table": table, "primary_key": base.primary_key, "columns": sorted(base.columns), "paths": paths,
+            "types": dict(sorted(types.items()))}
 
 
 def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] | None:

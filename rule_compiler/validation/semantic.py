@@ -96,7 +96,7 @@ def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
                                     f"{', '.join(first_index)}", "unknown_dependency"))
     cycle = find_cycle({a.id: [d for d in a.depends_on if d in first_index] for a in rule.actions})
     if cycle:
-        issues.append(Issue("actions", f"dependency cycle: {' -> '.join(cycle)}; remove one of these "
+        issues.append(Issue("actions", f"dependency cycle: {' -> '.join(cycle)} (each depends on the next); remove one of these "
                             "depends_on entries", "cycle"))
     return issues
 

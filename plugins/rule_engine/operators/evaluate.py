@@ -40,9 +40,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             trigger_context=_trigger_context(context),
         )
         raw = params.get("conditions")
-        compiled = compile_condition(_CONDITION.validate_python(raw) if raw is not None else None)
-        now = self.run_time(context)
         source = params.get("row_source")
+        compiled = compile_condition(
+            _CONDITION.validate_python(raw) if raw is not None else None,
+            column_types=source["types"] if source else None,
+        )
+        now = self.run_time(context)
         if source is None:
             matched: list[Any] = [None]
             trace: dict[str, Any] = {"evaluated": 0, "matched": 1, "rows": [], "note": "no row source: runs once"}

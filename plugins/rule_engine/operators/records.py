@@ -96,7 +96,7 @@ class RecordActionOperator(ActionOperator):
             if matched == [None]:
                 raise PermanentActionError(f"{self.action_kind} has no row to act on and no `where`")
             return matched
-        compiled = compile_condition(_CONDITION.validate_python(where))
+        compiled = compile_condition(_CONDITION.validate_python(where), column_types=plan["types"])
         now = self.run_time(context)
         with engine.connect() as conn:
             return [
