@@ -131,6 +131,12 @@ def apply_effect(
     try:
         with engine.begin() as conn:
             table = reflect_table(conn, table_name)
+            missing = sorted(set(values or {}) - set(table.c.keys()))
+            if missing:
+                raise PermanentActionError(
+                    f"table '{table_name}' has no column {', '.join(repr(m) for m in missing)} any more; "
+                    "the database changed since the catalog was synced"
+                )
             bound = {name: cast_value(table.c[name], value) for name, value in (values or {}).items()}
             if not _claim(conn, effect, {"op": operation, "table": table_name, "columns": sorted(bound)}):
                 return "already_applied"
@@ -157,13 +163,23 @@ def apply_effect(
         raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
     except (sa.exc.DataError, sa.exc.ProgrammingError) as exc:
         raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
+    except sa.exc.NoSuchTableError:
+        raise PermanentActionError(f"table '{table_name}' does not exist in the database") from None
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if _is_schema_error(exc):
+            raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
         raise RetryableActionError(f"database unavailable: {_short(exc)}") from None
 
 
 def _is_ledger_conflict(exc: sa.exc.IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return LEDGER_TABLE in text or "idempotency_key" in text
+
+
+def _is_schema_error(exc: Exception) -> bool:
+    """SQLite reports schema mistakes as OperationalError; retrying them cannot help."""
+    text = str(getattr(exc, "orig", exc)).lower()
+    return text.startswith(("no such column", "no such table", "table ")) or "has no column named" in text
 
 
 def _short(exc: Exception) -> str:

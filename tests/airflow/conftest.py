@@ -1,0 +1,85 @@
+"""Airflow fixtures: a migrated metadata DB per worker, a demo app DB, a store with rules applied."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from rule_compiler.catalog import Catalog
+from rule_compiler.loading import expand_paths, read_definition_file
+from rule_compiler.registration import compile_document, register
+from rule_compiler.store import RuleStore
+from tests.conftest import DEMO_CATALOG, ROOT
+
+DEMO_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _demo_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """`airflow db migrate` once per worker's AIRFLOW_HOME (dag.test needs the metadata tables)."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    marker = home / ".migrated-3.3.2"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
+                       env=os.environ.copy())
+        marker.touch()
+
+
+@pytest.fixture
+def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    """A fresh demo application database behind the Airflow connection `app_db`."""
+    path = tmp_path / "demo_app.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    _demo_module().create_demo_db(engine, DEMO_NOW)
+    monkeypatch.setenv("AIRFLOW_CONN_APP_DB", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    return engine
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RuleStore]:
+    """An upgraded rule store holding the demo catalog, used by the loader and by task code."""
+    url = f"sqlite:///{tmp_path / 'automation.db'}"
+    monkeypatch.setenv("AUTOMATION_STORE_URL", url)
+    monkeypatch.setenv("AUTOMATION_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
+    rule_store = RuleStore(url)
+    rule_store.upgrade()
+    rule_store.put_catalog(organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="test")
+    yield rule_store
+    rule_store.close()
+
+
+def apply_rules(store: RuleStore, *paths: Path, overrides: dict[str, Any] | None = None) -> list[str]:
+    """Register definitions as the CLI would; returns their dag ids."""
+    catalog = Catalog.model_validate(store.get_catalog("acme"))
+    dag_ids = []
+    for path in expand_paths(list(paths)):
+        compiled = compile_document({**read_definition_file(path), **(overrides or {})}, catalog)
+        register(store, compiled, actor="test")
+        dag_ids.append(compiled.spec.dag_id)
+    return dag_ids
+
+
+def dagbag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
