@@ -1,0 +1,45 @@
+"""The rule store: definitions, versions, compiled specs, audit log, catalogs and the automation log.
+
+SQLAlchemy Core over SQLite (default) or Postgres, migrated by the Alembic scripts shipped in
+``migrations/``. Start at :class:`RuleStore`; :func:`load_specs` is the DAG loader's fallback to its
+last-known-good snapshot.
+"""
+
+from __future__ import annotations
+
+from rule_compiler.store.migrate import VERSION_TABLE
+from rule_compiler.store.models import (
+    ActionResult,
+    ActionStatus,
+    ApplyResult,
+    ApplyStatus,
+    AuditAction,
+    AuditEntry,
+    DefinitionSummary,
+    RunLog,
+    RunStatus,
+    SpecRow,
+    StoredDefinition,
+    VersionInfo,
+)
+from rule_compiler.store.snapshot import SpecLoad, load_specs
+from rule_compiler.store.store import RuleStore
+
+__all__ = [
+    "VERSION_TABLE",
+    "ActionResult",
+    "ActionStatus",
+    "ApplyResult",
+    "ApplyStatus",
+    "AuditAction",
+    "AuditEntry",
+    "DefinitionSummary",
+    "RuleStore",
+    "RunLog",
+    "RunStatus",
+    "SpecLoad",
+    "SpecRow",
+    "StoredDefinition",
+    "VersionInfo",
+    "load_specs",
+]

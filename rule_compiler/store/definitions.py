@@ -1,0 +1,293 @@
+"""Definitions, their versions and compiled specs. Each function runs inside the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from rule_compiler.errors import ConflictError, NotFoundError
+from rule_compiler.store import audit
+from rule_compiler.store._json import canonical_json, loads
+from rule_compiler.store.models import ApplyResult, DefinitionSummary, StoredDefinition, VersionInfo
+from rule_compiler.store.schema import compiled_specs, definition_versions, definitions
+
+d, v, s = definitions, definition_versions, compiled_specs
+
+
+def _at_version(version: Any) -> sa.FromClause:
+    """definitions ⋈ definition_versions ⋈ compiled_specs, at ``version`` (a column or a number)."""
+    return d.join(v, (v.c.definition_id == d.c.id) & (v.c.version == version)).join(
+        s, (s.c.definition_id == d.c.id) & (s.c.version == version)
+    )
+
+
+def _named(organization: str, kind: str, name: str) -> sa.ColumnElement[bool]:
+    return sa.and_(d.c.organization == organization, d.c.kind == kind, d.c.name == name)
+
+
+def _label(organization: str, kind: str, name: str) -> str:
+    return f"{kind} {organization}/{name}"
+
+
+def apply(
+    conn: sa.Connection,
+    *,
+    organization: str,
+    kind: str,
+    name: str,
+    dag_id: str,
+    source: dict[str, Any],
+    source_hash: str,
+    spec_json: str,
+    spec_hash: str,
+    active: bool,
+    actor: str,
+    compiler_version: str,
+    now: dt.datetime,
+) -> ApplyResult:
+    """Create, update, revive or leave alone one definition (see :meth:`RuleStore.apply`)."""
+    current = conn.execute(
+        sa.select(d.c.id, d.c.dag_id, d.c.current_version, d.c.deleted_at, v.c.source_hash, s.c.spec_hash)
+        .select_from(_at_version(d.c.current_version))
+        .where(_named(organization, kind, name))
+        .with_for_update(of=d)
+    ).one_or_none()
+    if (
+        current is not None
+        and current.deleted_at is None
+        and (current.source_hash, current.spec_hash) == (source_hash, spec_hash)
+    ):
+        return ApplyResult("unchanged", current.current_version, current.dag_id)
+
+    if current is None or current.dag_id != dag_id:
+        holder = conn.execute(
+            sa.select(d.c.organization, d.c.kind, d.c.name, d.c.deleted_at).where(d.c.dag_id == dag_id)
+        ).first()
+        if holder is not None:
+            deleted = " (deleted)" if holder.deleted_at is not None else ""
+            raise ConflictError(
+                f"dag_id {dag_id!r} is already used by {_label(*holder[:3])}{deleted}; "
+                f"{_label(organization, kind, name)} needs another name"
+            )
+
+    revived = current is not None and current.deleted_at is not None
+    values = {"dag_id": dag_id, "active": active, "updated_at": now, "deleted_at": None}
+    if current is None:
+        version = 1
+        definition_id = conn.execute(
+            d.insert()
+            .values(
+                organization=organization,
+                kind=kind,
+                name=name,
+                current_version=version,
+                created_at=now,
+                **values,
+            )
+            .returning(d.c.id)
+        ).scalar_one()
+    else:
+        version = current.current_version + 1
+        definition_id = current.id
+        conn.execute(d.update().where(d.c.id == definition_id).values(current_version=version, **values))
+
+    conn.execute(
+        v.insert().values(
+            definition_id=definition_id,
+            version=version,
+            source_json=canonical_json(source),
+            source_hash=source_hash,
+            actor=actor,
+            created_at=now,
+        )
+    )
+    conn.execute(
+        s.insert().values(
+            definition_id=definition_id,
+            version=version,
+            dag_id=dag_id,
+            spec_json=spec_json,
+            spec_hash=spec_hash,
+            compiler_version=compiler_version,
+            created_at=now,
+        )
+    )
+    created = current is None or revived
+    audit.insert_audit(
+        conn,
+        organization=organization,
+        actor=actor,
+        action="create" if created else "update",
+        kind=kind,
+        name=name,
+        version=version,
+        hash_before=None if current is None else current.source_hash,
+        hash_after=source_hash,
+        detail={
+            "dag_id": dag_id,
+            "active": active,
+            "revived": revived,
+            "spec_hash_before": None if current is None else current.spec_hash,
+            "spec_hash_after": spec_hash,
+            "compiler_version": compiler_version,
+        },
+        now=now,
+    )
+    return ApplyResult("created" if created else "updated", version, dag_id)
+
+
+def _live(conn: sa.Connection, organization: str, kind: str, name: str) -> Any:
+    """The current, not deleted definition row, locked for update; NotFoundError otherwise."""
+    row = conn.execute(
+        sa.select(d.c.id, d.c.dag_id, d.c.active, d.c.current_version, v.c.source_hash)
+        .select_from(d.join(v, (v.c.definition_id == d.c.id) & (v.c.version == d.c.current_version)))
+        .where(_named(organization, kind, name), d.c.deleted_at.is_(None))
+        .with_for_update(of=d)
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(f"no {_label(organization, kind, name)}")
+    return row
+
+
+def set_active(
+    conn: sa.Connection,
+    *,
+    organization: str,
+    kind: str,
+    name: str,
+    active: bool,
+    actor: str,
+    now: dt.datetime,
+) -> bool:
+    """Activate or deactivate; False (and no audit row) when it already was in that state."""
+    row = _live(conn, organization, kind, name)
+    if row.active == active:
+        return False
+    conn.execute(d.update().where(d.c.id == row.id).values(active=active, updated_at=now))
+    audit.insert_audit(
+        conn,
+        organization=organization,
+        actor=actor,
+        action="activate" if active else "deactivate",
+        kind=kind,
+        name=name,
+        version=row.current_version,
+        hash_before=row.source_hash,
+        hash_after=row.source_hash,
+        detail={"dag_id": row.dag_id, "active_before": row.active, "active_after": active},
+        now=now,
+    )
+    return True
+
+
+def delete(
+    conn: sa.Connection, *, organization: str, kind: str, name: str, actor: str, now: dt.datetime
+) -> None:
+    """Soft-delete: set ``deleted_at`` and deactivate; every version stays."""
+    row = _live(conn, organization, kind, name)
+    conn.execute(d.update().where(d.c.id == row.id).values(active=False, deleted_at=now, updated_at=now))
+    audit.insert_audit(
+        conn,
+        organization=organization,
+        actor=actor,
+        action="delete",
+        kind=kind,
+        name=name,
+        version=row.current_version,
+        hash_before=row.source_hash,
+        hash_after=None,
+        detail={"dag_id": row.dag_id, "active_before": row.active},
+        now=now,
+    )
+
+
+def get(
+    conn: sa.Connection, *, organization: str, kind: str, name: str, version: int | None
+) -> StoredDefinition:
+    """The current version (or ``version``) of a not deleted definition."""
+    at = d.c.current_version if version is None else sa.literal(version)
+    row = conn.execute(
+        sa.select(
+            d.c.organization,
+            d.c.kind,
+            d.c.name,
+            d.c.dag_id,
+            d.c.active,
+            v.c.version,
+            d.c.current_version,
+            v.c.source_json,
+            v.c.source_hash,
+            s.c.spec_json,
+            s.c.spec_hash,
+            s.c.compiler_version,
+            v.c.actor,
+            d.c.created_at,
+            d.c.updated_at,
+        )
+        .select_from(_at_version(at))
+        .where(_named(organization, kind, name), d.c.deleted_at.is_(None))
+    ).one_or_none()
+    if row is None:
+        which = "" if version is None else f"version {version} of "
+        raise NotFoundError(f"no {which}{_label(organization, kind, name)}")
+    return StoredDefinition(
+        organization=row.organization,
+        kind=row.kind,
+        name=row.name,
+        dag_id=row.dag_id,
+        active=row.active,
+        version=row.version,
+        current_version=row.current_version,
+        source=loads(row.source_json),
+        source_hash=row.source_hash,
+        spec_json=row.spec_json,
+        spec_hash=row.spec_hash,
+        compiler_version=row.compiler_version,
+        actor=row.actor,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def list_definitions(
+    conn: sa.Connection, *, organization: str | None, kind: str | None, include_deleted: bool
+) -> list[DefinitionSummary]:
+    """Definitions ordered by organization, kind and name."""
+    query = sa.select(
+        d.c.organization,
+        d.c.kind,
+        d.c.name,
+        d.c.dag_id,
+        d.c.active,
+        d.c.current_version,
+        v.c.source_hash,
+        s.c.spec_hash,
+        d.c.created_at,
+        d.c.updated_at,
+        d.c.deleted_at,
+    ).select_from(_at_version(d.c.current_version))
+    if organization is not None:
+        query = query.where(d.c.organization == organization)
+    if kind is not None:
+        query = query.where(d.c.kind == kind)
+    if not include_deleted:
+        query = query.where(d.c.deleted_at.is_(None))
+    rows = conn.execute(query.order_by(d.c.organization, d.c.kind, d.c.name))
+    return [DefinitionSummary(*row) for row in rows]
+
+
+def versions(conn: sa.Connection, *, organization: str, kind: str, name: str) -> list[VersionInfo]:
+    """Every version, oldest first (deleted definitions keep theirs)."""
+    rows = conn.execute(
+        sa.select(
+            v.c.version, v.c.source_hash, s.c.spec_hash, s.c.compiler_version, v.c.actor, v.c.created_at
+        )
+        .select_from(_at_version(v.c.version))
+        .where(_named(organization, kind, name))
+        .order_by(v.c.version)
+    ).all()
+    if not rows:
+        raise NotFoundError(f"no {_label(organization, kind, name)}")
+    return [VersionInfo(*row) for row in rows]

@@ -1,0 +1,130 @@
+"""What the rule store returns: small frozen dataclasses, no ORM objects and no pydantic."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ApplyStatus = Literal["created", "updated", "unchanged"]
+AuditAction = Literal["create", "update", "activate", "deactivate", "delete", "catalog"]
+RunStatus = Literal["running", "no_match", "success", "failed", "partial"]
+ActionStatus = Literal["success", "failed", "skipped", "running", "retrying"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """The outcome of :meth:`RuleStore.apply`: ``unchanged`` means nothing was written."""
+
+    status: ApplyStatus
+    version: int
+    dag_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDefinition:
+    """One version of a definition (the current one unless asked otherwise) and its compiled spec."""
+
+    organization: str
+    kind: str
+    name: str
+    dag_id: str
+    active: bool
+    version: int
+    current_version: int
+    source: dict[str, Any]
+    source_hash: str
+    spec_json: str
+    spec_hash: str
+    compiler_version: str
+    actor: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionSummary:
+    """A definition in a listing, with the hashes of its current version."""
+
+    organization: str
+    kind: str
+    name: str
+    dag_id: str
+    active: bool
+    current_version: int
+    source_hash: str
+    spec_hash: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    """One stored version of a definition."""
+
+    version: int
+    source_hash: str
+    spec_hash: str
+    compiler_version: str
+    actor: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SpecRow:
+    """A compiled spec the DAG loader renders: exactly what it needs, nothing more."""
+
+    dag_id: str
+    spec_json: str
+    spec_hash: str
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One row of the append-only audit log."""
+
+    id: int
+    organization: str
+    actor: str
+    action: AuditAction
+    kind: str
+    name: str
+    version: int | None
+    hash_before: str | None
+    hash_after: str | None
+    detail: dict[str, Any]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """The latest state of one action of a run."""
+
+    action_id: str
+    status: ActionStatus
+    attempts: int
+    output: Any
+    error: str | None
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunLog:
+    """One automation run: its trigger, the evaluation trace, and each action's result."""
+
+    id: int
+    organization: str
+    rule_name: str
+    dag_id: str
+    run_id: str
+    spec_hash: str
+    trigger_type: str
+    trigger_context: dict[str, Any]
+    status: RunStatus
+    matched_count: int
+    trace: Any
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    actions: tuple[ActionResult, ...]

@@ -1,0 +1,147 @@
+"""The rule store's tables, as SQLAlchemy Core metadata used by the queries.
+
+The DDL itself lives in the Alembic migrations (``migrations/versions``), which are frozen history;
+``tests/store/test_migrations.py`` proves this module and the migrated database agree. JSON is TEXT
+holding canonical JSON, and every timestamp is a timezone-aware UTC :class:`UtcDateTime`.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from rule_compiler.store._db import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+AUDIT_ACTIONS = ("create", "update", "activate", "deactivate", "delete", "catalog")
+RUN_STATUSES = ("running", "no_match", "success", "failed", "partial")
+ACTION_STATUSES = ("success", "failed", "skipped", "running", "retrying")
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# BIGINT on Postgres; SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Name = sa.String(200)
+Hash = sa.String(128)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+definitions = sa.Table(
+    "definitions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("name", Name, nullable=False),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("current_version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("organization", "kind", "name"),
+    sa.UniqueConstraint("dag_id"),
+)
+
+definition_versions = sa.Table(
+    "definition_versions",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("definition_id", Id, sa.ForeignKey("definitions.id"), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("source_json", sa.Text(), nullable=False),
+    sa.Column("source_hash", Hash, nullable=False),
+    sa.Column("actor", Name, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("definition_id", "version"),
+)
+
+compiled_specs = sa.Table(
+    "compiled_specs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("definition_id", Id, sa.ForeignKey("definitions.id"), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("spec_json", sa.Text(), nullable=False),
+    sa.Column("spec_hash", Hash, nullable=False, index=True),
+    sa.Column("compiler_version", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("definition_id", "version"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("actor", Name, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("name", Name, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("hash_before", Hash, nullable=True),
+    sa.Column("hash_after", Hash, nullable=True),
+    sa.Column("detail_json", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_one_of("action", AUDIT_ACTIONS), name="action"),
+    sa.Index(None, "organization", "id"),
+)
+
+catalogs = sa.Table(
+    "catalogs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("catalog_json", sa.Text(), nullable=False),
+    sa.Column("catalog_hash", Hash, nullable=False),
+    sa.Column("actor", Name, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("organization", "version"),
+)
+
+automation_runs = sa.Table(
+    "automation_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("rule_name", Name, nullable=False),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("spec_hash", Hash, nullable=False),
+    sa.Column("trigger_type", sa.String(32), nullable=False),
+    sa.Column("trigger_context_json", sa.Text(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("matched_count", sa.Integer(), nullable=False),
+    sa.Column("trace_json", sa.Text(), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("dag_id", "run_id"),
+    sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+    sa.Index(None, "organization", "rule_name", "started_at"),
+    sa.Index(None, "status"),
+)
+
+automation_action_results = sa.Table(
+    "automation_action_results",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("run_pk", Id, sa.ForeignKey("automation_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("action_id", Name, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("output_json", sa.Text(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("run_pk", "action_id"),
+    sa.CheckConstraint(_one_of("status", ACTION_STATUSES), name="status"),
+)

@@ -1,0 +1,278 @@
+"""``RuleStore``: the one entry point to the rule store (definitions, catalogs, automation log)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import sqlalchemy as sa
+
+from rule_compiler import settings
+from rule_compiler.store import audit, catalogs, definitions, migrate, runs, specs
+from rule_compiler.store._db import Database, utcnow
+from rule_compiler.store.models import (
+    ApplyResult,
+    AuditEntry,
+    DefinitionSummary,
+    RunLog,
+    SpecRow,
+    StoredDefinition,
+    VersionInfo,
+)
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+
+
+class RuleStore:
+    """Definitions with their versions and compiled specs, the audit log, catalogs and the automation log.
+
+    SQLite (default: :func:`rule_compiler.settings.store_url`) or Postgres by URL. Creating a store
+    does not connect; every method is one short transaction. Errors are :class:`StoreError`\\ s:
+    :class:`StoreUnavailableError` when the database cannot be reached, :class:`NotFoundError`,
+    :class:`ConflictError`. An ``engine`` passed in is used as it is (the SQLite transaction settings
+    of engines the store creates are not added to it).
+    """
+
+    def __init__(self, url: str | None = None, *, engine: sa.Engine | None = None) -> None:
+        if url is None:
+            url = (
+                engine.url.render_as_string(hide_password=False)
+                if engine is not None
+                else settings.store_url()
+            )
+        self._db = Database(url, engine)
+
+    def __repr__(self) -> str:
+        return f"RuleStore({self._db.masked_url!r})"
+
+    @property
+    def url(self) -> str:
+        """The database URL, password masked."""
+        return self._db.masked_url
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (created on first use)."""
+        return self._db.engine
+
+    def close(self) -> None:
+        """Close pooled connections; the store reconnects when used again."""
+        self._db.dispose()
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Create or migrate the tables (Alembic ``upgrade head``); a no-op when already current."""
+        with self._db.transaction(write=True) as conn:
+            migrate.upgrade(conn)
+
+    def downgrade_all(self) -> None:
+        """Drop every table of the store (Alembic ``downgrade base``). For tests."""
+        with self._db.transaction(write=True) as conn:
+            migrate.downgrade(conn)
+
+    def schema_revision(self) -> str | None:
+        """The migration the database is at (None before :meth:`upgrade`)."""
+        with self._db.transaction() as conn:
+            return migrate.current_revision(conn)
+
+    # -- definitions ------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        *,
+        organization: str,
+        kind: str,
+        name: str,
+        dag_id: str,
+        source: dict[str, Any],
+        source_hash: str,
+        spec_json: str,
+        spec_hash: str,
+        active: bool,
+        actor: str,
+        compiler_version: str,
+    ) -> ApplyResult:
+        """Store a compiled definition as a new version, with its spec and an audit row, in one transaction.
+
+        ``unchanged`` (nothing written) when both hashes equal the current version's; a soft-deleted
+        definition comes back as a new version (``created``). A ``dag_id`` held by another definition
+        raises :class:`ConflictError`.
+        """
+        with self._db.transaction(write=True) as conn:
+            return definitions.apply(
+                conn,
+                organization=organization,
+                kind=kind,
+                name=name,
+                dag_id=dag_id,
+                source=source,
+                source_hash=source_hash,
+                spec_json=spec_json,
+                spec_hash=spec_hash,
+                active=active,
+                actor=actor,
+                compiler_version=compiler_version,
+                now=utcnow(),
+            )
+
+    def set_active(self, *, organization: str, kind: str, name: str, active: bool, actor: str) -> bool:
+        """Activate or deactivate (audited); False, with nothing written, when already so."""
+        with self._db.transaction(write=True) as conn:
+            return definitions.set_active(
+                conn,
+                organization=organization,
+                kind=kind,
+                name=name,
+                active=active,
+                actor=actor,
+                now=utcnow(),
+            )
+
+    def delete(self, *, organization: str, kind: str, name: str, actor: str) -> None:
+        """Soft-delete (audited): hidden from the loader and listings, every version kept."""
+        with self._db.transaction(write=True) as conn:
+            definitions.delete(
+                conn, organization=organization, kind=kind, name=name, actor=actor, now=utcnow()
+            )
+
+    def get(self, *, organization: str, kind: str, name: str, version: int | None = None) -> StoredDefinition:
+        """The current version (or ``version``) of a definition that is not deleted; NotFoundError."""
+        with self._db.transaction() as conn:
+            return definitions.get(conn, organization=organization, kind=kind, name=name, version=version)
+
+    def list(
+        self, *, organization: str | None = None, kind: str | None = None, include_deleted: bool = False
+    ) -> builtins.list[DefinitionSummary]:
+        """Definitions ordered by organization, kind and name."""
+        with self._db.transaction() as conn:
+            return definitions.list_definitions(
+                conn, organization=organization, kind=kind, include_deleted=include_deleted
+            )
+
+    def versions(self, *, organization: str, kind: str, name: str) -> builtins.list[VersionInfo]:
+        """Every version, oldest first (deleted definitions keep their history); NotFoundError."""
+        with self._db.transaction() as conn:
+            return definitions.versions(conn, organization=organization, kind=kind, name=name)
+
+    def loadable_specs(self, dag_id: str | None = None) -> builtins.list[SpecRow]:
+        """The current spec of every definition that is not deleted, by dag_id: one SELECT."""
+        with self._db.transaction(single_read=True) as conn:
+            return specs.loadable_specs(conn, dag_id)
+
+    def spec_by_hash(self, spec_hash: str) -> str | None:
+        """The spec JSON with this hash (any version), for runs pinned to the spec they started with."""
+        with self._db.transaction(single_read=True) as conn:
+            return specs.spec_by_hash(conn, spec_hash)
+
+    def audit_entries(
+        self,
+        *,
+        organization: str | None = None,
+        kind: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[AuditEntry]:
+        """The newest audit entries first."""
+        _check_limit(limit)
+        with self._db.transaction() as conn:
+            return audit.list_audit(conn, organization=organization, kind=kind, name=name, limit=limit)
+
+    # -- catalogs ---------------------------------------------------------------------------------
+
+    def put_catalog(self, *, organization: str, catalog: dict[str, Any], actor: str) -> int:
+        """Store the catalog (audited) when its content changed; the version now current."""
+        with self._db.transaction(write=True) as conn:
+            return catalogs.put_catalog(
+                conn, organization=organization, catalog=catalog, actor=actor, now=utcnow()
+            )
+
+    def get_catalog(self, organization: str) -> dict[str, Any] | None:
+        """The latest catalog of the organization, or None."""
+        with self._db.transaction() as conn:
+            return catalogs.get_catalog(conn, organization)
+
+    # -- automation log ---------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        *,
+        organization: str,
+        rule_name: str,
+        dag_id: str,
+        run_id: str,
+        spec_hash: str,
+        trigger_type: str,
+        trigger_context: dict[str, Any],
+    ) -> int:
+        """Open the log of a run; a retry with the same (dag_id, run_id) gets the same id back."""
+        with self._db.transaction(write=True) as conn:
+            return runs.start_run(
+                conn,
+                organization=organization,
+                rule_name=rule_name,
+                dag_id=dag_id,
+                run_id=run_id,
+                spec_hash=spec_hash,
+                trigger_type=trigger_type,
+                trigger_context=trigger_context,
+                now=utcnow(),
+            )
+
+    def record_evaluation(self, run_pk: int, *, trace: Any, matched_count: int, status: str) -> None:
+        """Store the condition trace and match count; any status but ``running`` ends the run."""
+        with self._db.transaction(write=True) as conn:
+            runs.record_evaluation(
+                conn, run_pk, trace=trace, matched_count=matched_count, status=status, now=utcnow()
+            )
+
+    def record_action(
+        self,
+        run_pk: int,
+        action_id: str,
+        *,
+        status: str,
+        output: Any = None,
+        error: str | None = None,
+        count_attempt: bool = True,
+    ) -> None:
+        """Insert or update an action's result; ``attempts`` grows by one when ``count_attempt``."""
+        with self._db.transaction(write=True) as conn:
+            runs.record_action(
+                conn,
+                run_pk,
+                action_id,
+                status=status,
+                output=output,
+                error=error,
+                count_attempt=count_attempt,
+                now=utcnow(),
+            )
+
+    def finish_run(self, run_pk: int, status: str) -> None:
+        """Set the run's final status and finish time."""
+        with self._db.transaction(write=True) as conn:
+            runs.finish_run(conn, run_pk, status, utcnow())
+
+    def get_run(self, *, dag_id: str, run_id: str) -> RunLog | None:
+        """One run with its action results, or None."""
+        with self._db.transaction() as conn:
+            return runs.get_run(conn, dag_id=dag_id, run_id=run_id)
+
+    def list_runs(
+        self,
+        *,
+        organization: str | None = None,
+        rule_name: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[RunLog]:
+        """The newest runs first, each with its action results."""
+        _check_limit(limit)
+        with self._db.transaction() as conn:
+            return runs.list_runs(
+                conn, organization=organization, rule_name=rule_name, status=status, limit=limit
+            )
