@@ -100,7 +100,8 @@ def resolve_field(connection: Connection, table_name: str, path: str) -> Resolve
         target = connection.tables.get(fk.references_table)
         if target is None:
             raise FieldResolutionError(
-                f"'{hop}' in field '{path}' leads to table '{fk.references_table}', which is not in the catalog"
+                f"'{hop}' in field '{path}' leads to table '{fk.references_table}', "
+                "which is not in the catalog"
             )
         hops.append((current_name, fk))
         current_name, current = fk.references_table, target

@@ -24,7 +24,7 @@ class _StrictSafeLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key '{key}'", key_node.start_mark
@@ -54,7 +54,7 @@ def parse_document(text: str, *, source: str | None = None, fmt: str = "yaml") -
 
 def _load_yaml(text: str, source: str | None) -> Any:
     try:
-        documents = list(yaml.load_all(text, Loader=_StrictSafeLoader))  # noqa: S506 - a SafeLoader subclass
+        documents = list(yaml.load_all(text, Loader=_StrictSafeLoader))
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         problem = exc.problem or "cannot construct value"

@@ -52,12 +52,18 @@ def check_template(text: str) -> None:
         if name.ctx == "load" and name.name not in TEMPLATE_VARIABLES and name.name not in assigned:
             raise TemplateCheckError(
                 f"unknown template variable '{name.name}'; templates may use: {', '.join(TEMPLATE_VARIABLES)}"
-                + (" (Airflow's conn, var and macros are never available)" if name.name in {"conn", "var"} else "")
+                + (
+                    " (Airflow's conn, var and macros are never available)"
+                    if name.name in {"conn", "var"}
+                    else ""
+                )
             )
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)
+        attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)  # type: ignore[arg-type]
         if isinstance(attr, str) and attr.startswith("_"):
-            raise TemplateCheckError(f"unsafe attribute access '{attr}': names starting with '_' are not allowed")
+            raise TemplateCheckError(
+                f"unsafe attribute access '{attr}': names starting with '_' are not allowed"
+            )
     for node in tree.find_all(nodes.Filter):
         if node.name == "attr":
             raise TemplateCheckError("unsafe filter 'attr' is not allowed")

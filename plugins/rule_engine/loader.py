@@ -26,10 +26,15 @@ def build_dags(store: RuleStore | None = None) -> dict[str, DAG]:
     requested = get_parsing_context().dag_id
     load = load_specs(store or RuleStore(), snapshot_path(), requested)
     if load.source == "snapshot":
-        log.error("rule store unreachable (%s); serving %d specs from the last-known-good snapshot",
-                  load.error, len(load.specs))
+        log.error(
+            "rule store unreachable (%s); serving %d specs from the last-known-good snapshot",
+            load.error,
+            len(load.specs),
+        )
     elif load.source == "empty":
-        log.error("rule store unreachable and no usable snapshot (%s); no automation DAGs this parse", load.error)
+        log.error(
+            "rule store unreachable and no usable snapshot (%s); no automation DAGs this parse", load.error
+        )
     dags: dict[str, DAG] = {}
     for row in load.specs:
         dags[row.dag_id] = _render_one(row.dag_id, row.spec_json, row.spec_hash)

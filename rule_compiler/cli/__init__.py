@@ -16,13 +16,19 @@ EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rule-compiler", description=__doc__.splitlines()[0])
-    parser.add_argument("--store", help="rule store SQLAlchemy URL (default: $AUTOMATION_STORE_URL or SQLite "
-                        "under $AIRFLOW_HOME)")
+    parser.add_argument(
+        "--store",
+        help="rule store SQLAlchemy URL (default: $AUTOMATION_STORE_URL or SQLite under $AIRFLOW_HOME)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_catalog(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--catalog", type=commands.Path, help="catalog YAML/JSON file to validate against "
-                       "(default: the organization's catalog in the store)")
+        p.add_argument(
+            "--catalog",
+            type=commands.Path,
+            help="catalog YAML/JSON file to validate against "
+            "(default: the organization's catalog in the store)",
+        )
 
     p = sub.add_parser("validate", help="check definitions; list every problem with its JSON path")
     p.add_argument("paths", nargs="+", type=commands.Path, help="files or folders")
@@ -35,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_catalog(p)
     p.set_defaults(run=commands.compile_one)
 
-    p = sub.add_parser("apply", help="validate, compile and store definitions (unchanged ones are left alone)")
+    p = sub.add_parser(
+        "apply", help="validate, compile and store definitions (unchanged ones are left alone)"
+    )
     p.add_argument("paths", nargs="+", type=commands.Path, help="files or folders")
     p.add_argument("--actor", default=None, help="who is applying (default: $USER)")
     p.add_argument("--dry-run", action="store_true", help="validate and compile only")
@@ -54,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("db", help="rule store database")
     db = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    db.add_parser("upgrade", help="create or migrate the rule store's tables").set_defaults(run=commands.db_upgrade)
+    db.add_parser("upgrade", help="create or migrate the rule store's tables").set_defaults(
+        run=commands.db_upgrade
+    )
 
     p = sub.add_parser("catalog", help="what each organization's rules may use")
     cat = p.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")

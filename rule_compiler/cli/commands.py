@@ -127,7 +127,11 @@ def compile_one(args: argparse.Namespace) -> int:
     except DefinitionError as exc:
         _print_invalid(args.path, exc)
         return EXIT_INVALID
-    print(json.dumps({"spec_hash": compiled.spec_hash, "spec": compiled.spec.to_data()}, indent=2, sort_keys=True))
+    print(
+        json.dumps(
+            {"spec_hash": compiled.spec_hash, "spec": compiled.spec.to_data()}, indent=2, sort_keys=True
+        )
+    )
     return EXIT_OK
 
 
@@ -139,8 +143,9 @@ def apply(args: argparse.Namespace) -> int:
     for index, path in enumerate(files, start=1):
         try:
             data = read_definition_file(path)
-            compiled.append((path, compile_document(data, catalogs.for_org(data.get("organization")),
-                                                    source=str(path))))
+            compiled.append(
+                (path, compile_document(data, catalogs.for_org(data.get("organization")), source=str(path)))
+            )
         except DefinitionError as exc:
             bad += 1
             print(_progress(index, len(files)), end="")
@@ -157,7 +162,10 @@ def apply(args: argparse.Namespace) -> int:
         for index, (path, item) in enumerate(compiled, start=1):
             result = register(store, item, actor=actor)
             counts[result.status] = counts.get(result.status, 0) + 1
-            print(f"{_progress(index, len(compiled))}{result.status:9} {item.spec.dag_id} v{result.version} ({path})")
+            print(
+                f"{_progress(index, len(compiled))}{result.status:9} "
+                f"{item.spec.dag_id} v{result.version} ({path})"
+            )
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
@@ -223,8 +231,10 @@ def catalog_show(args: argparse.Namespace) -> int:
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if raw is None:
-        raise CliError(f"organization '{args.organization}' has no catalog; apply one with "
-                       "`rule-compiler catalog apply FILE`")
+        raise CliError(
+            f"organization '{args.organization}' has no catalog; apply one with "
+            "`rule-compiler catalog apply FILE`"
+        )
     print(yaml.safe_dump(raw, sort_keys=False), end="")
     return EXIT_OK
 

@@ -26,14 +26,18 @@ def render_doc_md(rule: RuleDefinition) -> str:
         lines += [f"**Owner:** {_escape(rule.owner)}", ""]
     lines += [f"**Trigger:** {_describe_trigger(rule)}", ""]
     lines += ["**Conditions:**", ""]
-    lines += _describe_node(rule.conditions, 0) if rule.conditions is not None else ["- always (no conditions)"]
+    lines += (
+        _describe_node(rule.conditions, 0) if rule.conditions is not None else ["- always (no conditions)"]
+    )
     lines += ["", "**Actions:**", ""]
     for number, action in enumerate(rule.actions, start=1):
         after = f" after {', '.join(f'`{d}`' for d in action.depends_on)}" if action.depends_on else ""
         target = getattr(action, "table", None) or getattr(action, "channel", None) or ""
-        lines.append(f"{number}. `{action.id}`: {action.type.replace('_', ' ')}"
-                     f"{f' ({_escape(str(target))})' if target else ''}{after}; "
-                     f"retries {action.retries}, on failure: {action.on_failure}")
+        lines.append(
+            f"{number}. `{action.id}`: {action.type.replace('_', ' ')}"
+            f"{f' ({_escape(str(target))})' if target else ''}{after}; "
+            f"retries {action.retries}, on failure: {action.on_failure}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -64,7 +68,11 @@ def _describe_node(node: ConditionNode, depth: int) -> list[str]:
 def _describe_leaf(leaf: Condition) -> str:
     if leaf.value is None:
         return f"`{leaf.field}` {leaf.operator.replace('_', ' ')}"
-    value = f"field `{leaf.value.field_ref}`" if isinstance(leaf.value, FieldRef) else _escape(json.dumps(leaf.value))
+    value = (
+        f"field `{leaf.value.field_ref}`"
+        if isinstance(leaf.value, FieldRef)
+        else _escape(json.dumps(leaf.value))
+    )
     return f"`{leaf.field}` {leaf.operator.replace('_', ' ')} {value}"
 
 

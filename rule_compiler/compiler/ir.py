@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from rule_compiler.canonical import canonical_json, content_hash
 
 #: Bump when the IR's shape changes incompatibly; the loader refuses specs of other versions.
-IR_VERSION = 1
+IR_VERSION: Literal[1] = 1
 
 TaskKind = Literal[
     "evaluate_conditions",

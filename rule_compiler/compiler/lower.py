@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rule_compiler.catalog import Catalog, Connection, resolve_field
 from rule_compiler.canonical import content_hash
+from rule_compiler.catalog import Catalog, Connection, resolve_field
 from rule_compiler.compiler.docs import render_doc_md
 from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
 from rule_compiler.conditions import compile_condition
@@ -51,8 +51,16 @@ def compile_rule(rule: RuleDefinition, catalog: Catalog) -> DagSpec:
         description=rule.description,
         owner=rule.owner,
         active=rule.active,
-        tags=tuple(sorted({"automation", f"org:{rule.organization}", f"trigger:{rule.trigger.type}",
-                           *(f"tag:{t}" for t in rule.tags)})),
+        tags=tuple(
+            sorted(
+                {
+                    "automation",
+                    f"org:{rule.organization}",
+                    f"trigger:{rule.trigger.type}",
+                    *(f"tag:{t}" for t in rule.tags),
+                }
+            )
+        ),
         schedule=_schedule(rule),
         doc_md=render_doc_md(rule),
         source_hash=content_hash(source),
@@ -65,8 +73,9 @@ def _schedule(rule: RuleDefinition) -> ScheduleSpec:
     if isinstance(trigger, ScheduleTrigger):
         return ScheduleSpec(kind="cron", cron=trigger.cron, timezone=trigger.timezone)
     if isinstance(trigger, DataTrigger):
-        return ScheduleSpec(kind="data", cron=trigger.schedule, timezone=trigger.timezone,
-                            connection=trigger.connection)
+        return ScheduleSpec(
+            kind="data", cron=trigger.schedule, timezone=trigger.timezone, connection=trigger.connection
+        )
     if isinstance(trigger, EventTrigger):
         return ScheduleSpec(kind="event", connection=trigger.connection, table=trigger.table)
     return ScheduleSpec(kind="manual")
@@ -76,7 +85,9 @@ def _connection(catalog: Catalog, conn_id: str) -> Connection:
     try:
         return catalog.connections[conn_id]
     except KeyError:
-        raise CompileError(f"connection '{conn_id}' missing from the catalog; validate before compiling") from None
+        raise CompileError(
+            f"connection '{conn_id}' missing from the catalog; validate before compiling"
+        ) from None
 
 
 def field_plan(connection: Connection, table: str, fields: frozenset[str]) -> dict[str, Any]:
@@ -87,13 +98,25 @@ def field_plan(connection: Connection, table: str, fields: frozenset[str]) -> di
         resolved = resolve_field(connection, table, path)
         paths[path] = {
             "column": resolved.column_name,
-            "joins": [{"from_table": src, "fk_column": fk.column, "table": fk.references_table,
-                       "column": fk.references_column} for src, fk in resolved.hops],
+            "joins": [
+                {
+                    "from_table": src,
+                    "fk_column": fk.column,
+                    "table": fk.references_table,
+                    "column": fk.references_column,
+                }
+                for src, fk in resolved.hops
+            ],
         }
     types = {name: column.type for name, column in base.columns.items()}
     types.update({path: resolve_field(connection, table, path).column.type for path in paths})
-    return {"table": table, "primary_key": base.primary_key, "columns": sorted(base.columns), "paths": paths,
-            "types": dict(sorted(types.items()))}
+    return {
+        "table": table,
+        "primary_key": base.primary_key,
+        "columns": sorted(base.columns),
+        "paths": paths,
+        "types": dict(sorted(types.items())),
+    }
 
 
 def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] | None:
@@ -129,7 +152,9 @@ def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, cata
 
 def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] | None) -> dict[str, Any]:
     params: dict[str, Any] = action.model_dump(
-        mode="json", by_alias=True, exclude_none=True,
+        mode="json",
+        by_alias=True,
+        exclude_none=True,
         exclude={"id", "depends_on", "retries", "timeout", "on_failure", "type"},
     )
     if isinstance(action, CreateRecord | UpdateRecord | DeleteRecord):
@@ -150,8 +175,11 @@ def _action_task(
     return TaskSpec(
         task_id=action.id,
         kind=action.type,
-        params={"rule_id": f"{rule.organization}/{rule.name}", "action_id": action.id,
-                **_action_params(action, catalog, row_source)},
+        params={
+            "rule_id": f"{rule.organization}/{rule.name}",
+            "action_id": action.id,
+            **_action_params(action, catalog, row_source),
+        },
         upstream=tuple(sorted(action.depends_on)) or (EVALUATE_TASK,),
         retries=action.retries,
         timeout_seconds=action.timeout,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, JsonValue, Tag
 
@@ -103,15 +103,15 @@ def _action_kind(value: Any) -> str | None:
 
 
 Action = Annotated[
-    Union[
-        Annotated[CreateRecord, Tag("#create_record")],
-        Annotated[UpdateRecord, Tag("#update_record")],
-        Annotated[DeleteRecord, Tag("#delete_record")],
-        Annotated[SendNotification, Tag("#send_notification")],
-        Annotated[CallWebhook, Tag("#call_webhook")],
-        Annotated[TriggerWorkflow, Tag("#trigger_workflow")],
-        Annotated[GenerateReport, Tag("#generate_report")],
-    ],
+    (
+        Annotated[CreateRecord, Tag("#create_record")]
+        | Annotated[UpdateRecord, Tag("#update_record")]
+        | Annotated[DeleteRecord, Tag("#delete_record")]
+        | Annotated[SendNotification, Tag("#send_notification")]
+        | Annotated[CallWebhook, Tag("#call_webhook")]
+        | Annotated[TriggerWorkflow, Tag("#trigger_workflow")]
+        | Annotated[GenerateReport, Tag("#generate_report")]
+    ),
     Discriminator(_action_kind),
 ]
 RecordAction = CreateRecord | UpdateRecord | DeleteRecord

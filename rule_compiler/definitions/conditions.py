@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -75,16 +75,17 @@ def _condition_kind(value: Any) -> str | None:
             if key in value:
                 return f"#{key}"
         return "#condition"
-    return {AllGroup: "#all", AnyGroup: "#any", NotGroup: "#not", Condition: "#condition"}.get(type(value))
+    tags: dict[type, str] = {AllGroup: "#all", AnyGroup: "#any", NotGroup: "#not", Condition: "#condition"}
+    return tags.get(type(value))
 
 
 ConditionNode = Annotated[
-    Union[
-        Annotated[Condition, Tag("#condition")],
-        Annotated[AllGroup, Tag("#all")],
-        Annotated[AnyGroup, Tag("#any")],
-        Annotated[NotGroup, Tag("#not")],
-    ],
+    (
+        Annotated[Condition, Tag("#condition")]
+        | Annotated[AllGroup, Tag("#all")]
+        | Annotated[AnyGroup, Tag("#any")]
+        | Annotated[NotGroup, Tag("#not")]
+    ),
     Discriminator(_condition_kind),
 ]
 

@@ -11,7 +11,7 @@ from rule_compiler.definitions.common import Slug, StrictModel
 from rule_compiler.definitions.conditions import ConditionNode
 from rule_compiler.definitions.triggers import Trigger
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_ACTIONS = 50
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -39,8 +39,12 @@ def _check_timezone(value: str) -> str:
     return value
 
 
-Cron = Annotated[str, AfterValidator(_check_cron), WithJsonSchema({"type": "string", "examples": ["0 8 * * 1-5"]})]
-TimeZone = Annotated[str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["UTC"]})]
+Cron = Annotated[
+    str, AfterValidator(_check_cron), WithJsonSchema({"type": "string", "examples": ["0 8 * * 1-5"]})
+]
+TimeZone = Annotated[
+    str, AfterValidator(_check_timezone), WithJsonSchema({"type": "string", "examples": ["UTC"]})
+]
 
 
 class Target(StrictModel):
@@ -101,11 +105,11 @@ def _trigger_kind(value: Any) -> str | None:
 
 
 Trigger = Annotated[
-    Union[
-        Annotated[EventTrigger, Tag("#event")],
-        Annotated[ScheduleTrigger, Tag("#schedule")],
-        Annotated[DataTrigger, Tag("#data")],
-        Annotated[ManualTrigger, Tag("#manual")],
-    ],
+    (
+        Annotated[EventTrigger, Tag("#event")]
+        | Annotated[ScheduleTrigger, Tag("#schedule")]
+        | Annotated[DataTrigger, Tag("#data")]
+        | Annotated[ManualTrigger, Tag("#manual")]
+    ),
     Discriminator(_trigger_kind),
 ]

@@ -140,19 +140,15 @@ def apply_effect(
             bound = {name: cast_value(table.c[name], value) for name, value in (values or {}).items()}
             if not _claim(conn, effect, {"op": operation, "table": table_name, "columns": sorted(bound)}):
                 return "already_applied"
-            if operation == "insert":
-                conn.execute(table.insert().values(**bound))
-                return "applied"
-            if key_values is None:
-                raise PermanentActionError(f"{operation} on '{table_name}' needs a row, and none was given")
-            where = _pk_clause(table, primary_key, key_values)
-            if operation == "update":
-                statement: Any = table.update().where(where).values(**bound)
-            elif operation == "soft_delete":
-                statement = table.update().where(where).values({soft_delete_column: True})
-            else:
-                statement = table.delete().where(where)
-            if conn.execute(statement).rowcount == 0:
+            statement = _statement(
+                table,
+                operation,
+                primary_key=primary_key,
+                key_values=key_values,
+                bound=bound,
+                soft_delete_column=soft_delete_column,
+            )
+            if conn.execute(statement).rowcount == 0 and operation != "insert":
                 raise _MissingRowError  # rolls back the ledger claim too
             return "applied"
     except _MissingRowError:
@@ -169,6 +165,27 @@ def apply_effect(
         if _is_schema_error(exc):
             raise PermanentActionError(f"the database refused the change: {_short(exc)}") from None
         raise RetryableActionError(f"database unavailable: {_short(exc)}") from None
+
+
+def _statement(
+    table: sa.Table,
+    operation: str,
+    *,
+    primary_key: list[str],
+    key_values: list[Any] | None,
+    bound: Mapping[str, Any],
+    soft_delete_column: str | None,
+) -> Any:
+    if operation == "insert":
+        return table.insert().values(**bound)
+    if key_values is None:
+        raise PermanentActionError(f"{operation} on '{table.name}' needs a row, and none was given")
+    where = _pk_clause(table, primary_key, key_values)
+    if operation == "update":
+        return table.update().where(where).values(**bound)
+    if operation == "soft_delete":
+        return table.update().where(where).values({soft_delete_column: True})
+    return table.delete().where(where)
 
 
 def _is_ledger_conflict(exc: sa.exc.IntegrityError) -> bool:

@@ -53,8 +53,9 @@ def iter_rows(
     if keys is not None:
         if not keys:
             return
-        query = query.where(sa.tuple_(*pk).in_([tuple(k) for k in keys]) if len(pk) > 1
-                            else pk[0].in_([k[0] for k in keys]))
+        query = query.where(
+            sa.tuple_(*pk).in_([tuple(k) for k in keys]) if len(pk) > 1 else pk[0].in_([k[0] for k in keys])
+        )
     result = conn.execution_options(stream_results=True, yield_per=BATCH_SIZE).execute(query)
     for row in result:
         yield dict(row._mapping)

@@ -27,7 +27,9 @@ def validate_definition(
     kind = data.get("kind")
     if kind not in SUPPORTED_KINDS:
         if kind in PLANNED_KINDS:
-            message = f"kind '{kind}' is not supported by this release yet; supported: {', '.join(SUPPORTED_KINDS)}"
+            message = (
+                f"kind '{kind}' is not supported by this release yet; supported: {', '.join(SUPPORTED_KINDS)}"
+            )
         elif kind is None:
             message = f"'kind' is required; use one of: {', '.join(SUPPORTED_KINDS)}"
         else:
@@ -39,7 +41,12 @@ def validate_definition(
         raise RuleValidationError(issues_from_pydantic(exc, data), source=source) from None
     if catalog is not None and catalog.organization != rule.organization:
         raise RuleValidationError(
-            [Issue("organization", f"the catalog given is for '{catalog.organization}', not '{rule.organization}'")],
+            [
+                Issue(
+                    "organization",
+                    f"the catalog given is for '{catalog.organization}', not '{rule.organization}'",
+                )
+            ],
             source=source,
         )
     issues = check_rule(rule, catalog)

@@ -32,7 +32,7 @@ def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
     issues = _check_action_graph(rule)
     issues += _check_trigger(rule, refs)
     issues += _check_conditions(rule, refs)
-    for index, action in enumerate(rule.actions):
+    for index, _action in enumerate(rule.actions):
         issues += _check_action(rule, index, refs)
     return issues
 
@@ -46,31 +46,56 @@ class _CatalogRefs:
 
     def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
         if self.catalog is None:
-            issues.append(Issue(path, f"organization '{self.organization}' has no catalog yet, so connection "
-                              f"'{conn_id}' cannot be checked; apply one with "
-                              "`rule-compiler catalog apply FILE`", "catalog"))
+            issues.append(
+                Issue(
+                    path,
+                    f"organization '{self.organization}' has no catalog yet, so connection "
+                    f"'{conn_id}' cannot be checked; apply one with "
+                    "`rule-compiler catalog apply FILE`",
+                    "catalog",
+                )
+            )
             return None
         found = self.catalog.connections.get(conn_id)
         if found is None:
             allowed = ", ".join(sorted(self.catalog.connections)) or "none"
-            issues.append(Issue(path, f"connection '{conn_id}' is not in the catalog of organization "
-                              f"'{self.organization}' (allowed: {allowed})", "catalog"))
+            issues.append(
+                Issue(
+                    path,
+                    f"connection '{conn_id}' is not in the catalog of organization "
+                    f"'{self.organization}' (allowed: {allowed})",
+                    "catalog",
+                )
+            )
             return None
         if found.kind != kind:
-            issues.append(Issue(path, f"connection '{conn_id}' is a {found.kind} connection; "
-                              f"this needs a {kind} connection", "catalog"))
+            issues.append(
+                Issue(
+                    path,
+                    f"connection '{conn_id}' is a {found.kind} connection; this needs a {kind} connection",
+                    "catalog",
+                )
+            )
             return None
         return found
 
-    def table(self, conn_id: str, table: str, path: str, issues: list[Issue]) -> tuple[Connection, Table] | None:
+    def table(
+        self, conn_id: str, table: str, path: str, issues: list[Issue]
+    ) -> tuple[Connection, Table] | None:
         connection = self.connection(conn_id, path.rsplit(".", 1)[0] + ".connection", issues, "database")
         if connection is None:
             return None
         found = connection.tables.get(table)
         if found is None:
             allowed = ", ".join(sorted(connection.tables)) or "none"
-            issues.append(Issue(path, f"table '{table}' is not in the catalog for connection '{conn_id}' "
-                              f"(allowed tables: {allowed})", "catalog"))
+            issues.append(
+                Issue(
+                    path,
+                    f"table '{table}' is not in the catalog for connection '{conn_id}' "
+                    f"(allowed tables: {allowed})",
+                    "catalog",
+                )
+            )
             return None
         return connection, found
 
@@ -82,8 +107,13 @@ def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
         if action.id in RESERVED_ACTION_IDS:
             issues.append(Issue(f"actions[{index}].id", f"'{action.id}' is reserved; choose another id"))
         if action.id in first_index:
-            issues.append(Issue(f"actions[{index}].id", f"duplicate action id '{action.id}' "
-                                f"(already used by actions[{first_index[action.id]}])", "duplicate"))
+            issues.append(
+                Issue(
+                    f"actions[{index}].id",
+                    f"duplicate action id '{action.id}' (already used by actions[{first_index[action.id]}])",
+                    "duplicate",
+                )
+            )
         else:
             first_index[action.id] = index
     for index, action in enumerate(rule.actions):
@@ -92,12 +122,24 @@ def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
             if dependency == action.id:
                 issues.append(Issue(path, f"action '{action.id}' cannot depend on itself", "cycle"))
             elif dependency not in first_index:
-                issues.append(Issue(path, f"unknown action '{dependency}' in depends_on; actions in this rule: "
-                                    f"{', '.join(first_index)}", "unknown_dependency"))
+                issues.append(
+                    Issue(
+                        path,
+                        f"unknown action '{dependency}' in depends_on; actions in this rule: "
+                        f"{', '.join(first_index)}",
+                        "unknown_dependency",
+                    )
+                )
     cycle = find_cycle({a.id: [d for d in a.depends_on if d in first_index] for a in rule.actions})
     if cycle:
-        issues.append(Issue("actions", f"dependency cycle: {' -> '.join(cycle)} (each depends on the next); remove one of these "
-                            "depends_on entries", "cycle"))
+        issues.append(
+            Issue(
+                "actions",
+                f"dependency cycle: {' -> '.join(cycle)} (each depends on the next); remove one of these "
+                "depends_on entries",
+                "cycle",
+            )
+        )
     return issues
 
 
@@ -113,7 +155,7 @@ def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
             if nxt == node:
                 continue
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if state.get(nxt) is None and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -143,8 +185,13 @@ def _check_trigger(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
         if found is not None:
             for position, field in enumerate(trigger.fields or []):
                 if field not in found[1].columns:
-                    issues.append(Issue(f"trigger.fields[{position}]", f"table '{trigger.table}' has no column "
-                                        f"'{field}' (its columns: {', '.join(sorted(found[1].columns))})"))
+                    issues.append(
+                        Issue(
+                            f"trigger.fields[{position}]",
+                            f"table '{trigger.table}' has no column "
+                            f"'{field}' (its columns: {', '.join(sorted(found[1].columns))})",
+                        )
+                    )
     elif isinstance(trigger, DataTrigger):
         refs.connection(trigger.connection, "trigger.connection", issues, "database")
     elif trigger.target is not None:
@@ -157,10 +204,17 @@ def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
         return []
     source = _row_source(rule)
     if source is None:
-        hint = ("data triggers test their query with `check`" if isinstance(rule.trigger, DataTrigger)
-                else "add `trigger.target: {connection, table}` to select rows")
-        return [Issue("conditions", f"conditions need a row to test, and this {rule.trigger.type} trigger has "
-                      f"none; {hint}")]
+        hint = (
+            "data triggers test their query with `check`"
+            if isinstance(rule.trigger, DataTrigger)
+            else "add `trigger.target: {connection, table}` to select rows"
+        )
+        return [
+            Issue(
+                "conditions",
+                f"conditions need a row to test, and this {rule.trigger.type} trigger has none; {hint}",
+            )
+        ]
     return check_condition_tree(rule.conditions, "conditions", source, refs, rule.trigger.type)
 
 
@@ -231,23 +285,41 @@ def _check_record_action(
             issues.append(Issue(f"{path}.table", f"table '{action.table}' is read-only in the catalog"))
         unknown = [c for c in values if c not in table.columns]
         if unknown:
-            issues.append(Issue(f"{path}.values", f"unknown column{'s' if len(unknown) > 1 else ''} "
-                                f"{', '.join(repr(c) for c in unknown)} in table '{action.table}' "
-                                f"(its columns: {', '.join(sorted(table.columns))})", "unknown_column"))
+            issues.append(
+                Issue(
+                    f"{path}.values",
+                    f"unknown column{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(repr(c) for c in unknown)} in table '{action.table}' "
+                    f"(its columns: {', '.join(sorted(table.columns))})",
+                    "unknown_column",
+                )
+            )
         if isinstance(action, UpdateRecord):
             for column in values:
                 if column in table.primary_key:
                     issues.append(Issue(f"{path}.values", f"primary key column '{column}' cannot be updated"))
         if isinstance(action, DeleteRecord) and action.soft and table.soft_delete_column is None:
-            issues.append(Issue(f"{path}.soft", f"table '{action.table}' has no soft-delete column in the "
-                                "catalog; set `soft_delete_column` there or use a hard delete"))
+            issues.append(
+                Issue(
+                    f"{path}.soft",
+                    f"table '{action.table}' has no soft-delete column in the "
+                    "catalog; set `soft_delete_column` there or use a hard delete",
+                )
+            )
     where = getattr(action, "where", None)
     if where is not None:
-        issues += check_condition_tree(where, f"{path}.where", (action.connection, action.table), refs, "where")
+        issues += check_condition_tree(
+            where, f"{path}.where", (action.connection, action.table), refs, "where"
+        )
     elif not isinstance(action, CreateRecord) and _row_source(rule) != (action.connection, action.table):
-        issues.append(Issue(f"{path}.table", f"{action.type} without `where` acts on the triggering row, but "
-                            f"this rule's rows come from {_describe_source(rule)}; add `where` to choose rows "
-                            f"of '{action.table}'"))
+        issues.append(
+            Issue(
+                f"{path}.table",
+                f"{action.type} without `where` acts on the triggering row, but "
+                f"this rule's rows come from {_describe_source(rule)}; add `where` to choose rows "
+                f"of '{action.table}'",
+            )
+        )
     issues += _check_templates(values, f"{path}.values")
     return issues
 
@@ -278,12 +350,20 @@ def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs)
 def _check_webhook(action: CallWebhook, path: str, refs: _CatalogRefs) -> list[Issue]:
     issues: list[Issue] = []
     if (action.connection is None) == (action.url is None):
-        issues.append(Issue(path, "give either `connection` (with `path`) or a plain `url`, not both or neither"))
+        issues.append(
+            Issue(path, "give either `connection` (with `path`) or a plain `url`, not both or neither")
+        )
     if action.connection is not None:
         refs.connection(action.connection, f"{path}.connection", issues, "http")
-        if action.path is not None and (not action.path.startswith("/") or "@" in action.path
-                                        or action.path.startswith("//") or "://" in action.path):
-            issues.append(Issue(f"{path}.path", "path must start with a single '/' and contain no '@' or scheme"))
+        if action.path is not None and (
+            not action.path.startswith("/")
+            or "@" in action.path
+            or action.path.startswith("//")
+            or "://" in action.path
+        ):
+            issues.append(
+                Issue(f"{path}.path", "path must start with a single '/' and contain no '@' or scheme")
+            )
     if action.url is not None and (problem := url_problem(action.url)):
         issues.append(Issue(f"{path}.url", problem, "url"))
     issues += _check_templates(action.body, f"{path}.body")

@@ -42,6 +42,7 @@ def _issue(error: ErrorDetails, data: Any) -> Issue:
 
 def _union_issue(error: ErrorDetails, path: str) -> Issue:
     expected = str(error.get("ctx", {}).get("expected_tags", ""))
+    choices: tuple[str, ...]
     if "#event" in expected:
         kind, choices = "trigger type", TRIGGER_TYPES
     elif "#update_record" in expected:

@@ -27,7 +27,9 @@ DEMO_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 
 def _demo_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py")
+    spec = importlib.util.spec_from_file_location(
+        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,8 +42,12 @@ def airflow_db() -> None:
     home = Path(os.environ["AIRFLOW_HOME"])
     marker = home / ".migrated-3.3.2"
     if not marker.exists():
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
-                       env=os.environ.copy())
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            check=True,
+            capture_output=True,
+            env=os.environ.copy(),
+        )
         marker.touch()
 
 
@@ -63,7 +69,9 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RuleStore
     monkeypatch.setenv("AUTOMATION_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
     rule_store = RuleStore(url)
     rule_store.upgrade()
-    rule_store.put_catalog(organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="test")
+    rule_store.put_catalog(
+        organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="test"
+    )
     yield rule_store
     rule_store.close()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import pytest
+import sqlalchemy as sa
 
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
@@ -42,8 +42,10 @@ def test_event_and_data_rules_render_as_placeholders_not_crashes(store: RuleStor
 def test_one_corrupt_spec_does_not_hide_the_others(store: RuleStore) -> None:
     apply_rules(store, EXAMPLES)
     with store.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE compiled_specs SET spec_json = '{not json' WHERE dag_id = :d"),
-                     {"d": "rule__acme__archive-void-orders"})
+        conn.execute(
+            sa.text("UPDATE compiled_specs SET spec_json = '{not json' WHERE dag_id = :d"),
+            {"d": "rule__acme__archive-void-orders"},
+        )
     bag = dagbag()
     assert bag.import_errors == {}
     broken = bag.dags["rule__acme__archive-void-orders"]
@@ -52,8 +54,9 @@ def test_one_corrupt_spec_does_not_hide_the_others(store: RuleStore) -> None:
     assert len([d for d in bag.dag_ids if d.startswith("rule__")]) == 4
 
 
-def test_store_down_serves_the_snapshot(store: RuleStore, monkeypatch: pytest.MonkeyPatch,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_store_down_serves_the_snapshot(
+    store: RuleStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     dag_ids = apply_rules(store, EXAMPLES)
     assert set(dag_ids) <= set(dagbag().dag_ids)  # this parse writes the snapshot
     monkeypatch.setenv("AUTOMATION_STORE_URL", "postgresql+psycopg2://nobody@127.0.0.1:1/none")

@@ -18,7 +18,9 @@ RULES = ROOT / "include" / "rules"
 
 def _orders(engine: sa.Engine, where: str = "1=1") -> list[dict[str, Any]]:
     with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM orders WHERE {where} ORDER BY id"))]
+        return [
+            dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM orders WHERE {where} ORDER BY id"))
+        ]
 
 
 def _ledger(engine: sa.Engine) -> list[dict[str, Any]]:
@@ -44,7 +46,9 @@ def test_manual_rule_updates_matching_rows_and_logs_the_run(store: RuleStore, ap
     dag_run, states = _run("rule__acme__flag-big-paid-orders")
 
     assert dag_run.state == states.SUCCESS
-    assert {r["id"] for r in _orders(app_db, "priority = 'high' AND status = 'paid' AND total >= 1000")} == expected
+    assert {
+        r["id"] for r in _orders(app_db, "priority = 'high' AND status = 'paid' AND total >= 1000")
+    } == expected
     assert _orders(app_db, "NOT (status = 'paid' AND total >= 1000) OR total IS NULL") == untouched_before
     ledger = _ledger(app_db)
     assert len(ledger) == len(expected) and {row["action_id"] for row in ledger} == {"flag"}
@@ -60,10 +64,16 @@ def test_manual_rule_updates_matching_rows_and_logs_the_run(store: RuleStore, ap
 def test_foreign_key_path_and_dependent_actions(store: RuleStore, app_db: sa.Engine) -> None:
     apply_rules(store, RULES / "escalate-vip-orders.yaml")
     with app_db.connect() as conn:
-        expected = {r[0] for r in conn.execute(sa.text(
-            "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.tier = 'vip' "
-            "AND o.total > 500 AND o.status IN ('pending', 'paid') AND (o.priority IS NULL OR o.priority <> 'urgent')"
-        ))}
+        expected = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.tier = 'vip' "
+                    "AND o.total > 500 AND o.status IN ('pending', 'paid') "
+                    "AND (o.priority IS NULL OR o.priority <> 'urgent')"
+                )
+            )
+        }
     assert expected
 
     dag_run, states = _run("rule__acme__escalate-vip-orders")

@@ -18,7 +18,9 @@ from rule_compiler.registration import compile_document
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
-EXAMPLES = sorted((ROOT / "include" / "rules").glob("*.yaml")) + sorted((LOCAL_FIXTURES / "good").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "include" / "rules").glob("*.yaml")) + sorted(
+    (LOCAL_FIXTURES / "good").glob("*.yaml")
+)
 
 
 def _compile(path: Path) -> tuple[str, str]:
@@ -54,8 +56,12 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
     for seed in ("0", "1", "12345"):
         env = {**os.environ, "PYTHONHASHSEED": seed}
         result = subprocess.run(
-            [sys.executable, "-c", script, *map(str, EXAMPLES)], env=env, capture_output=True, text=True,
-            check=True, cwd=ROOT,
+            [sys.executable, "-c", script, *map(str, EXAMPLES)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
         )
         outputs.add(result.stdout)
     assert len(outputs) == 1
@@ -65,7 +71,12 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
 def test_dag_shape_follows_depends_on() -> None:
     spec = DagSpec.model_validate_json(_compile(ROOT / "include" / "rules" / "escalate-vip-orders.yaml")[0])
     assert spec.dag_id == "rule__acme__escalate-vip-orders"
-    assert [t.task_id for t in spec.tasks] == ["evaluate_conditions", "escalate", "annotate", "record_outcome"]
+    assert [t.task_id for t in spec.tasks] == [
+        "evaluate_conditions",
+        "escalate",
+        "annotate",
+        "record_outcome",
+    ]
     assert spec.task("escalate").upstream == ("evaluate_conditions",)
     assert spec.task("annotate").upstream == ("escalate",)
     assert spec.task("record_outcome").upstream == ("annotate", "escalate")
@@ -77,7 +88,7 @@ def test_dag_shape_follows_depends_on() -> None:
 
 def test_doc_md_renders_the_rule_for_humans() -> None:
     spec = DagSpec.model_validate_json(_compile(ROOT / "include" / "rules" / "escalate-vip-orders.yaml")[0])
-    assert "`customer__tier` equals \"vip\"" in spec.doc_md
+    assert '`customer__tier` equals "vip"' in spec.doc_md
     assert "- not:" in spec.doc_md and "`annotate`: update record (orders) after `escalate`" in spec.doc_md
 
 

@@ -19,11 +19,19 @@ def engine(any_db_url: str) -> Any:
     engine = sa.create_engine(any_db_url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY, tier TEXT)"))
-        conn.execute(sa.text("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
-                             "customers(id), total NUMERIC(12,2), priority TEXT, deleted BOOLEAN DEFAULT FALSE)"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES "
+                "customers(id), total NUMERIC(12,2), priority TEXT, deleted BOOLEAN DEFAULT FALSE)"
+            )
+        )
         conn.execute(sa.text("INSERT INTO customers VALUES (1, 'vip'), (2, 'basic')"))
-        conn.execute(sa.text("INSERT INTO orders (id, customer_id, total, priority, deleted) VALUES "
-                             "(10, 1, 1500, 'low', FALSE), (11, 2, 20, 'low', FALSE), (12, NULL, 5, 'low', FALSE)"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO orders (id, customer_id, total, priority, deleted) VALUES "
+                "(10, 1, 1500, 'low', FALSE), (11, 2, 20, 'low', FALSE), (12, NULL, 5, 'low', FALSE)"
+            )
+        )
     ensure_ledger(engine)
     yield engine
     engine.dispose()
@@ -40,7 +48,12 @@ def _count(engine: sa.Engine, sql: str) -> int:
 
 
 def test_update_applies_once_per_key(engine: sa.Engine) -> None:
-    args = {"operation": "update", "table_name": "orders", "primary_key": ["id"], "values": {"priority": "high"}}
+    args = {
+        "operation": "update",
+        "table_name": "orders",
+        "primary_key": ["id"],
+        "values": {"priority": "high"},
+    }
     assert apply_effect(engine, _effect([10]), key_values=[10], **args) == "applied"
     assert apply_effect(engine, _effect([10]), key_values=[10], **args) == "already_applied"
     assert _count(engine, "SELECT count(*) FROM orders WHERE priority = 'high'") == 1
@@ -56,9 +69,17 @@ def test_concurrent_duplicates_apply_once(engine: sa.Engine) -> None:
 
     def worker() -> None:
         barrier.wait()
-        outcomes.append(apply_effect(engine, _effect(None, action="create"), operation="insert",
-                                     table_name="orders", primary_key=["id"], key_values=None,
-                                     values={"id": 99, "total": "7.50", "priority": "new"}))
+        outcomes.append(
+            apply_effect(
+                engine,
+                _effect(None, action="create"),
+                operation="insert",
+                table_name="orders",
+                primary_key=["id"],
+                key_values=None,
+                values={"id": 99, "total": "7.50", "priority": "new"},
+            )
+        )
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for thread in threads:
@@ -70,45 +91,94 @@ def test_concurrent_duplicates_apply_once(engine: sa.Engine) -> None:
 
 
 def test_missing_row_changes_nothing_and_keeps_no_ledger_row(engine: sa.Engine) -> None:
-    outcome = apply_effect(engine, _effect([404]), operation="update", table_name="orders", primary_key=["id"],
-                           key_values=[404], values={"priority": "x"})
+    outcome = apply_effect(
+        engine,
+        _effect([404]),
+        operation="update",
+        table_name="orders",
+        primary_key=["id"],
+        key_values=[404],
+        values={"priority": "x"},
+    )
     assert outcome == "missing_row"
     assert _count(engine, f"SELECT count(*) FROM {LEDGER_TABLE}") == 0
 
 
 def test_values_are_cast_to_column_types_or_refused(engine: sa.Engine) -> None:
-    apply_effect(engine, _effect([11]), operation="update", table_name="orders", primary_key=["id"],
-                 key_values=[11], values={"total": "42.50"})
+    apply_effect(
+        engine,
+        _effect([11]),
+        operation="update",
+        table_name="orders",
+        primary_key=["id"],
+        key_values=[11],
+        values={"total": "42.50"},
+    )
     with engine.connect() as conn:
         assert float(conn.execute(sa.text("SELECT total FROM orders WHERE id = 11")).scalar_one()) == 42.5
     with pytest.raises(PermanentActionError, match="cannot be stored in column 'total'"):
-        apply_effect(engine, _effect([12]), operation="update", table_name="orders", primary_key=["id"],
-                     key_values=[12], values={"total": "lots"})
+        apply_effect(
+            engine,
+            _effect([12]),
+            operation="update",
+            table_name="orders",
+            primary_key=["id"],
+            key_values=[12],
+            values={"total": "lots"},
+        )
     assert _count(engine, f"SELECT count(*) FROM {LEDGER_TABLE}") == 1
 
 
 def test_hostile_values_are_bound_not_interpolated(engine: sa.Engine) -> None:
     value = "x'; DROP TABLE orders; --"
-    apply_effect(engine, _effect([10]), operation="update", table_name="orders", primary_key=["id"],
-                 key_values=[10], values={"priority": value})
+    apply_effect(
+        engine,
+        _effect([10]),
+        operation="update",
+        table_name="orders",
+        primary_key=["id"],
+        key_values=[10],
+        values={"priority": value},
+    )
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT priority FROM orders WHERE id = 10")).scalar_one() == value
 
 
 def test_soft_and_hard_delete(engine: sa.Engine) -> None:
-    apply_effect(engine, _effect([10], action="soft"), operation="soft_delete", table_name="orders",
-                 primary_key=["id"], key_values=[10], soft_delete_column="deleted")
-    apply_effect(engine, _effect([11], action="hard"), operation="delete", table_name="orders",
-                 primary_key=["id"], key_values=[11])
+    apply_effect(
+        engine,
+        _effect([10], action="soft"),
+        operation="soft_delete",
+        table_name="orders",
+        primary_key=["id"],
+        key_values=[10],
+        soft_delete_column="deleted",
+    )
+    apply_effect(
+        engine,
+        _effect([11], action="hard"),
+        operation="delete",
+        table_name="orders",
+        primary_key=["id"],
+        key_values=[11],
+    )
     assert _count(engine, "SELECT count(*) FROM orders WHERE id = 10 AND deleted = TRUE") == 1
     assert _count(engine, "SELECT count(*) FROM orders WHERE id = 11") == 0
 
 
 def test_rows_join_foreign_key_paths_and_keep_missing_related_rows_null(engine: sa.Engine) -> None:
     plan = {
-        "table": "orders", "primary_key": ["id"], "columns": ["id", "total", "customer_id"],
-        "paths": {"customer__tier": {"column": "tier", "joins": [
-            {"from_table": "orders", "fk_column": "customer_id", "table": "customers", "column": "id"}]}},
+        "table": "orders",
+        "primary_key": ["id"],
+        "columns": ["id", "total", "customer_id"],
+        "paths": {
+            "customer__tier": {
+                "column": "tier",
+                "joins": [
+                    {"from_table": "orders", "fk_column": "customer_id", "table": "customers", "column": "id"}
+                ],
+            }
+        },
     }
     with engine.connect() as conn:
         rows = list(iter_rows(conn, plan))

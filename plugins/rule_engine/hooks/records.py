@@ -21,7 +21,7 @@ class RecordsHook(BaseHook):
     @cached_property
     def engine(self) -> sa.Engine:
         connection = self.get_connection(self.conn_id)
-        hook = connection.get_hook()
+        hook = connection.get_hook()  # type: ignore[no-untyped-call]
         get_engine = getattr(hook, "get_sqlalchemy_engine", None)
         if get_engine is None:
             raise ValueError(f"connection '{self.conn_id}' ({connection.conn_type}) is not a SQL database")

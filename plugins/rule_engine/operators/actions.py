@@ -36,10 +36,13 @@ class ActionOperator(RuleTaskOperator):
             permanent = isinstance(exc, PermanentActionError | AirflowFailException)
             last_try = permanent or context["ti"].try_number > self.retries
             error = f"{type(exc).__name__}: {exc}"
-            self.store.record_action(run_pk, self.task_id, status="failed" if last_try else "retrying",
-                                     error=error)
+            self.store.record_action(
+                run_pk, self.task_id, status="failed" if last_try else "retrying", error=error
+            )
             if last_try and self.on_failure == "continue":
-                self.log.warning("action failed, continuing as the rule says (on_failure: continue): %s", error)
+                self.log.warning(
+                    "action failed, continuing as the rule says (on_failure: continue): %s", error
+                )
                 return {"status": "failed", "error": error}
             if permanent:
                 raise AirflowFailException(error) from exc

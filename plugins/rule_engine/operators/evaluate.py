@@ -48,7 +48,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         now = self.run_time(context)
         if source is None:
             matched: list[Any] = [None]
-            trace: dict[str, Any] = {"evaluated": 0, "matched": 1, "rows": [], "note": "no row source: runs once"}
+            trace: dict[str, Any] = {
+                "evaluated": 0,
+                "matched": 1,
+                "rows": [],
+                "note": "no row source: runs once",
+            }
         else:
             matched, trace = self._evaluate_rows(source, compiled, now)
         status = "running" if matched else "no_match"
@@ -58,7 +63,9 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             raise AirflowSkipException("no rows matched the conditions; the actions are skipped")
         return {"run_pk": run_pk, "spec_hash": self.spec_hash, "matched_keys": matched}
 
-    def _evaluate_rows(self, source: Mapping[str, Any], compiled: Any, now: Any) -> tuple[list[Any], dict[str, Any]]:
+    def _evaluate_rows(
+        self, source: Mapping[str, Any], compiled: Any, now: Any
+    ) -> tuple[list[Any], dict[str, Any]]:
         engine = RecordsHook(source["connection"]).engine
         pk = list(source["primary_key"])
         matched: list[Any] = []

@@ -23,10 +23,13 @@ class RecordOutcomeOperator(RuleTaskOperator):
             status = "no_match" if run.status == "no_match" else "failed"
             self.store.finish_run(run.id, status)
             if status == "failed":
-                raise AirflowFailException("evaluating the conditions failed; see the evaluate_conditions log")
+                raise AirflowFailException(
+                    "evaluating the conditions failed; see the evaluate_conditions log"
+                )
             return status
         results = {result.action_id: result for result in run.actions}
-        failed_hard, failed_soft = [], []
+        failed_hard: list[str] = []
+        failed_soft: list[str] = []
         for action in self.spec_params["actions"]:
             result = results.get(action["id"])
             if result is None or result.status != "success":

@@ -38,10 +38,12 @@ class RecordActionOperator(ActionOperator):
         problems: list[str] = []
         rows: list[Any] = targets if kind != "create_record" else (matched_keys or [None])
         records = self._records(engine, rows)
-        for key_values in rows:
-            key_text = canonical_json(key_values) if key_values is not None else None
+        for target in rows:
+            key_text = canonical_json(target) if target is not None else None
             effect = Effect(
-                idempotency_key=idempotency_key(self.rule_id, self.occurrence_id(context), self.task_id, key_text),
+                idempotency_key=idempotency_key(
+                    self.rule_id, self.occurrence_id(context), self.task_id, key_text
+                ),
                 rule_id=self.rule_id,
                 action_id=self.task_id,
                 occurrence_id=self.occurrence_id(context),
@@ -51,8 +53,13 @@ class RecordActionOperator(ActionOperator):
             values = render_value(params.get("values", {}), {**base_context, "record": record})
             try:
                 outcome = apply_effect(
-                    engine, effect, operation=self._operation(), table_name=plan["table"],
-                    primary_key=list(plan["primary_key"]), key_values=key_values, values=values,
+                    engine,
+                    effect,
+                    operation=self._operation(),
+                    table_name=plan["table"],
+                    primary_key=list(plan["primary_key"]),
+                    key_values=target,
+                    values=values,
                     soft_delete_column=params.get("soft_delete_column"),
                 )
             except PermanentActionError as exc:
@@ -73,10 +80,7 @@ class RecordActionOperator(ActionOperator):
         if source is None or not wanted:
             return {}
         with RecordsHook(source["connection"]).engine.connect() as conn:
-            return {
-                row_key(row, source["primary_key"]): row
-                for row in iter_rows(conn, source, wanted)
-            }
+            return {row_key(row, source["primary_key"]): row for row in iter_rows(conn, source, wanted)}
 
     @property
     def action_kind(self) -> str:
@@ -104,5 +108,3 @@ class RecordActionOperator(ActionOperator):
                 for row in iter_rows(conn, plan)
                 if compiled.matches(row, now=now)
             ]
-
-

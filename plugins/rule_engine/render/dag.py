@@ -31,7 +31,7 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         max_active_runs=1,
         tags=list(spec.tags),
         description=(spec.description or spec.rule_id)[:200],
-        doc_md=f"{spec.doc_md}\n---\nspec `{spec_hash}` · IR v{spec.ir_version} · compiler {spec.compiler_version}\n",
+        doc_md=_doc_md(spec, spec_hash),
         is_paused_upon_creation=not spec.active,
         default_args={"owner": spec.owner or "automation"},
     )
@@ -59,9 +59,14 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
     return dag
 
 
+def _doc_md(spec: DagSpec, spec_hash: str) -> str:
+    stamp = f"spec `{spec_hash}` · IR v{spec.ir_version} · compiler {spec.compiler_version}"
+    return f"{spec.doc_md}\n---\n{stamp}\n"
+
+
 def _schedule(spec: DagSpec) -> Any:
     if spec.schedule.kind == "cron":
-        return CronTriggerTimetable(spec.schedule.cron, timezone=spec.schedule.timezone or "UTC")
+        return CronTriggerTimetable(str(spec.schedule.cron), timezone=spec.schedule.timezone or "UTC")
     return None
 
 
