@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures" / "definitions"
 LOCAL_FIXTURES = ROOT / "tests" / "fixtures" / "definitions"
 DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
-PG_ADMIN_URL = os.environ.get("AUTOMATION_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "AUTOMATION_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 

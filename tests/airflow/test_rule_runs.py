@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 import sqlalchemy as sa
 
 from rule_compiler.runtime.records import LEDGER_TABLE
@@ -128,3 +130,26 @@ def test_a_failing_action_fails_the_run_and_is_logged(store: RuleStore, app_db: 
     flag = next(r for r in log.actions if r.action_id == "flag")
     assert flag.status == "failed" and flag.attempts == 1 and "priority" in (flag.error or "")
     assert _ledger(app_db) == []
+
+
+def test_a_rule_edited_mid_run_executes_the_version_the_run_started_with(
+    store: RuleStore, app_db: sa.Engine, tmp_path: Path
+) -> None:
+    apply_rules(store, RULES / "flag-big-paid-orders.yaml")  # v1 sets priority 'high'
+    v1_hash = store.get(organization="acme", kind="rule", name="flag-big-paid-orders").spec_hash
+    data = yaml.safe_load((RULES / "flag-big-paid-orders.yaml").read_text())
+    data["actions"][0]["values"] = {"priority": "edited"}
+    edited = tmp_path / "flag-big-paid-orders.yaml"
+    edited.write_text(yaml.safe_dump(data))
+    apply_rules(store, edited)  # v2 sets priority 'edited'
+    dag = dagbag().dags["rule__acme__flag-big-paid-orders"]
+    # The evaluate task ran under v1 (it records v1's hash); the action task was parsed from v2.
+    dag.get_task("evaluate_conditions").spec_hash = v1_hash
+
+    from airflow.utils.state import DagRunState
+
+    dag_run = dag.test()
+
+    assert dag_run.state == DagRunState.SUCCESS
+    assert _orders(app_db, "priority = 'edited'") == []
+    assert _orders(app_db, "status = 'paid' AND total >= 1000 AND priority = 'high'")

@@ -30,6 +30,7 @@ class ActionOperator(RuleTaskOperator):
         if evaluation is None:
             raise AirflowSkipException("the conditions did not pass anything on")
         run_pk = int(evaluation["run_pk"])
+        self.pin_to_run_version(evaluation.get("spec_hash"))
         try:
             output = self.run_action(context, list(evaluation["matched_keys"]))
         except Exception as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from rule_compiler.compiler import DagSpec
 from rule_compiler.store import RuleStore
 
 EVALUATE_TASK_ID = "evaluate_conditions"
@@ -46,6 +47,29 @@ class RuleTaskOperator(BaseOperator):
         if moment is None:
             moment = context["dag_run"].run_after
         return dt.datetime.fromisoformat(str(moment)) if not isinstance(moment, dt.datetime) else moment
+
+    def pin_to_run_version(self, run_spec_hash: str | None) -> None:
+        """Use the params of the spec version the run started with, if the rule was edited mid-run."""
+        if not run_spec_hash or run_spec_hash == self.spec_hash:
+            return
+        stored = self.store.spec_by_hash(run_spec_hash)
+        task = None
+        if stored is not None:
+            task = next(
+                (t for t in DagSpec.model_validate_json(stored).tasks if t.task_id == self.task_id), None
+            )
+        if task is None:
+            self.log.warning(
+                "the rule changed mid-run and spec %s has no task %s; using the current version",
+                run_spec_hash,
+                self.task_id,
+            )
+            return
+        self.log.info(
+            "the rule changed mid-run; executing the version the run started with (%s)", run_spec_hash
+        )
+        self.spec_params = {**task.params, "kind": task.kind}
+        self.spec_hash = run_spec_hash
 
     @staticmethod
     def evaluation(context: Mapping[str, Any]) -> dict[str, Any] | None:
