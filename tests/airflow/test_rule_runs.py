@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 import sqlalchemy as sa
+import yaml
 
 from rule_compiler.runtime.records import LEDGER_TABLE
 from rule_compiler.store import RuleStore
