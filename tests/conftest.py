@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,21 +18,29 @@ DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
 PG_ADMIN_URL = os.environ.get(
     "AUTOMATION_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )
+_HOME_KEY = pytest.StashKey[Path]()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # One throwaway Airflow home per test session (per xdist worker), never ~/airflow.
+    # One throwaway Airflow home per test process (each xdist worker too), never ~/airflow or the
+    # dev .airflow/: concurrent runs in one checkout do not share SQLite files.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    home = ROOT / ".airflow" / "test-homes" / worker
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("AIRFLOW_HOME", str(home))
+    home = Path(tempfile.mkdtemp(prefix=f"rule-engine-tests-{worker}-"))
+    config.stash[_HOME_KEY] = home
+    os.environ["AIRFLOW_HOME"] = str(home)
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "test-secret-" + "x" * 64)
-    os.environ.setdefault("AUTOMATION_STORE_URL", f"sqlite:///{home / 'automation.db'}")
-    os.environ.setdefault("AUTOMATION_SNAPSHOT_PATH", str(home / "specs-snapshot.json"))
+    os.environ["AUTOMATION_STORE_URL"] = f"sqlite:///{home / 'automation.db'}"
+    os.environ["AUTOMATION_SNAPSHOT_PATH"] = str(home / "specs-snapshot.json")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME_KEY, None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _postgres_or_fail() -> None:
