@@ -63,8 +63,7 @@ run_pytest() {
         tail -n 1 || true)"
     rm -f "$log"
     if ((status == 5)); then
-        echo "WARNING: pytest collected no tests (exit 5); treated as a pass, but there is nothing to run."
-        return 0
+        echo "ERROR: pytest collected no tests (exit 5): a suite that runs nothing proves nothing."
     fi
     return "$status"
 }
