@@ -26,7 +26,7 @@ SQLITE_BUSY_TIMEOUT_S = 30
 PG_CONNECT_TIMEOUT_S = 10
 _WRITE_OPTION = "rule_store_write"
 _POSTGRES_DRIVERS_WITH_CONNECT_TIMEOUT = {"psycopg2", "psycopg"}
-_UPGRADE_HINT = "run `rule-compiler db upgrade` to create or migrate its tables"
+UPGRADE_HINT = "run `rule-compiler db upgrade` to create or migrate its tables"
 
 
 def utcnow() -> dt.datetime:
@@ -159,7 +159,7 @@ class Database:
             if exc.connection_invalidated or "database is locked" in reason:
                 return StoreUnavailableError(f"lost or could not get {where}: {reason}")
             if "no such table" in reason or getattr(exc.orig, "pgcode", None) == "42P01":
-                return StoreError(f"{where} has no schema ({_UPGRADE_HINT}): {reason}")
+                return StoreError(f"{where} has no schema ({UPGRADE_HINT}): {reason}")
             if isinstance(exc, sa.exc.IntegrityError):
                 return ConflictError(f"a write to {where} broke a uniqueness or reference rule: {reason}")
         return StoreError(f"{where} failed: {reason}")

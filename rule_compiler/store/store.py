@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import builtins
+import os
+import sqlite3
 from typing import Any
 
 import sqlalchemy as sa
 
 from rule_compiler import settings
+from rule_compiler.errors import StoreError, StoreUnavailableError
 from rule_compiler.store import audit, catalogs, definitions, migrate, runs, specs
-from rule_compiler.store._db import Database, utcnow
+from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
 from rule_compiler.store.models import (
     ApplyResult,
     AuditEntry,
@@ -44,6 +47,8 @@ class RuleStore:
                 else settings.store_url()
             )
         self._db = Database(url, engine)
+        self._url = url
+        self._engine_given = engine is not None
 
     def __repr__(self) -> str:
         return f"RuleStore({self._db.masked_url!r})"
@@ -160,8 +165,27 @@ class RuleStore:
 
     def loadable_specs(self, dag_id: str | None = None) -> builtins.list[SpecRow]:
         """The current spec of every definition that is not deleted, by dag_id: one SELECT."""
+        sqlite_path = self._sqlite_file()
+        if sqlite_path is not None:
+            try:
+                return specs.loadable_specs_sqlite(sqlite_path, dag_id)
+            except sqlite3.Error as exc:
+                if "no such table" in str(exc) or not os.path.exists(sqlite_path):
+                    raise StoreError(
+                        f"the rule store at {self.url} has no schema ({UPGRADE_HINT}): {exc}"
+                    ) from None
+                raise StoreUnavailableError(f"cannot reach the rule store at {self.url}: {exc}") from None
         with self._db.transaction(single_read=True) as conn:
             return specs.loadable_specs(conn, dag_id)
+
+    def _sqlite_file(self) -> str | None:
+        """The database file when this store is a SQLite file whose engine was not built yet."""
+        if self._engine_given:
+            return None
+        url = sa.make_url(self._url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return str(url.database)
 
     def spec_by_hash(self, spec_hash: str) -> str | None:
         """The spec JSON with this hash (any version), for runs pinned to the spec they started with."""
