@@ -1,0 +1,880 @@
+"""Parse-time benchmark: the DAG loader against the same DAGs written by hand ("the floor").
+
+Two ratios from one run, timed inside this process after every import (``import airflow`` alone
+costs about 2 s and would hide the differences):
+
+1. ``all``: a DagBag over a folder holding a copy of ``dags/automation_dags.py`` (the loader, which
+   reads every stored spec with one query and renders it) with N stored rules, against a DagBag over a
+   folder holding one generated ``.py`` file with the same N DAGs as literal ``DAG(...)`` blocks.
+2. ``one``: the same loader folder while Airflow's parsing context names one DAG (the environment
+   variable ``_AIRFLOW_PARSING_CONTEXT_DAG_ID``, set as at a task's start), against a file holding just
+   that DAG written by hand.
+
+The N rules are copies of the example rules in ``include/rules/`` (each renamed
+``bench-NNNN-<example>``), compiled and registered with ``compile_document`` + ``register`` into a
+fresh store (SQLite in a temporary folder, or a temporary Postgres database with ``--store-url``)
+holding the demo catalog. The hand-written files are generated from the stored specs, so both sides
+build the same DAGs: the run checks dag ids, task ids, operator classes, edges, timetables, DAG and
+task arguments against each other and stops (exit status 2) on any difference. It also counts the
+store queries of every loader parse, and at the end checks that a rule added to or deleted from the
+store shows up in (or disappears from) the next parse.
+
+Method: build everything; warm up (one untimed parse of each side, which also writes ``__pycache__``
+and the loader's snapshot, as the DAG processor's first parse would); then time ``--repeat``
+alternating parses of each side with ``DagBag(dag_folder=...)``, collecting garbage before each.
+ratio = median(loader) / median(floor); target 1.1.
+
+    .venv/bin/python benchmarks/parse.py                 # 1,000 rules, 5 repetitions, SQLite
+    .venv/bin/python benchmarks/parse.py --rules 200 --repeat 9 --profile 25
+    .venv/bin/python benchmarks/parse.py --store-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres
+    .venv/bin/python benchmarks/parse.py --json                       # JSON on stdout instead of the table
+    .venv/bin/python benchmarks/parse.py --json result.json           # the table, and JSON into a file
+
+Progress goes to stderr; the table (or ``--json -``) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import importlib.util
+import json
+import keyword
+import os
+import platform
+import pprint
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "plugins"
+LOADER_FILE = ROOT / "dags" / "automation_dags.py"
+EXAMPLE_RULES = ROOT / "include" / "rules"
+DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
+PARSING_CONTEXT_ENV = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
+TARGET = 1.1
+SPEC_TABLE = "compiled_specs"
+
+_started = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    print(f"[{time.perf_counter() - _started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+# -- arguments ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", type=int, default=1000, help="stored rules (and DAGs) to parse (1000)")
+    parser.add_argument("--repeat", type=int, default=5, help="timed parses of each side per case (5)")
+    parser.add_argument(
+        "--store-url",
+        help="rule store server: a postgresql URL (a temporary database is created on that server and "
+        "dropped at the end), or a sqlite URL of a file that does not exist yet; default: a temporary "
+        "SQLite file",
+    )
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=25,
+        default=0,
+        metavar="LINES",
+        help="after timing, cProfile (CPU time) 3 parses of each side of each case; print the top LINES (25)",
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="compile the DAG files from source on every parse (default: cache their bytecode, as a DAG "
+        "processor with a writable dags folder does, whatever PYTHONDONTWRITEBYTECODE says; the cache "
+        "goes into the temporary folder)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (and database)")
+    args = parser.parse_args(argv)
+    if args.rules < 1:
+        parser.error("--rules must be at least 1")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    return args
+
+
+# -- environment (before anything imports airflow) ---------------------------------------------------
+
+
+def prepare_environment(work: Path, store_url: str) -> None:
+    """Airflow and the rule store point into ``work``; must run before ``import airflow``."""
+    if "airflow" in sys.modules:
+        raise RuntimeError("airflow was imported before the benchmark set its environment; run it alone")
+    home = work / "airflow_home"
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(work / "loader")
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    os.environ["AUTOMATION_STORE_URL"] = store_url
+    os.environ["AUTOMATION_SNAPSHOT_PATH"] = str(work / "specs-snapshot.json")
+    os.environ.pop(PARSING_CONTEXT_ENV, None)
+    for path in (str(PLUGINS), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+@contextmanager
+def rule_store_database(requested: str | None, work: Path) -> Iterator[tuple[str, Callable[[], None]]]:
+    """The store URL to use, and a cleanup; a temporary Postgres database for a postgresql URL."""
+    if requested is None:
+        yield f"sqlite:///{work / 'automation.db'}", lambda: None
+        return
+    import sqlalchemy as sa
+
+    url = sa.make_url(requested)
+    if url.get_backend_name() == "sqlite":
+        if url.database and Path(url.database).exists():
+            raise SystemExit(
+                f"--store-url: {url.database} exists; give a SQLite file that does not exist yet"
+            )
+        yield requested, lambda: None
+        return
+    if url.get_backend_name() != "postgresql":
+        raise SystemExit(f"--store-url: only sqlite and postgresql URLs are supported, not {url.drivername}")
+    name = f"parse_bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    progress(f"created the temporary Postgres database {name}")
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                {"n": name},
+            )
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+        progress(f"dropped the temporary Postgres database {name}")
+
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False), drop
+    except BaseException:
+        drop()
+        raise
+
+
+# -- building the store ------------------------------------------------------------------------------
+
+
+def example_documents() -> list[dict[str, Any]]:
+    from rule_compiler.loading import expand_paths, read_definition_file
+
+    documents = [read_definition_file(path) for path in expand_paths([EXAMPLE_RULES])]
+    if not documents:
+        raise SystemExit(f"no example rules in {EXAMPLE_RULES}")
+    return sorted(documents, key=lambda doc: str(doc["name"]))
+
+
+def bench_document(examples: list[dict[str, Any]], index: int) -> dict[str, Any]:
+    """Copy number ``index`` (1-based) of the examples, round robin, under a unique name."""
+    example = examples[(index - 1) % len(examples)]
+    document = copy.deepcopy(example)
+    document["name"] = f"bench-{index:04d}-{example['name']}"
+    return document
+
+
+def build_store(store_url: str, rules: int) -> tuple[Any, list[str]]:
+    """A fresh store with the demo catalog and ``rules`` registered copies of the examples."""
+    import yaml
+
+    from rule_compiler.catalog import Catalog
+    from rule_compiler.registration import compile_document, register
+    from rule_compiler.store import RuleStore
+
+    store = RuleStore(store_url)
+    store.upgrade()
+    store.put_catalog(
+        organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="benchmark"
+    )
+    catalog = Catalog.model_validate(store.get_catalog("acme"))
+    examples = example_documents()
+    dag_ids = []
+    step = max(1, rules // 10)
+    for index in range(1, rules + 1):
+        compiled = compile_document(bench_document(examples, index), catalog)
+        register(store, compiled, actor="benchmark")
+        dag_ids.append(compiled.spec.dag_id)
+        if index % step == 0 or index == rules:
+            progress(f"  registered {index}/{rules} rules")
+    return store, dag_ids
+
+
+# -- the hand-written files ----------------------------------------------------------------------------
+
+_RESERVED = {"DAG", "CronTriggerTimetable", "START_DATE", "dt", "dag"}
+
+
+def _identifier(task_id: str, taken: set[str]) -> str:
+    name = re.sub(r"\W", "_", task_id)
+    if not name or name[0].isdigit():
+        name = f"task_{name}"
+    if keyword.iskeyword(name) or name in _RESERVED:
+        name = f"{name}_task"
+    base, number = name, 2
+    while name in taken:
+        name, number = f"{base}_{number}", number + 1
+    taken.add(name)
+    return name
+
+
+def _literal(value: Any, indent: int) -> str:
+    text = pprint.pformat(value, width=110 - indent, sort_dicts=False)
+    return text.replace("\n", "\n" + " " * indent)
+
+
+def _kwargs(lines: list[str], pairs: list[tuple[str, str]], indent: int) -> None:
+    pad = " " * indent
+    for key, value in pairs:
+        lines.append(f"{pad}{key}={value},")
+
+
+@dataclass
+class HandWritten:
+    """What a generated hand-written file needs to import (class → module)."""
+
+    imports: dict[str, str] = field(default_factory=dict)
+    blocks: list[str] = field(default_factory=list)
+    needs_cron: bool = False
+
+
+def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None:
+    """One literal ``with DAG(...)`` block building what ``render_dag`` builds for this spec."""
+    from rule_engine.operators.actions import ActionOperator
+    from rule_engine.render.dag import UNSUPPORTED_TRIGGERS, RenderErrorOperator
+    from rule_engine.render.registry import OPERATORS
+
+    lines: list[str] = []
+    var = f"dag_{number:04d}"
+    if spec.schedule.kind in UNSUPPORTED_TRIGGERS:  # render_dag's placeholder DAG, written out
+        reason = UNSUPPORTED_TRIGGERS[spec.schedule.kind]
+        out.imports[RenderErrorOperator.__name__] = RenderErrorOperator.__module__
+        lines.append("with DAG(")
+        _kwargs(
+            lines,
+            [
+                ("dag_id", repr(spec.dag_id)),
+                ("schedule", "None"),
+                ("start_date", "START_DATE"),
+                ("catchup", "False"),
+                ("tags", repr(sorted({*spec.tags, "automation", "render-error"}))),
+                ("description", repr(f"NOT RUNNABLE: {reason}"[:200])),
+                (
+                    "doc_md",
+                    repr(f"### This automation could not be rendered\n\n{reason.replace('<', '&lt;')}\n"),
+                ),
+                ("is_paused_upon_creation", "True"),
+            ],
+            4,
+        )
+        lines.append(f") as {var}:")
+        lines.append(f"    RenderErrorOperator(task_id='render_error', reason={reason!r})")
+        out.blocks.append("\n".join(lines))
+        return
+    if spec.schedule.kind == "cron":
+        out.needs_cron = True
+        schedule = (
+            f"CronTriggerTimetable({spec.schedule.cron!r}, timezone={spec.schedule.timezone or 'UTC'!r})"
+        )
+    else:
+        schedule = "None"
+    doc_md = (
+        f"{spec.doc_md}\n---\nspec `{spec_hash}` · IR v{spec.ir_version} · compiler {spec.compiler_version}\n"
+    )
+    lines.append("with DAG(")
+    _kwargs(
+        lines,
+        [
+            ("dag_id", repr(spec.dag_id)),
+            ("schedule", schedule),
+            ("start_date", "START_DATE"),
+            ("catchup", "False"),
+            ("max_active_runs", "1"),
+            ("tags", repr(list(spec.tags))),
+            ("description", repr((spec.description or spec.rule_id)[:200])),
+            ("doc_md", repr(doc_md)),
+            ("is_paused_upon_creation", repr(not spec.active)),
+            ("default_args", repr({"owner": spec.owner or "automation"})),
+        ],
+        4,
+    )
+    lines.append(f") as {var}:")
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for task in spec.tasks:
+        operator_class = OPERATORS[task.kind]
+        out.imports[operator_class.__name__] = operator_class.__module__
+        name = names[task.task_id] = _identifier(task.task_id, taken)
+        pairs = [
+            ("task_id", repr(task.task_id)),
+            ("spec_params", _literal({**task.params, "kind": task.kind}, 8 + len("spec_params="))),
+            ("spec_hash", repr(spec_hash)),
+            ("retries", repr(task.retries)),
+            ("retry_delay", f"dt.timedelta(seconds={task.retry_delay_seconds})"),
+            ("retry_exponential_backoff", "2.0"),
+            ("execution_timeout", f"dt.timedelta(seconds={task.timeout_seconds})"),
+            ("trigger_rule", repr(task.trigger_rule)),
+        ]
+        if issubclass(operator_class, ActionOperator):
+            pairs.append(("on_failure", repr(task.on_failure)))
+        lines.append(f"    {name} = {operator_class.__name__}(")
+        _kwargs(lines, pairs, 8)
+        lines.append("    )")
+    for task in spec.tasks:
+        for upstream in task.upstream:
+            lines.append(f"    {names[upstream]} >> {names[task.task_id]}")
+    out.blocks.append("\n".join(lines))
+
+
+def write_hand_written(path: Path, specs: list[Any], title: str) -> int:
+    """Generate a plain DAG file (one literal block per spec) from stored spec rows; its size in bytes."""
+    from rule_compiler.compiler import DagSpec
+
+    out = HandWritten()
+    for number, row in enumerate(specs, start=1):
+        _dag_block(out, number, DagSpec.model_validate_json(row.spec_json), row.spec_hash)
+    sdk_names = ["DAG", *(["CronTriggerTimetable"] if out.needs_cron else [])]
+    header = [
+        f'"""{title}\n\nGenerated by benchmarks/parse.py from the stored specs: the Airflow DAGs the rule',
+        'engine renders, written out as plain code (the benchmark\'s floor). Do not edit."""',
+        "",
+        "import datetime as dt",
+        "",
+        f"from airflow.sdk import {', '.join(sdk_names)}",
+        "",
+        *sorted(f"from {module} import {name}" for name, module in out.imports.items()),
+        "",
+        "START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)",
+    ]
+    text = "\n".join(header) + "\n\n\n" + "\n\n\n".join(out.blocks) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return len(text.encode("utf-8"))
+
+
+# -- what a parse found ----------------------------------------------------------------------------------
+
+
+def _timetable(timetable: Any) -> tuple[str, dict[str, str]]:
+    import attrs
+
+    if attrs.has(type(timetable)):
+        fields = attrs.asdict(timetable, recurse=False)
+    else:
+        fields = dict(getattr(timetable, "__dict__", {}))
+    return type(timetable).__qualname__, {key: repr(value) for key, value in sorted(fields.items())}
+
+
+def fingerprint(dag: Any) -> dict[str, Any]:
+    """Everything that makes the DAG what it is (but where it was defined)."""
+    tasks = {}
+    for task in sorted(dag.tasks, key=lambda t: t.task_id):
+        tasks[task.task_id] = {
+            "class": f"{type(task).__module__}.{type(task).__qualname__}",
+            "upstream": sorted(task.upstream_task_ids),
+            "downstream": sorted(task.downstream_task_ids),
+            "owner": task.owner,
+            "retries": task.retries,
+            "retry_delay": task.retry_delay,
+            "retry_exponential_backoff": task.retry_exponential_backoff,
+            "execution_timeout": task.execution_timeout,
+            "trigger_rule": str(task.trigger_rule),
+            "spec_params": getattr(task, "spec_params", None),
+            "spec_hash": getattr(task, "spec_hash", None),
+            "on_failure": getattr(task, "on_failure", None),
+            "reason": getattr(task, "reason", None),
+            "start_date": task.start_date,
+        }
+    return {
+        "timetable": _timetable(dag.timetable),
+        "start_date": dag.start_date,
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "tags": sorted(dag.tags),
+        "description": dag.description,
+        "doc_md": dag.doc_md,
+        "is_paused_upon_creation": dag.is_paused_upon_creation,
+        "default_args": dag.default_args,
+        "tasks": tasks,
+    }
+
+
+def compare_bags(loader_bag: Any, floor_bag: Any, case: str) -> dict[str, Any]:
+    """Same dag ids, task ids and everything else; raises SystemExit(2) with the first difference."""
+    for side, bag in (("loader", loader_bag), ("floor", floor_bag)):
+        if bag.import_errors:
+            raise SystemExit(f"{case}: the {side} parse had import errors: {bag.import_errors}")
+    loader_ids, floor_ids = set(loader_bag.dag_ids), set(floor_bag.dag_ids)
+    if loader_ids != floor_ids:
+        raise SystemExit(
+            f"{case}: the two sides found different DAGs; only the loader: "
+            f"{sorted(loader_ids - floor_ids)[:5]}, only the floor: {sorted(floor_ids - loader_ids)[:5]}"
+        )
+    mismatched_task_ids = [
+        dag_id
+        for dag_id in sorted(loader_ids)
+        if set(loader_bag.dags[dag_id].task_ids) != set(floor_bag.dags[dag_id].task_ids)
+    ]
+    if mismatched_task_ids:
+        raise SystemExit(f"{case}: different task ids in {mismatched_task_ids[:5]}")
+    for dag_id in sorted(loader_ids):
+        mine, theirs = fingerprint(loader_bag.dags[dag_id]), fingerprint(floor_bag.dags[dag_id])
+        if mine != theirs:
+            keys = [key for key in mine if mine[key] != theirs[key]]
+            detail = {key: (mine[key], theirs[key]) for key in keys}
+            raise SystemExit(
+                f"{case}: DAG {dag_id} differs between the sides in {keys}: {str(detail)[:2000]}"
+            )
+    return {
+        "identical_dag_ids": True,
+        "identical_task_ids": True,
+        "identical_dags": True,
+        "dags": len(loader_ids),
+        "tasks": sum(len(dag.tasks) for dag in loader_bag.dags.values()),
+    }
+
+
+# -- timing ------------------------------------------------------------------------------------------------
+
+
+class QueryCounter:
+    """Counts the store reads of compiled specs: SQLAlchemy statements on the compiled specs table
+    (server databases) and the raw read-only ``sqlite3`` reads of the SQLite fast path."""
+
+    def __init__(self) -> None:
+        import sqlalchemy as sa
+
+        from rule_compiler.store import specs
+
+        self.count = 0
+        sa.event.listen(sa.Engine, "before_cursor_execute", self._seen)
+        raw_read = specs.loadable_specs_sqlite
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return raw_read(*args, **kwargs)
+
+        specs.loadable_specs_sqlite = counted  # type: ignore[assignment]
+
+    def _seen(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if SPEC_TABLE in statement and statement.lstrip().upper().startswith("SELECT"):
+            self.count += 1
+
+
+@dataclass
+class Side:
+    """One side of one case: what to parse, and what its parses took and found."""
+
+    name: str
+    folder: Path
+    times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)
+    dag_counts: list[int] = field(default_factory=list)
+    spec_queries: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "folder": str(self.folder),
+            "median_s": statistics.median(self.times),
+            "min_s": min(self.times),
+            "max_s": max(self.times),
+            "times_s": self.times,
+            "cpu_median_s": statistics.median(self.cpu_times),
+            "cpu_times_s": self.cpu_times,
+            "dags_found": self.dag_counts,
+            "spec_queries_per_parse": self.spec_queries,
+        }
+
+
+def parse(folder: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(folder))
+
+
+def timed_parse(side: Side, counter: QueryCounter) -> Any:
+    gc.collect()
+    before = counter.count
+    start, cpu_start = time.perf_counter(), time.process_time()
+    bag = parse(side.folder)
+    side.times.append(time.perf_counter() - start)
+    side.cpu_times.append(time.process_time() - cpu_start)
+    side.spec_queries.append(counter.count - before)
+    side.dag_counts.append(len(bag.dags))
+    return bag
+
+
+@contextmanager
+def parsing_context(dag_id: str | None) -> Iterator[None]:
+    old = os.environ.pop(PARSING_CONTEXT_ENV, None)
+    if dag_id is not None:
+        os.environ[PARSING_CONTEXT_ENV] = dag_id
+    try:
+        yield
+    finally:
+        os.environ.pop(PARSING_CONTEXT_ENV, None)
+        if old is not None:
+            os.environ[PARSING_CONTEXT_ENV] = old
+
+
+def run_case(
+    case: str, context_dag_id: str | None, *, loader: Side, floor: Side, repeat: int, counter: QueryCounter
+) -> dict[str, Any]:
+    with parsing_context(context_dag_id):
+        progress(f"{case}: warm-up parse of each side (untimed), then comparing what they built")
+        loader_bag, floor_bag = parse(loader.folder), parse(floor.folder)
+        checks = compare_bags(loader_bag, floor_bag, case)
+        del loader_bag, floor_bag
+        progress(f"{case}: both sides built the same {checks['dags']} DAGs ({checks['tasks']} tasks)")
+        for rep in range(repeat):
+            for side in (loader, floor) if rep % 2 == 0 else (floor, loader):
+                bag = timed_parse(side, counter)
+                del bag
+            progress(
+                f"{case}: repetition {rep + 1}/{repeat}: loader {loader.times[-1]:.3f} s, "
+                f"floor {floor.times[-1]:.3f} s"
+            )
+    if any(count < 1 for count in loader.spec_queries):
+        raise SystemExit(f"{case}: a timed loader parse did not read the store: {loader.spec_queries}")
+    if any(count != checks["dags"] for count in loader.dag_counts + floor.dag_counts):
+        raise SystemExit(
+            f"{case}: a timed parse found another number of DAGs: {loader.dag_counts} {floor.dag_counts}"
+        )
+    ratio = statistics.median(loader.times) / statistics.median(floor.times)
+    cpu_ratio = statistics.median(loader.cpu_times) / statistics.median(floor.cpu_times)
+    return {
+        "case": case,
+        "parsing_context_dag_id": context_dag_id,
+        "loader": loader.summary(),
+        "floor": floor.summary(),
+        **checks,
+        "ratio": ratio,
+        "cpu_ratio": cpu_ratio,
+        "target": TARGET,
+        "verdict": "PASS" if ratio <= TARGET else "FAIL",
+    }
+
+
+PROFILED_PARSES = 3
+
+
+def profile_parse(folder: Path, lines: int, title: str, context_dag_id: str | None) -> dict[str, float]:
+    """cProfile a few parses with a CPU-time clock (other load on the machine distorts a wall clock);
+    print the top functions; per-parse cumulative CPU seconds of the functions that matter."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile(time.process_time)
+    with parsing_context(context_dag_id):
+        for _ in range(PROFILED_PARSES):
+            gc.collect()
+            profiler.enable()
+            parse(folder)
+            profiler.disable()
+    stream = io.StringIO()
+    stats = pstats.Stats(profiler, stream=stream)
+    stats.sort_stats("cumulative").print_stats(lines)
+    stats.sort_stats("tottime").print_stats(lines)
+    print(
+        f"\n===== cProfile, CPU time, {PROFILED_PARSES} parses: {title} =====\n{stream.getvalue()}",
+        file=sys.stderr,
+    )
+    wanted = {
+        ("loader.py", "build_dags"): "loader: build_dags (everything the loader does)",
+        ("snapshot.py", "load_specs"): "  store read: load_specs (query + snapshot check)",
+        ("store.py", "loadable_specs"): "    RuleStore.loadable_specs (engine, connect, query)",
+        ("snapshot.py", "write_snapshot"): "    write_snapshot (state hash, maybe rewrite)",
+        ("main.py", "model_validate_json"): "  spec JSON -> DagSpec (pydantic)",
+        ("dag.py", "render_dag"): "  render_dag (DAG + operators)",
+        ("dagbag.py", "bag_dag"): "DagBag.bag_dag (validation of all DAGs)",
+    }
+    found: dict[str, float] = dict.fromkeys(wanted.values(), 0.0)
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        label = wanted.get((Path(filename).name, function))
+        if label is not None:
+            found[label] += cumulative / PROFILED_PARSES
+    total = stats.total_tt / PROFILED_PARSES  # type: ignore[attr-defined]
+    print(
+        f"--- {title}: {total:.3f} s CPU per parse under the profiler (inflated by it alike on both sides: "
+        "compare shares)",
+        file=sys.stderr,
+    )
+    for label, seconds in found.items():
+        print(f"    {label:<54} {seconds:7.3f} s ({seconds / total:5.1%})", file=sys.stderr)
+    return {"total_s": total, **found}
+
+
+def loader_only_steps(context_dag_id: str | None, repeat: int) -> dict[str, float]:
+    """The loader's own steps (what the floor does not do), timed directly: median seconds of ``repeat``."""
+    from rule_compiler.compiler import DagSpec
+    from rule_compiler.settings import snapshot_path
+    from rule_compiler.store import RuleStore
+    from rule_compiler.store.snapshot import load_specs
+
+    reads, validations = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        load = load_specs(RuleStore(), snapshot_path(), context_dag_id)  # a new store, as every parse makes
+        reads.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for row in load.specs:
+            DagSpec.model_validate_json(row.spec_json)
+        validations.append(time.perf_counter() - start)
+    return {
+        "store_read_median_s": statistics.median(reads),
+        "spec_validation_median_s": statistics.median(validations),
+    }
+
+
+# -- checks that the loader reads the store on every parse -------------------------------------------------
+
+
+def check_store_is_reread(store: Any, loader_folder: Path, rules: int) -> dict[str, Any]:
+    """Add a rule to the store, parse, delete it, parse: each parse must follow the store."""
+    from rule_compiler.catalog import Catalog
+    from rule_compiler.registration import compile_document, register
+
+    catalog = Catalog.model_validate(store.get_catalog("acme"))
+    document = bench_document(example_documents(), rules + 1)
+    document["name"] = "bench-extra-" + document["name"].split("-", 2)[2]
+    compiled = compile_document(document, catalog)
+    register(store, compiled, actor="benchmark")
+    added = set(parse(loader_folder).dag_ids)
+    store.delete(organization="acme", kind=compiled.definition.kind, name=document["name"], actor="benchmark")
+    removed = set(parse(loader_folder).dag_ids)
+    ok = compiled.spec.dag_id in added and len(added) == rules + 1
+    ok = ok and compiled.spec.dag_id not in removed and len(removed) == rules
+    if not ok:
+        raise SystemExit(
+            f"the loader did not follow the store: {len(added)} DAGs after adding a rule, "
+            f"{len(removed)} after deleting it (expected {rules + 1}, then {rules})"
+        )
+    return {"dags_after_adding_a_rule": len(added), "dags_after_deleting_it": len(removed)}
+
+
+# -- output ----------------------------------------------------------------------------------------------
+
+
+def table(result: dict[str, Any]) -> str:
+    header = (
+        "case",
+        "DAGs",
+        "loader median",
+        "loader min",
+        "floor median",
+        "floor min",
+        "ratio",
+        "target",
+        "verdict",
+        "CPU ratio",
+    )
+    rows = [header]
+    for case in result["cases"]:
+        rows.append(
+            (
+                case["case"],
+                str(case["dags"]),
+                f"{case['loader']['median_s']:.4f} s",
+                f"{case['loader']['min_s']:.4f} s",
+                f"{case['floor']['median_s']:.4f} s",
+                f"{case['floor']['min_s']:.4f} s",
+                f"{case['ratio']:.2f}x",
+                f"<= {case['target']:.1f}x",
+                case["verdict"],
+                f"{case['cpu_ratio']:.2f}x",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    info = result["setup"]
+    notes = [
+        "ratio = median wall time of the loader / of the floor (the verdict); CPU ratio = the same with "
+        "this process's CPU time (less sensitive to other load on the machine; misses time spent in a "
+        "database server)",
+        f"rules stored: {info['rules']} ({info['store_backend']}); timed parses per side: {info['repeat']}; "
+        f"Python {info['python']}, Airflow {info['airflow']}",
+        f"hand-written files: {info['floor_all_bytes']:,} bytes (all), {info['floor_one_bytes']:,} bytes "
+        f"(one); DAG files bytecode-cached: {info['bytecode_cached']}",
+    ]
+    for case in result["cases"]:
+        notes.append(
+            f"{case['case']}: DAGs found per timed parse: loader {case['loader']['dags_found']}, floor "
+            f"{case['floor']['dags_found']}; same dag_ids: {case['identical_dag_ids']}, same task ids: "
+            f"{case['identical_task_ids']}, same DAGs: {case['identical_dags']}; loader spec queries per "
+            f"parse: {case['loader']['spec_queries_per_parse']}"
+        )
+        notes.append(
+            f"{case['case']}: wall s, loader {_seconds(case['loader']['times_s'])}; floor "
+            f"{_seconds(case['floor']['times_s'])}; CPU medians: loader "
+            f"{case['loader']['cpu_median_s']:.4f} s, floor {case['floor']['cpu_median_s']:.4f} s"
+        )
+        steps = case["loader_only_steps"]
+        notes.append(
+            f"{case['case']}: loader-only steps timed alone (medians): store read with a new RuleStore "
+            f"{steps['store_read_median_s']:.4f} s, spec JSON -> DagSpec "
+            f"{steps['spec_validation_median_s']:.4f} s"
+        )
+    reread = result["store_reread_check"]
+    notes.append(
+        f"store re-read check: {reread['dags_after_adding_a_rule']} DAGs after adding a rule, "
+        f"{reread['dags_after_deleting_it']} after deleting it"
+    )
+    return "\n".join([*lines, "", *notes])
+
+
+def _seconds(values: list[float]) -> str:
+    return "[" + ", ".join(f"{value:.4f}" for value in values) + "]"
+
+
+# -- main ------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="parse-bench-"))
+    progress(f"working in {work}")
+    try:
+        with rule_store_database(args.store_url, work) as (store_url, drop_database):
+            try:
+                result = run(args, work, store_url)
+            finally:
+                if not args.keep:
+                    drop_database()
+    finally:
+        if args.keep:
+            progress(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    output = json.dumps(result, indent=2, default=str)
+    if args.json in (None, "-"):
+        print(output if args.json == "-" else table(result))
+    else:
+        Path(args.json).write_text(output + "\n", encoding="utf-8")
+        print(table(result))
+    return result
+
+
+def run(args: argparse.Namespace, work: Path, store_url: str) -> dict[str, Any]:
+    prepare_environment(work, store_url)
+    progress("importing airflow and the rule engine")
+    import airflow
+    import sqlalchemy as sa
+    from rule_engine import loader as _loader  # noqa: F401 - imported before timing, like DagBag itself
+
+    setup: dict[str, Any] = {
+        "rules": args.rules,
+        "repeat": args.repeat,
+        "store_backend": sa.make_url(store_url).get_backend_name(),
+        "python": platform.python_version(),
+        "airflow": airflow.__version__,
+        "bytecode_cache": not args.no_bytecode_cache,
+    }
+    progress(f"building a {setup['store_backend']} store with {args.rules} rules")
+    start = time.perf_counter()
+    store, dag_ids = build_store(store_url, args.rules)
+    setup["build_store_s"] = time.perf_counter() - start
+    specs = store.loadable_specs()
+    if sorted(dag_ids) != [row.dag_id for row in specs]:
+        raise SystemExit("the store does not hold exactly the registered rules")
+
+    loader_folder = work / "loader"
+    loader_folder.mkdir()
+    shutil.copy2(LOADER_FILE, loader_folder / LOADER_FILE.name)
+    progress("generating the hand-written DAG files from the stored specs")
+    start = time.perf_counter()
+    setup["floor_all_bytes"] = write_hand_written(
+        work / "floor_all" / "hand_written_dags.py", specs, f"{len(specs)} automation DAGs, written by hand."
+    )
+    one = _pick_one(specs)
+    setup["floor_one_bytes"] = write_hand_written(
+        work / "floor_one" / "hand_written_dag.py",
+        [one],
+        f"The automation DAG {one.dag_id}, written by hand.",
+    )
+    setup["generate_s"] = time.perf_counter() - start
+    progress(f"  {setup['floor_all_bytes']:,} bytes for all DAGs; {setup['floor_one_bytes']:,} bytes for one")
+
+    # The floor's generated file is megabytes of literals: compiling it on every parse would make the
+    # floor slow and the ratio flattering, so bytecode is cached whatever PYTHONDONTWRITEBYTECODE says
+    # (importlib reads both settings each time it could write a .pyc) -- into the temporary folder, so
+    # that nothing is written into the repository or the virtualenv.
+    sys.pycache_prefix = str(work / "pycache")
+    sys.dont_write_bytecode = args.no_bytecode_cache
+    counter = QueryCounter()
+    cases = [
+        run_case(
+            case,
+            context_dag_id,
+            loader=Side("loader", loader_folder),
+            floor=Side("floor", work / floor_folder),
+            repeat=args.repeat,
+            counter=counter,
+        )
+        for case, context_dag_id, floor_folder in (
+            ("all", None, "floor_all"),
+            ("one", one.dag_id, "floor_one"),
+        )
+    ]
+    progress("timing the loader's own steps directly (store read, spec validation)")
+    for case in cases:
+        case["loader_only_steps"] = loader_only_steps(case["parsing_context_dag_id"], max(args.repeat, 5))
+    setup["bytecode_cached"] = {
+        name: Path(importlib.util.cache_from_source(str(path))).exists()
+        for name, path in (
+            ("floor_all", work / "floor_all" / "hand_written_dags.py"),
+            ("floor_one", work / "floor_one" / "hand_written_dag.py"),
+            ("loader", loader_folder / LOADER_FILE.name),
+        )
+    }
+    result: dict[str, Any] = {"setup": setup, "cases": cases}
+    if args.profile:
+        result["profile"] = {
+            "all/loader": profile_parse(loader_folder, args.profile, "all: loader", None),
+            "all/floor": profile_parse(work / "floor_all", args.profile, "all: floor", None),
+            "one/loader": profile_parse(loader_folder, args.profile, "one: loader", one.dag_id),
+            "one/floor": profile_parse(work / "floor_one", args.profile, "one: floor", one.dag_id),
+        }
+    progress("checking that the loader follows the store (add a rule, parse, delete it, parse)")
+    result["store_reread_check"] = check_store_is_reread(store, loader_folder, args.rules)
+    store.close()
+    return result
+
+
+def _pick_one(specs: list[Any]) -> Any:
+    """The middle stored spec with the most tasks (an ``escalate-vip-orders`` copy)."""
+    most = max(spec.spec_json.count('"task_id"') for spec in specs)
+    candidates = [spec for spec in specs if spec.spec_json.count('"task_id"') == most]
+    return candidates[len(candidates) // 2]
+
+
+if __name__ == "__main__":
+    main()
