@@ -10,6 +10,13 @@ snapshot instead. The file is two lines: a small JSON header, then the specs as 
 on disk tells whether anything changed without serializing or rereading 1,000 specs on every parse,
 so an unchanged store never rewrites the file. ``body_sha256`` lets a reader refuse a torn or
 edited file. Writes go to a temporary file in the same folder, then ``os.replace``.
+
+Beside it, a folder ``<snapshot>.d/`` holds one small file per DAG, refreshed with the snapshot.
+When Airflow's parsing context names one DAG (a task is starting) the loader reads that file instead
+of the store: it is the spec the DAG processor last rendered, i.e. the version Airflow serialized and
+is running, and reading it costs a tenth of opening the store. A missing or unreadable file falls
+back to the store. (A run still executes the spec version it started with: the action tasks check
+the hash the run recorded.)
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ class SpecLoad:
     """What the loader renders, and where it came from (``error`` says why it is not the store)."""
 
     specs: list[SpecRow]
-    source: Literal["store", "snapshot", "empty"]
+    source: Literal["store", "dag-cache", "snapshot", "empty"]
     error: str | None
 
 
@@ -52,6 +59,10 @@ def load_specs(
     """Specs from the store (refreshing the snapshot on a full load), else from the snapshot. Never raises
     for a store failure or a bad snapshot: ``source`` is then ``snapshot`` or ``empty``."""
     path = Path(snapshot_path)
+    if dag_id is not None:
+        entry = read_dag_entry(path, dag_id)
+        if entry is not None:
+            return SpecLoad([entry], "dag-cache", None)
     try:
         specs = store.loadable_specs(dag_id)
     except StoreError as exc:
@@ -97,7 +108,7 @@ def _header_state(path: Path) -> str | None:
 def write_snapshot(path: Path, specs: list[SpecRow]) -> bool:
     """Write the snapshot atomically unless the file on disk already holds these specs; True if written."""
     state = _state(specs)
-    if _header_state(path) == state:
+    if _header_state(path) == state and dag_entries_folder(path).is_dir():
         return False
     rows = [
         {
@@ -118,10 +129,16 @@ def write_snapshot(path: Path, specs: list[SpecRow]) -> bool:
         "written_at": utcnow().isoformat(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, canonical_json(header).encode("utf-8") + b"\n" + body)
+    _write_dag_entries(path, rows)
+    return True
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(canonical_json(header).encode("utf-8") + b"\n" + body)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temp_name, SNAPSHOT_MODE)
@@ -129,7 +146,50 @@ def write_snapshot(path: Path, specs: list[SpecRow]) -> bool:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    return True
+
+
+def dag_entries_folder(snapshot_path: Path) -> Path:
+    """Where the per-DAG files live: ``<snapshot>.d/``."""
+    return snapshot_path.with_name(snapshot_path.name + ".d")
+
+
+def _entry_name(dag_id: str) -> str | None:
+    safe = dag_id and not dag_id.startswith(".") and all(c.isalnum() or c in "-_." for c in dag_id)
+    return f"{dag_id}.json" if safe else None
+
+
+def _write_dag_entries(snapshot_path: Path, rows: list[dict[str, Any]]) -> None:
+    folder = dag_entries_folder(snapshot_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    wanted: set[str] = set()
+    for row in rows:
+        name = _entry_name(row["dag_id"])
+        if name is None:
+            continue
+        wanted.add(name)
+        data = canonical_json(row).encode("utf-8")
+        target = folder / name
+        try:
+            if target.read_bytes() == data:
+                continue
+        except OSError:
+            pass
+        _write_atomically(target, data)
+    for stale in folder.glob("*.json"):
+        if stale.name not in wanted:
+            stale.unlink(missing_ok=True)
+
+
+def read_dag_entry(snapshot_path: Path, dag_id: str) -> SpecRow | None:
+    """One DAG's spec from the per-DAG files, or None when it is missing or unreadable."""
+    name = _entry_name(dag_id)
+    if name is None:
+        return None
+    try:
+        row = _row(json.loads((dag_entries_folder(snapshot_path) / name).read_bytes()), 0)
+    except (OSError, ValueError):
+        return None
+    return row if row.dag_id == dag_id else None
 
 
 def read_snapshot(path: Path) -> list[SpecRow]:

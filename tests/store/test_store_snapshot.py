@@ -12,7 +12,7 @@ import pytest
 
 from rule_compiler.errors import StoreError
 from rule_compiler.store import ApplyResult, RuleStore, SpecLoad, SpecRow, load_specs
-from rule_compiler.store.snapshot import read_snapshot, write_snapshot
+from rule_compiler.store.snapshot import dag_entries_folder, read_snapshot, write_snapshot
 
 ApplyRule = Callable[..., ApplyResult]
 DOWN = "postgresql+psycopg2://postgres:pw@127.0.0.1:1/x"
@@ -35,7 +35,12 @@ def test_full_load_writes_the_snapshot(store: RuleStore, snapshot: Path, apply_r
     specs = _loaded(store, snapshot, apply_rule)
     assert [s.dag_id for s in specs] == ["acme__alpha", "acme__beta"]
     assert read_snapshot(snapshot) == specs
-    assert [p.name for p in snapshot.parent.iterdir()] == [snapshot.name]  # no temp file left behind
+    # no temp file left behind; the per-DAG folder beside it
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == [snapshot.name, snapshot.name + ".d"]
+    assert sorted(p.name for p in dag_entries_folder(snapshot).iterdir()) == [
+        "acme__alpha.json",
+        "acme__beta.json",
+    ]
 
 
 def test_unchanged_specs_do_not_rewrite_the_snapshot(
@@ -75,7 +80,7 @@ def test_store_down_serves_the_snapshot(
     assert "pw@" not in result.error
 
     one = load_specs(down, snapshot, dag_id="acme__beta")
-    assert (one.source, one.specs) == ("snapshot", [specs[1]])
+    assert (one.source, one.specs) == ("dag-cache", [specs[1]])  # its own cache file
     assert load_specs(down, snapshot, dag_id="acme__gone").specs == []
 
 
@@ -150,3 +155,43 @@ def test_unwritable_snapshot_does_not_fail_the_load(
     apply_rule(sqlite_store, "alpha")
     result = load_specs(sqlite_store, blocker / "snapshot.json")
     assert (result.source, len(result.specs)) == ("store", 1)
+
+
+def test_a_named_dag_is_read_from_its_cache_file_without_the_store(
+    sqlite_store: RuleStore, snapshot: Path, apply_rule: ApplyRule
+) -> None:
+    specs = _loaded(sqlite_store, snapshot, apply_rule)
+    result = load_specs(RuleStore(DOWN), snapshot, dag_id="acme__beta")  # the store is not even reachable
+    assert (result.source, result.specs, result.error) == ("dag-cache", [specs[1]], None)
+
+
+def test_the_dag_cache_follows_edits_and_deletions_on_the_next_full_load(
+    sqlite_store: RuleStore, snapshot: Path, apply_rule: ApplyRule
+) -> None:
+    _loaded(sqlite_store, snapshot, apply_rule)
+    apply_rule(sqlite_store, "alpha", revision=2)
+    sqlite_store.delete(organization="acme", kind="rule", name="beta", actor="ops")
+    fresh = load_specs(sqlite_store, snapshot).specs
+    assert [p.name for p in dag_entries_folder(snapshot).iterdir()] == ["acme__alpha.json"]
+    assert load_specs(RuleStore(DOWN), snapshot, dag_id="acme__alpha").specs == fresh
+    assert load_specs(sqlite_store, snapshot, dag_id="acme__beta").specs == []
+
+
+def test_an_unreadable_dag_cache_file_falls_back_to_the_store(
+    sqlite_store: RuleStore, snapshot: Path, apply_rule: ApplyRule
+) -> None:
+    specs = _loaded(sqlite_store, snapshot, apply_rule)
+    (dag_entries_folder(snapshot) / "acme__alpha.json").write_text("{torn")
+    result = load_specs(sqlite_store, snapshot, dag_id="acme__alpha")
+    assert (result.source, result.specs) == ("store", [specs[0]])
+
+
+def test_a_deleted_dag_cache_folder_is_rebuilt(
+    sqlite_store: RuleStore, snapshot: Path, apply_rule: ApplyRule
+) -> None:
+    _loaded(sqlite_store, snapshot, apply_rule)
+    for entry in dag_entries_folder(snapshot).iterdir():
+        entry.unlink()
+    dag_entries_folder(snapshot).rmdir()
+    load_specs(sqlite_store, snapshot)
+    assert len(list(dag_entries_folder(snapshot).iterdir())) == 2
