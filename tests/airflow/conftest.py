@@ -91,3 +91,35 @@ def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture
+def pg_app_db(postgres_databases: Any, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
+    """The demo application database on the real Postgres, behind the Airflow connection `app_db`."""
+    url = sa.make_url(postgres_databases.create())
+    engine = sa.create_engine(url)
+    _demo_module().create_demo_db(engine, DEMO_NOW)
+    connection = {
+        "conn_type": "postgres",
+        "host": url.host,
+        "port": url.port,
+        "login": url.username,
+        "schema": url.database,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_APP_DB", json.dumps(connection))
+    return engine
+
+
+@pytest.fixture
+def pg_store(postgres_databases: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RuleStore]:
+    """An upgraded rule store on the real Postgres, holding the demo catalog."""
+    url = postgres_databases.create()
+    monkeypatch.setenv("AUTOMATION_STORE_URL", url)
+    monkeypatch.setenv("AUTOMATION_SNAPSHOT_PATH", str(tmp_path / "snapshot.json"))
+    rule_store = RuleStore(url)
+    rule_store.upgrade()
+    rule_store.put_catalog(
+        organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="test"
+    )
+    yield rule_store
+    rule_store.close()

@@ -153,3 +153,34 @@ def test_a_rule_edited_mid_run_executes_the_version_the_run_started_with(
     assert dag_run.state == DagRunState.SUCCESS
     assert _orders(app_db, "priority = 'edited'") == []
     assert _orders(app_db, "status = 'paid' AND total >= 1000 AND priority = 'high'")
+
+
+@pytest.mark.postgres
+def test_a_rule_runs_against_postgres_through_airflow_connections(
+    pg_store: RuleStore, pg_app_db: sa.Engine
+) -> None:
+    """Store and application database on the real Postgres; the connection resolved by Airflow."""
+    apply_rules(pg_store, RULES / "escalate-vip-orders.yaml")
+    with pg_app_db.connect() as conn:
+        expected = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.tier = 'vip' "
+                    "AND o.total > 500 AND o.status IN ('pending', 'paid') "
+                    "AND (o.priority IS NULL OR o.priority <> 'urgent')"
+                )
+            )
+        }
+    assert expected
+
+    dag_run, states = _run("rule__acme__escalate-vip-orders")
+    again = dagbag().dags["rule__acme__escalate-vip-orders"].test()  # a second run finds nothing left
+
+    assert dag_run.state == states.SUCCESS and again.state == states.SUCCESS
+    assert {r["id"] for r in _orders(pg_app_db, "priority = 'urgent'")} >= expected
+    assert len(_ledger(pg_app_db)) == 2 * len(expected)
+    log = pg_store.get_run(dag_id="rule__acme__escalate-vip-orders", run_id=dag_run.run_id)
+    assert log is not None and log.status == "success" and log.matched_count == len(expected)
+    second = pg_store.get_run(dag_id="rule__acme__escalate-vip-orders", run_id=again.run_id)
+    assert second is not None and second.status == "no_match"
