@@ -1,20 +1,47 @@
 """``rule-compiler``: validate, compile and register definitions; manage the store and catalogs.
 
 Exit codes: 0 success, 1 invalid definitions (every problem listed), 2 usage or environment errors.
+``test-rule``: 0 the rule matches, 1 it does not (or is not triggered), 2 an error.
+
+This module holds the pure commands (``python -m rule_compiler.cli``). The console script
+``rule-compiler`` is ``rule_engine.cli:main`` (the Airflow side): it calls :func:`main` with an
+``engine_for`` that resolves Airflow connection ids, and an extension adding the commands that need
+Airflow (``catalog sync``). Extensions get a :class:`Subcommands` to add parsers to.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from rule_compiler.cli import commands
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass(frozen=True)
+class Subcommands:
+    """Where extensions add commands: ``root`` (top level) and ``groups`` (``catalog``, ``db``...)."""
+
+    root: SubParsers
+    groups: dict[str, SubParsers] = field(default_factory=dict)
+
+
+#: Adds commands to the parser (``rule_engine.cli`` adds ``catalog sync``).
+Extension = Callable[[Subcommands], None]
+#: Resolves a connection id to a SQLAlchemy engine (Airflow connections, on the Airflow side).
+EngineFor = Callable[[str], "sa.Engine"]
+
+
+def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rule-compiler", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--store",
@@ -60,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=commands.Path, default=None, help="folder (default: print to stdout)")
     p.set_defaults(run=commands.export)
 
+    _add_test_rule(sub, with_catalog)
+
     p = sub.add_parser("db", help="rule store database")
     db = p.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="create or migrate the rule store's tables").set_defaults(
@@ -81,12 +110,50 @@ def build_parser() -> argparse.ArgumentParser:
     c = sch.add_parser("export", help="write the schemas (default folder: include/schemas)")
     c.add_argument("--out", type=commands.Path, default=commands.Path("include/schemas"))
     c.set_defaults(run=commands.schema_export)
+
+    groups = Subcommands(sub, {"catalog": cat, "db": db, "schema": sch})
+    for extend in extensions:
+        extend(groups)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
+def _add_test_rule(sub: SubParsers, with_catalog: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "test-rule",
+        help="would a rule fire for this event? prints the condition trace (exit 0 match, 1 no match)",
+        description="Validate RULE, check EVENT fits its trigger, evaluate its conditions against the "
+        "event's row and print why it does or does not match. Exit codes: 0 matched, 1 not matched "
+        "or not triggered, 2 error (unreadable files, invalid rule or event).",
+    )
+    p.add_argument("rule", metavar="RULE", type=commands.Path, help="the rule file (YAML or JSON)")
+    p.add_argument(
+        "--event",
+        metavar="EVENT.json",
+        type=commands.Path,
+        required=True,
+        help='event JSON: {"table", "operation", "new", "old"} (also key, changed_fields, connection)',
+    )
+    p.add_argument(
+        "--connection",
+        default=None,
+        help="Airflow connection to read related rows from (foreign-key paths such as customer__tier); "
+        "needs the `rule-compiler` installed with the plugin",
+    )
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument("--now", default=None, help="ISO date-time for older_than/newer_than (default: now, UTC)")
+    with_catalog(p)
+    p.set_defaults(run=commands.test_rule)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    engine_for: EngineFor | None = None,
+    extensions: Sequence[Extension] = (),
+) -> int:
+    """Run one command. ``engine_for`` resolves ``--connection`` ids (None: ``--connection`` is refused)."""
+    args = build_parser(extensions).parse_args(argv)
+    args.engine_for = engine_for
     try:
         code: int = args.run(args)
     except commands.CliError as exc:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import ValidationError
@@ -20,8 +20,11 @@ from rule_compiler.registration import compile_document, register
 from rule_compiler.schema_export import export_schemas
 from rule_compiler.store import RuleStore
 
+if TYPE_CHECKING:
+    from rule_compiler.definitions import Event
+
 __all__ = ["CliError", "Path"]
-EXIT_OK, EXIT_INVALID = 0, 1
+EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 #: Above this many files, progress is shown as a counter.
 PROGRESS_THRESHOLD = 10
 
@@ -30,11 +33,11 @@ class CliError(Exception):
     """A usage or environment problem (exit code 2)."""
 
 
-def _store(args: argparse.Namespace) -> RuleStore:
+def store_from_args(args: argparse.Namespace) -> RuleStore:
     return RuleStore(args.store)
 
 
-def _actor(args: argparse.Namespace) -> str:
+def actor_from_args(args: argparse.Namespace) -> str:
     return str(getattr(args, "actor", None) or os.environ.get("USER") or getpass.getuser() or "cli")
 
 
@@ -53,7 +56,7 @@ class _Catalogs:
             return None
         if organization not in self._cache:
             try:
-                raw = _store(self._args).get_catalog(organization)
+                raw = store_from_args(self._args).get_catalog(organization)
             except StoreError as exc:
                 raise CliError(f"cannot read the catalog from the rule store: {exc}") from None
             self._cache[organization] = Catalog.model_validate(raw) if raw is not None else None
@@ -156,7 +159,7 @@ def apply(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"{len(files)} valid (dry run: nothing stored)")
         return EXIT_OK
-    store, actor = _store(args), _actor(args)
+    store, actor = store_from_args(args), actor_from_args(args)
     counts: dict[str, int] = {}
     try:
         for index, (path, item) in enumerate(compiled, start=1):
@@ -174,7 +177,7 @@ def apply(args: argparse.Namespace) -> int:
 
 def list_definitions(args: argparse.Namespace) -> int:
     try:
-        rows = _store(args).list(organization=args.organization, include_deleted=args.all)
+        rows = store_from_args(args).list(organization=args.organization, include_deleted=args.all)
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if not rows:
@@ -186,7 +189,7 @@ def list_definitions(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = store_from_args(args)
     try:
         rows = store.list(organization=args.organization)
         for row in rows:
@@ -204,9 +207,77 @@ def export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def test_rule(args: argparse.Namespace) -> int:
+    """``test-rule``: 0 matched, 1 not matched or not triggered, 2 error (bad files, invalid rule/event)."""
+    from rule_compiler import rule_tester
+
+    try:
+        data = read_definition_file(args.rule)
+    except DefinitionLoadError as exc:
+        raise CliError(str(exc)) from None
+    catalog = _Catalogs(args).for_org(data.get("organization"))
+    try:
+        compiled = compile_document(data, catalog, source=str(args.rule))
+    except DefinitionError as exc:
+        issues = exc.issues if isinstance(exc, RuleValidationError) else [exc.issue]  # type: ignore[attr-defined]
+        if args.format == "json":
+            print(json.dumps({"valid": False, "errors": [i.as_dict() for i in issues]}, indent=2))
+        else:
+            _print_invalid(args.rule, exc)
+        print(f"error: {args.rule} is not a valid rule; nothing was tested", file=sys.stderr)
+        return EXIT_ERROR
+    rule = compiled.definition
+    event = _read_event(args.event)
+    try:
+        now = rule_tester.parse_now(args.now)
+    except ValueError:
+        raise CliError(f"--now {args.now!r} is not an ISO date-time (e.g. 2026-11-20T12:00:00Z)") from None
+    related = None
+    if args.connection:
+        engine_for = getattr(args, "engine_for", None)
+        if engine_for is None:
+            raise CliError(
+                f"--connection {args.connection}: connections are Airflow's, and this command runs "
+                "without Airflow (`python -m rule_compiler.cli`); use the `rule-compiler` command "
+                "installed with the plugin (entry point rule_engine.cli:main), or leave out --connection"
+            )
+        conn_id = args.connection
+        related = rule_tester.database_related(lambda _rule_conn: engine_for(conn_id))
+    try:
+        result = rule_tester.test_rule(
+            rule, event, catalog=catalog or Catalog(organization=rule.organization), related=related, now=now
+        )
+    except rule_tester.RuleTestError as exc:
+        raise CliError(str(exc)) from None
+    if args.format == "json":
+        print(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        print(rule_tester.format_text(result))
+    return EXIT_OK if result.matched else EXIT_INVALID
+
+
+def _read_event(path: Path) -> Event:
+    from rule_compiler import rule_tester
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"{path}: cannot read the event: {exc}") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{path}:{exc.lineno}: the event is not valid JSON: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path}: the event is not valid YAML: {exc}") from None
+    try:
+        return rule_tester.load_event(data)
+    except rule_tester.EventError as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
 def db_upgrade(args: argparse.Namespace) -> int:
     try:
-        _store(args).upgrade()
+        store_from_args(args).upgrade()
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     print("rule store is up to date")
@@ -216,8 +287,10 @@ def db_upgrade(args: argparse.Namespace) -> int:
 def catalog_apply(args: argparse.Namespace) -> int:
     catalog = _read_catalog(args.path)
     try:
-        version = _store(args).put_catalog(
-            organization=catalog.organization, catalog=catalog.model_dump(mode="json"), actor=_actor(args)
+        version = store_from_args(args).put_catalog(
+            organization=catalog.organization,
+            catalog=catalog.model_dump(mode="json"),
+            actor=actor_from_args(args),
         )
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
@@ -227,7 +300,7 @@ def catalog_apply(args: argparse.Namespace) -> int:
 
 def catalog_show(args: argparse.Namespace) -> int:
     try:
-        raw = _store(args).get_catalog(args.organization)
+        raw = store_from_args(args).get_catalog(args.organization)
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if raw is None:

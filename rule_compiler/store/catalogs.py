@@ -62,3 +62,16 @@ def get_catalog(conn: sa.Connection, organization: str) -> dict[str, Any] | None
     ).scalar_one_or_none()
     result: dict[str, Any] | None = loads(text)
     return result
+
+
+def catalog_version(conn: sa.Connection, organization: str) -> int | None:
+    """The current catalog version of ``organization``, or None when it has none."""
+    version = conn.execute(
+        sa.select(sa.func.max(c.c.version)).where(c.c.organization == organization)
+    ).scalar_one_or_none()
+    return None if version is None else int(version)
+
+
+def organizations(conn: sa.Connection) -> list[str]:
+    """Every organization that has a catalog, sorted."""
+    return list(conn.execute(sa.select(c.c.organization).distinct().order_by(c.c.organization)).scalars())

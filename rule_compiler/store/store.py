@@ -219,6 +219,16 @@ class RuleStore:
         with self._db.transaction() as conn:
             return catalogs.get_catalog(conn, organization)
 
+    def catalog_version(self, organization: str) -> int | None:
+        """The organization's current catalog version, or None when it has no catalog."""
+        with self._db.transaction(single_read=True) as conn:
+            return catalogs.catalog_version(conn, organization)
+
+    def catalog_organizations(self) -> builtins.list[str]:
+        """Every organization that has a catalog, sorted."""
+        with self._db.transaction(single_read=True) as conn:
+            return catalogs.organizations(conn)
+
     # -- automation log ---------------------------------------------------------------------------
 
     def start_run(
