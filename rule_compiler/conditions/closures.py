@@ -15,7 +15,16 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from rule_compiler.conditions.operators import did_change
+from rule_compiler.conditions.operators import (
+    between,
+    did_change,
+    ends_with,
+    is_in,
+    is_not_in,
+    is_not_null,
+    is_null,
+    starts_with,
+)
 from rule_compiler.conditions.values import BAD, FAST_CLASSES, to_temporal
 
 Record = Mapping[str, Any]
@@ -254,6 +263,70 @@ def _le(name: str, coerce: Callable[[Any], Any], fast: frozenset[type], operand:
     return leaf
 
 
+def _between(
+    name: str, coerce: Callable[[Any], Any], fast: frozenset[type], operand: Any, negate: bool
+) -> LeafFn:
+    low, high = operand
+    hit, miss = not negate, negate
+
+    def leaf(record: Record, old: Record | None, changed: Collection[str] | None, now: datetime) -> bool:
+        value = record.get(name)
+        if value.__class__ not in fast and (value is None or (value := coerce(value)) is BAD):
+            return miss
+        try:
+            return bool(low <= value <= high) is hit
+        except RUNTIME_ERRORS:
+            return miss
+
+    return leaf
+
+
+def _membership(member: bool) -> _Inline:
+    """``in`` (``member``) and ``not_in``: membership in the operand list."""
+
+    def build(
+        name: str, coerce: Callable[[Any], Any], fast: frozenset[type], operand: Any, negate: bool
+    ) -> LeafFn:
+        hit, miss = (member is not negate), negate
+
+        def leaf(record: Record, old: Record | None, changed: Collection[str] | None, now: datetime) -> bool:
+            value = record.get(name)
+            if value.__class__ not in fast and (value is None or (value := coerce(value)) is BAD):
+                return miss
+            try:
+                return (value in operand) is hit
+            except RUNTIME_ERRORS:
+                return miss
+
+        return leaf
+
+    return build
+
+
+def _affix(prefix: bool) -> _Inline:
+    """``startswith`` (``prefix``) and ``endswith`` on text."""
+
+    def build(
+        name: str, coerce: Callable[[Any], Any], fast: frozenset[type], operand: Any, negate: bool
+    ) -> LeafFn:
+        hit, miss = not negate, negate
+
+        def leaf(record: Record, old: Record | None, changed: Collection[str] | None, now: datetime) -> bool:
+            value: Any = record.get(name)
+            if value.__class__ not in fast and (value is None or (value := coerce(value)) is BAD):
+                return miss
+            try:
+                subject: Any = value
+                found = subject.startswith(operand) if prefix else subject.endswith(operand)
+            except RUNTIME_ERRORS:
+                return miss
+            return found is hit
+
+        return leaf
+
+    return build
+
+
 _INLINE: dict[Test, _Inline] = {
     operator.eq: _eq,
     operator.ne: _ne,
@@ -261,18 +334,34 @@ _INLINE: dict[Test, _Inline] = {
     operator.ge: _ge,
     operator.lt: _lt,
     operator.le: _le,
+    between: _between,
+    is_in: _membership(member=True),
+    is_not_in: _membership(member=False),
+    starts_with: _affix(prefix=True),
+    ends_with: _affix(prefix=False),
 }
 
 
 def relative_leaf(name: str, test: Test, delta: timedelta) -> LeafFn:
-    """``test(value, now - delta)`` on the value as a date-time (older_than, newer_than)."""
+    """``test(value, now - delta)`` on the value as a date-time (older_than, newer_than).
+
+    The cut-off is computed once per ``now`` (one run evaluates many rows at the same moment); the
+    cached pair is replaced whole, so concurrent callers with other ``now`` values never mix them.
+    """
+    cache: list[tuple[datetime | None, datetime | None]] = [(None, None)]
 
     def leaf(record: Record, old: Record | None, changed: Collection[str] | None, now: datetime) -> bool:
-        value = to_temporal(record.get(name))
-        if value is BAD:
-            return False
+        state = cache[0]
+        if state[0] is not now:
+            state = (now, (now if now.tzinfo is not None else now.replace(tzinfo=UTC)) - delta)
+            cache[0] = state
+        value = record.get(name)
+        if value.__class__ is not datetime or value.tzinfo is None:
+            value = to_temporal(value)
+            if value is BAD:
+                return False
         try:
-            return test(value, (now if now.tzinfo is not None else now.replace(tzinfo=UTC)) - delta)
+            return test(value, state[1])
         except RUNTIME_ERRORS:
             return False
 
@@ -298,6 +387,10 @@ def ref_leaf(name: str, ref: str, coerce: Callable[[Any], Any], test: Test) -> L
 
 
 def null_aware_leaf(name: str, test: Test) -> LeafFn:
+    if test is is_null:
+        return lambda r, o, c, n: r.get(name) is None
+    if test is is_not_null:
+        return lambda r, o, c, n: r.get(name) is not None
     return lambda r, o, c, n: test(r.get(name), None)
 
 

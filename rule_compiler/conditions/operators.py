@@ -111,6 +111,35 @@ def _contains(value: Any, operand: Any) -> bool:
     return False
 
 
+# Named tests (not lambdas) where the evaluator has an inline fast path keyed on the function.
+def between(value: Any, operand: Any) -> bool:
+    return bool(operand[0] <= value <= operand[1])
+
+
+def is_in(value: Any, operand: Any) -> bool:
+    return value in operand
+
+
+def is_not_in(value: Any, operand: Any) -> bool:
+    return value not in operand
+
+
+def starts_with(value: Any, operand: Any) -> bool:
+    return bool(value.startswith(operand))
+
+
+def ends_with(value: Any, operand: Any) -> bool:
+    return bool(value.endswith(operand))
+
+
+def is_null(value: Any, _operand: Any = None) -> bool:
+    return value is None
+
+
+def is_not_null(value: Any, _operand: Any = None) -> bool:
+    return value is not None
+
+
 def _is_empty(value: Any, _operand: Any = None) -> bool:
     return value is None or (isinstance(value, str | list | tuple | dict) and len(value) == 0)
 
@@ -130,22 +159,22 @@ _spec("gt", "one", ORDERED, operator.gt, "greater than", field_ref=True)
 _spec("gte", "one", ORDERED, operator.ge, "greater than or equal to", field_ref=True)
 _spec("lt", "one", ORDERED, operator.lt, "less than", field_ref=True)
 _spec("lte", "one", ORDERED, operator.le, "less than or equal to", field_ref=True)
-_spec("between", "two", ORDERED, lambda v, o: bool(o[0] <= v <= o[1]), "within [low, high], both inclusive")
-_spec("in", "list", MEMBERS, lambda v, o: v in o, "one of the listed values")
-_spec("not_in", "list", MEMBERS, lambda v, o: v not in o, "none of the listed values (NULL is false)")
+_spec("between", "two", ORDERED, between, "within [low, high], both inclusive")
+_spec("in", "list", MEMBERS, is_in, "one of the listed values")
+_spec("not_in", "list", MEMBERS, is_not_in, "none of the listed values (NULL is false)")
 _spec("contains", "one", COLLECTIONS, _contains, "text: has the substring; JSON array: has the element",
       kind="collection")
 _spec("not_contains", "one", COLLECTIONS, lambda v, o: not _contains(v, o), "the opposite of contains",
       kind="collection")
 _spec("icontains", "one", TEXT, lambda v, o: o in v.lower(), "has the substring, ignoring case",
       kind="text", operand="lower")
-_spec("startswith", "one", TEXT, lambda v, o: v.startswith(o), "starts with the text", kind="text")
-_spec("endswith", "one", TEXT, lambda v, o: v.endswith(o), "ends with the text", kind="text")
+_spec("startswith", "one", TEXT, starts_with, "starts with the text", kind="text")
+_spec("endswith", "one", TEXT, ends_with, "ends with the text", kind="text")
 _spec("matches", "one", TEXT, lambda v, o: search(o, v), "the regular expression occurs in the text",
       kind="text", operand="regex")
-_spec("is_null", "none", ALL_TYPES, lambda v, o: v is None, "has no value",
+_spec("is_null", "none", ALL_TYPES, is_null, "has no value",
       kind="none", operand="none", null_aware=True)
-_spec("is_not_null", "none", ALL_TYPES, lambda v, o: v is not None, "has a value",
+_spec("is_not_null", "none", ALL_TYPES, is_not_null, "has a value",
       kind="none", operand="none", null_aware=True)
 _spec("is_empty", "none", COLLECTIONS, _is_empty, "NULL, '' or an empty JSON array/object",
       kind="none", operand="none", null_aware=True)
