@@ -9,9 +9,14 @@ row leaves the path's value NULL (a LEFT JOIN), so conditions on it are false, n
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from rule_compiler.conditions import condition_to_sql, register_sqlite_functions
+from rule_compiler.definitions import ConditionNode
+from rule_compiler.runtime.idempotency import key_values
 
 BATCH_SIZE = 1_000
 
@@ -23,8 +28,18 @@ def reflect_table(conn: sa.Connection, name: str) -> sa.Table:
 
 def build_select(conn: sa.Connection, plan: Mapping[str, Any]) -> tuple[sa.Select[Any], sa.Table]:
     """``SELECT base.<allowed columns>, joined.<col> AS "<path>" FROM base LEFT JOIN ...``."""
+    from_clause, base, fields = _joined_fields(conn, plan)
+    columns = [
+        column if name in base.c and column.table is base else column.label(name)
+        for name, column in fields.items()
+    ]
+    return sa.select(*columns).select_from(from_clause), base
+
+
+def _joined_fields(conn: sa.Connection, plan: Mapping[str, Any]) -> tuple[Any, sa.Table, dict[str, Any]]:
+    """The base table LEFT JOINed along every path, and each field's column (plain and path fields)."""
     base = reflect_table(conn, plan["table"])
-    columns: list[Any] = [base.c[name] for name in plan["columns"] if name in base.c]
+    fields: dict[str, Any] = {name: base.c[name] for name in plan["columns"] if name in base.c}
     from_clause: Any = base
     aliases: dict[tuple[str, ...], Any] = {}
     for path, spec in plan["paths"].items():
@@ -39,8 +54,8 @@ def build_select(conn: sa.Connection, plan: Mapping[str, Any]) -> tuple[sa.Selec
                 )
                 aliases[chain] = target
             current = aliases[chain]
-        columns.append(current.c[spec["column"]].label(path))
-    return sa.select(*columns).select_from(from_clause), base
+        fields[path] = current.c[spec["column"]]
+    return from_clause, base, fields
 
 
 def iter_rows(
@@ -59,3 +74,17 @@ def iter_rows(
     result = conn.execution_options(stream_results=True, yield_per=BATCH_SIZE).execute(query)
     for row in result:
         yield dict(row._mapping)
+
+
+def matching_keys(
+    conn: sa.Connection, plan: Mapping[str, Any], node: ConditionNode | None, *, now: datetime, limit: int
+) -> list[list[Any]]:
+    """Primary keys of the rows matching ``node``, selected in SQL (same meaning as the Python
+    evaluator, proven by the property tests), in key order, at most ``limit``."""
+    from_clause, base, fields = _joined_fields(conn, plan)
+    if conn.dialect.name == "sqlite":
+        register_sqlite_functions(conn.connection.dbapi_connection)
+    where = condition_to_sql(node, fields.__getitem__, now=now, column_types=plan.get("types"))
+    pk = [base.c[name] for name in plan["primary_key"]]
+    keys = sa.select(*pk).select_from(from_clause).where(where).order_by(*pk).limit(limit)
+    return [key_values(row._mapping, plan["primary_key"]) for row in conn.execute(keys)]

@@ -57,6 +57,7 @@ def test_manual_rule_updates_matching_rows_and_logs_the_run(store: RuleStore, ap
     log = store.get_run(dag_id="rule__acme__flag-big-paid-orders", run_id=dag_run.run_id)
     assert log is not None and log.status == "success" and log.matched_count == len(expected)
     assert log.spec_hash == store.get(organization="acme", kind="rule", name="flag-big-paid-orders").spec_hash
+    assert log.trace["selected_in"] == "sql" and log.trace["evaluated"] == len(_orders(app_db))
     traced = log.trace["rows"]
     assert traced and all("node" in row and "matched" in row for row in traced)
     assert {r.action_id: (r.status, r.attempts) for r in log.actions} == {"flag": ("success", 1)}

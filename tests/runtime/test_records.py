@@ -185,3 +185,48 @@ def test_rows_join_foreign_key_paths_and_keep_missing_related_rows_null(engine: 
         only = list(iter_rows(conn, plan, [[11]]))
     assert [(r["id"], r["customer__tier"]) for r in rows] == [(10, "vip"), (11, "basic"), (12, None)]
     assert [r["id"] for r in only] == [11]
+
+
+def test_matching_keys_select_in_sql_with_paths_and_the_null_rule(engine: sa.Engine) -> None:
+    from datetime import UTC, datetime
+
+    from pydantic import TypeAdapter
+
+    from rule_compiler.definitions import ConditionNode
+    from rule_compiler.runtime.rows import matching_keys
+
+    plan = {
+        "table": "orders", "primary_key": ["id"], "columns": ["id", "total", "customer_id"],
+        "types": {"id": "integer", "total": "numeric", "customer_id": "integer", "customer__tier": "text"},
+        "paths": {"customer__tier": {"column": "tier", "joins": [
+            {"from_table": "orders", "fk_column": "customer_id", "table": "customers", "column": "id"}]}},
+    }  # fmt: skip
+    node = TypeAdapter(ConditionNode).validate_python
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.connect() as conn:
+        vip = matching_keys(
+            conn,
+            plan,
+            node(
+                {
+                    "all": [
+                        {"field": "customer__tier", "operator": "equals", "value": "vip"},
+                        {"field": "total", "operator": "gt", "value": 10},
+                    ]
+                }
+            ),
+            now=now,
+            limit=100,
+        )
+        # order 12 has no customer: the comparison is NULL → false, so `not` of it is true
+        not_vip = matching_keys(
+            conn,
+            plan,
+            node({"not": {"field": "customer__tier", "operator": "equals", "value": "vip"}}),
+            now=now,
+            limit=100,
+        )
+        capped = matching_keys(conn, plan, None, now=now, limit=2)
+    assert vip == [[10]]
+    assert not_vip == [[11], [12]]
+    assert capped == [[10], [11]]

@@ -8,17 +8,18 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from rule_compiler.canonical import canonical_json
-from rule_compiler.conditions import compile_condition
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.idempotency import idempotency_key, key_values, row_key
+from rule_compiler.runtime.idempotency import idempotency_key, row_key
 from rule_compiler.runtime.records import Effect, apply_effect, ensure_ledger
-from rule_compiler.runtime.rows import iter_rows
+from rule_compiler.runtime.rows import iter_rows, matching_keys
 from rule_compiler.templating import render_value
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.actions import ActionOperator
 
 _CONDITION = TypeAdapter(ConditionNode)
+#: How many rows one `where` may select in a run.
+MAX_WHERE_ROWS = 10_000
 
 
 class RecordActionOperator(ActionOperator):
@@ -100,11 +101,11 @@ class RecordActionOperator(ActionOperator):
             if matched == [None]:
                 raise PermanentActionError(f"{self.action_kind} has no row to act on and no `where`")
             return matched
-        compiled = compile_condition(_CONDITION.validate_python(where), column_types=plan["types"])
-        now = self.run_time(context)
-        with engine.connect() as conn:
-            return [
-                key_values(row, plan["primary_key"])
-                for row in iter_rows(conn, plan)
-                if compiled.matches(row, now=now)
-            ]
+        with engine.connect() as conn:  # `where` selects in SQL (never changed*: validation refuses it)
+            return matching_keys(
+                conn,
+                plan,
+                _CONDITION.validate_python(where),
+                now=self.run_time(context),
+                limit=MAX_WHERE_ROWS,
+            )
