@@ -1,49 +1,96 @@
-"""Registration: validate, compile and store one definition — shared by the CLI and the REST view."""
+"""Registration: validate, compile and store one definition — shared by the CLI and the REST view.
+
+A rule is stored as written (``{use: template}`` nodes kept) with the spec compiled from its expanded
+form. A condition template has no DAG: it is stored with ``dag_id`` ``condition_template__<org>__<name>``
+and its canonical JSON as the "spec"; the DAG loader reads only rules (``RuleStore.loadable_specs``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rule_compiler.canonical import content_hash
+from rule_compiler.canonical import canonical_json, content_hash
 from rule_compiler.catalog import Catalog
-from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule
-from rule_compiler.definitions import RuleDefinition
+from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule, dag_id_for
+from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
 from rule_compiler.store import ApplyResult, RuleStore
-from rule_compiler.validation import validate_definition
+from rule_compiler.validation import validate_document
+
+TEMPLATE_KIND = "condition_template"
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """A valid definition with its compiled spec."""
+    """A valid rule with its compiled spec: ``definition`` as written, ``rule`` with templates expanded."""
 
     definition: RuleDefinition
     spec: DagSpec
     spec_json: str
     spec_hash: str
+    rule: RuleDefinition
+
+    @property
+    def dag_id(self) -> str:
+        return self.spec.dag_id
 
 
-def compile_document(data: dict[str, Any], catalog: Catalog | None, *, source: str | None = None) -> Compiled:
-    """Validate (raising ``RuleValidationError`` with every problem) and compile."""
-    definition = validate_definition(data, catalog, source=source)
-    spec = compile_rule(definition, catalog or Catalog(organization=definition.organization))
-    return Compiled(definition, spec, spec.to_json(), spec.spec_hash)
+@dataclass(frozen=True)
+class CompiledTemplate:
+    """A valid condition template, ready to store (no DAG: ``spec_json`` is its canonical JSON)."""
+
+    definition: ConditionTemplateDefinition
+    spec_json: str
+    spec_hash: str
+
+    @property
+    def dag_id(self) -> str:
+        return dag_id_for(TEMPLATE_KIND, self.definition.organization, self.definition.name)
 
 
-def register(store: RuleStore, compiled: Compiled, *, actor: str) -> ApplyResult:
-    """Store the definition version, its spec and the audit row in one transaction."""
+def compile_document(
+    data: dict[str, Any],
+    catalog: Catalog | None,
+    *,
+    templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    source: str | None = None,
+) -> Compiled | CompiledTemplate:
+    """Validate (raising ``RuleValidationError`` with every problem) and compile.
+
+    ``templates``: the condition templates (by name) of the document's organization.
+    """
+    validated = validate_document(data, catalog, templates=templates, source=source)
+    definition = validated.definition
+    if isinstance(definition, ConditionTemplateDefinition):
+        dumped = definition.model_dump(mode="json", by_alias=True)
+        return CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
+    rule = validated.rule or definition
+    spec = compile_rule(rule, catalog or Catalog(organization=rule.organization))
+    return Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule)
+
+
+def register(
+    store: RuleStore, compiled: Compiled | CompiledTemplate, *, actor: str, active: bool | None = None
+) -> ApplyResult:
+    """Store the definition version, its spec and the audit row in one transaction.
+
+    ``active`` overrides the definition's own flag (a recompiled rule keeps its stored state).
+    """
     definition = compiled.definition
     source = definition.model_dump(mode="json", by_alias=True)
+    if active is None:
+        active = definition.active if isinstance(definition, RuleDefinition) else True
     return store.apply(
         organization=definition.organization,
         kind=definition.kind,
         name=definition.name,
-        dag_id=compiled.spec.dag_id,
+        dag_id=compiled.dag_id,
         source=source,
         source_hash=content_hash(source),
         spec_json=compiled.spec_json,
         spec_hash=compiled.spec_hash,
-        active=definition.active,
+        active=active,
         actor=actor,
         compiler_version=COMPILER_VERSION,
     )

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.definitions import Event, RuleDefinition
+from rule_compiler.definitions import ConditionTemplateDefinition, Event, RuleDefinition
 
 SCHEMAS: dict[str, Any] = {
     "rule.schema.json": RuleDefinition,
     "event.schema.json": Event,
     "catalog.schema.json": Catalog,
+    "condition_template.schema.json": ConditionTemplateDefinition,
 }
 
 

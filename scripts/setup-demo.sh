@@ -81,9 +81,10 @@ fi
 step "rule-compiler catalog apply $CATALOG"
 timed rule-compiler catalog apply "$CATALOG"
 
-# Example definitions: rules, and reports when the folder exists.
+# Example definitions: condition templates, rules (some use the templates), and reports when the
+# folder exists. One `apply` stores the templates first, so the rules can `use` them.
 examples=()
-for dir in include/rules include/reports; do
+for dir in include/templates include/rules include/rules-using-templates include/reports; do
     if [ -d "$dir" ] && [ -n "$(find "$dir" -name '*.y*ml' -print -quit)" ]; then
         examples+=("$dir/")
     fi

@@ -56,6 +56,13 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
             help="catalog YAML/JSON file to validate against "
             "(default: the organization's catalog in the store)",
         )
+        p.add_argument(
+            "--templates",
+            type=commands.Path,
+            metavar="DIR",
+            help="folder of condition templates that `use` may name (over the stored ones; "
+            "templates among the files themselves win)",
+        )
 
     p = sub.add_parser("validate", help="check definitions; list every problem with its JSON path")
     p.add_argument("paths", nargs="+", type=commands.Path, help="files or folders")

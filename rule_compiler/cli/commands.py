@@ -3,118 +3,62 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.errors import DefinitionError, DefinitionLoadError, RuleValidationError, StoreError
-from rule_compiler.loading import expand_paths, read_definition_file
-from rule_compiler.registration import compile_document, register
+from rule_compiler.cli.batch import (
+    Counts,
+    TemplateSource,
+    check_files,
+    find_dependents,
+    print_dependent_problems,
+    raw_uses,
+)
+from rule_compiler.cli.common import (
+    Catalogs,
+    CliError,
+    actor_from_args,
+    definition_files,
+    issues_of,
+    print_invalid,
+    progress,
+    read_catalog,
+    store_from_args,
+)
+from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
+from rule_compiler.loading import read_definition_file
+from rule_compiler.registration import Compiled, CompiledTemplate, compile_document, register
 from rule_compiler.schema_export import export_schemas
-from rule_compiler.store import RuleStore
 
 if TYPE_CHECKING:
     from rule_compiler.definitions import Event
 
-__all__ = ["CliError", "Path"]
+__all__ = ["CliError", "Path", "actor_from_args", "store_from_args"]
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
-#: Above this many files, progress is shown as a counter.
-PROGRESS_THRESHOLD = 10
-
-
-class CliError(Exception):
-    """A usage or environment problem (exit code 2)."""
-
-
-def store_from_args(args: argparse.Namespace) -> RuleStore:
-    return RuleStore(args.store)
-
-
-def actor_from_args(args: argparse.Namespace) -> str:
-    return str(getattr(args, "actor", None) or os.environ.get("USER") or getpass.getuser() or "cli")
-
-
-class _Catalogs:
-    """Catalogs by organization: from ``--catalog``, else from the store (read once each)."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self._file: Catalog | None = _read_catalog(args.catalog) if getattr(args, "catalog", None) else None
-        self._args = args
-        self._cache: dict[str, Catalog | None] = {}
-
-    def for_org(self, organization: Any) -> Catalog | None:
-        if self._file is not None:
-            return self._file
-        if not isinstance(organization, str):
-            return None
-        if organization not in self._cache:
-            try:
-                raw = store_from_args(self._args).get_catalog(organization)
-            except StoreError as exc:
-                raise CliError(f"cannot read the catalog from the rule store: {exc}") from None
-            self._cache[organization] = Catalog.model_validate(raw) if raw is not None else None
-        return self._cache[organization]
-
-
-def _read_catalog(path: Path) -> Catalog:
-    try:
-        data = read_definition_file(path)
-        return Catalog.model_validate(data)
-    except DefinitionLoadError as exc:
-        raise CliError(str(exc)) from None
-    except ValidationError as exc:
-        raise CliError(f"{path}: not a valid catalog:\n{exc}") from None
-
-
-def _files(paths: list[Path]) -> list[Path]:
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        raise CliError(f"no such file or folder: {', '.join(missing)}")
-    files = expand_paths(paths)
-    if not files:
-        raise CliError("no .yaml, .yml or .json files found")
-    return files
-
-
-def _progress(index: int, total: int) -> str:
-    return f"[{index}/{total}] " if total > PROGRESS_THRESHOLD else ""
-
-
-def _print_invalid(path: Path, exc: DefinitionError) -> None:
-    issues = exc.issues if isinstance(exc, RuleValidationError) else [exc.issue]  # type: ignore[attr-defined]
-    where = f"{path}:{exc.line}" if isinstance(exc, DefinitionLoadError) and exc.line else str(path)
-    print(f"✗ {where}: {len(issues)} problem{'s' if len(issues) != 1 else ''}")
-    for issue in issues:
-        print(f"    {issue.path}: {issue.message}")
 
 
 def validate(args: argparse.Namespace) -> int:
-    catalogs = _Catalogs(args)
-    files = _files(args.paths)
+    files = definition_files(args.paths)
+    entries, _ = check_files(args, Catalogs(args), files)
     report: list[dict[str, Any]] = []
     bad = 0
-    for index, path in enumerate(files, start=1):
-        try:
-            data = read_definition_file(path)
-            compile_document(data, catalogs.for_org(data.get("organization")), source=str(path))
-        except DefinitionError as exc:
+    for index, entry in enumerate(entries, start=1):
+        if entry.error is not None:
             bad += 1
-            issues = exc.issues if isinstance(exc, RuleValidationError) else [exc.issue]  # type: ignore[attr-defined]
-            report.append({"file": str(path), "valid": False, "errors": [i.as_dict() for i in issues]})
+            issues = issues_of(entry.error)
+            report.append({"file": str(entry.path), "valid": False, "errors": [i.as_dict() for i in issues]})
             if args.format == "text":
-                print(_progress(index, len(files)), end="")
-                _print_invalid(path, exc)
+                print(progress(index, len(files)), end="")
+                print_invalid(entry.path, entry.error)
             continue
-        report.append({"file": str(path), "valid": True, "errors": []})
+        report.append({"file": str(entry.path), "valid": True, "errors": []})
         if args.format == "text":
-            print(f"{_progress(index, len(files))}✓ {path}")
+            print(f"{progress(index, len(files))}✓ {entry.path}")
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -123,13 +67,17 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def compile_one(args: argparse.Namespace) -> int:
-    catalogs = _Catalogs(args)
-    try:
-        data = read_definition_file(args.path)
-        compiled = compile_document(data, catalogs.for_org(data.get("organization")), source=str(args.path))
-    except DefinitionError as exc:
-        _print_invalid(args.path, exc)
+    entries, _ = check_files(args, Catalogs(args), [args.path])
+    entry = entries[0]
+    if entry.error is not None:
+        print_invalid(args.path, entry.error)
         return EXIT_INVALID
+    compiled = entry.compiled
+    if isinstance(compiled, CompiledTemplate):
+        data = {"kind": compiled.definition.kind, "spec_hash": compiled.spec_hash}
+        print(json.dumps({**data, "template": json.loads(compiled.spec_json)}, indent=2, sort_keys=True))
+        return EXIT_OK
+    assert isinstance(compiled, Compiled)  # noqa: S101 - no error means compiled
     print(
         json.dumps(
             {"spec_hash": compiled.spec_hash, "spec": compiled.spec.to_data()}, indent=2, sort_keys=True
@@ -139,39 +87,55 @@ def compile_one(args: argparse.Namespace) -> int:
 
 
 def apply(args: argparse.Namespace) -> int:
-    """Validate everything first; store only when every file is valid (all or nothing)."""
-    catalogs = _Catalogs(args)
-    files = _files(args.paths)
-    compiled, bad = [], 0
-    for index, path in enumerate(files, start=1):
-        try:
-            data = read_definition_file(path)
-            compiled.append(
-                (path, compile_document(data, catalogs.for_org(data.get("organization")), source=str(path)))
-            )
-        except DefinitionError as exc:
-            bad += 1
-            print(_progress(index, len(files)), end="")
-            _print_invalid(path, exc)
+    """Validate everything first; store only when every file is valid (all or nothing).
+
+    Condition templates are stored first. Stored rules using a changed template are recompiled; when
+    one of them would become invalid, nothing is stored.
+    """
+    catalogs = Catalogs(args)
+    files = definition_files(args.paths)
+    entries, source = check_files(args, catalogs, files)
+    bad = [e for e in entries if e.error is not None]
+    for index, entry in enumerate(entries, start=1):
+        if entry.error is not None:
+            print(progress(index, len(files)), end="")
+            print_invalid(entry.path, entry.error)
     if bad:
-        print(f"{bad} of {len(files)} files are invalid; nothing was stored")
+        print(f"{len(bad)} of {len(files)} files are invalid; nothing was stored")
+        return EXIT_INVALID
+    dependents = find_dependents(args, catalogs, entries, source)
+    broken = print_dependent_problems(dependents)
+    if broken:
+        print(
+            f"{broken} stored rule{'s' if broken != 1 else ''} would become invalid with these "
+            "templates; nothing was stored"
+        )
         return EXIT_INVALID
     if args.dry_run:
-        print(f"{len(files)} valid (dry run: nothing stored)")
+        extra = f", {len(dependents)} stored rules to recompile" if dependents else ""
+        print(f"{len(files)} valid{extra} (dry run: nothing stored)")
         return EXIT_OK
     store, actor = store_from_args(args), actor_from_args(args)
-    counts: dict[str, int] = {}
+    counts = Counts()
     try:
-        for index, (path, item) in enumerate(compiled, start=1):
-            result = register(store, item, actor=actor)
-            counts[result.status] = counts.get(result.status, 0) + 1
+        for index, entry in enumerate(entries, start=1):
+            assert entry.compiled is not None  # noqa: S101 - every entry is valid here
+            result = register(store, entry.compiled, actor=actor)
+            counts.add(result.status)
             print(
-                f"{_progress(index, len(compiled))}{result.status:9} "
-                f"{item.spec.dag_id} v{result.version} ({path})"
+                f"{progress(index, len(entries))}{result.status:9} "
+                f"{entry.compiled.dag_id} v{result.version} ({entry.path})"
             )
+        for dependent in dependents:
+            assert dependent.compiled is not None  # noqa: S101 - broken ones stopped us above
+            result = register(store, dependent.compiled, actor=actor, active=dependent.stored.active)
+            if result.status != "unchanged":
+                counts.add("recompiled")
+                uses = ", ".join(dependent.uses)
+                print(f"recompiled {result.dag_id} v{result.version} (uses {uses})")
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
-    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    print(counts.summary())
     return EXIT_OK
 
 
@@ -215,18 +179,21 @@ def test_rule(args: argparse.Namespace) -> int:
         data = read_definition_file(args.rule)
     except DefinitionLoadError as exc:
         raise CliError(str(exc)) from None
-    catalog = _Catalogs(args).for_org(data.get("organization"))
+    catalog = Catalogs(args).for_org(data.get("organization"))
+    templates = TemplateSource(args, []).for_org(data.get("organization"), raw_uses(data))
     try:
-        compiled = compile_document(data, catalog, source=str(args.rule))
+        compiled = compile_document(data, catalog, templates=templates, source=str(args.rule))
+        if not isinstance(compiled, Compiled):
+            raise RuleValidationError([Issue("kind", "test-rule tests rules; this is a condition template")])
     except DefinitionError as exc:
-        issues = exc.issues if isinstance(exc, RuleValidationError) else [exc.issue]  # type: ignore[attr-defined]
+        issues = issues_of(exc)
         if args.format == "json":
             print(json.dumps({"valid": False, "errors": [i.as_dict() for i in issues]}, indent=2))
         else:
-            _print_invalid(args.rule, exc)
+            print_invalid(args.rule, exc)
         print(f"error: {args.rule} is not a valid rule; nothing was tested", file=sys.stderr)
         return EXIT_ERROR
-    rule = compiled.definition
+    rule = compiled.rule
     event = _read_event(args.event)
     try:
         now = rule_tester.parse_now(args.now)
@@ -285,7 +252,7 @@ def db_upgrade(args: argparse.Namespace) -> int:
 
 
 def catalog_apply(args: argparse.Namespace) -> int:
-    catalog = _read_catalog(args.path)
+    catalog = read_catalog(args.path)
     try:
         version = store_from_args(args).put_catalog(
             organization=catalog.organization,

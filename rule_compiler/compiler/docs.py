@@ -14,6 +14,8 @@ from rule_compiler.definitions import (
     FieldRef,
     RuleDefinition,
     ScheduleTrigger,
+    UnexpandedTemplateError,
+    UseTemplate,
 )
 
 
@@ -62,6 +64,8 @@ def _describe_node(node: ConditionNode, depth: int) -> list[str]:
     if isinstance(node, AllGroup | AnyGroup):
         word, members = ("all of", node.all) if isinstance(node, AllGroup) else ("any of", node.any)
         return [f"{pad}- {word}:"] + [line for child in members for line in _describe_node(child, depth + 1)]
+    if isinstance(node, UseTemplate):
+        raise UnexpandedTemplateError(node)
     return [f"{pad}- not:", *_describe_node(node.not_, depth + 1)]
 
 

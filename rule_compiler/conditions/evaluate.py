@@ -58,7 +58,15 @@ from rule_compiler.conditions.values import (
     Kind,
     infer_kind,
 )
-from rule_compiler.definitions.conditions import AllGroup, AnyGroup, Condition, ConditionNode, FieldRef
+from rule_compiler.definitions.conditions import (
+    AllGroup,
+    AnyGroup,
+    Condition,
+    ConditionNode,
+    FieldRef,
+    UnexpandedTemplateError,
+    UseTemplate,
+)
 from rule_compiler.errors import CompileError
 
 
@@ -159,6 +167,8 @@ def _compile(node: ConditionNode, path: str, types: Mapping[str, str], fields: s
         ]
         fns = [child.fn for child in children]
         return Group(kind, path, children, closures.all_of(fns) if kind == "all" else closures.any_of(fns))
+    if isinstance(node, UseTemplate):
+        raise UnexpandedTemplateError(node)
     child = _compile(node.not_, _join(path, "not"), types, fields)
     return Group("not", path, [child], _negation(child))
 

@@ -38,7 +38,15 @@ from rule_compiler.conditions.sql_functions import (
     strpos,
 )
 from rule_compiler.conditions.values import COERCE, Kind
-from rule_compiler.definitions.conditions import AllGroup, AnyGroup, Condition, ConditionNode, FieldRef
+from rule_compiler.definitions.conditions import (
+    AllGroup,
+    AnyGroup,
+    Condition,
+    ConditionNode,
+    FieldRef,
+    UnexpandedTemplateError,
+    UseTemplate,
+)
 
 __all__ = ["SQL_BUILDERS", "NotTranslatableError", "condition_to_sql", "register_sqlite_functions"]
 
@@ -206,6 +214,8 @@ def _translate(
     if isinstance(node, Condition):
         leaf = _translate_leaf(node, path, resolve, now, types)
         return sa.func.coalesce(leaf, sa.false(), type_=sa.Boolean())
+    if isinstance(node, UseTemplate):
+        raise UnexpandedTemplateError(node)
     return sa.not_(_translate(node.not_, join("not"), resolve, now, types))
 
 

@@ -12,6 +12,11 @@ from rule_compiler.definitions.actions import (
     TriggerWorkflow,
     UpdateRecord,
 )
+from rule_compiler.definitions.condition_template import (
+    PARAMETER_TYPES,
+    ConditionTemplateDefinition,
+    ParameterSpec,
+)
 from rule_compiler.definitions.conditions import (
     OPERATOR_NAMES,
     AllGroup,
@@ -20,6 +25,9 @@ from rule_compiler.definitions.conditions import (
     ConditionNode,
     FieldRef,
     NotGroup,
+    ParamRef,
+    UnexpandedTemplateError,
+    UseTemplate,
 )
 from rule_compiler.definitions.event import Event
 from rule_compiler.definitions.rule import SCHEMA_VERSION, RuleDefinition
@@ -37,6 +45,7 @@ from rule_compiler.definitions.triggers import (
 __all__ = [
     "ACTION_TYPES",
     "OPERATOR_NAMES",
+    "PARAMETER_TYPES",
     "SCHEMA_VERSION",
     "TRIGGER_TYPES",
     "Action",
@@ -45,6 +54,7 @@ __all__ = [
     "CallWebhook",
     "Condition",
     "ConditionNode",
+    "ConditionTemplateDefinition",
     "CreateRecord",
     "DataCheck",
     "DataTrigger",
@@ -55,6 +65,8 @@ __all__ = [
     "GenerateReport",
     "ManualTrigger",
     "NotGroup",
+    "ParamRef",
+    "ParameterSpec",
     "RecordAction",
     "RuleDefinition",
     "ScheduleTrigger",
@@ -62,5 +74,7 @@ __all__ = [
     "Target",
     "Trigger",
     "TriggerWorkflow",
+    "UnexpandedTemplateError",
     "UpdateRecord",
+    "UseTemplate",
 ]

@@ -203,52 +203,57 @@ def delete(
     )
 
 
+def _stored_columns() -> list[Any]:
+    return [
+        d.c.organization,
+        d.c.kind,
+        d.c.name,
+        d.c.dag_id,
+        d.c.active,
+        v.c.version,
+        d.c.current_version,
+        v.c.source_json,
+        v.c.source_hash,
+        s.c.spec_json,
+        s.c.spec_hash,
+        s.c.compiler_version,
+        v.c.actor,
+        d.c.created_at,
+        d.c.updated_at,
+    ]
+
+
+def _stored(row: Any) -> StoredDefinition:
+    fields = row._asdict()
+    fields["source"] = loads(fields.pop("source_json"))
+    return StoredDefinition(**fields)
+
+
 def get(
     conn: sa.Connection, *, organization: str, kind: str, name: str, version: int | None
 ) -> StoredDefinition:
     """The current version (or ``version``) of a not deleted definition."""
     at = d.c.current_version if version is None else sa.literal(version)
     row = conn.execute(
-        sa.select(
-            d.c.organization,
-            d.c.kind,
-            d.c.name,
-            d.c.dag_id,
-            d.c.active,
-            v.c.version,
-            d.c.current_version,
-            v.c.source_json,
-            v.c.source_hash,
-            s.c.spec_json,
-            s.c.spec_hash,
-            s.c.compiler_version,
-            v.c.actor,
-            d.c.created_at,
-            d.c.updated_at,
-        )
+        sa.select(*_stored_columns())
         .select_from(_at_version(at))
         .where(_named(organization, kind, name), d.c.deleted_at.is_(None))
     ).one_or_none()
     if row is None:
         which = "" if version is None else f"version {version} of "
         raise NotFoundError(f"no {which}{_label(organization, kind, name)}")
-    return StoredDefinition(
-        organization=row.organization,
-        kind=row.kind,
-        name=row.name,
-        dag_id=row.dag_id,
-        active=row.active,
-        version=row.version,
-        current_version=row.current_version,
-        source=loads(row.source_json),
-        source_hash=row.source_hash,
-        spec_json=row.spec_json,
-        spec_hash=row.spec_hash,
-        compiler_version=row.compiler_version,
-        actor=row.actor,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+    return _stored(row)
+
+
+def of_kind(conn: sa.Connection, *, organization: str, kind: str) -> list[StoredDefinition]:
+    """The current version of every not deleted definition of one kind in an organization, by name."""
+    rows = conn.execute(
+        sa.select(*_stored_columns())
+        .select_from(_at_version(d.c.current_version))
+        .where(d.c.organization == organization, d.c.kind == kind, d.c.deleted_at.is_(None))
+        .order_by(d.c.name)
     )
+    return [_stored(row) for row in rows]
 
 
 def list_definitions(

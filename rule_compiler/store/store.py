@@ -149,6 +149,11 @@ class RuleStore:
         with self._db.transaction() as conn:
             return definitions.get(conn, organization=organization, kind=kind, name=name, version=version)
 
+    def definitions_of_kind(self, organization: str, kind: str) -> builtins.list[StoredDefinition]:
+        """The current version of every not deleted ``kind`` definition of ``organization``, by name."""
+        with self._db.transaction() as conn:
+            return definitions.of_kind(conn, organization=organization, kind=kind)
+
     def list(
         self, *, organization: str | None = None, kind: str | None = None, include_deleted: bool = False
     ) -> builtins.list[DefinitionSummary]:

@@ -2,54 +2,98 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.definitions import RuleDefinition
+from rule_compiler.condition_templates import expand_rule, relocate
+from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.validation.semantic import check_rule
 from rule_compiler.validation.structural import issues_from_pydantic
+from rule_compiler.validation.templates import check_condition_template
 
 #: The kinds this release compiles; the others of DESIGN §4 arrive with their issues.
-SUPPORTED_KINDS = ("rule",)
-PLANNED_KINDS = ("workflow", "report", "notification_template", "condition_template", "rule_template",
-                 "workflow_template")  # fmt: skip
+SUPPORTED_KINDS = ("rule", "condition_template")
+PLANNED_KINDS = ("workflow", "report", "notification_template", "rule_template", "workflow_template")
 
-__all__ = ["SUPPORTED_KINDS", "validate_definition"]
+Definition = RuleDefinition | ConditionTemplateDefinition
+
+__all__ = ["SUPPORTED_KINDS", "Definition", "Validated", "validate_definition", "validate_document"]
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A valid definition as written (stored as the source) and, for a rule, the rule to compile.
+
+    ``rule`` has every ``{use: template}`` expanded; it is ``None`` for a condition template.
+    """
+
+    definition: Definition
+    rule: RuleDefinition | None
 
 
 def validate_definition(
-    data: dict[str, Any], catalog: Catalog | None, *, source: str | None = None
-) -> RuleDefinition:
-    """Parse and check ``data``; raise :class:`RuleValidationError` listing every problem."""
+    data: dict[str, Any],
+    catalog: Catalog | None,
+    *,
+    templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    source: str | None = None,
+) -> Definition:
+    """Parse and check ``data``; raise :class:`RuleValidationError` listing every problem.
+
+    ``templates`` (name → template of the definition's organization) are what ``use`` nodes may name.
+    Returns the definition as written; :func:`validate_document` also gives the expanded rule.
+    """
+    return validate_document(data, catalog, templates=templates, source=source).definition
+
+
+def validate_document(
+    data: dict[str, Any],
+    catalog: Catalog | None,
+    *,
+    templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    source: str | None = None,
+) -> Validated:
+    """:func:`validate_definition`, returning the definition as written and the expanded rule."""
     kind = data.get("kind")
     if kind not in SUPPORTED_KINDS:
-        if kind in PLANNED_KINDS:
-            message = (
-                f"kind '{kind}' is not supported by this release yet; supported: {', '.join(SUPPORTED_KINDS)}"
-            )
-        elif kind is None:
-            message = f"'kind' is required; use one of: {', '.join(SUPPORTED_KINDS)}"
-        else:
-            message = f"unknown kind '{kind}'; use one of: {', '.join(SUPPORTED_KINDS)}"
-        raise RuleValidationError([Issue("kind", message, "kind")], source=source)
+        raise RuleValidationError([Issue("kind", _kind_message(kind), "kind")], source=source)
+    model: type[Definition] = RuleDefinition if kind == "rule" else ConditionTemplateDefinition
     try:
-        rule = RuleDefinition.model_validate(data)
+        definition = model.model_validate(data)
     except ValidationError as exc:
         raise RuleValidationError(issues_from_pydantic(exc, data), source=source) from None
-    if catalog is not None and catalog.organization != rule.organization:
+    templates = templates or {}
+    if isinstance(definition, ConditionTemplateDefinition):
+        issues = check_condition_template(definition, templates)
+        if issues:
+            raise RuleValidationError(issues, source=source)
+        return Validated(definition, None)
+    if catalog is not None and catalog.organization != definition.organization:
         raise RuleValidationError(
             [
                 Issue(
                     "organization",
-                    f"the catalog given is for '{catalog.organization}', not '{rule.organization}'",
+                    f"the catalog given is for '{catalog.organization}', not '{definition.organization}'",
                 )
             ],
             source=source,
         )
-    issues = check_rule(rule, catalog)
+    rule, issues, origins = expand_rule(definition, templates)
+    issues += relocate(check_rule(rule, catalog), origins)
     if issues:
         raise RuleValidationError(issues, source=source)
-    return rule
+    return Validated(definition, rule)
+
+
+def _kind_message(kind: Any) -> str:
+    supported = ", ".join(SUPPORTED_KINDS)
+    if kind in PLANNED_KINDS:
+        return f"kind '{kind}' is not supported by this release yet; supported: {supported}"
+    if kind is None:
+        return f"'kind' is required; use one of: {supported}"
+    return f"unknown kind '{kind}'; use one of: {supported}"

@@ -13,11 +13,12 @@ from rule_compiler.definitions import (
     DeleteRecord,
     EventTrigger,
     FieldRef,
+    ParamRef,
     RuleDefinition,
     SendNotification,
     UpdateRecord,
 )
-from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves
+from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves, template_uses
 from rule_compiler.errors import Issue
 from rule_compiler.netpolicy import url_problem
 from rule_compiler.templating import TemplateCheckError, check_template, template_strings
@@ -221,13 +222,21 @@ def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
 def check_condition_tree(
     node: ConditionNode, path: str, source: tuple[str, str], refs: _CatalogRefs, trigger_type: str
 ) -> list[Issue]:
-    """Check a condition tree (rule conditions or an action's ``where``) against one table."""
+    """Check an expanded condition tree (rule conditions or an action's ``where``) against one table.
+
+    A tree still holding a ``use`` (its template could not be expanded, which was reported) is skipped.
+    """
     issues: list[Issue] = []
+    if template_uses(node, path):
+        return []
     if depth_of(node) > MAX_CONDITION_DEPTH:
         return [Issue(path, f"conditions nest deeper than {MAX_CONDITION_DEPTH} levels; flatten the groups")]
     scratch: list[Issue] = []
     found = refs.table(source[0], source[1], "trigger.table", scratch)
     for leaf_path, leaf in iter_leaves(node, path):
+        if param_issues := _param_ref_issues(leaf, leaf_path):
+            issues += param_issues
+            continue
         column_type = None
         if found is not None:
             column_type = _resolve(found[0], source[1], leaf.field, f"{leaf_path}.field", issues)
@@ -235,6 +244,20 @@ def check_condition_tree(
                 _resolve(found[0], source[1], leaf.value.field_ref, f"{leaf_path}.value.field_ref", issues)
         issues += _operand_issues(leaf, leaf_path, column_type, trigger_type)
     return issues
+
+
+def _param_ref_issues(leaf: Condition, path: str) -> list[Issue]:
+    """``{param: x}`` outside a condition template (in a template, expansion has replaced them all)."""
+    message = "`{param: ...}` is only allowed inside a condition_template"
+    if isinstance(leaf.value, ParamRef):
+        return [Issue(f"{path}.value", message, "param")]
+    if isinstance(leaf.value, list):
+        return [
+            Issue(f"{path}.value[{i}]", message, "param")
+            for i, item in enumerate(leaf.value)
+            if isinstance(item, ParamRef)
+        ]
+    return []
 
 
 def _resolve(connection: Connection, table: str, field: str, path: str, issues: list[Issue]) -> str | None:

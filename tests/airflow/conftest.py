@@ -19,7 +19,7 @@ import yaml
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.loading import expand_paths, read_definition_file
-from rule_compiler.registration import compile_document, register
+from rule_compiler.registration import Compiled, compile_document, register
 from rule_compiler.store import RuleStore
 from tests.conftest import DEMO_CATALOG, ROOT
 
@@ -80,10 +80,16 @@ def apply_rules(store: RuleStore, *paths: Path, overrides: dict[str, Any] | None
     """Register definitions as the CLI would; returns their dag ids."""
     catalog = Catalog.model_validate(store.get_catalog("acme"))
     dag_ids = []
+    from tests.compiler.test_fixtures import fixture_templates
+
+    templates = fixture_templates()  # the fixtures' condition templates, which `good/` rules use
     for path in expand_paths(list(paths)):
-        compiled = compile_document({**read_definition_file(path), **(overrides or {})}, catalog)
+        compiled = compile_document(
+            {**read_definition_file(path), **(overrides or {})}, catalog, templates=templates
+        )
         register(store, compiled, actor="test")
-        dag_ids.append(compiled.spec.dag_id)
+        if isinstance(compiled, Compiled):  # condition templates are stored without a DAG
+            dag_ids.append(compiled.spec.dag_id)
     return dag_ids
 
 

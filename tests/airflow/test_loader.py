@@ -33,6 +33,8 @@ def test_event_and_data_rules_render_as_placeholders_not_crashes(store: RuleStor
     apply_rules(store, LOCAL_FIXTURES / "good", EXAMPLES)
     bag = dagbag()
     assert bag.import_errors == {}
+    assert not [d for d in bag.dag_ids if d.startswith("condition_template__")]  # stored, not DAGs
+    assert "rule__acme__local-uses-templates" in bag.dag_ids
     placeholder = bag.dags["rule__acme__failed-payments-spike"]
     assert "render-error" in placeholder.tags
     assert "not run by this release yet" in placeholder.doc_md

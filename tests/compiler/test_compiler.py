@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,14 +19,24 @@ from rule_compiler.registration import compile_document
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"
-EXAMPLES = sorted((ROOT / "include" / "rules").glob("*.yaml")) + sorted(
-    (LOCAL_FIXTURES / "good").glob("*.yaml")
-)
+EXAMPLES = [
+    path
+    for path in sorted((ROOT / "include" / "rules").glob("*.yaml"))
+    + sorted((ROOT / "include" / "rules-using-templates").glob("*.yaml"))
+    + sorted((LOCAL_FIXTURES / "good").glob("*.yaml"))
+    if read_definition_file(path)["kind"] == "rule"
+]
+
+
+def _templates() -> dict[str, Any]:
+    from tests.compiler.test_fixtures import fixture_templates
+
+    return fixture_templates()
 
 
 def _compile(path: Path) -> tuple[str, str]:
     catalog = Catalog.model_validate(yaml.safe_load(DEMO_CATALOG.read_text()))
-    compiled = compile_document(read_definition_file(path), catalog)
+    compiled = compile_document(read_definition_file(path), catalog, templates=_templates())
     return compiled.spec_json, compiled.spec_hash
 
 
@@ -48,9 +59,11 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
         "from rule_compiler.catalog import Catalog\n"
         "from rule_compiler.loading import read_definition_file\n"
         "from rule_compiler.registration import compile_document\n"
+        "from tests.compiler.test_fixtures import fixture_templates\n"
         f"cat = Catalog.model_validate(yaml.safe_load(Path({str(DEMO_CATALOG)!r}).read_text()))\n"
         "for p in sys.argv[1:]:\n"
-        "    print(compile_document(read_definition_file(Path(p)), cat).spec_hash)\n"
+        "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates())"
+        ".spec_hash)\n"
     )
     outputs = set()
     for seed in ("0", "1", "12345"):

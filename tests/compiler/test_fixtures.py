@@ -8,14 +8,34 @@ import pytest
 import yaml
 
 from rule_compiler.catalog import Catalog
+from rule_compiler.definitions import ConditionTemplateDefinition
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, RuleValidationError
 from rule_compiler.loading import read_definition_file
-from rule_compiler.registration import compile_document
+from rule_compiler.registration import Compiled, compile_document
+from rule_compiler.validation import validate_definition
 from tests.conftest import DEMO_CATALOG, IN_CI, LOCAL_FIXTURES, SHARED_FIXTURES
+
+#: Condition templates the fixtures may `use` (each valid itself, and used by name).
+TEMPLATES = LOCAL_FIXTURES / "templates"
 
 
 def _catalog() -> Catalog:
     return Catalog.model_validate(yaml.safe_load(DEMO_CATALOG.read_text()))
+
+
+def fixture_templates() -> dict[str, ConditionTemplateDefinition]:
+    """The templates of ``templates/``, validated in an order that lets them use each other."""
+    raw = {p.stem: read_definition_file(p) for p in sorted(TEMPLATES.glob("*.yaml"))}
+    parsed = {name: ConditionTemplateDefinition.model_validate(data) for name, data in raw.items()}
+    for name, data in raw.items():
+        assert validate_definition(data, None, templates=parsed).name == name
+    return parsed
+
+
+def _compile(path: Path) -> object:
+    return compile_document(
+        read_definition_file(path), _catalog(), templates=fixture_templates(), source=str(path)
+    )
 
 
 def _expectations(path: Path) -> tuple[str, str]:
@@ -27,7 +47,7 @@ def _expectations(path: Path) -> tuple[str, str]:
 
 def _issues(path: Path) -> list[tuple[str, str]]:
     try:
-        compile_document(read_definition_file(path), _catalog(), source=str(path))
+        _compile(path)
     except RuleValidationError as exc:
         return [(i.path, i.message) for i in exc.issues]
     except DefinitionLoadError as exc:
@@ -66,7 +86,10 @@ def test_local_copy_covers_the_shared_set() -> None:
 
 @pytest.mark.parametrize("path", _params("good"))
 def test_good_definition_validates_and_compiles(path: Path) -> None:
-    compiled = compile_document(read_definition_file(path), _catalog(), source=str(path))
+    compiled = _compile(path)
+    if not isinstance(compiled, Compiled):  # a condition template: stored, never a DAG
+        assert compiled.dag_id == f"condition_template__acme__{path.stem}"  # type: ignore[attr-defined]
+        return
     assert compiled.spec.dag_id == f"rule__acme__{path.stem}"
     assert compiled.spec.tasks[0].task_id == "evaluate_conditions"
 
@@ -90,6 +113,11 @@ def test_every_problem_is_reported_at_once() -> None:
         compile_document(data, _catalog())
     paths = {issue.path for issue in caught.value.issues}
     assert {"name", "trigger.events[0]", "actions[0].retries"} <= paths
+
+
+def test_fixture_templates_are_valid_and_used() -> None:
+    templates = fixture_templates()
+    assert {"big-order", "vip-customer", "big-vip-order"} <= templates.keys()
 
 
 def test_load_errors_are_definition_errors() -> None:
