@@ -179,7 +179,7 @@ def _json_scalar(value: Any, limit: int) -> Any:
         text = value.isoformat()
     elif isinstance(value, Decimal | timedelta):
         text = str(value)
-    elif isinstance(value, re.Pattern):
+    elif isinstance(value, re.Pattern) or type(value).__name__ == "_Regexp":  # re or RE2 compiled pattern
         text = value.pattern
     else:
         text = value if isinstance(value, str) else repr(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -75,6 +74,12 @@ SAFE = [
     "(?i)paid",
     "(a|b)*c",
     "",
+    # shapes that backtrack catastrophically in Python's re; RE2 runs them in linear time
+    "(a+)+$",
+    "(a|aa)+$",
+    "a+a+b",
+    r"\d+.*",
+    r"^INV-\d+.*$",
 ]
 
 
@@ -87,29 +92,16 @@ def test_safe_patterns_are_accepted(pattern: str) -> None:
 @pytest.mark.parametrize(
     ("pattern", "words"),
     [
-        ("([a-z", ["not a valid regular expression"]),
+        ("([a-z", ["not a valid regular expression", "missing ]"]),
         ("a{2,1}", ["not a valid regular expression"]),
-        ("(a+)+", ["nests a quantifier", "exponential"]),
-        ("(a*)*b", ["nests a quantifier"]),
-        ("(?:a+)+$", ["nests a quantifier"]),
-        (r"(\w*,?)*", ["nests a quantifier"]),
-        (r"(\w+\s?)*", ["nests a quantifier"]),
-        ("(a{1,3}){2,}", ["nests a quantifier"]),
-        ("(?=(a+)+)", ["nests a quantifier"]),
-        ("(a|aa)+", ["alternation"]),
-        ("(.|a)+", ["alternation", "start alike"]),
-        ("(a|a)+", ["alternation"]),
-        (r"x(?:\w|ab)+", ["alternation"]),
-        ("a+a+b", ["in a row", "same characters"]),
-        (".*.*x", ["in a row"]),
-        (r"\d+.*", ["in a row"]),
-        (r"\d+\d*x", ["in a row"]),
-        ("(?i)a+A+", ["in a row"]),
+        (r"(a)\1", ["not a valid regular expression", "backreferences"]),
+        ("(?=x)y", ["not a valid regular expression", "lookaround"]),
+        ("(?<=a)b", ["not a valid regular expression", "linear time"]),
         ("a" * (MAX_PATTERN_LENGTH + 1), ["characters long", str(MAX_PATTERN_LENGTH)]),
         (5, ["as text"]),
     ],
 )
-def test_unsafe_or_invalid_patterns_are_rejected(pattern: Any, words: list[str]) -> None:
+def test_invalid_patterns_are_rejected(pattern: Any, words: list[str]) -> None:
     with pytest.raises(UnsafePatternError) as caught:
         check_pattern(pattern)
     message = str(caught.value)
@@ -124,9 +116,9 @@ def test_search_caps_the_subject() -> None:
     assert search(pattern, "x" * 9_995 + "needle") is False
 
 
-def test_accepted_patterns_stay_fast_on_hostile_values() -> None:
-    subject = "a" * 10_000 + "!"
-    started = time.perf_counter()
-    for pattern in [r"^INV-\d+$", r"(\d{3}-)+x", "^(ab|cd)+$", r"^\w+@\w+\.com$", "(foo|bar)+x", r"\d+-\d+"]:
+@pytest.mark.timeout(60)  # a backtracking engine would take minutes here (the guard, not a wall-time check)
+def test_accepted_patterns_handle_hostile_values() -> None:
+    subject = "a" * 9_999 + "!"  # within the searched first 10,000 characters
+    for pattern in ["(a+)+$", "(a|aa)+$", "(a|b)*c", r"\w+@", ".*.*.*x", r"(\d{3}-)+x", r"^\w+@\w+\.com$"]:
         assert search(compile_pattern(pattern), subject) is False
-    assert time.perf_counter() - started < 5
+    assert search(compile_pattern("(a+)+!$"), subject) is True
