@@ -14,6 +14,7 @@ DAG parser reads while workers write the automation log), a busy timeout, and an
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,7 +96,7 @@ def _use_sqlite_transactions(engine: sa.Engine, *, wal: bool) -> None:
         try:
             cursor.execute("PRAGMA foreign_keys=ON")
             if wal:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _ensure_wal(cursor)
         finally:
             cursor.close()
 
@@ -103,6 +104,20 @@ def _use_sqlite_transactions(engine: sa.Engine, *, wal: bool) -> None:
     def _on_begin(connection: sa.Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (the mode persists in the file), never failing a connection.
+
+    Switching needs an exclusive lock, and SQLite answers BUSY at once (no busy-timeout wait) when
+    waiting could deadlock with another connection's write; that connection, or a later one, switches.
+    """
+    try:
+        if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
 
 
 class Database:
