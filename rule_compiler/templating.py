@@ -73,6 +73,20 @@ def _const_key(node: nodes.Getitem) -> Any:
     return node.arg.value if isinstance(node.arg, nodes.Const) else None
 
 
+def record_fields(text: str) -> set[str]:
+    """The fields a template reads from the triggering row: ``{{ record.customer__email }}`` →
+    ``{"customer__email"}`` (``record['x']`` too). The text must already pass :func:`check_template`."""
+    tree = _ENV.parse(text)
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        target = getattr(node, "node", None)
+        if isinstance(target, nodes.Name) and target.name in {"record", "old"}:
+            attr = node.attr if isinstance(node, nodes.Getattr) else _const_key(node)  # type: ignore[arg-type]
+            if isinstance(attr, str):
+                found.add(attr)
+    return found
+
+
 def render(text: str, context: Mapping[str, Any], *, html: bool = False) -> str:
     """Render a checked template in the sandbox; output is capped in size."""
     env = _HTML_ENV if html else _ENV

@@ -11,6 +11,7 @@ from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
 from rule_compiler.conditions import compile_condition
 from rule_compiler.definitions import (
     Action,
+    CallWebhook,
     ConditionNode,
     CreateRecord,
     DataTrigger,
@@ -21,10 +22,10 @@ from rule_compiler.definitions import (
     UpdateRecord,
 )
 from rule_compiler.errors import CompileError
-from rule_compiler.templating import template_strings
+from rule_compiler.templating import record_fields, template_strings
 
 #: Bumped when compiled output changes; golden files are updated together with it.
-COMPILER_VERSION = "1"
+COMPILER_VERSION = "2"
 EVALUATE_TASK = "evaluate_conditions"
 OUTCOME_TASK = "record_outcome"
 
@@ -128,7 +129,15 @@ def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] |
     else:
         return None
     fields = compile_condition(rule.conditions).fields if rule.conditions is not None else frozenset()
-    return {"connection": conn_id, **field_plan(_connection(catalog, conn_id), table, fields)}
+    for action in rule.actions:
+        fields |= action_record_fields(action)
+    return {"connection": conn_id, **field_plan(_connection(catalog, conn_id), table, frozenset(fields))}
+
+
+def action_record_fields(action: Action) -> set[str]:
+    """The triggering row's fields an action's templates read (``{{ record.customer__email }}``)."""
+    data = action.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {field for _, text in template_strings(data, "") for field in record_fields(text)}
 
 
 def _condition_json(node: ConditionNode | None) -> Any:
@@ -164,9 +173,16 @@ def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] 
         soft_column = catalog.connections[action.connection].tables[action.table].soft_delete_column
         if isinstance(action, DeleteRecord) and action.soft:
             params["soft_delete_column"] = soft_column
-    if row_source is not None and template_strings(params.get("values"), "values"):
+    if row_source is not None and action_record_fields(action):
         params["row_source"] = row_source  # templates read the triggering row
+    if row_source is not None and isinstance(action, CallWebhook) and _mentions_record(params):
+        params["row_source"] = row_source  # webhook templates read the triggering row
     return params
+
+
+def _mentions_record(params: dict[str, Any]) -> bool:
+    fields = {name: params.get(name) for name in ("url", "path", "headers", "body")}
+    return any("record" in text for _, text in template_strings(fields, "webhook"))
 
 
 def _action_task(

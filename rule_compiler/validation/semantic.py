@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jinja2 import TemplateError
+
 from rule_compiler.catalog import Catalog, Connection, FieldResolutionError, Table, resolve_field
 from rule_compiler.conditions import validate_operand
 from rule_compiler.definitions import (
@@ -21,7 +23,7 @@ from rule_compiler.definitions import (
 from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves, template_uses
 from rule_compiler.errors import Issue
 from rule_compiler.netpolicy import url_problem
-from rule_compiler.templating import TemplateCheckError, check_template, template_strings
+from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
 
 #: Task ids the compiler uses itself; action ids may not take them.
 RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error"})
@@ -33,9 +35,45 @@ def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
     issues = _check_action_graph(rule)
     issues += _check_trigger(rule, refs)
     issues += _check_conditions(rule, refs)
-    for index, _action in enumerate(rule.actions):
+    for index in range(len(rule.actions)):
         issues += _check_action(rule, index, refs)
+        issues += _check_record_references(rule, index, refs)
     return issues
+
+
+def _check_record_references(rule: RuleDefinition, index: int, refs: _CatalogRefs) -> list[Issue]:
+    """Every ``{{ record.x }}`` an action's templates read must be a field of the triggering row."""
+    data = rule.actions[index].model_dump(mode="json", by_alias=True, exclude_none=True)
+    source = _row_source(rule)
+    scratch: list[Issue] = []
+    found = refs.table(source[0], source[1], "trigger.table", scratch) if source is not None else None
+    issues: list[Issue] = []
+    for where, text in template_strings(data, f"actions[{index}]"):
+        try:
+            fields = record_fields(text)
+        except TemplateError:
+            continue  # a template that does not parse is reported by the template check
+        for field in sorted(fields):
+            if source is None:
+                issues.append(
+                    Issue(
+                        where,
+                        f"the template reads record.{field}, but this rule's trigger has "
+                        "no row (no event and no target)",
+                        "template",
+                    )
+                )
+            elif found is not None and (problem := _field_problem(found[0], source[1], field)):
+                issues.append(Issue(where, f"the template reads record.{field}: {problem}", "template"))
+    return issues
+
+
+def _field_problem(connection: Connection, table: str, field: str) -> str | None:
+    try:
+        resolve_field(connection, table, field)
+    except FieldResolutionError as exc:
+        return str(exc)
+    return None
 
 
 class _CatalogRefs:
