@@ -7,6 +7,9 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.runtime.idempotency import row_key
+from rule_compiler.runtime.rows import iter_rows
+from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.base import RuleTaskOperator
 
 
@@ -52,6 +55,23 @@ class ActionOperator(RuleTaskOperator):
             raise
         self.store.record_action(run_pk, self.task_id, status="success", output=output)
         return output
+
+    def rows_by_key(self, keys: list[Any]) -> dict[str, dict[str, Any]]:
+        """The triggering rows by key text (``[42]``), read only when the action's templates need them."""
+        source = self.spec_params.get("row_source")
+        wanted = [k for k in keys if k is not None]
+        if source is None or not wanted:
+            return {}
+        with RecordsHook(source["connection"]).engine.connect() as conn:
+            return {row_key(row, source["primary_key"]): row for row in iter_rows(conn, source, wanted)}
+
+    def template_context(self, context: Any, record: dict[str, Any] | None) -> dict[str, Any]:
+        """What author templates may read: the row, the rule and the run (never Airflow's context)."""
+        return {
+            "record": record or {},
+            "rule": {"id": self.rule_id},
+            "run": {"id": self.occurrence_id(context)},
+        }
 
 
 class NotYetSupportedOperator(ActionOperator):

@@ -10,9 +10,9 @@ from pydantic import TypeAdapter
 from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.idempotency import idempotency_key, row_key
+from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.runtime.records import Effect, apply_effect, ensure_ledger
-from rule_compiler.runtime.rows import iter_rows, matching_keys
+from rule_compiler.runtime.rows import matching_keys
 from rule_compiler.templating import render_value
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.actions import ActionOperator
@@ -35,10 +35,9 @@ class RecordActionOperator(ActionOperator):
         kind = self.action_kind
         targets = self._targets(engine, plan, matched_keys, context) if kind != "create_record" else []
         counts = {"applied": 0, "already_applied": 0, "missing_row": 0}
-        base_context = {"rule": {"id": self.rule_id}, "run": {"id": self.occurrence_id(context)}}
         problems: list[str] = []
         rows: list[Any] = targets if kind != "create_record" else (matched_keys or [None])
-        records = self._records(engine, rows)
+        records = self.rows_by_key(rows)
         for target in rows:
             key_text = canonical_json(target) if target is not None else None
             effect = Effect(
@@ -51,7 +50,7 @@ class RecordActionOperator(ActionOperator):
                 row_key=key_text,
             )
             record = records.get(key_text or "", {})
-            values = render_value(params.get("values", {}), {**base_context, "record": record})
+            values = render_value(params.get("values", {}), self.template_context(context, record))
             try:
                 outcome = apply_effect(
                     engine,
@@ -73,15 +72,6 @@ class RecordActionOperator(ActionOperator):
         if problems:
             raise PermanentActionError("; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
         return {"table": plan["table"], **counts}
-
-    def _records(self, engine: Any, keys: list[Any]) -> dict[str, dict[str, Any]]:
-        """The triggering rows by key, read only when a value template needs them."""
-        source = self.spec_params.get("row_source")
-        wanted = [k for k in keys if k is not None]
-        if source is None or not wanted:
-            return {}
-        with RecordsHook(source["connection"]).engine.connect() as conn:
-            return {row_key(row, source["primary_key"]): row for row in iter_rows(conn, source, wanted)}
 
     @property
     def action_kind(self) -> str:
