@@ -11,7 +11,6 @@ from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
 from rule_compiler.conditions import compile_condition
 from rule_compiler.definitions import (
     Action,
-    CallWebhook,
     ConditionNode,
     CreateRecord,
     DataTrigger,
@@ -175,14 +174,7 @@ def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] 
             params["soft_delete_column"] = soft_column
     if row_source is not None and action_record_fields(action):
         params["row_source"] = row_source  # templates read the triggering row
-    if row_source is not None and isinstance(action, CallWebhook) and _mentions_record(params):
-        params["row_source"] = row_source  # webhook templates read the triggering row
     return params
-
-
-def _mentions_record(params: dict[str, Any]) -> bool:
-    fields = {name: params.get(name) for name in ("url", "path", "headers", "body")}
-    return any("record" in text for _, text in template_strings(fields, "webhook"))
 
 
 def _action_task(

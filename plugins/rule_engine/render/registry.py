@@ -5,16 +5,18 @@ from __future__ import annotations
 from rule_engine.operators.actions import NotYetSupportedOperator
 from rule_engine.operators.base import RuleTaskOperator
 from rule_engine.operators.evaluate import EvaluateConditionsOperator
+from rule_engine.operators.notify import NotificationOperator
 from rule_engine.operators.outcome import RecordOutcomeOperator
 from rule_engine.operators.records import RecordActionOperator
+from rule_engine.operators.webhooks import WebhookOperator
 
 OPERATORS: dict[str, type[RuleTaskOperator]] = {
     "evaluate_conditions": EvaluateConditionsOperator,
     "create_record": RecordActionOperator,
     "update_record": RecordActionOperator,
     "delete_record": RecordActionOperator,
-    "send_notification": NotYetSupportedOperator,
-    "call_webhook": NotYetSupportedOperator,
+    "send_notification": NotificationOperator,
+    "call_webhook": WebhookOperator,
     "trigger_workflow": NotYetSupportedOperator,
     "generate_report": NotYetSupportedOperator,
     "record_outcome": RecordOutcomeOperator,

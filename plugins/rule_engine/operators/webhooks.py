@@ -1,0 +1,147 @@
+"""``call_webhook``: one task that calls an endpoint once per matched row (or once), exactly once per key.
+
+Each delivery's ``webhook-id`` is the idempotency key of (rule, run, action, row), identical on every
+retry; the delivery ledger in the rule store skips keys already delivered. Secrets and signature
+headers never reach logs, XCom or the automation log: outputs carry counts and statuses only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
+
+from rule_compiler.canonical import canonical_json
+from rule_compiler.errors import PermanentActionError
+from rule_compiler.runtime.idempotency import idempotency_key
+from rule_compiler.runtime.webhooks import (
+    Delivery,
+    WebhookRequest,
+    WebhookRetryableError,
+    build_request,
+    classify_response,
+    ensure_delivery_ledger,
+    finish_attempt,
+    signature_headers,
+    start_attempt,
+    truncate_body,
+)
+from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
+from rule_engine.operators.actions import ActionOperator
+
+#: Characters of a response body written to the task log.
+LOGGED_BODY_CHARS = 300
+
+
+class RetryAfterPolicy(RetryPolicy):
+    """Retry a webhook when the receiver said when (Retry-After); otherwise Airflow's own backoff."""
+
+    def evaluate(
+        self, exception: BaseException, try_number: int, max_tries: int, context: Any = None
+    ) -> RetryDecision:
+        retry_after = getattr(exception, "retry_after", None)
+        if isinstance(exception, WebhookRetryableError) and retry_after is not None:
+            return RetryDecision.retry(
+                delay=dt.timedelta(seconds=max(1.0, retry_after)), reason="the receiver sent Retry-After"
+            )
+        return RetryDecision.default()
+
+    def serialize(self) -> dict[str, Any]:
+        return {}
+
+
+class WebhookOperator(ActionOperator):
+    """Render, sign and send a webhook per target row; record every attempt in the delivery ledger."""
+
+    ui_color = "#fef7e0"
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("retry_policy", RetryAfterPolicy())
+        super().__init__(**kwargs)
+
+    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+        params = self.spec_params
+        conn_id = params.get("connection")
+        base_url, secrets = WebhookHook(conn_id).base_url_and_secrets() if conn_id else (None, [])
+        ensure_delivery_ledger(self.store.engine)
+        occurrence = self.occurrence_id(context)
+        rows: list[Any] = matched_keys or [None]
+        records = self.rows_by_key(rows)
+        counts = {"delivered": 0, "already_delivered": 0, "failed": 0}
+        statuses: set[int] = set()
+        problems: list[str] = []
+        for target in rows:
+            key_text = canonical_json(target) if target is not None else None
+            delivery = Delivery(
+                idempotency_key(self.rule_id, occurrence, self.task_id, key_text),
+                self.rule_id,
+                self.task_id,
+                occurrence,
+                key_text,
+            )
+            context_of_row = self.template_context(context, records.get(key_text or ""))
+            try:
+                request = build_request(params, context_of_row, base_url=base_url)
+                outcome, status = self._deliver(delivery, request, secrets)
+            except PermanentActionError as exc:
+                problems.append(f"row {key_text}: {exc}")
+                counts["failed"] += 1
+                continue
+            counts[outcome] += 1
+            if status is not None:
+                statuses.add(status)
+        self.log.info("call_webhook: %s", counts)
+        if problems:
+            raise PermanentActionError("; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
+        return {**counts, "statuses": sorted(statuses)}
+
+    def _deliver(
+        self, delivery: Delivery, request: WebhookRequest, secrets: list[str]
+    ) -> tuple[str, int | None]:
+        """Send one delivery unless the ledger says it was delivered; raise on failure."""
+        engine = self.store.engine
+        key = delivery.idempotency_key
+        attempt = start_attempt(engine, delivery, utcnow())
+        if attempt is None:
+            return "already_delivered", None
+        headers = {**request.headers, **signature_headers(secrets, key, utcnow(), request.body)}
+        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else 30.0
+        try:
+            response = send_webhook(
+                method=request.method, url=request.url, headers=headers, body=request.body, timeout=timeout
+            )
+        except WebhookRetryableError as exc:
+            finish_attempt(engine, key, status="retrying", now=utcnow(), error=str(exc))
+            raise
+        except PermanentActionError as exc:
+            finish_attempt(engine, key, status="failed", now=utcnow(), error=str(exc))
+            raise
+        body_text = truncate_body(response.body)
+        self.log.info(
+            "webhook %s %s (key %s, attempt %d): HTTP %d in %d ms, body%s: %s",
+            request.method,
+            request.url.split("?", 1)[0],
+            key[:12],
+            attempt,
+            response.status,
+            response.elapsed_ms,
+            " (truncated)" if response.truncated else "",
+            body_text[:LOGGED_BODY_CHARS],
+        )
+        error = classify_response(response.status, response.retry_after, utcnow())
+        status = "delivered" if error is None else "retrying"
+        if error is not None and not isinstance(error, WebhookRetryableError):
+            status = "failed"
+        finish_attempt(
+            engine,
+            key,
+            status=status,
+            now=utcnow(),
+            response_status=response.status,
+            response_body=body_text,
+            error=str(error) if error is not None else None,
+        )
+        if error is not None:
+            raise error
+        return "delivered", response.status
