@@ -22,6 +22,7 @@ from standardwebhooks import Webhook
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.store.schema import webhook_deliveries
 from rule_compiler.templating import render_value
 
 #: Bytes of a response body read at most (the rest is never downloaded).
@@ -35,7 +36,7 @@ _RESERVED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "keep-alive"}
 )
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
-DELIVERY_TABLE = "rule_engine_webhook_deliveries"
+DELIVERY_TABLE = webhook_deliveries.name
 
 
 class WebhookRetryableError(RetryableActionError):
@@ -181,22 +182,7 @@ def truncate_body(body: bytes, limit: int = MAX_LOGGED_BODY) -> str:
 
 # --- the delivery ledger ---------------------------------------------------------------------
 
-_metadata = sa.MetaData()
-deliveries = sa.Table(
-    DELIVERY_TABLE,
-    _metadata,
-    sa.Column("idempotency_key", sa.String(64), primary_key=True),
-    sa.Column("rule_id", sa.String(200), nullable=False),
-    sa.Column("action_id", sa.String(100), nullable=False),
-    sa.Column("occurrence_id", sa.String(250), nullable=False),
-    sa.Column("row_key", sa.Text, nullable=True),
-    sa.Column("status", sa.String(20), nullable=False),  # sending | delivered | retrying | failed
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("response_status", sa.Integer, nullable=True),
-    sa.Column("response_body", sa.Text, nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
+deliveries = webhook_deliveries  # a rule store table, created by its migrations (0002)
 
 
 @dataclass(frozen=True)
@@ -208,11 +194,6 @@ class Delivery:
     action_id: str
     occurrence_id: str
     row_key: str | None
-
-
-def ensure_delivery_ledger(engine: sa.Engine) -> None:
-    """Create the delivery ledger table if it is not there yet."""
-    _metadata.create_all(engine, checkfirst=True)
 
 
 def delivery_row(engine: sa.Engine, key: str) -> dict[str, Any] | None:

@@ -145,3 +145,19 @@ automation_action_results = sa.Table(
     sa.UniqueConstraint("run_pk", "action_id"),
     sa.CheckConstraint(_one_of("status", ACTION_STATUSES), name="status"),
 )
+
+webhook_deliveries = sa.Table(
+    "rule_engine_webhook_deliveries",
+    metadata,
+    sa.Column("idempotency_key", sa.String(64), primary_key=True),
+    sa.Column("rule_id", sa.String(200), nullable=False),
+    sa.Column("action_id", sa.String(100), nullable=False),
+    sa.Column("occurrence_id", sa.String(250), nullable=False),
+    sa.Column("row_key", sa.Text, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),  # sending | delivered | retrying | failed
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

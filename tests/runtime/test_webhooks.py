@@ -26,7 +26,6 @@ from rule_compiler.runtime.webhooks import (
     check_headers,
     classify_response,
     delivery_row,
-    ensure_delivery_ledger,
     parse_retry_after,
     parse_secrets,
     signature_headers,
@@ -56,7 +55,7 @@ def operator(tmp_path: Path) -> Iterator[WebhookOperator]:
     )
     store = RuleStore(f"sqlite:///{tmp_path / 'store.db'}")
     op.__dict__["store"] = store
-    ensure_delivery_ledger(store.engine)  # run_action does this before delivering
+    store.upgrade()  # the delivery ledger is a rule store table (migration 0002)
     yield op
     store.close()
 

@@ -21,7 +21,6 @@ from rule_compiler.runtime.webhooks import (
     WebhookRetryableError,
     build_request,
     classify_response,
-    ensure_delivery_ledger,
     finish_attempt,
     signature_headers,
     start_attempt,
@@ -64,7 +63,6 @@ class WebhookOperator(ActionOperator):
         params = self.spec_params
         conn_id = params.get("connection")
         base_url, secrets = WebhookHook(conn_id).base_url_and_secrets() if conn_id else (None, [])
-        ensure_delivery_ledger(self.store.engine)
         occurrence = self.occurrence_id(context)
         rows: list[Any] = matched_keys or [None]
         records = self.rows_by_key(rows)
