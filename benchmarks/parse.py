@@ -36,7 +36,6 @@ Progress goes to stderr; the table (or ``--json -``) to stdout.
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import importlib.util
 import json
@@ -47,30 +46,23 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_common import progress
 from parse_floor import compare_bags, write_hand_written
+from parse_report import table
+from parse_store import build_store, check_store_is_reread, rule_store_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
 LOADER_FILE = ROOT / "dags" / "automation_dags.py"
-EXAMPLE_RULES = ROOT / "include" / "rules"
-DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
 PARSING_CONTEXT_ENV = "_AIRFLOW_PARSING_CONTEXT_DAG_ID"
 TARGET = 1.1
 SPEC_TABLE = "compiled_specs"
-
-_started = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    print(f"[{time.perf_counter() - _started:7.1f} s] {message}", file=sys.stderr, flush=True)
-
 
 # -- arguments ---------------------------------------------------------------------------------------
 
@@ -137,93 +129,6 @@ def prepare_environment(work: Path, store_url: str) -> None:
     for path in (str(PLUGINS), str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)
-
-
-@contextmanager
-def rule_store_database(requested: str | None, work: Path) -> Iterator[tuple[str, Callable[[], None]]]:
-    """The store URL to use, and a cleanup; a temporary Postgres database for a postgresql URL."""
-    if requested is None:
-        yield f"sqlite:///{work / 'automation.db'}", lambda: None
-        return
-    import sqlalchemy as sa
-
-    url = sa.make_url(requested)
-    if url.get_backend_name() == "sqlite":
-        if url.database and Path(url.database).exists():
-            raise SystemExit(
-                f"--store-url: {url.database} exists; give a SQLite file that does not exist yet"
-            )
-        yield requested, lambda: None
-        return
-    if url.get_backend_name() != "postgresql":
-        raise SystemExit(f"--store-url: only sqlite and postgresql URLs are supported, not {url.drivername}")
-    name = f"parse_bench_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    progress(f"created the temporary Postgres database {name}")
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-        progress(f"dropped the temporary Postgres database {name}")
-
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False), drop
-    except BaseException:
-        drop()
-        raise
-
-
-# -- building the store ------------------------------------------------------------------------------
-
-
-def example_documents() -> list[dict[str, Any]]:
-    from rule_compiler.loading import expand_paths, read_definition_file
-
-    documents = [read_definition_file(path) for path in expand_paths([EXAMPLE_RULES])]
-    if not documents:
-        raise SystemExit(f"no example rules in {EXAMPLE_RULES}")
-    return sorted(documents, key=lambda doc: str(doc["name"]))
-
-
-def bench_document(examples: list[dict[str, Any]], index: int) -> dict[str, Any]:
-    """Copy number ``index`` (1-based) of the examples, round robin, under a unique name."""
-    example = examples[(index - 1) % len(examples)]
-    document = copy.deepcopy(example)
-    document["name"] = f"bench-{index:04d}-{example['name']}"
-    return document
-
-
-def build_store(store_url: str, rules: int) -> tuple[Any, list[str]]:
-    """A fresh store with the demo catalog and ``rules`` registered copies of the examples."""
-    import yaml
-
-    from rule_compiler.catalog import Catalog
-    from rule_compiler.registration import compile_document, register
-    from rule_compiler.store import RuleStore
-
-    store = RuleStore(store_url)
-    store.upgrade()
-    store.put_catalog(
-        organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="benchmark"
-    )
-    catalog = Catalog.model_validate(store.get_catalog("acme"))
-    examples = example_documents()
-    dag_ids = []
-    step = max(1, rules // 10)
-    for index in range(1, rules + 1):
-        compiled = compile_document(bench_document(examples, index), catalog)
-        register(store, compiled, actor="benchmark")
-        dag_ids.append(compiled.spec.dag_id)
-        if index % step == 0 or index == rules:
-            progress(f"  registered {index}/{rules} rules")
-    return store, dag_ids
 
 
 # -- timing ------------------------------------------------------------------------------------------------
@@ -419,8 +324,8 @@ def profile_parse(folder: Path, lines: int, title: str, context_dag_id: str | No
         "compare shares)",
         file=sys.stderr,
     )
-    for label, seconds in found.items():
-        print(f"    {label:<54} {seconds:7.3f} s ({seconds / total:5.1%})", file=sys.stderr)
+    for label, spent in found.items():
+        print(f"    {label:<54} {spent:7.3f} s ({spent / total:5.1%})", file=sys.stderr)
     return {"total_s": total, **found}
 
 
@@ -446,107 +351,6 @@ def loader_only_steps(context_dag_id: str | None, repeat: int) -> dict[str, floa
     }
 
 
-# -- checks that the loader reads the store on every parse -------------------------------------------------
-
-
-def check_store_is_reread(store: Any, loader_folder: Path, rules: int) -> dict[str, Any]:
-    """Add a rule to the store, parse, delete it, parse: each parse must follow the store."""
-    from rule_compiler.catalog import Catalog
-    from rule_compiler.registration import compile_document, register
-
-    catalog = Catalog.model_validate(store.get_catalog("acme"))
-    document = bench_document(example_documents(), rules + 1)
-    document["name"] = "bench-extra-" + document["name"].split("-", 2)[2]
-    compiled = compile_document(document, catalog)
-    register(store, compiled, actor="benchmark")
-    added = set(parse(loader_folder).dag_ids)
-    store.delete(organization="acme", kind=compiled.definition.kind, name=document["name"], actor="benchmark")
-    removed = set(parse(loader_folder).dag_ids)
-    ok = compiled.spec.dag_id in added and len(added) == rules + 1
-    ok = ok and compiled.spec.dag_id not in removed and len(removed) == rules
-    if not ok:
-        raise SystemExit(
-            f"the loader did not follow the store: {len(added)} DAGs after adding a rule, "
-            f"{len(removed)} after deleting it (expected {rules + 1}, then {rules})"
-        )
-    return {"dags_after_adding_a_rule": len(added), "dags_after_deleting_it": len(removed)}
-
-
-# -- output ----------------------------------------------------------------------------------------------
-
-
-def table(result: dict[str, Any]) -> str:
-    header = (
-        "case",
-        "DAGs",
-        "loader median",
-        "loader min",
-        "floor median",
-        "floor min",
-        "ratio",
-        "target",
-        "verdict",
-        "CPU ratio",
-    )
-    rows = [header]
-    for case in result["cases"]:
-        rows.append(
-            (
-                case["case"],
-                str(case["dags"]),
-                f"{case['loader']['median_s']:.4f} s",
-                f"{case['loader']['min_s']:.4f} s",
-                f"{case['floor']['median_s']:.4f} s",
-                f"{case['floor']['min_s']:.4f} s",
-                f"{case['ratio']:.2f}x",
-                f"<= {case['target']:.1f}x",
-                case["verdict"],
-                f"{case['cpu_ratio']:.2f}x",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    info = result["setup"]
-    notes = [
-        "ratio = median wall time of the loader / of the floor (the verdict); CPU ratio = the same with "
-        "this process's CPU time (less sensitive to other load on the machine; misses time spent in a "
-        "database server)",
-        f"rules stored: {info['rules']} ({info['store_backend']}); timed parses per side: {info['repeat']}; "
-        f"Python {info['python']}, Airflow {info['airflow']}",
-        f"hand-written files: {info['floor_all_bytes']:,} bytes (all), {info['floor_one_bytes']:,} bytes "
-        f"(one); DAG files bytecode-cached: {info['bytecode_cached']}",
-    ]
-    for case in result["cases"]:
-        notes.append(
-            f"{case['case']}: DAGs found per timed parse: loader {case['loader']['dags_found']}, floor "
-            f"{case['floor']['dags_found']}; same dag_ids: {case['identical_dag_ids']}, same task ids: "
-            f"{case['identical_task_ids']}, same DAGs: {case['identical_dags']}; loader spec queries per "
-            f"parse: {case['loader']['spec_queries_per_parse']}"
-        )
-        notes.append(
-            f"{case['case']}: wall s, loader {_seconds(case['loader']['times_s'])}; floor "
-            f"{_seconds(case['floor']['times_s'])}; CPU medians: loader "
-            f"{case['loader']['cpu_median_s']:.4f} s, floor {case['floor']['cpu_median_s']:.4f} s"
-        )
-        steps = case["loader_only_steps"]
-        notes.append(
-            f"{case['case']}: loader-only steps timed alone (medians): store read with a new RuleStore "
-            f"{steps['store_read_median_s']:.4f} s, spec JSON -> DagSpec "
-            f"{steps['spec_validation_median_s']:.4f} s"
-        )
-    reread = result["store_reread_check"]
-    notes.append(
-        f"store re-read check: {reread['dags_after_adding_a_rule']} DAGs after adding a rule, "
-        f"{reread['dags_after_deleting_it']} after deleting it"
-    )
-    return "\n".join([*lines, "", *notes])
-
-
-def _seconds(values: list[float]) -> str:
-    return "[" + ", ".join(f"{value:.4f}" for value in values) + "]"
-
-
 # -- main ------------------------------------------------------------------------------------------------
 
 
@@ -555,12 +359,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="parse-bench-"))
     progress(f"working in {work}")
     try:
-        with rule_store_database(args.store_url, work) as (store_url, drop_database):
-            try:
-                result = run(args, work, store_url)
-            finally:
-                if not args.keep:
-                    drop_database()
+        with rule_store_database(args.store_url, work, keep=args.keep) as store_url:
+            result = run(args, work, store_url)
     finally:
         if args.keep:
             progress(f"kept {work}")
@@ -659,7 +459,7 @@ def run(args: argparse.Namespace, work: Path, store_url: str) -> dict[str, Any]:
             "one/floor": profile_parse(work / "floor_one", args.profile, "one: floor", one.dag_id),
         }
     progress("checking that the loader follows the store (add a rule, parse, delete it, parse)")
-    result["store_reread_check"] = check_store_is_reread(store, loader_folder, args.rules)
+    result["store_reread_check"] = check_store_is_reread(store, loader_folder, args.rules, parse)
     store.close()
     return result
 

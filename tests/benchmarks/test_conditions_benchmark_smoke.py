@@ -28,6 +28,8 @@ def load_benchmark() -> ModuleType:
     name = "conditions_benchmark"
     if name in sys.modules:
         return sys.modules[name]
+    if str(ROOT / "benchmarks") not in sys.path:  # the script imports its sibling bench_common
+        sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "conditions.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,50 @@
+"""What the benchmark scripts share: progress lines on stderr and a throwaway Postgres database."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_started = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """``[   12.3 s] message`` on stderr, timed from the script's start."""
+    print(f"[{time.perf_counter() - _started:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+def seconds(values: list[float]) -> str:
+    """A list of durations, four decimals each."""
+    return "[" + ", ".join(f"{value:.4f}" for value in values) + "]"
+
+
+@contextmanager
+def temporary_postgres_database(admin_url: str, prefix: str, *, keep: bool = False) -> Iterator[str]:
+    """The URL of a new, empty database on the server of ``admin_url``; dropped afterwards unless ``keep``."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(admin_url)
+    if url.get_backend_name() != "postgresql":
+        raise SystemExit(f"needs a postgresql URL, not {url.drivername}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    progress(f"postgres: created the temporary database {name}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        if keep:
+            progress(f"postgres: kept the temporary database {name}")
+        else:
+            with admin.connect() as conn:
+                conn.execute(
+                    sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                    {"n": name},
+                )
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+            progress(f"postgres: dropped the temporary database {name}")
+        admin.dispose()
