@@ -78,6 +78,8 @@ def test_shared_fixtures_are_present() -> None:
 
 def test_local_copy_covers_the_shared_set() -> None:
     if not SHARED_FIXTURES.is_dir():
+        if IN_CI:
+            pytest.fail(f"shared fixtures missing at {SHARED_FIXTURES} (CI=true)")
         pytest.skip("shared fixtures not beside the checkout")
     for kind in ("good", "bad"):
         local = {p.name for p in _files(LOCAL_FIXTURES, kind)}
