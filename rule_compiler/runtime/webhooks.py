@@ -182,7 +182,7 @@ def truncate_body(body: bytes, limit: int = MAX_LOGGED_BODY) -> str:
 
 # --- the delivery ledger ---------------------------------------------------------------------
 
-deliveries = webhook_deliveries  # a rule store table, created by its migrations (0002)
+deliveries = webhook_deliveries  # a rule store table, created by its migrations (0002, 0003)
 
 
 @dataclass(frozen=True)

@@ -160,4 +160,68 @@ webhook_deliveries = sa.Table(
     sa.Column("response_body", sa.Text, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("organization", Name, nullable=True),
+    sa.Column("request_json", sa.Text, nullable=True),  # method, url, headers (unsigned), body
+)
+
+NOTIFICATION_CHANNELS = ("email", "slack", "webhook", "in_app")
+#: sending → sent | retrying | failed; muted (preference); deferred (quiet hours, ``deliver_after``);
+#: digest (waiting for the recipient's daily digest) → digested.
+DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "muted", "deferred", "digest", "digested")
+DIGEST_MODES = ("off", "daily")
+
+notification_deliveries = sa.Table(
+    "notification_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("rule_id", Name, nullable=False),
+    sa.Column("action_id", sa.String(100), nullable=False),
+    sa.Column("occurrence_id", sa.String(250), nullable=False),
+    sa.Column("row_key", sa.Text, nullable=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("message_json", sa.Text, nullable=True),  # the rendered message while it waits
+    sa.Column("deliver_after", UtcDateTime(), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
+    sa.Index(None, "status", "deliver_after"),
+    sa.Index(None, "organization", "recipient", "status"),
+)
+
+notification_inbox = sa.Table(
+    "notification_inbox",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("rule_id", Name, nullable=True),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("read_at", UtcDateTime(), nullable=True),
+    sa.Index(None, "organization", "recipient", "read_at"),
+)
+
+notification_preferences = sa.Table(
+    "notification_preferences",
+    metadata,
+    sa.Column("organization", Name, primary_key=True),
+    sa.Column("recipient", sa.String(320), primary_key=True),
+    sa.Column("muted_channels_json", sa.Text, nullable=False),
+    sa.Column("quiet_start", sa.String(5), nullable=True),  # "22:00", local to ``timezone``
+    sa.Column("quiet_end", sa.String(5), nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(8), nullable=False),
+    sa.Column("digest_hour", sa.Integer, nullable=False),
+    sa.Column("updated_by", Name, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint(_one_of("digest", DIGEST_MODES), name="digest"),
 )
