@@ -41,10 +41,19 @@ class Table(StrictModel):
     foreign_keys: list[ForeignKey] = Field(default_factory=list)
     soft_delete_column: Identifier | None = None
     writable: bool = True
+    unique_keys: list[list[Identifier]] = Field(
+        default_factory=list,
+        description="unique constraints besides the primary key (what `create_record.upsert_on` may name)",
+    )
 
     @property
     def primary_key(self) -> list[str]:
         return [name for name, column in self.columns.items() if column.primary_key]
+
+    def is_unique_key(self, columns: list[str]) -> bool:
+        """Whether ``columns`` (in any order) are the primary key or one of the unique keys."""
+        wanted = set(columns)
+        return any(wanted == set(key) for key in [self.primary_key, *self.unique_keys] if key)
 
     def foreign_key(self, name: str) -> ForeignKey | None:
         return next((fk for fk in self.foreign_keys if fk.name == name), None)

@@ -149,7 +149,25 @@ def _reflect_one(inspector: Any, name: str, notes: list[str]) -> Table | None:
     if not columns:
         notes.append(f"table '{name}' skipped: it has no column rules can name")
         return None
-    return Table(columns=columns, foreign_keys=_foreign_keys(inspector, name, columns, notes))
+    return Table(
+        columns=columns,
+        foreign_keys=_foreign_keys(inspector, name, columns, notes),
+        unique_keys=_unique_keys(inspector, name, columns),
+    )
+
+
+def _unique_keys(inspector: Any, name: str, columns: Mapping[str, Column]) -> list[list[str]]:
+    """Unique constraints and unique indexes whose columns rules can name, without duplicates."""
+    found: list[list[str]] = []
+    candidates = [info.get("column_names") or [] for info in inspector.get_unique_constraints(name)]
+    candidates += [
+        info.get("column_names") or [] for info in inspector.get_indexes(name) if info.get("unique")
+    ]
+    for names in candidates:
+        key = [str(n) for n in names if n is not None]
+        if key and len(key) == len(names) and all(n in columns for n in key) and key not in found:
+            found.append(key)
+    return sorted(found)
 
 
 def _foreign_keys(
@@ -287,6 +305,7 @@ def _keep_admin_choices(name: str, table: Table, old: Table | None, changes: Cat
         foreign_keys=foreign_keys,
         soft_delete_column=soft_delete,
         writable=old.writable,
+        unique_keys=table.unique_keys,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,8 +126,13 @@ def apply_effect(
     key_values: list[Any] | None,
     values: Mapping[str, Any] | None = None,
     soft_delete_column: str | None = None,
+    upsert_on: Sequence[str] | None = None,
 ) -> Outcome:
-    """Apply one effect and record it in the ledger in the same transaction."""
+    """Apply one effect and record it in the ledger in the same transaction.
+
+    An ``insert`` with ``upsert_on`` (columns of a unique key) updates the row holding that key
+    instead of failing on it (``INSERT ... ON CONFLICT (...) DO UPDATE``, Postgres and SQLite).
+    """
     try:
         with engine.begin() as conn:
             table = reflect_table(conn, table_name)
@@ -147,6 +152,8 @@ def apply_effect(
                 key_values=key_values,
                 bound=bound,
                 soft_delete_column=soft_delete_column,
+                upsert_on=upsert_on,
+                dialect=conn.dialect.name,
             )
             if conn.execute(statement).rowcount == 0 and operation != "insert":
                 raise _MissingRowError  # rolls back the ledger claim too
@@ -175,9 +182,11 @@ def _statement(
     key_values: list[Any] | None,
     bound: Mapping[str, Any],
     soft_delete_column: str | None,
+    upsert_on: Sequence[str] | None = None,
+    dialect: str = "",
 ) -> Any:
     if operation == "insert":
-        return table.insert().values(**bound)
+        return _upsert(table, bound, upsert_on, dialect) if upsert_on else table.insert().values(**bound)
     if key_values is None:
         raise PermanentActionError(f"{operation} on '{table.name}' needs a row, and none was given")
     where = _pk_clause(table, primary_key, key_values)
@@ -188,6 +197,21 @@ def _statement(
     return table.delete().where(where)
 
 
+def _upsert(table: sa.Table, bound: Mapping[str, Any], upsert_on: Sequence[str], dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT (upsert_on) DO UPDATE SET`` the other values (dialect-specific)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        raise PermanentActionError(f"upsert is supported on Postgres and SQLite, not on {dialect}")
+    statement = insert(table).values(**bound)
+    updates = {name: statement.excluded[name] for name in bound if name not in upsert_on}
+    if not updates:
+        return statement.on_conflict_do_nothing(index_elements=list(upsert_on))
+    return statement.on_conflict_do_update(index_elements=list(upsert_on), set_=updates)
+
+
 def _is_ledger_conflict(exc: sa.exc.IntegrityError) -> bool:
     text = str(exc.orig).lower()
     return LEDGER_TABLE in text or "idempotency_key" in text
@@ -196,7 +220,11 @@ def _is_ledger_conflict(exc: sa.exc.IntegrityError) -> bool:
 def _is_schema_error(exc: Exception) -> bool:
     """SQLite reports schema mistakes as OperationalError; retrying them cannot help."""
     text = str(getattr(exc, "orig", exc)).lower()
-    return text.startswith(("no such column", "no such table", "table ")) or "has no column named" in text
+    return (
+        text.startswith(("no such column", "no such table", "table "))
+        or "has no column named" in text
+        or "on conflict clause does not match" in text
+    )
 
 
 def _short(exc: Exception) -> str:

@@ -359,6 +359,8 @@ def _check_record_action(
             for column in values:
                 if column in table.primary_key:
                     issues.append(Issue(f"{path}.values", f"primary key column '{column}' cannot be updated"))
+        if isinstance(action, CreateRecord) and action.upsert_on:
+            issues += _check_upsert(action, table, path)
         if isinstance(action, DeleteRecord) and action.soft and table.soft_delete_column is None:
             issues.append(
                 Issue(
@@ -383,6 +385,30 @@ def _check_record_action(
         )
     issues += _check_templates(values, f"{path}.values")
     return issues
+
+
+def _check_upsert(action: CreateRecord, table: Table, path: str) -> list[Issue]:
+    upsert_on = list(action.upsert_on or [])
+    missing = [c for c in upsert_on if c not in action.values]
+    if missing:
+        return [
+            Issue(
+                f"{path}.upsert_on",
+                f"upsert_on column{'s' if len(missing) > 1 else ''} {', '.join(repr(c) for c in missing)} "
+                "must also be given in `values` (they identify the row to update)",
+            )
+        ]
+    if not table.is_unique_key(upsert_on):
+        keys = [table.primary_key, *table.unique_keys]
+        known = "; ".join("(" + ", ".join(k) + ")" for k in keys if k) or "none"
+        return [
+            Issue(
+                f"{path}.upsert_on",
+                f"({', '.join(upsert_on)}) is not a unique key of table '{action.table}' in the catalog "
+                f"(its unique keys: {known}); run `rule-compiler catalog sync` if the database has one",
+            )
+        ]
+    return []
 
 
 def _describe_source(rule: RuleDefinition) -> str:

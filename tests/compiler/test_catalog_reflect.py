@@ -45,6 +45,10 @@ def _schema() -> sa.MetaData:
         sa.Column("big", sa.BigInteger),
         sa.Column("Odd Name", sa.Text),
         sa.Column("a__b", sa.Text),
+        sa.Column("email", sa.Text, unique=True),
+        sa.UniqueConstraint("tier", "region"),
+        sa.Index("ix_customers_score", "score", unique=True),
+        sa.Index("ix_customers_odd", "Odd Name", unique=True),  # a column rules cannot name
     )
     sa.Table(
         "orders",
@@ -100,7 +104,11 @@ def test_reflects_types_keys_and_foreign_keys(engine: sa.Engine) -> None:
         "profile": "json",
         "opens_at": "other",
         "big": "integer",
+        "email": "text",
     }
+    assert customers.unique_keys == [["email"], ["score"], ["tier", "region"]]
+    assert customers.is_unique_key(["region", "tier"]) and customers.is_unique_key(["id"])
+    assert not customers.is_unique_key(["tier"])
     assert customers.columns["id"] == Column(type="integer", nullable=False, primary_key=True)
     assert customers.columns["name"].nullable is False and customers.columns["tier"].nullable is True
     assert customers.foreign_keys == [

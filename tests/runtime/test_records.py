@@ -230,3 +230,47 @@ def test_matching_keys_select_in_sql_with_paths_and_the_null_rule(engine: sa.Eng
     assert vip == [[10]]
     assert not_vip == [[11], [12]]
     assert capped == [[10], [11]]
+
+
+@pytest.fixture
+def skus(engine: sa.Engine) -> sa.Engine:
+    key = "SERIAL PRIMARY KEY" if engine.dialect.name == "postgresql" else "INTEGER PRIMARY KEY"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE skus (id {key}, code TEXT NOT NULL UNIQUE, stock INTEGER)"))
+        conn.execute(sa.text("INSERT INTO skus (code, stock) VALUES ('A-1', 5)"))
+    return engine
+
+
+def _upsert(engine: sa.Engine, occurrence: str, values: dict[str, Any], upsert_on: list[str]) -> str:
+    return apply_effect(
+        engine,
+        _effect(None, occurrence=occurrence, action="restock"),
+        operation="insert",
+        table_name="skus",
+        primary_key=["id"],
+        key_values=None,
+        values=values,
+        upsert_on=upsert_on,
+    )
+
+
+def test_upsert_updates_the_row_holding_the_key_and_inserts_otherwise(skus: sa.Engine) -> None:
+    assert _upsert(skus, "run-1", {"code": "A-1", "stock": "9"}, ["code"]) == "applied"
+    assert _upsert(skus, "run-2", {"code": "B-2", "stock": 3}, ["code"]) == "applied"
+    assert _upsert(skus, "run-2", {"code": "B-2", "stock": 4}, ["code"]) == "already_applied"
+    with skus.connect() as conn:
+        rows = conn.execute(sa.text("SELECT code, stock FROM skus ORDER BY code")).all()
+    assert [tuple(r) for r in rows] == [("A-1", 9), ("B-2", 3)]
+    assert _count(skus, f"SELECT count(*) FROM {LEDGER_TABLE}") == 2
+
+
+def test_upsert_with_only_key_columns_leaves_the_existing_row(skus: sa.Engine) -> None:
+    assert _upsert(skus, "run-1", {"code": "A-1"}, ["code"]) == "applied"
+    assert _count(skus, "SELECT stock FROM skus WHERE code = 'A-1'") == 5
+    assert _count(skus, "SELECT count(*) FROM skus") == 1
+
+
+def test_upsert_on_a_column_without_a_unique_key_is_a_permanent_error(skus: sa.Engine) -> None:
+    with pytest.raises(PermanentActionError, match="refused the change"):
+        _upsert(skus, "run-1", {"code": "A-1", "stock": 1}, ["stock"])
+    assert _count(skus, f"SELECT count(*) FROM {LEDGER_TABLE}") == 0  # nothing claimed

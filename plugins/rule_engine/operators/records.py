@@ -61,6 +61,7 @@ class RecordActionOperator(ActionOperator):
                     key_values=target,
                     values=values,
                     soft_delete_column=params.get("soft_delete_column"),
+                    upsert_on=params.get("upsert_on"),
                 )
             except PermanentActionError as exc:
                 problems.append(f"row {key_text}: {exc}")
