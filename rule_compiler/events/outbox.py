@@ -37,6 +37,14 @@ outbox = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite"), nullable=False),
     sa.Index("ix_rule_engine_outbox_table_name_id", "table_name", "id"),
 )
+CURSOR_TABLE = "rule_engine_outbox_cursors"
+cursors = sa.Table(
+    CURSOR_TABLE,
+    _metadata,
+    sa.Column("consumer", sa.String(250), primary_key=True),
+    sa.Column("last_id", sa.BigInteger(), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
 
 
 def ensure_outbox(conn: sa.Connection) -> None:
@@ -52,6 +60,49 @@ def read_events(
     if tables is not None:
         query = query.where(outbox.c.table_name.in_(tables))
     return [event_from_row(dict(row._mapping)) for row in conn.execute(query)]
+
+
+def cursor_position(conn: sa.Connection, consumer: str) -> int:
+    """The id of the last event ``consumer`` handed on (0 before its first)."""
+    value = conn.execute(sa.select(cursors.c.last_id).where(cursors.c.consumer == consumer)).scalar()
+    return int(value or 0)
+
+
+def advance_cursor(conn: sa.Connection, consumer: str, to_id: int) -> int:
+    """Move ``consumer``'s cursor forward to ``to_id`` (never back); returns the position after."""
+    now = dt.datetime.now(dt.UTC)
+    moved = conn.execute(
+        cursors.update()
+        .where(cursors.c.consumer == consumer, cursors.c.last_id < to_id)
+        .values(last_id=to_id, updated_at=now)
+    ).rowcount
+    if (
+        not moved
+        and conn.execute(sa.select(cursors.c.consumer).where(cursors.c.consumer == consumer)).first() is None
+    ):
+        try:
+            with conn.begin_nested():
+                conn.execute(cursors.insert().values(consumer=consumer, last_id=to_id, updated_at=now))
+        except sa.exc.IntegrityError:  # a concurrent first advance won: apply ours as a forward move
+            return advance_cursor(conn, consumer, to_id)
+    return cursor_position(conn, consumer)
+
+
+def purge_consumed(conn: sa.Connection, *, older_than: dt.datetime, consumers: list[str]) -> int:
+    """Delete events older than ``older_than`` that every consumer has passed; returns how many.
+
+    With no consumers nothing is purged: an event nobody has read yet is never dropped.
+    """
+    if not consumers:
+        return 0
+    positions = [cursor_position(conn, consumer) for consumer in consumers]
+    through = min(positions)
+    cutoff: Any = older_than
+    if conn.dialect.name == "sqlite":
+        cutoff = older_than.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    return int(
+        conn.execute(outbox.delete().where(outbox.c.id <= through, outbox.c.created_at < cutoff)).rowcount
+    )
 
 
 def event_from_row(row: Mapping[str, Any]) -> Event:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import CaptureError, install, read_events, status, uninstall
-from rule_compiler.events.outbox import OUTBOX_TABLE
+from rule_compiler.events.outbox import (
+    OUTBOX_TABLE,
+    advance_cursor,
+    cursor_position,
+    ensure_outbox,
+    purge_consumed,
+)
 
 
 @pytest.fixture
@@ -128,3 +135,29 @@ def test_postgres_notifies_listeners_with_table_and_event_id(postgres_url: str) 
     event_id = _events(engine)[0]["id"]
     assert notice.payload == f"orders:{event_id}"
     engine.dispose()
+
+
+def test_cursor_moves_only_forward_per_consumer(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        ensure_outbox(conn)
+        assert cursor_position(conn, "orders-watcher") == 0
+        assert advance_cursor(conn, "orders-watcher", 5) == 5
+        assert advance_cursor(conn, "orders-watcher", 3) == 5  # a late, stale ack never moves it back
+        assert advance_cursor(conn, "other", 2) == 2
+        assert cursor_position(conn, "orders-watcher") == 5
+
+
+def test_purge_drops_only_old_events_every_consumer_has_passed(engine: sa.Engine) -> None:
+    install(engine, "orders")
+    _run(engine, *(f"INSERT INTO orders (id, status) VALUES ({n}, 'new')" for n in range(1, 5)))
+    ids = [int(str(e["id"])) for e in _events(engine)]
+    future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    with engine.begin() as conn:
+        assert purge_consumed(conn, older_than=future, consumers=[]) == 0
+        advance_cursor(conn, "a", ids[2])
+        advance_cursor(conn, "b", ids[1])
+        assert (
+            purge_consumed(conn, older_than=dt.datetime(2000, 1, 1, tzinfo=dt.UTC), consumers=["a", "b"]) == 0
+        )
+        assert purge_consumed(conn, older_than=future, consumers=["a", "b"]) == 2  # b has read two
+    assert [int(str(e["id"])) for e in _events(engine)] == ids[2:]
