@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rule_compiler.cli import commands
+from rule_compiler.cli import commands, events, notifications
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -60,8 +60,8 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
             "--templates",
             type=commands.Path,
             metavar="DIR",
-            help="folder of condition templates that `use` may name (over the stored ones; "
-            "templates among the files themselves win)",
+            help="folder of condition templates (`use`) and notification templates (`template`) "
+            "rules may name (over the stored ones; templates among the files themselves win)",
         )
 
     p = sub.add_parser("validate", help="check definitions; list every problem with its JSON path")
@@ -112,16 +112,26 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     c.add_argument("--org", dest="organization", required=True)
     c.set_defaults(run=commands.catalog_show)
 
+    sch = _add_schema(sub)
+
+    notes = notifications.add_parser(sub)
+    capture = events.add_parsers(sub)
+
+    groups = Subcommands(
+        sub, {"catalog": cat, "db": db, "schema": sch, "notifications": notes, "events": capture}
+    )
+    for extend in extensions:
+        extend(groups)
+    return parser
+
+
+def _add_schema(sub: SubParsers) -> SubParsers:
     p = sub.add_parser("schema", help="JSON Schemas of the definition format")
     sch = p.add_subparsers(dest="schema_command", required=True, metavar="ACTION")
     c = sch.add_parser("export", help="write the schemas (default folder: include/schemas)")
     c.add_argument("--out", type=commands.Path, default=commands.Path("include/schemas"))
     c.set_defaults(run=commands.schema_export)
-
-    groups = Subcommands(sub, {"catalog": cat, "db": db, "schema": sch})
-    for extend in extensions:
-        extend(groups)
-    return parser
+    return sch
 
 
 def _add_test_rule(sub: SubParsers, with_catalog: Callable[[argparse.ArgumentParser], None]) -> None:
