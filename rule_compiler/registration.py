@@ -1,8 +1,9 @@
 """Registration: validate, compile and store one definition — shared by the CLI and the REST view.
 
 A rule is stored as written (``{use: template}`` nodes kept) with the spec compiled from its expanded
-form. A condition template has no DAG: it is stored with ``dag_id`` ``condition_template__<org>__<name>``
-and its canonical JSON as the "spec"; the DAG loader reads only rules (``RuleStore.loadable_specs``).
+form (notification templates resolved into its actions). A template (condition or notification) has
+no DAG: it is stored with ``dag_id`` ``<kind>__<org>__<name>`` and its canonical JSON as the "spec"; the
+DAG loader reads only rules (``RuleStore.loadable_specs``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from typing import Any
 from rule_compiler.canonical import canonical_json, content_hash
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule, dag_id_for
-from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
+from rule_compiler.definitions import (
+    ConditionTemplateDefinition,
+    NotificationTemplateDefinition,
+    RuleDefinition,
+)
+from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, NotificationTemplates
 from rule_compiler.store import ApplyResult, RuleStore
 from rule_compiler.validation import validate_document
 
 TEMPLATE_KIND = "condition_template"
+TEMPLATE_KINDS = (TEMPLATE_KIND, NOTIFICATION_TEMPLATE_KIND)
 
 
 @dataclass(frozen=True)
@@ -38,15 +45,15 @@ class Compiled:
 
 @dataclass(frozen=True)
 class CompiledTemplate:
-    """A valid condition template, ready to store (no DAG: ``spec_json`` is its canonical JSON)."""
+    """A valid template, ready to store (no DAG: ``spec_json`` is its canonical JSON)."""
 
-    definition: ConditionTemplateDefinition
+    definition: ConditionTemplateDefinition | NotificationTemplateDefinition
     spec_json: str
     spec_hash: str
 
     @property
     def dag_id(self) -> str:
-        return dag_id_for(TEMPLATE_KIND, self.definition.organization, self.definition.name)
+        return dag_id_for(self.definition.kind, self.definition.organization, self.definition.name)
 
 
 def compile_document(
@@ -54,19 +61,27 @@ def compile_document(
     catalog: Catalog | None,
     *,
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    notification_templates: NotificationTemplates | None = None,
     source: str | None = None,
 ) -> Compiled | CompiledTemplate:
     """Validate (raising ``RuleValidationError`` with every problem) and compile.
 
-    ``templates``: the condition templates (by name) of the document's organization.
+    ``templates`` / ``notification_templates``: the condition / notification templates (by name) of
+    the document's organization.
     """
-    validated = validate_document(data, catalog, templates=templates, source=source)
+    validated = validate_document(
+        data, catalog, templates=templates, notification_templates=notification_templates, source=source
+    )
     definition = validated.definition
-    if isinstance(definition, ConditionTemplateDefinition):
+    if isinstance(definition, ConditionTemplateDefinition | NotificationTemplateDefinition):
         dumped = definition.model_dump(mode="json", by_alias=True)
         return CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
     rule = validated.rule or definition
-    spec = compile_rule(rule, catalog or Catalog(organization=rule.organization))
+    spec = compile_rule(
+        rule,
+        catalog or Catalog(organization=rule.organization),
+        notification_refs=validated.notification_refs,
+    )
     return Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule)
 
 

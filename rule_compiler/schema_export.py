@@ -7,13 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.definitions import ConditionTemplateDefinition, Event, RuleDefinition
+from rule_compiler.definitions import (
+    ConditionTemplateDefinition,
+    Event,
+    NotificationTemplateDefinition,
+    RuleDefinition,
+)
 
 SCHEMAS: dict[str, Any] = {
     "rule.schema.json": RuleDefinition,
     "event.schema.json": Event,
     "catalog.schema.json": Catalog,
     "condition_template.schema.json": ConditionTemplateDefinition,
+    "notification_template.schema.json": NotificationTemplateDefinition,
 }
 
 

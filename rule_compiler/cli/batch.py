@@ -1,8 +1,9 @@
-"""Checking a batch of definition files that mixes rules and condition templates.
+"""Checking a batch of definition files that mixes rules, condition templates and notification templates.
 
-Templates are checked first; rules then see, per organization, the store's templates, overridden by
-``--templates DIR``, overridden by the batch's. ``apply`` also recompiles the stored rules of an
-organization that use (directly or through other templates) a template the batch changes.
+Templates are checked first; rules then see, per organization and kind, the store's templates,
+overridden by ``--templates DIR``, overridden by the batch's. ``apply`` also recompiles the stored
+rules of an organization that use (directly or through other condition templates) a template the batch
+changes.
 """
 
 from __future__ import annotations
@@ -17,14 +18,30 @@ from pydantic import ValidationError
 
 from rule_compiler.cli.common import Catalogs, CliError, print_invalid, store_from_args
 from rule_compiler.condition_templates import used_templates
-from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
+from rule_compiler.definitions import (
+    ConditionTemplateDefinition,
+    NotificationTemplateDefinition,
+    RuleDefinition,
+)
 from rule_compiler.definitions.conditions import template_uses
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, StoreError
 from rule_compiler.loading import expand_paths, read_definition_file
-from rule_compiler.registration import TEMPLATE_KIND, Compiled, CompiledTemplate, compile_document
+from rule_compiler.notification_templates import (
+    NOTIFICATION_TEMPLATE_KIND,
+    raw_notification_uses,
+    used_notification_templates,
+)
+from rule_compiler.registration import (
+    TEMPLATE_KIND,
+    TEMPLATE_KINDS,
+    Compiled,
+    CompiledTemplate,
+    compile_document,
+)
 from rule_compiler.store import StoredDefinition
 
 TemplateMap = dict[str, ConditionTemplateDefinition]
+NotificationMap = dict[str, NotificationTemplateDefinition]
 
 
 @dataclass
@@ -75,7 +92,7 @@ def _template_uses(template: ConditionTemplateDefinition) -> set[str]:
 
 
 def _parse_templates(documents: Iterable[dict[str, Any]]) -> dict[str, TemplateMap]:
-    """Templates (by organization, then name) among documents; ones that do not parse are left out."""
+    """Condition templates (by organization, then name) among documents, leaving out unparsable ones."""
     out: dict[str, TemplateMap] = {}
     for data in documents:
         if data.get("kind") != TEMPLATE_KIND:
@@ -88,16 +105,36 @@ def _parse_templates(documents: Iterable[dict[str, Any]]) -> dict[str, TemplateM
     return out
 
 
+def _parse_notification_templates(documents: Iterable[dict[str, Any]]) -> dict[str, NotificationMap]:
+    """Notification templates (by organization, then name) among documents, like :func:`_parse_templates`."""
+    out: dict[str, NotificationMap] = {}
+    for data in documents:
+        if data.get("kind") != NOTIFICATION_TEMPLATE_KIND:
+            continue
+        try:
+            template = NotificationTemplateDefinition.model_validate(data)
+        except ValidationError:
+            continue
+        out.setdefault(template.organization, {})[template.name] = template
+    return out
+
+
 class TemplateSource:
-    """Condition templates by organization: the store's, then ``--templates DIR``, then the batch's."""
+    """Templates by organization: the store's, then ``--templates DIR``, then the batch's (per kind)."""
 
     def __init__(self, args: argparse.Namespace, batch: Iterable[dict[str, Any]]) -> None:
         self._args = args
-        self._batch = _parse_templates(batch)
+        documents = list(batch)
+        self._batch = _parse_templates(documents)
+        self._batch_notifications = _parse_notification_templates(documents)
         folder = getattr(args, "templates", None)
-        self._dir = _parse_templates(self._read_folder(folder)) if folder is not None else {}
+        folder_documents = self._read_folder(folder) if folder is not None else []
+        self._dir = _parse_templates(folder_documents)
+        self._dir_notifications = _parse_notification_templates(folder_documents)
         self._stored: dict[str, TemplateMap] = {}
+        self._stored_notifications: dict[str, NotificationMap] = {}
         self.stored_hashes: dict[str, dict[str, str]] = {}
+        self.stored_notification_hashes: dict[str, dict[str, str]] = {}
 
     @staticmethod
     def _read_folder(folder: Path) -> list[dict[str, Any]]:
@@ -108,18 +145,31 @@ class TemplateSource:
         except DefinitionLoadError as exc:
             raise CliError(f"--templates: {exc}") from None
 
+    def _rows(self, organization: str, kind: str) -> list[StoredDefinition]:
+        try:
+            return store_from_args(self._args).definitions_of_kind(organization, kind)
+        except StoreError as exc:
+            raise CliError(f"cannot read {kind.replace('_', ' ')}s from the rule store: {exc}") from None
+
     def stored(self, organization: str) -> TemplateMap:
-        """The organization's stored templates (read once)."""
+        """The organization's stored condition templates (read once)."""
         if organization not in self._stored:
-            try:
-                rows = store_from_args(self._args).definitions_of_kind(organization, TEMPLATE_KIND)
-            except StoreError as exc:
-                raise CliError(f"cannot read condition templates from the rule store: {exc}") from None
+            rows = self._rows(organization, TEMPLATE_KIND)
             self._stored[organization] = {
                 row.name: ConditionTemplateDefinition.model_validate(row.source) for row in rows
             }
             self.stored_hashes[organization] = {row.name: row.spec_hash for row in rows}
         return self._stored[organization]
+
+    def stored_notifications(self, organization: str) -> NotificationMap:
+        """The organization's stored notification templates (read once)."""
+        if organization not in self._stored_notifications:
+            rows = self._rows(organization, NOTIFICATION_TEMPLATE_KIND)
+            self._stored_notifications[organization] = {
+                row.name: NotificationTemplateDefinition.model_validate(row.source) for row in rows
+            }
+            self.stored_notification_hashes[organization] = {row.name: row.spec_hash for row in rows}
+        return self._stored_notifications[organization]
 
     def for_org(self, organization: Any, needed: set[str] | None = None) -> TemplateMap:
         """The templates ``organization`` may use; the store is read only when ``needed`` asks for more."""
@@ -137,6 +187,18 @@ class TemplateSource:
                 return local
         return {**self.stored(organization), **local}
 
+    def notifications_for_org(self, organization: Any, needed: set[str] | None = None) -> NotificationMap:
+        """The notification templates ``organization`` may use; the store is read only when needed."""
+        if not isinstance(organization, str):
+            return {}
+        local = {
+            **self._dir_notifications.get(organization, {}),
+            **self._batch_notifications.get(organization, {}),
+        }
+        if needed is not None and needed <= local.keys():
+            return local
+        return {**self.stored_notifications(organization), **local}
+
 
 def check_files(
     args: argparse.Namespace, catalogs: Catalogs, files: list[Path]
@@ -149,17 +211,18 @@ def check_files(
         except DefinitionLoadError as exc:
             entry.error = exc
     source = TemplateSource(args, [e.data for e in entries if e.data is not None])
-    entries.sort(key=lambda e: 0 if e.data is not None and e.data.get("kind") == TEMPLATE_KIND else 1)
+    entries.sort(key=lambda e: 0 if e.data is not None and e.data.get("kind") in TEMPLATE_KINDS else 1)
     for entry in entries:
         if entry.data is None:
             continue
         org = entry.data.get("organization")
-        is_template = entry.data.get("kind") == TEMPLATE_KIND
+        is_template = entry.data.get("kind") in TEMPLATE_KINDS
         try:
             entry.compiled = compile_document(
                 entry.data,
                 None if is_template else catalogs.for_org(org),
                 templates=source.for_org(org, raw_uses(entry.data)),
+                notification_templates=source.notifications_for_org(org, raw_notification_uses(entry.data)),
                 source=str(entry.path),
             )
         except DefinitionError as exc:
@@ -180,15 +243,21 @@ def find_dependents(
     dependents: list[Dependent] = []
     for org in sorted({t.definition.organization for t in templates}):
         merged = source.for_org(org)
-        old = source.stored_hashes.get(org, {})
+        notifications = source.notifications_for_org(org)
+        old = {
+            TEMPLATE_KIND: source.stored_hashes.get(org, {}),
+            NOTIFICATION_TEMPLATE_KIND: source.stored_notification_hashes.get(org, {}),
+        }
         changed = {
-            t.definition.name
+            (t.definition.kind, t.definition.name)
             for t in templates
-            if t.definition.organization == org and old.get(t.definition.name) != t.spec_hash
+            if t.definition.organization == org
+            and old[t.definition.kind].get(t.definition.name) != t.spec_hash
         }
         if not changed:
             continue
-        affected = _users_of(changed, merged)
+        affected = _users_of({name for kind, name in changed if kind == TEMPLATE_KIND}, merged)
+        changed_notifications = {name for kind, name in changed if kind == NOTIFICATION_TEMPLATE_KIND}
         try:
             stored_rules = store_from_args(args).definitions_of_kind(org, "rule")
         except StoreError as exc:
@@ -196,12 +265,21 @@ def find_dependents(
         for stored in stored_rules:
             if (org, stored.name) in batch_rules:
                 continue
-            uses = sorted(used_templates(RuleDefinition.model_validate(stored.source)) & affected)
+            rule = RuleDefinition.model_validate(stored.source)
+            uses = sorted(
+                (used_templates(rule) & affected)
+                | (used_notification_templates(rule) & changed_notifications)
+            )
             if not uses:
                 continue
             dependent = Dependent(stored, uses)
             try:
-                compiled = compile_document(stored.source, catalogs.for_org(org), templates=merged)
+                compiled = compile_document(
+                    stored.source,
+                    catalogs.for_org(org),
+                    templates=merged,
+                    notification_templates=notifications,
+                )
                 assert isinstance(compiled, Compiled)  # noqa: S101 - a stored rule is a rule
                 dependent.compiled = compiled
             except DefinitionError as exc:

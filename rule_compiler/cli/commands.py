@@ -32,6 +32,7 @@ from rule_compiler.cli.common import (
 )
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
 from rule_compiler.loading import read_definition_file
+from rule_compiler.notification_templates import raw_notification_uses
 from rule_compiler.registration import Compiled, CompiledTemplate, compile_document, register
 from rule_compiler.schema_export import export_schemas
 
@@ -89,8 +90,8 @@ def compile_one(args: argparse.Namespace) -> int:
 def apply(args: argparse.Namespace) -> int:
     """Validate everything first; store only when every file is valid (all or nothing).
 
-    Condition templates are stored first. Stored rules using a changed template are recompiled; when
-    one of them would become invalid, nothing is stored.
+    Condition and notification templates are stored first. Stored rules using a changed template are
+    recompiled; when one of them would become invalid, nothing is stored.
     """
     catalogs = Catalogs(args)
     files = definition_files(args.paths)
@@ -180,11 +181,19 @@ def test_rule(args: argparse.Namespace) -> int:
     except DefinitionLoadError as exc:
         raise CliError(str(exc)) from None
     catalog = Catalogs(args).for_org(data.get("organization"))
-    templates = TemplateSource(args, []).for_org(data.get("organization"), raw_uses(data))
+    templates = TemplateSource(args, [])
+    organization = data.get("organization")
     try:
-        compiled = compile_document(data, catalog, templates=templates, source=str(args.rule))
+        compiled = compile_document(
+            data,
+            catalog,
+            templates=templates.for_org(organization, raw_uses(data)),
+            notification_templates=templates.notifications_for_org(organization, raw_notification_uses(data)),
+            source=str(args.rule),
+        )
         if not isinstance(compiled, Compiled):
-            raise RuleValidationError([Issue("kind", "test-rule tests rules; this is a condition template")])
+            kind = compiled.definition.kind.replace("_", " ")
+            raise RuleValidationError([Issue("kind", f"test-rule tests rules; this is a {kind}")])
     except DefinitionError as exc:
         issues = issues_of(exc)
         if args.format == "json":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rule_compiler.canonical import content_hash
@@ -18,9 +19,11 @@ from rule_compiler.definitions import (
     EventTrigger,
     RuleDefinition,
     ScheduleTrigger,
+    SendNotification,
     UpdateRecord,
 )
 from rule_compiler.errors import CompileError
+from rule_compiler.notification_templates import TemplateRef
 from rule_compiler.templating import record_fields, template_strings
 
 #: Bumped when compiled output changes; golden files are updated together with it.
@@ -34,12 +37,19 @@ def dag_id_for(kind: str, organization: str, name: str) -> str:
     return f"{kind}__{organization}__{name}"
 
 
-def compile_rule(rule: RuleDefinition, catalog: Catalog) -> DagSpec:
-    """Lower a validated rule. Pure and deterministic: same input, same bytes."""
+def compile_rule(
+    rule: RuleDefinition, catalog: Catalog, *, notification_refs: Mapping[str, TemplateRef] | None = None
+) -> DagSpec:
+    """Lower a validated rule. Pure and deterministic: same input, same bytes.
+
+    ``rule`` has its notification templates resolved (``Validated.rule``); ``notification_refs`` (action
+    id → template) records which template each resolved notification came from.
+    """
     source = rule.model_dump(mode="json", by_alias=True, exclude_defaults=False)
     row_source = _row_source_plan(rule, catalog)
+    refs = notification_refs or {}
     tasks = [_evaluate_task(rule, row_source, catalog)]
-    tasks += [_action_task(rule, action, catalog, row_source) for action in rule.actions]
+    tasks += [_action_task(rule, action, catalog, row_source, refs.get(action.id)) for action in rule.actions]
     tasks.append(_outcome_task(rule))
     return DagSpec(
         compiler_version=COMPILER_VERSION,
@@ -158,7 +168,9 @@ def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, cata
     )
 
 
-def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] | None) -> dict[str, Any]:
+def _action_params(
+    action: Action, catalog: Catalog, row_source: dict[str, Any] | None, ref: TemplateRef | None
+) -> dict[str, Any]:
     params: dict[str, Any] = action.model_dump(
         mode="json",
         by_alias=True,
@@ -172,13 +184,31 @@ def _action_params(action: Action, catalog: Catalog, row_source: dict[str, Any] 
         soft_column = catalog.connections[action.connection].tables[action.table].soft_delete_column
         if isinstance(action, DeleteRecord) and action.soft:
             params["soft_delete_column"] = soft_column
+    if isinstance(action, SendNotification):
+        params.update(_notification_params(action, ref))
     if row_source is not None and action_record_fields(action):
         params["row_source"] = row_source  # templates read the triggering row
     return params
 
 
+def _notification_params(action: SendNotification, ref: TemplateRef | None) -> dict[str, Any]:
+    """A notification from a template: always ``subject`` and ``body``, plus where they came from."""
+    if action.template is not None:
+        raise CompileError(
+            f"action '{action.id}' still names notification template '{action.template}'; "
+            "validate (which resolves templates) before compiling"
+        )
+    if ref is None:
+        return {}  # inline: as written
+    return {"subject": action.subject or "", "body": action.body or "", "from_template": ref.as_params()}
+
+
 def _action_task(
-    rule: RuleDefinition, action: Action, catalog: Catalog, row_source: dict[str, Any] | None
+    rule: RuleDefinition,
+    action: Action,
+    catalog: Catalog,
+    row_source: dict[str, Any] | None,
+    ref: TemplateRef | None = None,
 ) -> TaskSpec:
     return TaskSpec(
         task_id=action.id,
@@ -186,7 +216,7 @@ def _action_task(
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
             "action_id": action.id,
-            **_action_params(action, catalog, row_source),
+            **_action_params(action, catalog, row_source, ref),
         },
         upstream=tuple(sorted(action.depends_on)) or (EVALUATE_TASK,),
         retries=action.retries,

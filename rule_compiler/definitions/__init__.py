@@ -30,6 +30,10 @@ from rule_compiler.definitions.conditions import (
     UseTemplate,
 )
 from rule_compiler.definitions.event import Event
+from rule_compiler.definitions.notification_template import (
+    NotificationChannels,
+    NotificationTemplateDefinition,
+)
 from rule_compiler.definitions.rule import SCHEMA_VERSION, RuleDefinition
 from rule_compiler.definitions.triggers import (
     TRIGGER_TYPES,
@@ -65,6 +69,8 @@ __all__ = [
     "GenerateReport",
     "ManualTrigger",
     "NotGroup",
+    "NotificationChannels",
+    "NotificationTemplateDefinition",
     "ParamRef",
     "ParameterSpec",
     "RecordAction",

@@ -54,7 +54,11 @@ class DeleteRecord(ActionBase):
 
 
 class SendNotification(ActionBase):
-    """Send a message on a channel, from a stored template or an inline subject/body."""
+    """Send a message on a channel: a stored ``template`` or an inline ``body`` (not both).
+
+    With a template, the message is the template's text for ``channel`` (or its ``default``); an
+    inline ``subject`` overrides the template's subject.
+    """
 
     type: Literal["send_notification"]
     channel: Literal["email", "slack", "webhook", "in_app"]

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from rule_compiler import notification_templates as notifications
 from rule_compiler.catalog import Catalog
 from rule_compiler.condition_templates import expand_rule, relocate
-from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
+from rule_compiler.definitions import (
+    ConditionTemplateDefinition,
+    NotificationTemplateDefinition,
+    RuleDefinition,
+)
 from rule_compiler.errors import Issue, RuleValidationError
+from rule_compiler.notification_templates import NotificationTemplates, TemplateRef
 from rule_compiler.validation.semantic import check_rule
 from rule_compiler.validation.structural import issues_from_pydantic
 from rule_compiler.validation.templates import check_condition_template
 
 #: The kinds this release compiles; the others of DESIGN §4 arrive with their issues.
-SUPPORTED_KINDS = ("rule", "condition_template")
-PLANNED_KINDS = ("workflow", "report", "notification_template", "rule_template", "workflow_template")
+SUPPORTED_KINDS = ("rule", "condition_template", "notification_template")
+PLANNED_KINDS = ("workflow", "report", "rule_template", "workflow_template")
 
-Definition = RuleDefinition | ConditionTemplateDefinition
+Definition = RuleDefinition | ConditionTemplateDefinition | NotificationTemplateDefinition
+_MODELS: dict[str, type[Definition]] = {
+    "rule": RuleDefinition,
+    "condition_template": ConditionTemplateDefinition,
+    "notification_template": NotificationTemplateDefinition,
+}
 
 __all__ = ["SUPPORTED_KINDS", "Definition", "Validated", "validate_definition", "validate_document"]
 
@@ -29,11 +40,13 @@ __all__ = ["SUPPORTED_KINDS", "Definition", "Validated", "validate_definition", 
 class Validated:
     """A valid definition as written (stored as the source) and, for a rule, the rule to compile.
 
-    ``rule`` has every ``{use: template}`` expanded; it is ``None`` for a condition template.
+    ``rule`` has every ``{use: template}`` expanded and every notification ``template`` resolved; it is
+    ``None`` for a template. ``notification_refs``: action id → the notification template it uses.
     """
 
     definition: Definition
     rule: RuleDefinition | None
+    notification_refs: Mapping[str, TemplateRef] = field(default_factory=dict)
 
 
 def validate_definition(
@@ -41,14 +54,18 @@ def validate_definition(
     catalog: Catalog | None,
     *,
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    notification_templates: NotificationTemplates | None = None,
     source: str | None = None,
 ) -> Definition:
     """Parse and check ``data``; raise :class:`RuleValidationError` listing every problem.
 
-    ``templates`` (name → template of the definition's organization) are what ``use`` nodes may name.
-    Returns the definition as written; :func:`validate_document` also gives the expanded rule.
+    ``templates`` (name → condition template of the definition's organization) are what ``use`` nodes
+    may name; ``notification_templates`` (name → notification template) what notifications' ``template``
+    may name. Returns the definition as written; :func:`validate_document` also gives the expanded rule.
     """
-    return validate_document(data, catalog, templates=templates, source=source).definition
+    return validate_document(
+        data, catalog, templates=templates, notification_templates=notification_templates, source=source
+    ).definition
 
 
 def validate_document(
@@ -56,13 +73,14 @@ def validate_document(
     catalog: Catalog | None,
     *,
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
+    notification_templates: NotificationTemplates | None = None,
     source: str | None = None,
 ) -> Validated:
     """:func:`validate_definition`, returning the definition as written and the expanded rule."""
     kind = data.get("kind")
     if kind not in SUPPORTED_KINDS:
         raise RuleValidationError([Issue("kind", _kind_message(kind), "kind")], source=source)
-    model: type[Definition] = RuleDefinition if kind == "rule" else ConditionTemplateDefinition
+    model = _MODELS[kind]
     try:
         definition = model.model_validate(data)
     except ValidationError as exc:
@@ -71,6 +89,10 @@ def validate_document(
     if isinstance(definition, ConditionTemplateDefinition):
         issues = check_condition_template(definition, templates)
         if issues:
+            raise RuleValidationError(issues, source=source)
+        return Validated(definition, None)
+    if isinstance(definition, NotificationTemplateDefinition):
+        if issues := notifications.check_notification_template(definition):
             raise RuleValidationError(issues, source=source)
         return Validated(definition, None)
     if catalog is not None and catalog.organization != definition.organization:
@@ -84,10 +106,12 @@ def validate_document(
             source=source,
         )
     rule, issues, origins = expand_rule(definition, templates)
-    issues += relocate(check_rule(rule, catalog), origins)
+    resolved = notifications.expand_notifications(rule, notification_templates or {})
+    issues += resolved.issues
+    issues += notifications.relocate(relocate(check_rule(resolved.rule, catalog), origins), resolved.origins)
     if issues:
         raise RuleValidationError(issues, source=source)
-    return Validated(definition, rule)
+    return Validated(definition, resolved.rule, resolved.refs)
 
 
 def _kind_message(kind: Any) -> str:

@@ -17,12 +17,15 @@ from rule_compiler.definitions import (
     FieldRef,
     ParamRef,
     RuleDefinition,
+    ScheduleTrigger,
     SendNotification,
     UpdateRecord,
 )
 from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves, template_uses
 from rule_compiler.errors import Issue
 from rule_compiler.netpolicy import url_problem
+from rule_compiler.schedules import MIN_INTERVAL_ENV, describe, minimum_interval, shortest_interval
+from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
 from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
 
 #: Task ids the compiler uses itself; action ids may not take them.
@@ -232,10 +235,64 @@ def _check_trigger(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
                         )
                     )
     elif isinstance(trigger, DataTrigger):
-        refs.connection(trigger.connection, "trigger.connection", issues, "database")
+        connection = refs.connection(trigger.connection, "trigger.connection", issues, "database")
+        issues += _check_interval(trigger.schedule, "trigger.schedule")
+        issues += _check_query(trigger.sql, trigger.connection, connection, "trigger.sql")
     elif trigger.target is not None:
         refs.table(trigger.target.connection, trigger.target.table, "trigger.target.table", issues)
+    if isinstance(trigger, ScheduleTrigger):
+        issues += _check_interval(trigger.cron, "trigger.cron")
     return issues
+
+
+def _check_query(sql: str, conn_id: str, connection: Connection | None, path: str) -> list[Issue]:
+    """One read-only statement, reading only catalog tables, binding only the run's own values."""
+    try:
+        query = check_read_only(sql)
+    except UnsafeQueryError as exc:
+        return [Issue(path, str(exc), "sql")]
+    issues: list[Issue] = []
+    unknown_parameters = sorted(set(query.parameters) - QUERY_PARAMETERS)
+    if unknown_parameters:
+        issues.append(
+            Issue(
+                path,
+                f"unknown bind parameter{'s' if len(unknown_parameters) > 1 else ''} "
+                f"{', '.join(':' + p for p in unknown_parameters)}; a query may use "
+                f"{', '.join(':' + p for p in sorted(QUERY_PARAMETERS))}",
+                "sql",
+            )
+        )
+    if connection is not None:
+        outside = [t for t in query.tables if t not in connection.tables]
+        allowed = ", ".join(sorted(connection.tables)) or "none"
+        if outside:
+            issues.append(
+                Issue(
+                    path,
+                    f"the query reads {', '.join(repr(t) for t in outside)}, not in the catalog for "
+                    f"connection '{conn_id}' (allowed tables: {allowed})",
+                    "catalog",
+                )
+            )
+    return issues
+
+
+def _check_interval(cron: str, path: str) -> list[Issue]:
+    """A schedule may not run more often than the admin's minimum interval."""
+    minimum = minimum_interval()
+    shortest = shortest_interval(cron)
+    if shortest >= minimum:
+        return []
+    return [
+        Issue(
+            path,
+            f"'{cron}' runs every {describe(shortest)}, more often than the minimum interval of "
+            f"{describe(minimum)} this installation allows ({MIN_INTERVAL_ENV}); choose a sparser "
+            "schedule or use an event trigger",
+            "schedule_interval",
+        )
+    ]
 
 
 def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
@@ -420,6 +477,16 @@ def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs)
     issues: list[Issue] = []
     if action.template is None and action.body is None:
         issues.append(Issue(path, "give a stored `template` or an inline `body`"))
+    if action.template is not None and action.body is not None:
+        # resolved templates have no `template` left (notification_templates.expand_notifications)
+        issues.append(
+            Issue(
+                path,
+                f"give either a stored `template` ('{action.template}') or an inline `body`, not both; "
+                "an inline `subject` may be kept to override the template's subject",
+                "template",
+            )
+        )
     if action.channel == "email" and not action.to:
         issues.append(Issue(f"{path}.to", "an email needs at least one recipient in `to`"))
     if action.channel in {"slack", "webhook"} and action.connection is None:

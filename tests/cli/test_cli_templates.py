@@ -40,13 +40,13 @@ def test_validate_mixed_folder(capsys: pytest.CaptureFixture[str], store_url: st
     assert main(["--store", store_url, "validate", str(TEMPLATED_RULES), str(TEMPLATES)]) == 0
     out = capsys.readouterr().out
     assert out.index("big-order.yaml") < out.index("note-big-vip-orders.yaml")  # templates first
-    assert "2 valid, 0 invalid" in out
+    assert "4 valid, 0 invalid" in out  # both template kinds and the two rules using them
 
 
 def test_validate_with_templates_option_needs_no_store(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["validate", "--catalog", str(DEMO_CATALOG), "--templates", str(TEMPLATES)]
     assert main([*args, str(TEMPLATED_RULES), str(RULES)]) == 0
-    assert "5 valid, 0 invalid" in capsys.readouterr().out
+    assert "6 valid, 0 invalid" in capsys.readouterr().out
 
 
 def test_rule_without_its_template_is_invalid(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
@@ -66,14 +66,17 @@ def test_apply_stores_templates_first_and_compile_reads_them(
         "rule__acme__note-big-vip-orders v1"
     )
     store = RuleStore(store_url)
-    assert [r.dag_id for r in store.loadable_specs()] == ["rule__acme__note-big-vip-orders"]
+    assert [r.dag_id for r in store.loadable_specs()] == [
+        "rule__acme__note-big-vip-orders",
+        "rule__acme__tell-vip-account-managers",
+    ]
     assert main(["--store", store_url, "compile", str(TEMPLATED_RULES / "note-big-vip-orders.yaml")]) == 0
     spec = json.loads(capsys.readouterr().out)["spec"]
     assert spec["tasks"][0]["params"]["conditions"]["all"][0]["all"][1]["value"] == 500
     assert main(["--store", store_url, "compile", str(TEMPLATES / "big-order.yaml")]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "condition_template"
     assert main(["--store", store_url, "apply", str(TEMPLATED_RULES), str(TEMPLATES)]) == 0
-    assert "2 unchanged" in capsys.readouterr().out
+    assert "4 unchanged" in capsys.readouterr().out
 
 
 def test_changed_template_recompiles_stored_rules_that_use_it(

@@ -34,9 +34,20 @@ def _templates() -> dict[str, Any]:
     return fixture_templates()
 
 
+def _notification_templates() -> dict[str, Any]:
+    from tests.compiler.test_notification_templates import example_notification_templates
+
+    return example_notification_templates()
+
+
 def _compile(path: Path) -> tuple[str, str]:
     catalog = Catalog.model_validate(yaml.safe_load(DEMO_CATALOG.read_text()))
-    compiled = compile_document(read_definition_file(path), catalog, templates=_templates())
+    compiled = compile_document(
+        read_definition_file(path),
+        catalog,
+        templates=_templates(),
+        notification_templates=_notification_templates(),
+    )
     return compiled.spec_json, compiled.spec_hash
 
 
@@ -60,10 +71,11 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
         "from rule_compiler.loading import read_definition_file\n"
         "from rule_compiler.registration import compile_document\n"
         "from tests.compiler.test_fixtures import fixture_templates\n"
+        "from tests.compiler.test_notification_templates import example_notification_templates\n"
         f"cat = Catalog.model_validate(yaml.safe_load(Path({str(DEMO_CATALOG)!r}).read_text()))\n"
         "for p in sys.argv[1:]:\n"
-        "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates())"
-        ".spec_hash)\n"
+        "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates(),"
+        " notification_templates=example_notification_templates()).spec_hash)\n"
     )
     outputs = set()
     for seed in ("0", "1", "12345"):
