@@ -105,7 +105,7 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
             ("description", repr((spec.description or spec.rule_id)[:200])),
             ("doc_md", repr(doc_md)),
             ("is_paused_upon_creation", repr(not spec.active)),
-            ("default_args", repr({"owner": spec.owner or "automation"})),
+            ("default_args", _default_args(out, spec)),
         ],
         4,
     )
@@ -135,6 +135,20 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
         for upstream in task.upstream:
             lines.append(f"    {names[upstream]} >> {names[task.task_id]}")
     out.blocks.append("\n".join(lines))
+
+
+def _default_args(out: HandWritten, spec: Any) -> str:
+    """render_dag's default_args: the owner, and with a rule owner its failure notifier."""
+    if not spec.owner:
+        return repr({"owner": "automation"})
+    from rule_engine.notifiers import OwnerFailureNotifier
+
+    out.imports[OwnerFailureNotifier.__name__] = OwnerFailureNotifier.__module__
+    notifier = (
+        f"OwnerFailureNotifier(owner={spec.owner!r}, organization={spec.organization!r}, "
+        f"rule_id={spec.rule_id!r})"
+    )
+    return f"{{'owner': {spec.owner!r}, 'on_failure_callback': {notifier}}}"
 
 
 def write_hand_written(path: Path, specs: list[Any], title: str) -> int:

@@ -7,8 +7,10 @@ clients and archives see one message.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from typing import Any
@@ -21,6 +23,8 @@ from rule_compiler.templating import TemplateCheckError, render
 #: A pragmatic address check: one @, no spaces or angle brackets, a dot in the domain.
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 MAX_RECIPIENTS = 100
+#: An in-app recipient: a user name of the organization (letters, digits and ``. _ @ + -``).
+_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,149}$")
 
 
 def is_address(text: str) -> bool:
@@ -42,6 +46,25 @@ def render_recipients(templates: Sequence[str], context: Mapping[str, Any]) -> l
     return recipients[:MAX_RECIPIENTS]
 
 
+def is_user_name(text: str) -> bool:
+    """Whether ``text`` is a plausible user name for in-app messages (``sales-ops``, ``ann.lee``)."""
+    return bool(_USER_NAME.match(text))
+
+
+def render_user_names(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
+    """Each in-app ``to`` entry rendered; blanks dropped; PermanentActionError for a non-user-name."""
+    names: list[str] = []
+    for template in templates:
+        name = _render(template, context, "recipient").strip()
+        if not name:
+            continue
+        if not is_user_name(name):
+            raise PermanentActionError(f"recipient {name[:100]!r} (from {template!r}) is not a user name")
+        if name not in names:
+            names.append(name)
+    return names[:MAX_RECIPIENTS]
+
+
 def build_email(
     *,
     sender: str,
@@ -52,23 +75,54 @@ def build_email(
     message_id: str,
 ) -> EmailMessage:
     """A multipart text + HTML message; the HTML part is autoescaped (values cannot inject markup)."""
-    message = EmailMessage()
-    message["From"] = formataddr(parseaddr(sender))
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = " ".join(_render(subject_template, context, "subject").split())
-    message["Message-ID"] = message_id
-    text = _render(body_template, context, "body")
-    message.set_content(text)
+    rendered = render_message(subject_template, body_template, context)
+    return email_message(
+        sender=sender, recipients=recipients, message=rendered.as_dict(), message_id=message_id
+    )
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """A notification rendered once, sendable later on any channel (quiet hours, digests)."""
+
+    subject: str  # one line: newlines folded, so no header injection
+    body: str  # plain text
+    html: str  # the body rendered again with autoescaping: safe to put inside HTML
+
+    def as_dict(self) -> dict[str, str]:
+        return {"subject": self.subject, "body": self.body, "html": self.html}
+
+
+def render_message(subject_template: str, body_template: str, context: Mapping[str, Any]) -> RenderedMessage:
+    """Subject and body rendered in the sandbox; PermanentActionError when a template cannot render."""
+    subject = " ".join(_render(subject_template, context, "subject").split())
+    body = _render(body_template, context, "body")
     try:
-        escaped = render(body_template, context, html=True)
+        html = render(body_template, context, html=True)
     except (TemplateError, TemplateCheckError) as exc:
         raise PermanentActionError(f"the body template could not be rendered: {exc}") from None
-    message.add_alternative(
+    return RenderedMessage(subject=subject, body=body, html=html)
+
+
+def email_message(
+    *, sender: str, recipients: Sequence[str], message: Mapping[str, Any], message_id: str
+) -> EmailMessage:
+    """An email from an already rendered message (``subject``, ``body``, optional escaped ``html``)."""
+    email = EmailMessage()
+    email["From"] = formataddr(parseaddr(sender))
+    email["To"] = ", ".join(recipients)
+    email["Subject"] = " ".join(str(message.get("subject") or "").split())
+    email["Message-ID"] = message_id
+    text = str(message.get("body") or "")
+    email.set_content(text)
+    inner = message.get("html")
+    escaped = str(inner) if inner is not None else html.escape(text)
+    email.add_alternative(
         '<!doctype html><html><body><div style="font-family:sans-serif;white-space:pre-wrap">'
         f"{escaped}</div></body></html>",
         subtype="html",
     )
-    return message
+    return email
 
 
 def message_id_for(idempotency_key: str, domain: str) -> str:
@@ -82,3 +136,29 @@ def _render(template: str, context: Mapping[str, Any], what: str) -> str:
         return render(template, context)
     except (TemplateError, TemplateCheckError) as exc:  # UndefinedError, SecurityError, size cap
         raise PermanentActionError(f"the {what} template could not be rendered: {exc}") from None
+
+
+def slack_text(subject: str, body: str) -> str:
+    """Slack ``text``: the subject as a bold first line, then the body. ``&``, ``<`` and ``>`` are
+    escaped as Slack asks, so row values cannot forge links or mentions (``<!channel>``)."""
+    escaped_body = _slack_escape(body)
+    if not subject.strip():
+        return escaped_body
+    return f"*{_slack_escape(' '.join(subject.split()))}*\n{escaped_body}"
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def notification_payload(
+    message: Mapping[str, Any], *, rule_id: str, occurrence_id: str, row_key: str | None
+) -> dict[str, Any]:
+    """The JSON a ``webhook`` notification posts: subject, body and where it came from."""
+    return {
+        "subject": str(message.get("subject") or ""),
+        "body": str(message.get("body") or ""),
+        "rule": rule_id,
+        "occurrence": occurrence_id,
+        "row_key": row_key,
+    }

@@ -9,6 +9,7 @@ from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable
 from airflow.sdk.exceptions import AirflowFailException
 
 from rule_compiler.compiler import DagSpec
+from rule_engine.notifiers import OwnerFailureNotifier
 from rule_engine.operators.actions import ActionOperator
 from rule_engine.render.registry import OPERATORS
 
@@ -33,7 +34,7 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         description=(spec.description or spec.rule_id)[:200],
         doc_md=_doc_md(spec, spec_hash),
         is_paused_upon_creation=not spec.active,
-        default_args={"owner": spec.owner or "automation"},
+        default_args=_default_args(spec),
     )
     tasks: dict[str, BaseOperator] = {}
     for task in spec.tasks:
@@ -57,6 +58,16 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
     return dag
+
+
+def _default_args(spec: DagSpec) -> dict[str, Any]:
+    """Airflow's owner; with a rule owner, a failure notice to them (email or in-app, per run)."""
+    args: dict[str, Any] = {"owner": spec.owner or "automation"}
+    if spec.owner:
+        args["on_failure_callback"] = OwnerFailureNotifier(
+            owner=spec.owner, organization=spec.organization, rule_id=spec.rule_id
+        )
+    return args
 
 
 def _doc_md(spec: DagSpec, spec_hash: str) -> str:

@@ -1,0 +1,32 @@
+"""Airflow DAG file: the rule engine's own housekeeping dag, ``rule_engine_notifications``.
+
+Every five minutes it sends notifications deferred by recipients' quiet hours, then the daily
+digests that are due. Cheap to parse: the operators import their machinery only when they run.
+"""
+
+import datetime as dt
+
+from airflow.sdk import DAG, CronTriggerTimetable
+from rule_engine.operators.dispatch import (
+    DISPATCHER_DAG_ID,
+    DispatchDeferredOperator,
+    DispatchDigestsOperator,
+)
+
+with DAG(
+    dag_id=DISPATCHER_DAG_ID,
+    schedule=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,  # notices wait on it: it runs without a click
+    tags=["automation", "rule-engine"],
+    description="Sends deferred notifications (quiet hours) and daily digests.",
+    doc_md=__doc__,
+    default_args={"owner": "automation", "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
+):
+    deferred = DispatchDeferredOperator(task_id="send_deferred", execution_timeout=dt.timedelta(minutes=4))
+    digests = DispatchDigestsOperator(
+        task_id="send_digests", execution_timeout=dt.timedelta(minutes=4), trigger_rule="all_done"
+    )
+    deferred >> digests
