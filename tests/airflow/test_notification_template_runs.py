@@ -3,9 +3,8 @@ notification template vip-order, received by a real SMTP server on loopback (aio
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-import yaml
 import pytest
+import sqlalchemy as sa
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.loading import read_definition_file
@@ -18,7 +17,7 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_db")]
 
 
-def test_template_email_arrives(store: RuleStore, app_db: sa.Engine, smtp_inbox: Inbox) -> None:
+def test_template_email_arrives(store: RuleStore, app_db: sa.Engine, smtp_inbox: Inbox) -> None:  # noqa: F811
     catalog = Catalog.model_validate(store.get_catalog("acme"))
     template = compile_document(read_definition_file(ROOT / "include/templates/vip-order.yaml"), None)
     register(store, template, actor="t")
@@ -35,16 +34,13 @@ def test_template_email_arrives(store: RuleStore, app_db: sa.Engine, smtp_inbox:
     )
     with app_db.connect() as conn:
         expected = {row.id: row for row in conn.execute(sa.text(matching))}
-    print("expected", expected)
     from airflow.utils.state import DagRunState
 
     dag_run = dagbag().dags["rule__acme__tell-vip-account-managers"].test()
     assert dag_run.state == DagRunState.SUCCESS
-    got = {}
+    got: dict[int, tuple[list[str], object, str]] = {}
     for rcpt, msg in smtp_inbox.messages:
-        print(rcpt, msg["Subject"])
         text = msg.get_body(("plain",)).get_content()
-        print(text)
         got[int(str(msg["Subject"]).split()[2])] = (rcpt, msg, text)
     assert set(got) == set(expected) and expected
     for oid, row in expected.items():
