@@ -2,18 +2,22 @@
 
 ``rule_compiler.cli`` holds the pure commands (validate, compile, apply, test-rule, ...). This entry
 point adds what resolves Airflow connection ids (DESIGN §8): ``test-rule --connection`` reads
-related rows through :func:`engine_for`, and ``catalog sync`` reflects a live database into an
-organization's catalog. Airflow is imported only when a command needs a connection, so
-``rule-compiler validate`` stays fast and works without an Airflow home.
+related rows through :func:`engine_for`, ``catalog sync`` reflects a live database into an
+organization's catalog, and ``webhooks deliveries`` / ``webhooks redeliver`` show the webhook
+delivery ledger and send a stored request again, signed with the connection's current secrets.
+Airflow is imported only when a command needs a connection, so ``rule-compiler validate`` stays
+fast and works without an Airflow home.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rule_compiler import cli
 from rule_compiler.cli.commands import CliError, actor_from_args, store_from_args
@@ -48,7 +52,8 @@ def engine_for(conn_id: str) -> sa.Engine:
 
 
 def add_airflow_commands(groups: cli.Subcommands) -> None:
-    """``catalog sync``."""
+    """``catalog sync``, ``webhooks deliveries``, ``webhooks redeliver``."""
+    _add_webhook_commands(groups)
     c = groups.groups["catalog"].add_parser(
         "sync",
         help="reflect a live database (Airflow connection) into an organization's catalog",
@@ -163,6 +168,196 @@ def _all_catalogs(store: RuleStore) -> dict[str, Catalog]:
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     return found
+
+
+#: Delivery statuses ``webhooks deliveries --status`` may filter on.
+DELIVERY_STATUSES = ("failed", "retrying", "delivered", "sending")
+#: Longest call of a redelivery (the action's own timeout is not known here).
+REDELIVERY_TIMEOUT_SECONDS = 30.0
+#: Characters of an error shown in the deliveries table.
+ERROR_CHARS = 60
+
+
+class _Quiet:
+    """The attempt's task-log line is not wanted here (it names the URL): the outcome is printed."""
+
+    def info(self, msg: Any, /, *args: Any) -> None:
+        pass
+
+
+def _add_webhook_commands(groups: cli.Subcommands) -> None:
+    p = groups.root.add_parser("webhooks", help="the webhook delivery log; redeliver a stored request")
+    sub = p.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    d = sub.add_parser(
+        "deliveries",
+        help="list webhook deliveries, most recently updated first",
+        description="List the webhook delivery ledger: key (the webhook-id), rule, action, status, "
+        "attempts, last HTTP status, last update and error.",
+    )
+    d.add_argument("--org", dest="organization", default=None, help="only this organization's rules")
+    d.add_argument("--status", choices=DELIVERY_STATUSES, default=None)
+    d.add_argument("--rule", dest="rule_id", metavar="ORG/NAME", default=None, help="only this rule")
+    d.add_argument("--limit", type=int, default=50, help="rows at most (default 50)")
+    d.add_argument("--json", action="store_true", help="print JSON (full keys) instead of a table")
+    d.set_defaults(run=webhook_deliveries)
+    r = sub.add_parser(
+        "redeliver",
+        help="send a delivery's stored request again, with the same webhook-id",
+        description="Send the stored request of delivery KEY (the full key or a unique prefix of 8 "
+        "or more characters) again: the same webhook-id, a fresh timestamp and a signature from the "
+        "connection's current secrets, through the same SSRF-guarded transport. The attempt is "
+        "recorded in the ledger. Exit codes: 0 delivered, 1 sent but not delivered (recorded as "
+        "retrying or failed), 2 refused (unknown key, no stored request, already delivered "
+        "without --force) or another error.",
+    )
+    r.add_argument("key", metavar="KEY", help="delivery key (webhook-id), or a unique prefix of it")
+    r.add_argument("--force", action="store_true", help="send a delivery that was already delivered")
+    r.set_defaults(run=webhook_redeliver)
+
+
+def webhook_deliveries(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from rule_compiler.runtime.webhooks import list_deliveries
+
+    store = store_from_args(args)
+    try:
+        rows = list_deliveries(
+            store.engine,
+            organization=args.organization,
+            status=args.status,
+            rule_id=args.rule_id,
+            limit=args.limit,
+        )
+    except sa.exc.SQLAlchemyError as exc:
+        raise CliError(_store_failure(store, exc)) from None
+    if args.json:
+        print(json.dumps([_delivery_json(row) for row in rows], indent=2))
+        return cli.EXIT_OK
+    if not rows:
+        print("no webhook deliveries")
+        return cli.EXIT_OK
+    header = ("KEY", "RULE", "ACTION", "STATUS", "ATTEMPTS", "HTTP", "UPDATED (UTC)", "ERROR")
+    table = [header, *(_delivery_cells(row) for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    for line in table:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]).rstrip())
+    return cli.EXIT_OK
+
+
+def webhook_redeliver(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from rule_compiler.errors import PermanentActionError
+    from rule_compiler.runtime.webhooks import (
+        RedeliveryRefusedError,
+        WebhookRetryableError,
+        find_delivery,
+        request_from_stored,
+        start_redelivery,
+        stored_request_of,
+    )
+
+    store = store_from_args(args)
+    engine = store.engine
+    try:
+        row = find_delivery(engine, args.key)
+        stored = stored_request_of(row)
+        key = str(row["idempotency_key"])
+        if row["status"] == "delivered" and not args.force:
+            raise RedeliveryRefusedError(
+                f"delivery {key} was already delivered; use --force to send it again "
+                "(receivers that deduplicate on webhook-id will ignore it)"
+            )
+        conn_id = stored.get("connection")
+        base_url, secrets = _webhook_connection(str(conn_id)) if conn_id else (None, [])
+        request = request_from_stored(stored, base_url=base_url)
+        attempt = start_redelivery(engine, key, _utcnow(), force=args.force)
+    except (RedeliveryRefusedError, PermanentActionError) as exc:
+        raise CliError(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise CliError(_store_failure(store, exc)) from None
+    target = f"{conn_id}:{stored.get('path') or '/'}" if conn_id else request.url.split("?", 1)[0]
+    print(f"redelivering {key} ({row['rule_id']}, action {row['action_id']}): {request.method} {target}")
+    from rule_engine.operators.webhooks import send_and_record
+
+    try:
+        result = send_and_record(
+            engine,
+            key,
+            request,
+            secrets,
+            attempt=attempt,
+            timeout=REDELIVERY_TIMEOUT_SECONDS,
+            log=_Quiet(),
+        )
+    except (WebhookRetryableError, PermanentActionError) as exc:
+        print(f"attempt {attempt}: not delivered ({exc})")
+        return cli.EXIT_INVALID
+    if result.error is not None:
+        outcome = f"not delivered ({result.error}); recorded as {result.ledger_status}"
+        print(f"attempt {attempt}: HTTP {result.status}, {outcome}")
+        return cli.EXIT_INVALID
+    print(f"attempt {attempt}: HTTP {result.status}, delivered")
+    return cli.EXIT_OK
+
+
+def _webhook_connection(conn_id: str) -> tuple[str, list[str]]:
+    """Base URL and current signing secrets of an Airflow connection (the secrets are never printed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from rule_engine.hooks.webhooks import WebhookHook
+
+        try:
+            return WebhookHook(conn_id).base_url_and_secrets()
+        except AirflowNotFoundException:
+            raise CliError(
+                f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
+                "or add it with `airflow connections add`)"
+            ) from None
+
+
+def _delivery_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": row["idempotency_key"],
+        "organization": row.get("organization"),
+        "rule": row["rule_id"],
+        "action": row["action_id"],
+        "occurrence": row["occurrence_id"],
+        "row_key": row["row_key"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "response_status": row["response_status"],
+        "updated_at": row["updated_at"].isoformat() if row["updated_at"] is not None else None,
+        "error": row["error"],
+        "redeliverable": bool(row.get("request_json")),
+    }
+
+
+def _delivery_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    updated = row["updated_at"]
+    error = " ".join(str(row["error"] or "").split())
+    return (
+        str(row["idempotency_key"])[:12],
+        str(row["rule_id"]),
+        str(row["action_id"]),
+        str(row["status"]),
+        str(row["attempts"]),
+        str(row["response_status"] or "-"),
+        updated.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S") if updated is not None else "-",
+        error if len(error) <= ERROR_CHARS else error[: ERROR_CHARS - 1] + "…",
+    )
+
+
+def _store_failure(store: RuleStore, exc: Exception) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return f"rule store {store.url}: {reason} (run `rule-compiler db upgrade` if its tables are missing)"
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.runtime.faults import faultpoint
 from rule_compiler.runtime.rows import reflect_table
 
 LEDGER_TABLE = "rule_engine_ledger"
@@ -133,6 +134,7 @@ def apply_effect(
     An ``insert`` with ``upsert_on`` (columns of a unique key) updates the row holding that key
     instead of failing on it (``INSERT ... ON CONFLICT (...) DO UPDATE``, Postgres and SQLite).
     """
+    faultpoint("records.before_effect")
     try:
         with engine.begin() as conn:
             table = reflect_table(conn, table_name)
@@ -157,7 +159,9 @@ def apply_effect(
             )
             if conn.execute(statement).rowcount == 0 and operation != "insert":
                 raise _MissingRowError  # rolls back the ledger claim too
-            return "applied"
+            faultpoint("records.after_effect_before_commit")
+        faultpoint("records.after_commit")
+        return "applied"
     except _MissingRowError:
         return "missing_row"
     except sa.exc.IntegrityError as exc:

@@ -3,14 +3,16 @@
 Requests are signed per Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``) with the ``standardwebhooks``
 package; ``webhook-id`` is the action's idempotency key, the same on every retry, so receivers can
-deduplicate. The delivery ledger (DESIGN §6) lives in the rule store's database, created on first
-use like the record ledger: a key recorded as ``delivered`` is never sent again.
+deduplicate. The delivery ledger (DESIGN §6) is a rule store table (migrations 0002, 0003): a key
+recorded as ``delivered`` is never sent again, and each row keeps the request without signature or
+secret, so ``rule-compiler webhooks redeliver`` can send it again under the same ``webhook-id``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,12 +51,17 @@ class WebhookRetryableError(RetryableActionError):
 
 @dataclass(frozen=True)
 class WebhookRequest:
-    """One rendered request, before signing. ``body`` is the exact text that is sent and signed."""
+    """One rendered request, before signing. ``body`` is the exact text that is sent and signed.
+
+    ``path`` is the rendered path under a connection's base URL (None for a plain ``url``): what the
+    ledger keeps instead of the URL, since a base URL may itself carry a token.
+    """
 
     method: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    path: str | None = None
 
 
 def base_url_from_connection(
@@ -108,8 +115,10 @@ def build_request(
 ) -> WebhookRequest:
     """Render method, path (or url), headers and body in the sandbox; the body as canonical JSON."""
     method = str(params.get("method") or "POST").upper()
+    path: str | None = None
     if base_url is not None:
-        url = join_url(base_url, render_value(params.get("path"), context))
+        path = str(render_value(params.get("path"), context) or "")
+        url = join_url(base_url, path)
     else:
         url = str(render_value(params.get("url") or "", context))
         if not url:
@@ -119,7 +128,41 @@ def build_request(
     body = "" if body_value is None else canonical_json(body_value)
     if body:
         headers.setdefault("Content-Type", "application/json")
-    return WebhookRequest(method=method, url=url, headers=headers, body=body)
+    return WebhookRequest(method=method, url=url, headers=headers, body=body, path=path)
+
+
+def stored_request(request: WebhookRequest, *, connection: str | None) -> dict[str, Any]:
+    """What the ledger keeps to redeliver: never signature headers or secrets, and under a
+    connection its id and the path rather than the URL (the base URL may hold a token)."""
+    kept: dict[str, Any] = {
+        "method": request.method,
+        "headers": dict(request.headers),
+        "body": request.body,
+        "connection": connection,
+    }
+    if connection is not None and request.path is not None:
+        kept["path"] = request.path
+    else:
+        kept["url"] = request.url
+    return kept
+
+
+def request_from_stored(stored: Mapping[str, Any], *, base_url: str | None) -> WebhookRequest:
+    """The request to send again: under a connection, its current base URL joined with the path."""
+    path = stored.get("path")
+    if path is not None:
+        if base_url is None:
+            raise PermanentActionError("the stored request needs its connection's base URL")
+        url = join_url(base_url, str(path))
+    else:
+        url = str(stored["url"])
+    return WebhookRequest(
+        method=str(stored["method"]),
+        url=url,
+        headers=check_headers(stored.get("headers") or {}),
+        body=str(stored.get("body") or ""),
+        path=path,
+    )
 
 
 def parse_secrets(password: str | None) -> list[str]:
@@ -203,8 +246,18 @@ def delivery_row(engine: sa.Engine, key: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
-def start_attempt(engine: sa.Engine, delivery: Delivery, now: dt.datetime) -> int | None:
-    """Count one more attempt and return its number; None when the key was already delivered."""
+def start_attempt(
+    engine: sa.Engine,
+    delivery: Delivery,
+    now: dt.datetime,
+    *,
+    request: Mapping[str, Any] | None = None,
+) -> int | None:
+    """Count one more attempt and return its number; None when the key was already delivered.
+
+    ``request`` (from :func:`stored_request`) is kept for redelivery, with the organization.
+    """
+    kept = {"request_json": canonical_json(dict(request))} if request is not None else {}
     with engine.begin() as conn:
         row = conn.execute(
             sa.select(deliveries.c.status, deliveries.c.attempts).where(
@@ -224,6 +277,8 @@ def start_attempt(engine: sa.Engine, delivery: Delivery, now: dt.datetime) -> in
                     status="sending",
                     attempts=1,
                     updated_at=now,
+                    organization=organization_of(delivery.rule_id),
+                    **kept,
                 )
             )
             return 1
@@ -231,7 +286,13 @@ def start_attempt(engine: sa.Engine, delivery: Delivery, now: dt.datetime) -> in
         conn.execute(
             deliveries.update()
             .where(deliveries.c.idempotency_key == delivery.idempotency_key)
-            .values(status="sending", attempts=attempts, updated_at=now)
+            .values(
+                status="sending",
+                attempts=attempts,
+                updated_at=now,
+                organization=organization_of(delivery.rule_id),
+                **kept,
+            )
         )
         return attempts
 
@@ -259,3 +320,92 @@ def finish_attempt(
                 updated_at=now,
             )
         )
+
+
+def organization_of(rule_id: str) -> str:
+    """The organization part of a rule id (``acme/push-orders`` → ``acme``)."""
+    return rule_id.partition("/")[0]
+
+
+class RedeliveryRefusedError(ValueError):
+    """A key that cannot be redelivered: unknown, ambiguous, without a stored request, or delivered."""
+
+
+def find_delivery(engine: sa.Engine, key: str) -> dict[str, Any]:
+    """The ledger row of a full key or a unique prefix of at least 8 characters."""
+    text = key.strip().lower()
+    row = delivery_row(engine, text)
+    if row is not None:
+        return row
+    if len(text) < 8 or not re.fullmatch(r"[0-9a-f]+", text):
+        raise RedeliveryRefusedError(f"no webhook delivery has the key '{key}'")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(deliveries).where(deliveries.c.idempotency_key.startswith(text)).limit(2)
+        ).all()
+    if not rows:
+        raise RedeliveryRefusedError(f"no webhook delivery has the key '{key}'")
+    if len(rows) > 1:
+        raise RedeliveryRefusedError(f"the key prefix '{key}' names several deliveries: give more of it")
+    return dict(rows[0]._mapping)
+
+
+def stored_request_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The request a ledger row kept for redelivery; refused when it has none."""
+    raw = row.get("request_json")
+    if not raw:
+        raise RedeliveryRefusedError(
+            f"delivery {row['idempotency_key']} has no stored request (it was recorded before "
+            "requests were kept, or never got as far as sending): it cannot be redelivered"
+        )
+    stored = json.loads(raw)
+    if not isinstance(stored, dict):
+        raise RedeliveryRefusedError(f"delivery {row['idempotency_key']} has an unreadable stored request")
+    return stored
+
+
+def start_redelivery(engine: sa.Engine, key: str, now: dt.datetime, *, force: bool = False) -> int:
+    """Count one more attempt of an existing delivery; a delivered one only with ``force``."""
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(deliveries.c.status, deliveries.c.attempts).where(deliveries.c.idempotency_key == key)
+        ).first()
+        if row is None:
+            raise RedeliveryRefusedError(f"no webhook delivery has the key '{key}'")
+        if row.status == "delivered" and not force:
+            raise RedeliveryRefusedError(
+                f"delivery {key} was already delivered; use --force to send it again "
+                "(receivers that deduplicate on webhook-id will ignore it)"
+            )
+        attempts = int(row.attempts) + 1
+        conn.execute(
+            deliveries.update()
+            .where(deliveries.c.idempotency_key == key)
+            .values(status="sending", attempts=attempts, updated_at=now)
+        )
+        return attempts
+
+
+def list_deliveries(
+    engine: sa.Engine,
+    *,
+    organization: str | None = None,
+    status: str | None = None,
+    rule_id: str | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Ledger rows, most recently updated first, filtered by organization, status and rule."""
+    query = sa.select(deliveries).order_by(deliveries.c.updated_at.desc(), deliveries.c.idempotency_key)
+    if organization is not None:
+        query = query.where(
+            sa.or_(
+                deliveries.c.organization == organization,
+                deliveries.c.rule_id.startswith(f"{organization}/", autoescape=True),
+            )
+        )
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    if rule_id is not None:
+        query = query.where(deliveries.c.rule_id == rule_id)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query.limit(max(1, limit)))]

@@ -1,19 +1,24 @@
 """``call_webhook``: one task that calls an endpoint once per matched row (or once), exactly once per key.
 
 Each delivery's ``webhook-id`` is the idempotency key of (rule, run, action, row), identical on every
-retry; the delivery ledger in the rule store skips keys already delivered. Secrets and signature
-headers never reach logs, XCom or the automation log: outputs carry counts and statuses only.
+retry; the delivery ledger in the rule store skips keys already delivered and keeps each request
+(unsigned) for ``rule-compiler webhooks redeliver``, which sends through :func:`send_and_record` too.
+Secrets and signature headers never reach logs, XCom, the automation log or the ledger: outputs carry
+counts and statuses only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
+import sqlalchemy as sa
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError
+from rule_compiler.runtime.faults import faultpoint
 from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.runtime.webhooks import (
     Delivery,
@@ -24,6 +29,7 @@ from rule_compiler.runtime.webhooks import (
     finish_attempt,
     signature_headers,
     start_attempt,
+    stored_request,
     truncate_body,
 )
 from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
@@ -99,47 +105,83 @@ class WebhookOperator(ActionOperator):
     ) -> tuple[str, int | None]:
         """Send one delivery unless the ledger says it was delivered; raise on failure."""
         engine = self.store.engine
-        key = delivery.idempotency_key
-        attempt = start_attempt(engine, delivery, utcnow())
+        kept = stored_request(request, connection=self.spec_params.get("connection"))
+        attempt = start_attempt(engine, delivery, utcnow(), request=kept)
         if attempt is None:
             return "already_delivered", None
-        headers = {**request.headers, **signature_headers(secrets, key, utcnow(), request.body)}
         timeout = self.execution_timeout.total_seconds() if self.execution_timeout else 30.0
-        try:
-            response = send_webhook(
-                method=request.method, url=request.url, headers=headers, body=request.body, timeout=timeout
-            )
-        except WebhookRetryableError as exc:
-            finish_attempt(engine, key, status="retrying", now=utcnow(), error=str(exc))
-            raise
-        except PermanentActionError as exc:
-            finish_attempt(engine, key, status="failed", now=utcnow(), error=str(exc))
-            raise
-        body_text = truncate_body(response.body)
-        self.log.info(
-            "webhook %s %s (key %s, attempt %d): HTTP %d in %d ms, body%s: %s",
-            request.method,
-            request.url.split("?", 1)[0],
-            key[:12],
-            attempt,
-            response.status,
-            response.elapsed_ms,
-            " (truncated)" if response.truncated else "",
-            body_text[:LOGGED_BODY_CHARS],
+        result = send_and_record(
+            engine, delivery.idempotency_key, request, secrets, attempt=attempt, timeout=timeout, log=self.log
         )
-        error = classify_response(response.status, response.retry_after, utcnow())
-        status = "delivered" if error is None else "retrying"
-        if error is not None and not isinstance(error, WebhookRetryableError):
-            status = "failed"
-        finish_attempt(
-            engine,
-            key,
-            status=status,
-            now=utcnow(),
-            response_status=response.status,
-            response_body=body_text,
-            error=str(error) if error is not None else None,
+        if result.error is not None:
+            raise result.error
+        return "delivered", result.status
+
+
+class InfoLog(Protocol):
+    """A task's logger or a :class:`logging.Logger`: what :func:`send_and_record` writes to."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """How one attempt ended: the ledger status, the HTTP status, and the error to raise (if any)."""
+
+    ledger_status: str
+    status: int | None
+    error: Exception | None
+
+
+def send_and_record(
+    engine: sa.Engine,
+    key: str,
+    request: WebhookRequest,
+    secrets: list[str],
+    *,
+    attempt: int,
+    timeout: float,
+    log: InfoLog,
+) -> AttemptResult:
+    """Sign ``request`` as ``webhook-id: key`` (fresh timestamp), send it through the guarded
+    transport and record the attempt's end in the delivery ledger. Transport failures raise."""
+    try:
+        headers = {**request.headers, **signature_headers(secrets, key, utcnow(), request.body)}
+        faultpoint("webhooks.before_send")
+        response = send_webhook(
+            method=request.method, url=request.url, headers=headers, body=request.body, timeout=timeout
         )
-        if error is not None:
-            raise error
-        return "delivered", response.status
+    except WebhookRetryableError as exc:
+        finish_attempt(engine, key, status="retrying", now=utcnow(), error=str(exc))
+        raise
+    except PermanentActionError as exc:
+        finish_attempt(engine, key, status="failed", now=utcnow(), error=str(exc))
+        raise
+    faultpoint("webhooks.after_send_before_record")
+    body_text = truncate_body(response.body)
+    log.info(
+        "webhook %s %s (key %s, attempt %d): HTTP %d in %d ms, body%s: %s",
+        request.method,
+        request.url.split("?", 1)[0],
+        key[:12],
+        attempt,
+        response.status,
+        response.elapsed_ms,
+        " (truncated)" if response.truncated else "",
+        body_text[:LOGGED_BODY_CHARS],
+    )
+    error = classify_response(response.status, response.retry_after, utcnow())
+    status = "delivered" if error is None else "retrying"
+    if error is not None and not isinstance(error, WebhookRetryableError):
+        status = "failed"
+    finish_attempt(
+        engine,
+        key,
+        status=status,
+        now=utcnow(),
+        response_status=response.status,
+        response_body=body_text,
+        error=str(error) if error is not None else None,
+    )
+    faultpoint("webhooks.after_record")
+    return AttemptResult(status, response.status, error)
