@@ -147,3 +147,19 @@ def test_a_rejected_webhook_fails_the_action_permanently(
     action = {a.action_id: a for a in log.actions}["crm"]
     assert action.status == "failed" and "HTTP 400" in (action.error or "")
     assert {row["status"] for row in _ledger(store)} == {"failed"}
+
+
+def test_a_retryable_failure_on_the_last_try_is_recorded_failed(
+    store: RuleStore, app_db: sa.Engine, receiver: Receiver, tmp_path: Path
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    apply_rules(store, _rule_file(tmp_path))  # retries: 0, so the first try is the last
+    receiver.replies.extend(Reply(503, b"busy") for _ in range(100))
+
+    dag_run = dagbag().dags[DAG_ID].test()
+
+    assert dag_run.state == DagRunState.FAILED
+    ledger = _ledger(store)
+    assert ledger and {row["status"] for row in ledger} == {"failed"}  # not left "retrying"
+    assert {row["response_status"] for row in ledger} == {503}

@@ -70,6 +70,8 @@ class WebhookOperator(ActionOperator):
         conn_id = params.get("connection")
         base_url, secrets = WebhookHook(conn_id).base_url_and_secrets() if conn_id else (None, [])
         occurrence = self.occurrence_id(context)
+        ti = context.get("ti")
+        self._final_try = ti is not None and ti.try_number > self.retries
         rows: list[Any] = matched_keys or [None]
         records = self.rows_by_key(rows)
         counts = {"delivered": 0, "already_delivered": 0, "failed": 0}
@@ -111,7 +113,14 @@ class WebhookOperator(ActionOperator):
             return "already_delivered", None
         timeout = self.execution_timeout.total_seconds() if self.execution_timeout else 30.0
         result = send_and_record(
-            engine, delivery.idempotency_key, request, secrets, attempt=attempt, timeout=timeout, log=self.log
+            engine,
+            delivery.idempotency_key,
+            request,
+            secrets,
+            attempt=attempt,
+            timeout=timeout,
+            log=self.log,
+            final=getattr(self, "_final_try", False),
         )
         if result.error is not None:
             raise result.error
@@ -142,9 +151,14 @@ def send_and_record(
     attempt: int,
     timeout: float,
     log: InfoLog,
+    final: bool = False,
 ) -> AttemptResult:
     """Sign ``request`` as ``webhook-id: key`` (fresh timestamp), send it through the guarded
-    transport and record the attempt's end in the delivery ledger. Transport failures raise."""
+    transport and record the attempt's end in the delivery ledger. Transport failures raise.
+
+    ``final``: no retry follows (the task's last try), so a retryable failure is recorded ``failed``.
+    """
+    retry_status = "failed" if final else "retrying"
     try:
         headers = {**request.headers, **signature_headers(secrets, key, utcnow(), request.body)}
         faultpoint("webhooks.before_send")
@@ -152,7 +166,7 @@ def send_and_record(
             method=request.method, url=request.url, headers=headers, body=request.body, timeout=timeout
         )
     except WebhookRetryableError as exc:
-        finish_attempt(engine, key, status="retrying", now=utcnow(), error=str(exc))
+        finish_attempt(engine, key, status=retry_status, now=utcnow(), error=str(exc))
         raise
     except PermanentActionError as exc:
         finish_attempt(engine, key, status="failed", now=utcnow(), error=str(exc))
@@ -171,7 +185,7 @@ def send_and_record(
         body_text[:LOGGED_BODY_CHARS],
     )
     error = classify_response(response.status, response.retry_after, utcnow())
-    status = "delivered" if error is None else "retrying"
+    status = "delivered" if error is None else retry_status
     if error is not None and not isinstance(error, WebhookRetryableError):
         status = "failed"
     finish_attempt(
