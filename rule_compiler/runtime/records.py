@@ -53,6 +53,23 @@ class Effect:
     row_key: str | None
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long one effect's statements may run, and wait for a lock, before giving up (retryable)."""
+
+    statement_ms: int = 30_000
+    lock_ms: int = 5_000
+
+
+def _set_timeouts(conn: sa.Connection, timeouts: Timeouts) -> None:
+    """Per-transaction limits: a stuck query or a held row lock fails the attempt instead of hanging."""
+    if conn.dialect.name == "postgresql":  # SET takes no bind parameters; these are ints
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
+    elif conn.dialect.name == "sqlite":  # SQLite has one lock, the database's: wait this long for it
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeouts.lock_ms)}")
+
+
 def ensure_ledger(engine: sa.Engine) -> None:
     """Create the ledger table in the application database if it is not there yet."""
     _ledger_metadata.create_all(engine, checkfirst=True)
@@ -128,8 +145,11 @@ def apply_effect(
     values: Mapping[str, Any] | None = None,
     soft_delete_column: str | None = None,
     upsert_on: Sequence[str] | None = None,
+    timeouts: Timeouts | None = None,
 ) -> Outcome:
     """Apply one effect and record it in the ledger in the same transaction.
+
+    ``timeouts`` bound the transaction's statements and lock waits; running into one is retryable.
 
     An ``insert`` with ``upsert_on`` (columns of a unique key) updates the row holding that key
     instead of failing on it (``INSERT ... ON CONFLICT (...) DO UPDATE``, Postgres and SQLite).
@@ -137,6 +157,7 @@ def apply_effect(
     faultpoint("records.before_effect")
     try:
         with engine.begin() as conn:
+            _set_timeouts(conn, timeouts or Timeouts())
             table = reflect_table(conn, table_name)
             missing = sorted(set(values or {}) - set(table.c.keys()))
             if missing:

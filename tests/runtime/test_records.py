@@ -274,3 +274,40 @@ def test_upsert_on_a_column_without_a_unique_key_is_a_permanent_error(skus: sa.E
     with pytest.raises(PermanentActionError, match="refused the change"):
         _upsert(skus, "run-1", {"code": "A-1", "stock": 1}, ["stock"])
     assert _count(skus, f"SELECT count(*) FROM {LEDGER_TABLE}") == 0  # nothing claimed
+
+
+def test_a_held_row_lock_times_out_as_a_retryable_error_and_changes_nothing(engine: sa.Engine) -> None:
+    from rule_compiler.errors import RetryableActionError
+    from rule_compiler.runtime.records import Timeouts
+
+    blocker = engine.connect()
+    transaction = blocker.begin()
+    if engine.dialect.name == "sqlite":
+        blocker.exec_driver_sql("UPDATE orders SET priority = 'mine' WHERE id = 10")  # the database's lock
+    else:
+        blocker.execute(sa.text("SELECT id FROM orders WHERE id = 10 FOR UPDATE"))
+    try:
+        with pytest.raises(RetryableActionError):
+            apply_effect(
+                engine,
+                _effect([10]),
+                operation="update",
+                table_name="orders",
+                primary_key=["id"],
+                key_values=[10],
+                values={"priority": "high"},
+                timeouts=Timeouts(statement_ms=5_000, lock_ms=200),
+            )
+    finally:
+        transaction.rollback()
+        blocker.close()
+    assert _count(engine, "SELECT count(*) FROM orders WHERE priority = 'high'") == 0
+    assert _count(engine, f"SELECT count(*) FROM {LEDGER_TABLE}") == 0
+    # once the lock is gone the retry applies it
+    args = {
+        "operation": "update",
+        "table_name": "orders",
+        "primary_key": ["id"],
+        "values": {"priority": "high"},
+    }
+    assert apply_effect(engine, _effect([10]), key_values=[10], **args) == "applied"
