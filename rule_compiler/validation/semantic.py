@@ -489,6 +489,8 @@ def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs)
         )
     if action.channel == "email" and not action.to:
         issues.append(Issue(f"{path}.to", "an email needs at least one recipient in `to`"))
+    if action.channel == "in_app" and not action.to:
+        issues.append(Issue(f"{path}.to", "an in-app notice needs at least one user name in `to`"))
     if action.channel in {"slack", "webhook"} and action.connection is None:
         issues.append(Issue(f"{path}.connection", f"a {action.channel} notification needs a `connection`"))
     if action.connection is not None:
