@@ -1,11 +1,27 @@
-"""The one file Airflow's plugin manager imports for the rule engine."""
+"""The one file Airflow's plugin manager imports for the rule engine.
+
+Every Airflow process imports it (scheduler, DAG processor, workers), so it stays light: the REST
+app (``rule_engine.api``, FastAPI routes, the store) is built only when something reads
+``fastapi_apps`` — the api-server when it mounts plugin apps, or ``/api/v2/plugins``.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
 
 class RuleEnginePlugin(AirflowPlugin):
-    """Registers the rule engine with Airflow (the REST view arrives with its issue)."""
+    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``)."""
 
     name = "rule_engine"
+    _apps: list[dict[str, Any]] | None = None
+
+    @property
+    def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]  # lazy, where a list is declared
+        if self._apps is None:
+            from rule_engine.api.app import mounted_app_entry
+
+            self._apps = [mounted_app_entry()]
+        return self._apps

@@ -95,6 +95,8 @@ fi
 
 # --- the rule engine -------------------------------------------------------------------------------------
 _are_default AUTOMATION_STORE_URL "sqlite:///$AIRFLOW_HOME/automation.db"
+# Airflow users who administer the REST view (/automations): they create organizations' first members.
+_are_default AUTOMATION_API_ADMINS admin
 
 # The demo application database (customers/orders): a SQLite file, as Airflow connection `app_db`.
 # include/demo/create_demo_db.py --conn-id app_db creates it wherever this connection points.

@@ -7,6 +7,7 @@ last-known-good snapshot.
 
 from __future__ import annotations
 
+from rule_compiler.store.memberships import Membership, Role
 from rule_compiler.store.migrate import VERSION_TABLE
 from rule_compiler.store.models import (
     ActionResult,
@@ -22,8 +23,9 @@ from rule_compiler.store.models import (
     StoredDefinition,
     VersionInfo,
 )
+from rule_compiler.store.run_queries import RunPage, RunQuery
 from rule_compiler.store.snapshot import SpecLoad, load_specs
-from rule_compiler.store.store import RuleStore
+from rule_compiler.store.store import RuleStore, StaleWriteError
 
 __all__ = [
     "VERSION_TABLE",
@@ -34,11 +36,16 @@ __all__ = [
     "AuditAction",
     "AuditEntry",
     "DefinitionSummary",
+    "Membership",
+    "Role",
     "RuleStore",
     "RunLog",
+    "RunPage",
+    "RunQuery",
     "RunStatus",
     "SpecLoad",
     "SpecRow",
+    "StaleWriteError",
     "StoredDefinition",
     "VersionInfo",
     "load_specs",

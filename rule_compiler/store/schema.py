@@ -225,3 +225,22 @@ notification_preferences = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint(_one_of("digest", DIGEST_MODES), name="digest"),
 )
+
+MEMBERSHIP_ROLES = ("viewer", "editor", "admin")
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("organization", Name, primary_key=True),
+    sa.Column("username", Name, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_by", Name, nullable=False),
+    sa.CheckConstraint(_one_of("role", MEMBERSHIP_ROLES), name="role"),
+    sa.Index(None, "username"),
+)
+
+# The REST view's log queries: one organization's runs, newest first, optionally by status.
+sa.Index(None, automation_runs.c.organization, automation_runs.c.started_at)
+sa.Index(None, automation_runs.c.organization, automation_runs.c.status, automation_runs.c.started_at)

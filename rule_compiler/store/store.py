@@ -10,8 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler import settings
-from rule_compiler.errors import StoreError, StoreUnavailableError
-from rule_compiler.store import audit, catalogs, definitions, migrate, runs, specs
+from rule_compiler.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
+from rule_compiler.store import audit, catalogs, definitions, memberships, migrate, run_queries, runs, specs
 from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
 from rule_compiler.store.models import (
     ApplyResult,
@@ -315,3 +315,144 @@ class RuleStore:
             return runs.list_runs(
                 conn, organization=organization, rule_name=rule_name, status=status, limit=limit
             )
+
+    # -- REST view: guarded writes, hard delete, memberships, log queries, health ------------------
+
+    def _expect_current(
+        self, conn: sa.Connection, organization: str, kind: str, name: str, expected: tuple[int, bool]
+    ) -> None:
+        """Lock the live definition and check it is still at ``expected`` (version, active)."""
+        from rule_compiler.store.schema import definitions as d
+
+        row = conn.execute(
+            sa.select(d.c.current_version, d.c.active)
+            .where(
+                d.c.organization == organization,
+                d.c.kind == kind,
+                d.c.name == name,
+                d.c.deleted_at.is_(None),
+            )
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFoundError(f"no {kind} {organization}/{name}")
+        if (row.current_version, row.active) != expected:
+            raise StaleWriteError(
+                f"{kind} {organization}/{name} changed since it was read: it is at version "
+                f"{row.current_version} (active={row.active}), the request expected version "
+                f"{expected[0]} (active={expected[1]})"
+            )
+
+    def apply_guarded(self, *, expected: tuple[int, bool], **apply_args: Any) -> ApplyResult:
+        """:meth:`apply` to a live definition still at ``expected`` (version, active); else StaleWriteError.
+
+        The check and the write share one transaction, with the definition row locked.
+        """
+        with self._db.transaction(write=True) as conn:
+            self._expect_current(
+                conn, apply_args["organization"], apply_args["kind"], apply_args["name"], expected
+            )
+            return definitions.apply(conn, **apply_args, now=utcnow())
+
+    def delete_guarded(
+        self, *, organization: str, kind: str, name: str, actor: str, expected: tuple[int, bool] | None
+    ) -> None:
+        """:meth:`delete`, refused with StaleWriteError unless still at ``expected`` (None: any)."""
+        with self._db.transaction(write=True) as conn:
+            if expected is not None:
+                self._expect_current(conn, organization, kind, name, expected)
+            definitions.delete(
+                conn, organization=organization, kind=kind, name=name, actor=actor, now=utcnow()
+            )
+
+    def purge(
+        self, *, organization: str, kind: str, name: str, actor: str, expected: tuple[int, bool] | None
+    ) -> int:
+        """Hard delete: the definition and every version and spec go; the audit log keeps its rows.
+
+        Works on live and soft-deleted definitions (``expected`` is checked only on a live one);
+        audited as ``delete`` with ``hard: true``. Returns how many versions were removed.
+        """
+        from rule_compiler.store.schema import compiled_specs, definition_versions
+        from rule_compiler.store.schema import definitions as d
+
+        with self._db.transaction(write=True) as conn:
+            row = conn.execute(
+                sa.select(d.c.id, d.c.dag_id, d.c.current_version, d.c.active, d.c.deleted_at)
+                .where(d.c.organization == organization, d.c.kind == kind, d.c.name == name)
+                .with_for_update()
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"no {kind} {organization}/{name}")
+            if expected is not None and row.deleted_at is None:
+                self._expect_current(conn, organization, kind, name, expected)
+            conn.execute(compiled_specs.delete().where(compiled_specs.c.definition_id == row.id))
+            removed = conn.execute(
+                definition_versions.delete().where(definition_versions.c.definition_id == row.id)
+            ).rowcount
+            conn.execute(d.delete().where(d.c.id == row.id))
+            audit.insert_audit(
+                conn,
+                organization=organization,
+                actor=actor,
+                action="delete",
+                kind=kind,
+                name=name,
+                version=row.current_version,
+                hash_before=None,
+                hash_after=None,
+                detail={"dag_id": row.dag_id, "hard": True, "versions_removed": removed},
+                now=utcnow(),
+            )
+            return int(removed)
+
+    def memberships_of(self, username: str) -> builtins.list[memberships.Membership]:
+        """The user's memberships, by organization."""
+        with self._db.transaction(single_read=True) as conn:
+            return memberships.of_user(conn, username)
+
+    def list_memberships(self, organization: str | None = None) -> builtins.list[memberships.Membership]:
+        """Memberships of one organization (or all), by organization and username."""
+        with self._db.transaction(single_read=True) as conn:
+            return memberships.list_memberships(conn, organization)
+
+    def get_membership(self, organization: str, username: str) -> memberships.Membership | None:
+        """One membership, or None."""
+        with self._db.transaction(single_read=True) as conn:
+            return memberships.get(conn, organization, username)
+
+    def put_membership(
+        self, *, organization: str, username: str, role: str, actor: str
+    ) -> tuple[memberships.Membership, bool]:
+        """Create or change a membership (audited); ``(membership, created)``."""
+        with self._db.transaction(write=True) as conn:
+            return memberships.put(
+                conn, organization=organization, username=username, role=role, actor=actor, now=utcnow()
+            )
+
+    def delete_membership(self, *, organization: str, username: str, actor: str) -> None:
+        """Remove a membership (audited); NotFoundError when there is none."""
+        with self._db.transaction(write=True) as conn:
+            memberships.delete(conn, organization=organization, username=username, actor=actor, now=utcnow())
+
+    def query_runs(
+        self, query: run_queries.RunQuery, *, sort: str = "-started_at", limit: int = 50, offset: int = 0
+    ) -> run_queries.RunPage:
+        """A page of one organization's runs (see :mod:`rule_compiler.store.run_queries`)."""
+        with self._db.transaction() as conn:
+            return run_queries.query_runs(conn, query, sort=sort, limit=limit, offset=offset)
+
+    def get_run_in(self, organization: str, run_pk: int) -> RunLog | None:
+        """One run of ``organization`` by id, with its action results, or None."""
+        with self._db.transaction() as conn:
+            return run_queries.get_run_in(conn, organization, run_pk)
+
+    def ping(self) -> str | None:
+        """Reach the database (raises StoreUnavailableError); the schema revision it is at."""
+        with self._db.transaction(single_read=True) as conn:
+            conn.execute(sa.text("SELECT 1"))
+            return migrate.current_revision(conn)
+
+
+class StaleWriteError(ConflictError):
+    """A guarded write found the definition changed since the caller read it (HTTP 412)."""

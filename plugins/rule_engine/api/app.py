@@ -1,0 +1,90 @@
+"""The REST view's FastAPI app, built by a factory; Airflow mounts it at ``/automations``.
+
+Deny by default: every route, the OpenAPI schema and the docs page included, goes through the
+app-level dependencies — Airflow's ``get_user`` (401 without a valid Airflow token or UI cookie) and
+the per-user rate limit. FastAPI's own docs routes are switched off (they would sit outside the
+app-level dependencies) and served again as ordinary routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
+
+from rule_compiler.store import RuleStore
+from rule_engine.api.airflow_sync import RuleChange, notify_airflow
+from rule_engine.api.errors import install_error_handlers
+from rule_engine.api.limits import BodySizeLimit, RateLimiter, rate_limit
+from rule_engine.api.loader_errors import render_errors
+from rule_engine.api.routes import api_router
+from rule_engine.api.settings import ApiSettings
+
+TITLE = "Automation rule engine"
+API_VERSION = "1"
+
+
+def _operation_id(route: APIRoute) -> str:
+    """Stable OpenAPI operation ids: ``<tag>-<function name>``."""
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def create_app(
+    store: RuleStore | None = None,
+    *,
+    settings: ApiSettings | None = None,
+    on_change: Callable[[RuleChange], None] | None = notify_airflow,
+    render_errors_of: Callable[[Collection[str]], dict[str, str]] = render_errors,
+) -> FastAPI:
+    """The app. ``store`` defaults to the configured rule store (``AUTOMATION_STORE_URL``).
+
+    ``on_change`` runs after every stored rule change (default: ask Airflow to re-parse the loader
+    file and sync the pause state; None: nothing). ``render_errors_of`` reads the placeholder DAGs
+    Airflow holds for the health route.
+    """
+    settings = settings or ApiSettings.from_env()
+    app = FastAPI(
+        title=TITLE,
+        version=API_VERSION,
+        description="Register, test and manage automations. Every route needs an Airflow login.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(get_user), Depends(rate_limit)],
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.store = store or RuleStore()
+    app.state.settings = settings
+    app.state.on_change = on_change
+    app.state.render_errors = render_errors_of
+    app.state.rate_limiter = (
+        RateLimiter(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(api_router)
+    _add_docs(app)
+    return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """The schema and the Swagger page as ordinary routes, so the app-level auth covers them."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=f"{TITLE} API")
+
+
+def mounted_app_entry() -> dict[str, Any]:
+    """The ``fastapi_apps`` entry the plugin registers."""
+    return {"app": create_app(), "url_prefix": "/automations", "name": TITLE}
