@@ -17,16 +17,15 @@ from rule_compiler.definitions import (
     FieldRef,
     ParamRef,
     RuleDefinition,
-    ScheduleTrigger,
     SendNotification,
     UpdateRecord,
 )
 from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves, template_uses
 from rule_compiler.errors import Issue
 from rule_compiler.netpolicy import url_problem
-from rule_compiler.schedules import MIN_INTERVAL_ENV, describe, minimum_interval, shortest_interval
-from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
 from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
+from rule_compiler.validation.refs import CatalogRefs
+from rule_compiler.validation.triggers import check_trigger
 
 #: Task ids the compiler uses itself; action ids may not take them.
 RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error"})
@@ -34,9 +33,9 @@ RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "rende
 
 def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
     """Every semantic problem of a structurally valid rule."""
-    refs = _CatalogRefs(rule.organization, catalog)
+    refs = CatalogRefs(rule.organization, catalog)
     issues = _check_action_graph(rule)
-    issues += _check_trigger(rule, refs)
+    issues += check_trigger(rule, refs)
     issues += _check_conditions(rule, refs)
     for index in range(len(rule.actions)):
         issues += _check_action(rule, index, refs)
@@ -44,7 +43,7 @@ def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
     return issues
 
 
-def _check_record_references(rule: RuleDefinition, index: int, refs: _CatalogRefs) -> list[Issue]:
+def _check_record_references(rule: RuleDefinition, index: int, refs: CatalogRefs) -> list[Issue]:
     """Every ``{{ record.x }}`` an action's templates read must be a field of the triggering row."""
     data = rule.actions[index].model_dump(mode="json", by_alias=True, exclude_none=True)
     source = _row_source(rule)
@@ -77,69 +76,6 @@ def _field_problem(connection: Connection, table: str, field: str) -> str | None
     except FieldResolutionError as exc:
         return str(exc)
     return None
-
-
-class _CatalogRefs:
-    """Catalog look-ups that report a JSON-path issue when a name is not allowed."""
-
-    def __init__(self, organization: str, catalog: Catalog | None) -> None:
-        self.organization = organization
-        self.catalog = catalog
-
-    def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
-        if self.catalog is None:
-            issues.append(
-                Issue(
-                    path,
-                    f"organization '{self.organization}' has no catalog yet, so connection "
-                    f"'{conn_id}' cannot be checked; apply one with "
-                    "`rule-compiler catalog apply FILE`",
-                    "catalog",
-                )
-            )
-            return None
-        found = self.catalog.connections.get(conn_id)
-        if found is None:
-            allowed = ", ".join(sorted(self.catalog.connections)) or "none"
-            issues.append(
-                Issue(
-                    path,
-                    f"connection '{conn_id}' is not in the catalog of organization "
-                    f"'{self.organization}' (allowed: {allowed})",
-                    "catalog",
-                )
-            )
-            return None
-        if found.kind != kind:
-            issues.append(
-                Issue(
-                    path,
-                    f"connection '{conn_id}' is a {found.kind} connection; this needs a {kind} connection",
-                    "catalog",
-                )
-            )
-            return None
-        return found
-
-    def table(
-        self, conn_id: str, table: str, path: str, issues: list[Issue]
-    ) -> tuple[Connection, Table] | None:
-        connection = self.connection(conn_id, path.rsplit(".", 1)[0] + ".connection", issues, "database")
-        if connection is None:
-            return None
-        found = connection.tables.get(table)
-        if found is None:
-            allowed = ", ".join(sorted(connection.tables)) or "none"
-            issues.append(
-                Issue(
-                    path,
-                    f"table '{table}' is not in the catalog for connection '{conn_id}' "
-                    f"(allowed tables: {allowed})",
-                    "catalog",
-                )
-            )
-            return None
-        return connection, found
 
 
 def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
@@ -219,83 +155,7 @@ def _row_source(rule: RuleDefinition) -> tuple[str, str] | None:
     return (target.connection, target.table) if target is not None else None
 
 
-def _check_trigger(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
-    issues: list[Issue] = []
-    trigger = rule.trigger
-    if isinstance(trigger, EventTrigger):
-        found = refs.table(trigger.connection, trigger.table, "trigger.table", issues)
-        if found is not None:
-            for position, field in enumerate(trigger.fields or []):
-                if field not in found[1].columns:
-                    issues.append(
-                        Issue(
-                            f"trigger.fields[{position}]",
-                            f"table '{trigger.table}' has no column "
-                            f"'{field}' (its columns: {', '.join(sorted(found[1].columns))})",
-                        )
-                    )
-    elif isinstance(trigger, DataTrigger):
-        connection = refs.connection(trigger.connection, "trigger.connection", issues, "database")
-        issues += _check_interval(trigger.schedule, "trigger.schedule")
-        issues += _check_query(trigger.sql, trigger.connection, connection, "trigger.sql")
-    elif trigger.target is not None:
-        refs.table(trigger.target.connection, trigger.target.table, "trigger.target.table", issues)
-    if isinstance(trigger, ScheduleTrigger):
-        issues += _check_interval(trigger.cron, "trigger.cron")
-    return issues
-
-
-def _check_query(sql: str, conn_id: str, connection: Connection | None, path: str) -> list[Issue]:
-    """One read-only statement, reading only catalog tables, binding only the run's own values."""
-    try:
-        query = check_read_only(sql)
-    except UnsafeQueryError as exc:
-        return [Issue(path, str(exc), "sql")]
-    issues: list[Issue] = []
-    unknown_parameters = sorted(set(query.parameters) - QUERY_PARAMETERS)
-    if unknown_parameters:
-        issues.append(
-            Issue(
-                path,
-                f"unknown bind parameter{'s' if len(unknown_parameters) > 1 else ''} "
-                f"{', '.join(':' + p for p in unknown_parameters)}; a query may use "
-                f"{', '.join(':' + p for p in sorted(QUERY_PARAMETERS))}",
-                "sql",
-            )
-        )
-    if connection is not None:
-        outside = [t for t in query.tables if t not in connection.tables]
-        allowed = ", ".join(sorted(connection.tables)) or "none"
-        if outside:
-            issues.append(
-                Issue(
-                    path,
-                    f"the query reads {', '.join(repr(t) for t in outside)}, not in the catalog for "
-                    f"connection '{conn_id}' (allowed tables: {allowed})",
-                    "catalog",
-                )
-            )
-    return issues
-
-
-def _check_interval(cron: str, path: str) -> list[Issue]:
-    """A schedule may not run more often than the admin's minimum interval."""
-    minimum = minimum_interval()
-    shortest = shortest_interval(cron)
-    if shortest >= minimum:
-        return []
-    return [
-        Issue(
-            path,
-            f"'{cron}' runs every {describe(shortest)}, more often than the minimum interval of "
-            f"{describe(minimum)} this installation allows ({MIN_INTERVAL_ENV}); choose a sparser "
-            "schedule or use an event trigger",
-            "schedule_interval",
-        )
-    ]
-
-
-def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
+def _check_conditions(rule: RuleDefinition, refs: CatalogRefs) -> list[Issue]:
     if rule.conditions is None:
         return []
     source = _row_source(rule)
@@ -315,7 +175,7 @@ def _check_conditions(rule: RuleDefinition, refs: _CatalogRefs) -> list[Issue]:
 
 
 def check_condition_tree(
-    node: ConditionNode, path: str, source: tuple[str, str], refs: _CatalogRefs, trigger_type: str
+    node: ConditionNode, path: str, source: tuple[str, str], refs: CatalogRefs, trigger_type: str
 ) -> list[Issue]:
     """Check an expanded condition tree (rule conditions or an action's ``where``) against one table.
 
@@ -378,7 +238,7 @@ def _check_templates(value: object, path: str) -> list[Issue]:
     return issues
 
 
-def _check_action(rule: RuleDefinition, index: int, refs: _CatalogRefs) -> list[Issue]:
+def _check_action(rule: RuleDefinition, index: int, refs: CatalogRefs) -> list[Issue]:
     action = rule.actions[index]
     path = f"actions[{index}]"
     issues: list[Issue] = []
@@ -392,7 +252,7 @@ def _check_action(rule: RuleDefinition, index: int, refs: _CatalogRefs) -> list[
 
 
 def _check_record_action(
-    rule: RuleDefinition, action: CreateRecord | UpdateRecord | DeleteRecord, path: str, refs: _CatalogRefs
+    rule: RuleDefinition, action: CreateRecord | UpdateRecord | DeleteRecord, path: str, refs: CatalogRefs
 ) -> list[Issue]:
     issues: list[Issue] = []
     found = refs.table(action.connection, action.table, f"{path}.table", issues)
@@ -473,7 +333,7 @@ def _describe_source(rule: RuleDefinition) -> str:
     return "nowhere (no event and no target)" if source is None else f"table '{source[1]}' on '{source[0]}'"
 
 
-def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs) -> list[Issue]:
+def _check_notification(action: SendNotification, path: str, refs: CatalogRefs) -> list[Issue]:
     issues: list[Issue] = []
     if action.template is None and action.body is None:
         issues.append(Issue(path, "give a stored `template` or an inline `body`"))
@@ -503,7 +363,7 @@ def _check_notification(action: SendNotification, path: str, refs: _CatalogRefs)
     return issues
 
 
-def _check_webhook(action: CallWebhook, path: str, refs: _CatalogRefs) -> list[Issue]:
+def _check_webhook(action: CallWebhook, path: str, refs: CatalogRefs) -> list[Issue]:
     issues: list[Issue] = []
     if (action.connection is None) == (action.url is None):
         issues.append(

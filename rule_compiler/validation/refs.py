@@ -1,0 +1,69 @@
+"""Catalog look-ups for validation: each reports a JSON-path issue when a name is not allowed."""
+
+from __future__ import annotations
+
+from rule_compiler.catalog import Catalog, Connection, Table
+from rule_compiler.errors import Issue
+
+
+class CatalogRefs:
+    """Catalog look-ups that report a JSON-path issue when a name is not allowed."""
+
+    def __init__(self, organization: str, catalog: Catalog | None) -> None:
+        self.organization = organization
+        self.catalog = catalog
+
+    def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
+        if self.catalog is None:
+            issues.append(
+                Issue(
+                    path,
+                    f"organization '{self.organization}' has no catalog yet, so connection "
+                    f"'{conn_id}' cannot be checked; apply one with "
+                    "`rule-compiler catalog apply FILE`",
+                    "catalog",
+                )
+            )
+            return None
+        found = self.catalog.connections.get(conn_id)
+        if found is None:
+            allowed = ", ".join(sorted(self.catalog.connections)) or "none"
+            issues.append(
+                Issue(
+                    path,
+                    f"connection '{conn_id}' is not in the catalog of organization "
+                    f"'{self.organization}' (allowed: {allowed})",
+                    "catalog",
+                )
+            )
+            return None
+        if found.kind != kind:
+            issues.append(
+                Issue(
+                    path,
+                    f"connection '{conn_id}' is a {found.kind} connection; this needs a {kind} connection",
+                    "catalog",
+                )
+            )
+            return None
+        return found
+
+    def table(
+        self, conn_id: str, table: str, path: str, issues: list[Issue]
+    ) -> tuple[Connection, Table] | None:
+        connection = self.connection(conn_id, path.rsplit(".", 1)[0] + ".connection", issues, "database")
+        if connection is None:
+            return None
+        found = connection.tables.get(table)
+        if found is None:
+            allowed = ", ".join(sorted(connection.tables)) or "none"
+            issues.append(
+                Issue(
+                    path,
+                    f"table '{table}' is not in the catalog for connection '{conn_id}' "
+                    f"(allowed tables: {allowed})",
+                    "catalog",
+                )
+            )
+            return None
+        return connection, found
