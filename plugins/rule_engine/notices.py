@@ -19,12 +19,8 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.preferences import Decision, decide
-from rule_compiler.store.notifications import (
-    NotificationDelivery,
-    finish_delivery,
-    get_preferences,
-    start_delivery,
-)
+from rule_compiler.store.notifications import NotificationDelivery, finish_delivery, start_delivery
+from rule_compiler.store.preferences import get_preferences
 from rule_engine.hooks.channels import ChannelSenders, Target
 from rule_engine.hooks.webhooks import utcnow
 

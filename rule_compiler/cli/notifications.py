@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from rule_compiler.cli.common import CliError, actor_from_args, store_from_args
 from rule_compiler.errors import StoreError
 from rule_compiler.runtime.preferences import Preferences, PreferencesError, format_time, parse_quiet, zone
+from rule_compiler.store import inbox as store_inbox
 from rule_compiler.store import notifications as store_notifications
+from rule_compiler.store import preferences as store_preferences
+from rule_compiler.store._bookkeeping import MAX_PAGE
 from rule_compiler.store._db import utcnow
 from rule_compiler.store.schema import DELIVERY_STATUSES, DIGEST_MODES, NOTIFICATION_CHANNELS
 
@@ -114,7 +117,7 @@ def _add_inbox(actions: SubParsers) -> None:
 
 def prefs_set(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    current = _stored(lambda: store_notifications.get_preferences(engine, args.organization, args.recipient))
+    current = _stored(lambda: store_preferences.get_preferences(engine, args.organization, args.recipient))
     changes: dict[str, Any] = {}
     if args.mute is not None or args.no_mute:
         changes["muted_channels"] = frozenset(args.mute or ())
@@ -129,7 +132,7 @@ def prefs_set(args: argparse.Namespace) -> int:
     except PreferencesError as exc:
         raise CliError(str(exc)) from None
     _stored(
-        lambda: store_notifications.set_preferences(engine, prefs, actor=actor_from_args(args), now=utcnow())
+        lambda: store_preferences.set_preferences(engine, prefs, actor=actor_from_args(args), now=utcnow())
     )
     _print_prefs(prefs, as_json=args.json)
     return EXIT_OK
@@ -137,7 +140,7 @@ def prefs_set(args: argparse.Namespace) -> int:
 
 def prefs_show(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    prefs = _stored(lambda: store_notifications.get_preferences(engine, args.organization, args.recipient))
+    prefs = _stored(lambda: store_preferences.get_preferences(engine, args.organization, args.recipient))
     if prefs is None:
         if args.json:
             print("null")
@@ -150,9 +153,7 @@ def prefs_show(args: argparse.Namespace) -> int:
 
 def prefs_clear(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    removed = _stored(
-        lambda: store_notifications.delete_preferences(engine, args.organization, args.recipient)
-    )
+    removed = _stored(lambda: store_preferences.delete_preferences(engine, args.organization, args.recipient))
     where = f"{args.recipient} in {args.organization}"
     print(f"cleared the preferences of {where}" if removed else f"{where} had no preferences")
     return EXIT_OK
@@ -211,7 +212,7 @@ def inbox_list(args: argparse.Namespace) -> int:
     organization, recipient = _inbox_owner(args)
     engine = _engine(args)
     messages = _stored(
-        lambda: store_notifications.list_inbox(
+        lambda: store_inbox.list_inbox(
             engine,
             organization=organization,
             recipient=recipient,
@@ -235,7 +236,7 @@ def inbox_read(args: argparse.Namespace) -> int:
     organization, recipient = _inbox_owner(args)
     engine = _engine(args)
     changed = _stored(
-        lambda: store_notifications.mark_read(
+        lambda: store_inbox.mark_read(
             engine, organization=organization, recipient=recipient, ids=args.ids, now=utcnow()
         )
     )
@@ -327,10 +328,8 @@ def _hour_arg(value: str) -> int:
 
 
 def _limit_arg(value: str) -> int:
-    if not value.strip().isdigit() or not 1 <= int(value) <= store_notifications.MAX_PAGE:
-        raise argparse.ArgumentTypeError(
-            f"must be between 1 and {store_notifications.MAX_PAGE}, not {value!r}"
-        )
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_PAGE}, not {value!r}")
     return int(value)
 
 

@@ -1,4 +1,4 @@
-"""Notification bookkeeping in the rule store: delivery records, the in-app inbox, recipient preferences.
+"""Notification delivery records in the rule store (the inbox and preferences have their own modules).
 
 One ``notification_deliveries`` row per (effect, channel, recipient), keyed by its idempotency key,
 is written *before* anything is sent (DESIGN §6) and counts every attempt:
@@ -19,35 +19,24 @@ Database failures raise the store's :class:`~rule_compiler.errors.StoreError` fa
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from rule_compiler.runtime.preferences import MAX_RECIPIENT, Preferences, format_time, parse_time
-from rule_compiler.store._db import Database
+from rule_compiler.runtime.preferences import MAX_RECIPIENT
+from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.runs import _upsert
-from rule_compiler.store.schema import (
-    DELIVERY_STATUSES,
-    NOTIFICATION_CHANNELS,
-    notification_deliveries,
-    notification_inbox,
-    notification_preferences,
-)
-
-d, inbox, prefs_table = notification_deliveries, notification_inbox, notification_preferences
+from rule_compiler.store.schema import DELIVERY_STATUSES, NOTIFICATION_CHANNELS
+from rule_compiler.store.schema import notification_deliveries as d
 
 StartStatus = Literal["sending", "muted", "deferred", "digest"]
 FinishStatus = Literal["sent", "retrying", "failed"]
 #: Statuses after which a retried task neither sends nor queues again.
 FINAL_STATUSES = frozenset({"sent", "muted", "digested"})
 MAX_ERROR = 2_000
-MAX_PAGE = 1_000
-_KEY = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -123,35 +112,6 @@ class DigestBatch:
         return [row.idempotency_key for row in self.rows]
 
 
-@dataclass(frozen=True)
-class InboxMessage:
-    """One in-app message of a recipient."""
-
-    id: int
-    idempotency_key: str
-    organization: str
-    recipient: str
-    rule_id: str | None
-    subject: str
-    body: str
-    created_at: dt.datetime
-    read_at: dt.datetime | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (times as ISO 8601)."""
-        return {
-            name: value.isoformat() if isinstance(value, dt.datetime) else value
-            for name, value in self.__dict__.items()
-        }
-
-
-@contextmanager
-def _transaction(engine: sa.Engine, *, write: bool = False) -> Iterator[sa.Connection]:
-    """One transaction with the store's error translation (and ``BEGIN IMMEDIATE`` for SQLite writes)."""
-    with Database(engine.url.render_as_string(hide_password=True), engine).transaction(write=write) as conn:
-        yield conn
-
-
 # --- deliveries ----------------------------------------------------------------------------------
 
 
@@ -181,7 +141,7 @@ def start_delivery(
     values: dict[str, Any] = {"status": status, "updated_at": now, "error": None, "deliver_after": queued_at}
     if message is not None:
         values["message_json"] = log_json(dict(message))
-    with _transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn:
         inserted = conn.execute(
             _upsert(conn, d)
             .values(
@@ -229,7 +189,7 @@ def finish_delivery(
     values: dict[str, Any] = {"status": status, "updated_at": now, "error": _truncate(error)}
     if status == "sent":
         values.update(sent_at=now, message_json=None, error=None)
-    with _transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn:
         conn.execute(
             d.update()
             .where(d.c.idempotency_key == key, d.c.status.in_(("sending", "retrying", "failed")))
@@ -239,14 +199,14 @@ def finish_delivery(
 
 def due_deliveries(engine: sa.Engine, now: dt.datetime, *, limit: int = 500) -> list[DeliveryRow]:
     """``deferred`` rows whose ``deliver_after`` has come, oldest first."""
-    _check_page(limit, 0)
+    check_page(limit, 0)
     query = (
         sa.select(d)
         .where(d.c.status == "deferred", d.c.deliver_after <= now)
         .order_by(d.c.deliver_after, d.c.id)
         .limit(limit)
     )
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         return [_delivery_row(row) for row in conn.execute(query)]
 
 
@@ -255,7 +215,7 @@ def claim_due(engine: sa.Engine, key: str, now: dt.datetime) -> int | None:
 
     One conditional UPDATE: of several dispatchers racing for a row exactly one gets it.
     """
-    with _transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn:
         claimed = conn.execute(
             d.update()
             .where(d.c.idempotency_key == key, d.c.status == "deferred", d.c.deliver_after <= now)
@@ -273,7 +233,7 @@ def requeue_delivery(
 
     Only a queued row being sent (``sending``/``retrying`` with a ``deliver_after``) moves; False otherwise.
     """
-    with _transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn:
         moved = conn.execute(
             d.update()
             .where(
@@ -295,7 +255,7 @@ def digest_recipients(engine: sa.Engine, now: dt.datetime, *, limit: int = 5_000
     a row queued after today's digest waits for tomorrow's. At most ``limit`` rows in all; the rest
     are found by the next call.
     """
-    _check_page(limit, 0, cap=50_000)
+    check_page(limit, 0, cap=50_000)
     query = (
         sa.select(d)
         .where(d.c.status == "digest", d.c.deliver_after <= now)
@@ -303,7 +263,7 @@ def digest_recipients(engine: sa.Engine, now: dt.datetime, *, limit: int = 5_000
         .limit(limit)
     )
     batches: dict[tuple[str, str, str], list[DeliveryRow]] = {}
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         for row in conn.execute(query):
             item = _delivery_row(row)
             batches.setdefault((item.organization, item.recipient, item.channel), []).append(item)
@@ -317,7 +277,7 @@ def mark_digested(engine: sa.Engine, keys: Sequence[str], now: dt.datetime) -> i
     """Mark ``digest`` rows as sent in a digest (``digested``, message dropped); how many changed."""
     if not keys:
         return 0
-    with _transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn:
         changed = conn.execute(
             d.update()
             .where(d.c.idempotency_key.in_(list(keys)), d.c.status == "digest")
@@ -328,7 +288,7 @@ def mark_digested(engine: sa.Engine, keys: Sequence[str], now: dt.datetime) -> i
 
 def get_delivery(engine: sa.Engine, key: str) -> DeliveryRow | None:
     """The delivery row of ``key``, or None."""
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         row = conn.execute(sa.select(d).where(d.c.idempotency_key == key)).first()
     return _delivery_row(row) if row is not None else None
 
@@ -345,7 +305,7 @@ def list_deliveries(
     offset: int = 0,
 ) -> list[DeliveryRow]:
     """Delivery rows, newest first, filtered by whatever is given."""
-    _check_page(limit, offset)
+    check_page(limit, offset)
     if status is not None and status not in DELIVERY_STATUSES:
         raise ValueError(
             f"unknown delivery status {status!r}; expected one of {', '.join(DELIVERY_STATUSES)}"
@@ -362,7 +322,7 @@ def list_deliveries(
         if value is not None
     ]
     query = sa.select(d).where(*filters).order_by(d.c.id.desc()).limit(limit).offset(offset)
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         return [_delivery_row(row) for row in conn.execute(query)]
 
 
@@ -372,159 +332,10 @@ def delivery_stats(engine: sa.Engine, *, organization: str | None = None) -> dic
     if organization is not None:
         query = query.where(d.c.organization == organization)
     stats: dict[str, dict[str, int]] = {}
-    with _transaction(engine) as conn:
+    with transaction(engine) as conn:
         for channel, status, count in conn.execute(query):
             stats.setdefault(channel, {})[status] = int(count)
     return {channel: dict(sorted(counts.items())) for channel, counts in sorted(stats.items())}
-
-
-# --- the in-app inbox ----------------------------------------------------------------------------
-
-
-def add_inbox_message(
-    engine_or_conn: sa.Engine | sa.Connection,
-    *,
-    idempotency_key: str,
-    organization: str,
-    recipient: str,
-    rule_id: str | None,
-    subject: str,
-    body: str,
-    now: dt.datetime,
-) -> bool:
-    """Put a message in a recipient's inbox; False (nothing written) when the key is already there.
-
-    Given a connection, the insert joins the caller's transaction (the delivery record can share it).
-    """
-    _check_key(idempotency_key)
-    values = {
-        "idempotency_key": idempotency_key,
-        "organization": organization,
-        "recipient": recipient,
-        "rule_id": rule_id,
-        "subject": subject,
-        "body": body,
-        "created_at": now,
-    }
-    if isinstance(engine_or_conn, sa.Connection):
-        return _insert_inbox(engine_or_conn, values)
-    with _transaction(engine_or_conn, write=True) as conn:
-        return _insert_inbox(conn, values)
-
-
-def _insert_inbox(conn: sa.Connection, values: dict[str, Any]) -> bool:
-    statement = (
-        _upsert(conn, inbox).values(**values).on_conflict_do_nothing(index_elements=[inbox.c.idempotency_key])
-    )
-    return bool(conn.execute(statement).rowcount)
-
-
-def list_inbox(
-    engine: sa.Engine,
-    *,
-    organization: str,
-    recipient: str,
-    unread_only: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-) -> list[InboxMessage]:
-    """A recipient's messages, newest first."""
-    _check_page(limit, offset)
-    query = sa.select(inbox).where(inbox.c.organization == organization, inbox.c.recipient == recipient)
-    if unread_only:
-        query = query.where(inbox.c.read_at.is_(None))
-    query = query.order_by(inbox.c.id.desc()).limit(limit).offset(offset)
-    with _transaction(engine) as conn:
-        return [InboxMessage(**row._mapping) for row in conn.execute(query)]
-
-
-def count_unread(engine: sa.Engine, *, organization: str, recipient: str) -> int:
-    """How many of a recipient's messages are unread."""
-    query = sa.select(sa.func.count()).where(
-        inbox.c.organization == organization, inbox.c.recipient == recipient, inbox.c.read_at.is_(None)
-    )
-    with _transaction(engine) as conn:
-        return int(conn.execute(query).scalar_one())
-
-
-def mark_read(
-    engine: sa.Engine,
-    *,
-    organization: str,
-    recipient: str,
-    ids: Sequence[int] | None = None,
-    now: dt.datetime,
-) -> int:
-    """Mark unread messages of this recipient in this organization read (``ids``: only those; None: all).
-
-    Ids of other recipients' messages are ignored; returns how many messages changed.
-    """
-    if ids is not None and not ids:
-        return 0
-    query = inbox.update().where(
-        inbox.c.organization == organization, inbox.c.recipient == recipient, inbox.c.read_at.is_(None)
-    )
-    if ids is not None:
-        query = query.where(inbox.c.id.in_([int(i) for i in ids]))
-    with _transaction(engine, write=True) as conn:
-        return int(conn.execute(query.values(read_at=now)).rowcount)
-
-
-# --- preferences ---------------------------------------------------------------------------------
-
-
-def get_preferences(engine: sa.Engine, organization: str, recipient: str) -> Preferences | None:
-    """A recipient's stored preferences, or None (no preferences: every message is sent)."""
-    query = sa.select(prefs_table).where(
-        prefs_table.c.organization == organization, prefs_table.c.recipient == recipient
-    )
-    with _transaction(engine) as conn:
-        row = conn.execute(query).first()
-    if row is None:
-        return None
-    return Preferences(
-        organization=row.organization,
-        recipient=row.recipient,
-        muted_channels=frozenset(loads(row.muted_channels_json) or ()),
-        quiet_start=parse_time(row.quiet_start, field="quiet_start") if row.quiet_start else None,
-        quiet_end=parse_time(row.quiet_end, field="quiet_end") if row.quiet_end else None,
-        timezone=row.timezone,
-        digest=row.digest,
-        digest_hour=int(row.digest_hour),
-    )
-
-
-def set_preferences(engine: sa.Engine, prefs: Preferences, *, actor: str, now: dt.datetime) -> None:
-    """Create or replace a recipient's preferences."""
-    values = {
-        "muted_channels_json": log_json(sorted(prefs.muted_channels)),
-        "quiet_start": format_time(prefs.quiet_start),
-        "quiet_end": format_time(prefs.quiet_end),
-        "timezone": prefs.timezone,
-        "digest": prefs.digest,
-        "digest_hour": prefs.digest_hour,
-        "updated_by": actor,
-        "updated_at": now,
-    }
-    with _transaction(engine, write=True) as conn:
-        conn.execute(
-            _upsert(conn, prefs_table)
-            .values(organization=prefs.organization, recipient=prefs.recipient, **values)
-            .on_conflict_do_update(
-                index_elements=[prefs_table.c.organization, prefs_table.c.recipient], set_=values
-            )
-        )
-
-
-def delete_preferences(engine: sa.Engine, organization: str, recipient: str) -> bool:
-    """Remove a recipient's preferences; False when there were none."""
-    with _transaction(engine, write=True) as conn:
-        deleted = conn.execute(
-            prefs_table.delete().where(
-                prefs_table.c.organization == organization, prefs_table.c.recipient == recipient
-            )
-        ).rowcount
-    return bool(deleted)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -537,7 +348,7 @@ def _delivery_row(row: sa.Row[Any]) -> DeliveryRow:
 
 
 def _check_delivery(delivery: NotificationDelivery) -> None:
-    _check_key(delivery.idempotency_key)
+    check_key(delivery.idempotency_key)
     if delivery.channel not in NOTIFICATION_CHANNELS:
         raise ValueError(
             f"unknown notification channel {delivery.channel!r}; "
@@ -545,18 +356,6 @@ def _check_delivery(delivery: NotificationDelivery) -> None:
         )
     if not delivery.recipient or len(delivery.recipient) > MAX_RECIPIENT:
         raise ValueError("a delivery's recipient must be a non-empty text of at most 320 characters")
-
-
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not _KEY.match(key):
-        raise ValueError("an idempotency key is 64 lowercase hex characters (a SHA-256 digest)")
-
-
-def _check_page(limit: int, offset: int, *, cap: int = MAX_PAGE) -> None:
-    if not 1 <= limit <= cap:
-        raise ValueError(f"limit must be between 1 and {cap}, not {limit}")
-    if offset < 0:
-        raise ValueError(f"offset must not be negative, not {offset}")
 
 
 def _truncate(error: str | None) -> str | None:

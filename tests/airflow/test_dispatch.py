@@ -20,13 +20,8 @@ from rule_engine.dispatch import (
 
 from rule_compiler.runtime.dispatch import delivery_key
 from rule_compiler.store import RuleStore
-from rule_compiler.store.notifications import (
-    NotificationDelivery,
-    claim_due,
-    get_delivery,
-    list_inbox,
-    start_delivery,
-)
+from rule_compiler.store.inbox import list_inbox
+from rule_compiler.store.notifications import NotificationDelivery, claim_due, get_delivery, start_delivery
 from tests.airflow.notify_helpers import Inbox, free_port, running_smtp
 
 pytestmark = [pytest.mark.airflow]

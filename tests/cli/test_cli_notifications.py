@@ -14,7 +14,9 @@ from rule_compiler.cli import main
 from rule_compiler.runtime.dispatch import delivery_key
 from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
+from rule_compiler.store import inbox as box
 from rule_compiler.store import notifications as n
+from rule_compiler.store import preferences as prefs_store
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ANN = ["--org", "acme", "--recipient", "ann@example.com"]
@@ -62,7 +64,7 @@ def test_prefs_set_show_change_and_clear(
     )  # fmt: skip
     assert code == 0
     assert "muted:       email, slack" in out and "quiet hours: 22:00-07:00 Europe/Berlin" in out
-    assert n.get_preferences(engine, "acme", "ann@example.com") == Preferences(
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") == Preferences(
         organization="acme",
         recipient="ann@example.com",
         muted_channels=frozenset({"slack", "email"}),
@@ -94,7 +96,7 @@ def test_prefs_set_show_change_and_clear(
 
     code, out, _ = run(capsys, store_url, "prefs", "clear", *ANN)
     assert code == 0 and "cleared the preferences of ann@example.com in acme" in out
-    assert n.get_preferences(engine, "acme", "ann@example.com") is None
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") is None
     code, out, _ = run(capsys, store_url, "prefs", "show", *ANN)
     assert code == 0 and "no preferences for ann@example.com in acme" in out
     code, out, _ = run(capsys, store_url, "prefs", "show", *ANN, "--json")
@@ -118,7 +120,7 @@ def test_prefs_set_bad_options_exit_2_naming_the_option(
     capsys: pytest.CaptureFixture[str], store_url: str, engine: sa.Engine, argv: list[str], message: str
 ) -> None:
     assert message in usage_error(capsys, store_url, "prefs", "set", *ANN, *argv)
-    assert n.get_preferences(engine, "acme", "ann@example.com") is None
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") is None
 
 
 def test_a_store_without_tables_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -185,7 +187,7 @@ def test_deliveries_and_stats(capsys: pytest.CaptureFixture[str], store_url: str
 
 
 def put(engine: sa.Engine, i: int, *, recipient: str = "ann", org: str = "acme") -> None:
-    n.add_inbox_message(
+    box.add_inbox_message(
         engine, idempotency_key=f"{i:064x}", organization=org, recipient=recipient, rule_id="rule-1",
         subject=f"order {i} is big", body="...", now=NOW + dt.timedelta(minutes=i),
     )  # fmt: skip

@@ -14,7 +14,9 @@ from rule_compiler.errors import StoreError
 from rule_compiler.runtime.dispatch import delivery_key
 from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
+from rule_compiler.store import inbox as box
 from rule_compiler.store import notifications as n
+from rule_compiler.store import preferences as prefs_store
 from rule_compiler.store.schema import notification_deliveries, notification_inbox
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
@@ -301,7 +303,7 @@ def test_an_unmigrated_store_says_how_to_fix_it(sqlite_url: str) -> None:
 
 
 def add(engine: sa.Engine | sa.Connection, key: str, *, recipient: str = "ann", org: str = "acme") -> bool:
-    return n.add_inbox_message(
+    return box.add_inbox_message(
         engine, idempotency_key=key, organization=org, recipient=recipient, rule_id="rule-1",
         subject=f"subject {key[:4]}", body="body", now=NOW,
     )  # fmt: skip
@@ -316,7 +318,7 @@ def test_inbox_messages_land_exactly_once(engine: sa.Engine) -> None:
     assert add(engine, key(1)) is False
     assert sorted(in_threads(5, lambda: add(engine, key(2)))) == [False, False, False, False, True]
     assert row_count(engine, notification_inbox) == 2
-    messages = n.list_inbox(engine, organization="acme", recipient="ann")
+    messages = box.list_inbox(engine, organization="acme", recipient="ann")
     assert [m.idempotency_key for m in messages] == [key(2), key(1)]
     assert messages[0].read_at is None and messages[0].created_at == NOW
 
@@ -343,28 +345,30 @@ def test_mark_read_touches_only_that_recipients_messages_in_that_org(engine: sa.
 
     later = NOW + dt.timedelta(minutes=1)
     assert (
-        n.mark_read(engine, organization="acme", recipient="ann", ids=[ann_first, bob, ann_globex], now=later)
+        box.mark_read(
+            engine, organization="acme", recipient="ann", ids=[ann_first, bob, ann_globex], now=later
+        )
         == 1
     )
-    assert n.mark_read(engine, organization="acme", recipient="ann", ids=[], now=later) == 0
+    assert box.mark_read(engine, organization="acme", recipient="ann", ids=[], now=later) == 0
     assert [
         m.idempotency_key
-        for m in n.list_inbox(engine, organization="acme", recipient="ann", unread_only=True)
+        for m in box.list_inbox(engine, organization="acme", recipient="ann", unread_only=True)
     ] == [key(1)]
-    assert n.mark_read(engine, organization="acme", recipient="ann", now=later) == 1
-    assert n.mark_read(engine, organization="acme", recipient="ann", now=later) == 0
-    assert n.count_unread(engine, organization="acme", recipient="ann") == 0
-    assert n.count_unread(engine, organization="acme", recipient="bob") == 1
-    assert n.count_unread(engine, organization="globex", recipient="ann") == 1
-    read = n.list_inbox(engine, organization="acme", recipient="ann")
+    assert box.mark_read(engine, organization="acme", recipient="ann", now=later) == 1
+    assert box.mark_read(engine, organization="acme", recipient="ann", now=later) == 0
+    assert box.count_unread(engine, organization="acme", recipient="ann") == 0
+    assert box.count_unread(engine, organization="acme", recipient="bob") == 1
+    assert box.count_unread(engine, organization="globex", recipient="ann") == 1
+    read = box.list_inbox(engine, organization="acme", recipient="ann")
     assert {m.read_at for m in read} == {later}
 
 
-def _all_inbox(engine: sa.Engine) -> list[n.InboxMessage]:
+def _all_inbox(engine: sa.Engine) -> list[box.InboxMessage]:
     return [
         m
         for org, recipient in [("acme", "ann"), ("globex", "ann"), ("acme", "bob")]
-        for m in n.list_inbox(engine, organization=org, recipient=recipient)
+        for m in box.list_inbox(engine, organization=org, recipient=recipient)
     ]
 
 
@@ -372,7 +376,7 @@ def _all_inbox(engine: sa.Engine) -> list[n.InboxMessage]:
 
 
 def test_preferences_upsert_read_back_and_delete(engine: sa.Engine) -> None:
-    assert n.get_preferences(engine, "acme", "ann@example.com") is None
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") is None
     prefs = Preferences(
         organization="acme",
         recipient="ann@example.com",
@@ -383,19 +387,19 @@ def test_preferences_upsert_read_back_and_delete(engine: sa.Engine) -> None:
         digest="daily",
         digest_hour=9,
     )
-    n.set_preferences(engine, prefs, actor="ann", now=NOW)
-    assert n.get_preferences(engine, "acme", "ann@example.com") == prefs
-    assert n.get_preferences(engine, "globex", "ann@example.com") is None
+    prefs_store.set_preferences(engine, prefs, actor="ann", now=NOW)
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") == prefs
+    assert prefs_store.get_preferences(engine, "globex", "ann@example.com") is None
 
     plain = Preferences(organization="acme", recipient="ann@example.com", timezone="Asia/Tokyo")
-    n.set_preferences(engine, plain, actor="admin", now=LATER)
-    assert n.get_preferences(engine, "acme", "ann@example.com") == plain
+    prefs_store.set_preferences(engine, plain, actor="admin", now=LATER)
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") == plain
     with engine.connect() as conn:
         stored = conn.execute(
             sa.text("SELECT updated_by, muted_channels_json FROM notification_preferences")
         ).all()
     assert [tuple(r) for r in stored] == [("admin", "[]")]
 
-    assert n.delete_preferences(engine, "acme", "ann@example.com") is True
-    assert n.delete_preferences(engine, "acme", "ann@example.com") is False
-    assert n.get_preferences(engine, "acme", "ann@example.com") is None
+    assert prefs_store.delete_preferences(engine, "acme", "ann@example.com") is True
+    assert prefs_store.delete_preferences(engine, "acme", "ann@example.com") is False
+    assert prefs_store.get_preferences(engine, "acme", "ann@example.com") is None

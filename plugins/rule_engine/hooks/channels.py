@@ -19,7 +19,7 @@ from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.notify import email_message, message_id_for, notification_payload, slack_text
 from rule_compiler.runtime.webhooks import classify_response, signature_headers
-from rule_compiler.store.notifications import add_inbox_message
+from rule_compiler.store.inbox import add_inbox_message
 from rule_engine.hooks.slack import SlackWebhookSender
 from rule_engine.hooks.smtp import SmtpSender
 from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
