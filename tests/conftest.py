@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -52,10 +53,14 @@ def _postgres_or_fail() -> None:
             pass
         engine.dispose()
     except Exception as exc:
-        message = f"Postgres is not reachable at {PG_ADMIN_URL}: {exc}"
-        if IN_CI:
-            pytest.fail(message + " (CI=true: tests that need Postgres fail instead of skipping)")
-        pytest.skip(message)
+        unavailable(f"Postgres is not reachable at {PG_ADMIN_URL}: {exc}")
+
+
+def unavailable(message: str) -> NoReturn:
+    """A test's real dependency is missing: fail under CI=true (never a silent skip there), else skip."""
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: a missing dependency fails the test instead of skipping it)")
+    pytest.skip(message)
 
 
 class PostgresDatabases:

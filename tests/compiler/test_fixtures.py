@@ -13,7 +13,7 @@ from rule_compiler.errors import DefinitionError, DefinitionLoadError, RuleValid
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import Compiled, compile_document
 from rule_compiler.validation import validate_definition
-from tests.conftest import DEMO_CATALOG, IN_CI, LOCAL_FIXTURES, SHARED_FIXTURES
+from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, SHARED_FIXTURES, unavailable
 
 #: Condition templates the fixtures may `use` (each valid itself, and used by name).
 TEMPLATES = LOCAL_FIXTURES / "templates"
@@ -70,17 +70,13 @@ def _params(kind: str) -> list[object]:
 
 def test_shared_fixtures_are_present() -> None:
     if not SHARED_FIXTURES.is_dir():
-        if IN_CI:
-            pytest.fail(f"shared fixtures missing at {SHARED_FIXTURES} (CI=true)")
-        pytest.skip(f"shared fixtures not beside the checkout ({SHARED_FIXTURES})")
+        unavailable(f"shared fixtures not beside the checkout ({SHARED_FIXTURES})")
     assert _files(SHARED_FIXTURES, "good") and _files(SHARED_FIXTURES, "bad")
 
 
 def test_local_copy_covers_the_shared_set() -> None:
     if not SHARED_FIXTURES.is_dir():
-        if IN_CI:
-            pytest.fail(f"shared fixtures missing at {SHARED_FIXTURES} (CI=true)")
-        pytest.skip("shared fixtures not beside the checkout")
+        unavailable(f"shared fixtures not beside the checkout ({SHARED_FIXTURES})")
     for kind in ("good", "bad"):
         local = {p.name for p in _files(LOCAL_FIXTURES, kind)}
         assert {p.name for p in _files(SHARED_FIXTURES, kind)} <= local
