@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rule_compiler import events as capture
@@ -76,24 +77,27 @@ def _engine(args: argparse.Namespace) -> sa.Engine:
 
 
 def install(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    try:
-        for table in args.table:
-            state = capture.install(engine, table)
-            print(f"capture installed on '{state.table}': changes now reach {capture.OUTBOX_TABLE}")
-    except capture.CaptureError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        engine.dispose()
-    return EXIT_OK
+    def one(engine: sa.Engine, table: str) -> str:
+        state = capture.install(engine, table)
+        return f"capture installed on '{state.table}': changes now reach {capture.OUTBOX_TABLE}"
+
+    return _each_table(args, one)
 
 
 def uninstall(args: argparse.Namespace) -> int:
+    def one(engine: sa.Engine, table: str) -> str:
+        removed = capture.uninstall(engine, table)
+        return f"capture {'removed from' if removed else 'was not installed on'} '{table}'"
+
+    return _each_table(args, one)
+
+
+def _each_table(args: argparse.Namespace, apply: Callable[[sa.Engine, str], str]) -> int:
+    """Run ``apply`` on each ``--table`` in turn, printing what it did; a capture error exits 2."""
     engine = _engine(args)
     try:
         for table in args.table:
-            removed = capture.uninstall(engine, table)
-            print(f"capture {'removed from' if removed else 'was not installed on'} '{table}'")
+            print(apply(engine, table))
     except capture.CaptureError as exc:
         raise CliError(str(exc)) from None
     finally:
