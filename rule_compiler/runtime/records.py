@@ -20,6 +20,7 @@ from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.faults import faultpoint
 from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.upserts import conflict_insert
 
 LEDGER_TABLE = "rule_engine_ledger"
 _ledger_metadata = sa.MetaData()
@@ -224,13 +225,10 @@ def _statement(
 
 def _upsert(table: sa.Table, bound: Mapping[str, Any], upsert_on: Sequence[str], dialect: str) -> Any:
     """``INSERT ... ON CONFLICT (upsert_on) DO UPDATE SET`` the other values (dialect-specific)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:
+    insert = conflict_insert(dialect, table)
+    if insert is None:
         raise PermanentActionError(f"upsert is supported on Postgres and SQLite, not on {dialect}")
-    statement = insert(table).values(**bound)
+    statement = insert.values(**bound)
     updates = {name: statement.excluded[name] for name in bound if name not in upsert_on}
     if not updates:
         return statement.on_conflict_do_nothing(index_elements=list(upsert_on))

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
-from rule_compiler.store.runs import _upsert
+from rule_compiler.store.runs import upsert
 from rule_compiler.store.schema import notification_inbox as inbox
 
 
@@ -69,7 +69,7 @@ def add_inbox_message(
 
 def _insert_inbox(conn: sa.Connection, values: dict[str, Any]) -> bool:
     statement = (
-        _upsert(conn, inbox).values(**values).on_conflict_do_nothing(index_elements=[inbox.c.idempotency_key])
+        upsert(conn, inbox).values(**values).on_conflict_do_nothing(index_elements=[inbox.c.idempotency_key])
     )
     return bool(conn.execute(statement).rowcount)
 

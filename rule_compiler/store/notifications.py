@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from rule_compiler.runtime.preferences import MAX_RECIPIENT
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
-from rule_compiler.store.runs import _upsert
+from rule_compiler.store.runs import upsert
 from rule_compiler.store.schema import DELIVERY_STATUSES, NOTIFICATION_CHANNELS
 from rule_compiler.store.schema import notification_deliveries as d
 
@@ -143,7 +143,7 @@ def start_delivery(
         values["message_json"] = log_json(dict(message))
     with transaction(engine, write=True) as conn:
         inserted = conn.execute(
-            _upsert(conn, d)
+            upsert(conn, d)
             .values(
                 idempotency_key=delivery.idempotency_key,
                 organization=delivery.organization,

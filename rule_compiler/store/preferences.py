@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from rule_compiler.runtime.preferences import Preferences, format_time, parse_time
 from rule_compiler.store._bookkeeping import transaction
 from rule_compiler.store._json import loads, log_json
-from rule_compiler.store.runs import _upsert
+from rule_compiler.store.runs import upsert
 from rule_compiler.store.schema import notification_preferences as prefs_table
 
 
@@ -48,7 +48,7 @@ def set_preferences(engine: sa.Engine, prefs: Preferences, *, actor: str, now: d
     }
     with transaction(engine, write=True) as conn:
         conn.execute(
-            _upsert(conn, prefs_table)
+            upsert(conn, prefs_table)
             .values(organization=prefs.organization, recipient=prefs.recipient, **values)
             .on_conflict_do_update(
                 index_elements=[prefs_table.c.organization, prefs_table.c.recipient], set_=values

@@ -25,6 +25,7 @@ from rule_compiler.store.schema import (
     automation_action_results,
     automation_runs,
 )
+from rule_compiler.upserts import conflict_insert
 
 r, a = automation_runs, automation_action_results
 
@@ -34,13 +35,12 @@ def _check(status: str, allowed: tuple[str, ...], what: str) -> None:
         raise ValueError(f"unknown {what} status {status!r}; expected one of {', '.join(allowed)}")
 
 
-def _upsert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise StoreError(f"the rule store supports SQLite and Postgres, not {dialect}")
+def upsert(conn: sa.Connection, table: sa.Table) -> postgresql.Insert | sqlite.Insert:
+    """An insert into a store table that takes ``on_conflict_do_*``."""
+    insert = conflict_insert(conn.dialect.name, table)
+    if insert is None:
+        raise StoreError(f"the rule store supports SQLite and Postgres, not {conn.dialect.name}")
+    return insert
 
 
 def start_run(
@@ -57,7 +57,7 @@ def start_run(
 ) -> int:
     """The run's primary key; the first call inserts it, retries find the same row."""
     conn.execute(
-        _upsert(conn, r)
+        upsert(conn, r)
         .values(
             organization=organization,
             rule_name=rule_name,
@@ -116,7 +116,7 @@ def record_action(
     """Insert or update one action's result; ``attempts`` grows by one when ``count_attempt``."""
     _check(status, ACTION_STATUSES, "action")
     step = 1 if count_attempt else 0
-    insert = _upsert(conn, a).values(
+    insert = upsert(conn, a).values(
         run_pk=run_pk,
         action_id=action_id,
         status=status,
