@@ -64,9 +64,14 @@ class Timeouts:
 
 def _set_timeouts(conn: sa.Connection, timeouts: Timeouts) -> None:
     """Per-transaction limits: a stuck query or a held row lock fails the attempt instead of hanging."""
-    if conn.dialect.name == "postgresql":  # SET takes no bind parameters; these are ints
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(timeouts.statement_ms)}")
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeouts.lock_ms)}")
+    if conn.dialect.name == "postgresql":  # set_config(..., true) is SET LOCAL, in one round trip
+        conn.execute(
+            sa.text(
+                "SELECT set_config('statement_timeout', :statement, true), "
+                "set_config('lock_timeout', :lock, true)"
+            ),
+            {"statement": f"{int(timeouts.statement_ms)}ms", "lock": f"{int(timeouts.lock_ms)}ms"},
+        )
     elif conn.dialect.name == "sqlite":  # SQLite has one lock, the database's: wait this long for it
         conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeouts.lock_ms)}")
 
