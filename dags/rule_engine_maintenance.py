@@ -1,7 +1,12 @@
-"""Airflow DAG file: the rule engine's own housekeeping dag, ``rule_engine_notifications``.
+"""Airflow DAG file: the rule engine's own housekeeping dags.
 
-Every five minutes it sends notifications deferred by recipients' quiet hours, then the daily
-digests that are due. Cheap to parse: the operators import their machinery only when they run.
+- ``rule_engine_notifications``: every five minutes it sends notifications deferred by recipients'
+  quiet hours, then the daily digests that are due.
+- ``rule_engine_outbox_purge``: once a day it deletes the change events that the event triggers
+  have handed on and that are older than ``AUTOMATION_OUTBOX_RETENTION`` (default ``7d``), in every
+  application database an active event rule watches.
+
+Cheap to parse: the operators import their machinery only when they run.
 """
 
 import datetime as dt
@@ -12,6 +17,7 @@ from rule_engine.operators.dispatch import (
     DispatchDeferredOperator,
     DispatchDigestsOperator,
 )
+from rule_engine.operators.outbox_purge import OUTBOX_PURGE_DAG_ID, OutboxPurgeOperator
 
 with DAG(
     dag_id=DISPATCHER_DAG_ID,
@@ -30,3 +36,17 @@ with DAG(
         task_id="send_digests", execution_timeout=dt.timedelta(minutes=4), trigger_rule="all_done"
     )
     deferred >> digests
+
+with DAG(
+    dag_id=OUTBOX_PURGE_DAG_ID,
+    schedule=CronTriggerTimetable("17 3 * * *", timezone="UTC"),
+    start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    is_paused_upon_creation=False,  # outboxes grow without it
+    tags=["automation", "rule-engine"],
+    description="Deletes consumed change events older than AUTOMATION_OUTBOX_RETENTION (default 7d).",
+    doc_md=__doc__,
+    default_args={"owner": "automation", "retries": 1, "retry_delay": dt.timedelta(minutes=10)},
+):
+    OutboxPurgeOperator(task_id="purge_outboxes", execution_timeout=dt.timedelta(hours=1))

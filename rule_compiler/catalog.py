@@ -45,6 +45,12 @@ class Table(StrictModel):
         default_factory=list,
         description="unique constraints besides the primary key (what `create_record.upsert_on` may name)",
     )
+    capture_installed: bool | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # catalogs without it dump (and hash) as before
+        description="whether change capture is installed on the table (set by `catalog sync` and "
+        "`events install`/`uninstall`); unset: unknown. Event rules on a table without it only warn",
+    )
 
     @property
     def primary_key(self) -> list[str]:

@@ -8,8 +8,9 @@ Pure (SQLAlchemy's inspector on an engine the caller gives; no Airflow), for SQL
     merged.catalog        # the new Catalog; merged.changes: what differs from ``current``
 
 Reflection maps column types to catalog types (:func:`catalog_type`), keeps nullability and the
-primary key, and turns each single-column foreign key into a hop named after its column
-(``customer_id`` → ``customer``; a column without ``_id`` gets ``<column>_ref``). Composite foreign
+primary key, records whether change capture is installed on each table (``capture_installed``), and
+turns each single-column foreign key into a hop named after its column (``customer_id`` →
+``customer``; a column without ``_id`` gets ``<column>_ref``). Composite foreign
 keys, and names a field path cannot spell (not identifiers, or containing ``__``), are skipped with
 a note. Merging replaces the synced connection's tables and keeps what an administrator chose:
 each kept table's ``soft_delete_column`` (while the column exists) and ``writable``, the hop names of
@@ -28,6 +29,7 @@ from sqlalchemy import types as sa_types
 from rule_compiler.catalog import Catalog, Column, ColumnType, Connection, ForeignKey, Table
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR, IDENTIFIER_RE, MAX_NAME_LENGTH
 from rule_compiler.errors import RuleEngineError
+from rule_compiler.events import capture
 
 __all__ = [
     "INTERNAL_TABLE_PREFIXES",
@@ -120,6 +122,7 @@ def reflect_tables(
                 reflected[name] = table
     except sa.exc.SQLAlchemyError as exc:
         raise ReflectionError(f"cannot read the database schema: {exc}") from exc
+    reflected = _with_capture_state(engine, reflected, notes)
     for name, table in reflected.items():
         for fk in table.foreign_keys:
             if fk.references_table not in reflected:
@@ -128,6 +131,27 @@ def reflect_tables(
                     f"paths through '{fk.name}' fail validation until it is"
                 )
     return reflected
+
+
+def _with_capture_state(engine: sa.Engine, tables: dict[str, Table], notes: list[str]) -> dict[str, Table]:
+    """Each table with ``capture_installed`` set (left unknown on databases capture does not support)."""
+    if engine.dialect.name not in ("postgresql", "sqlite") or not tables:
+        return tables
+    try:
+        states = {state.table: state for state in capture.status(engine, list(tables))}
+    except (sa.exc.SQLAlchemyError, capture.CaptureError) as exc:
+        notes.append(f"change capture state unknown: {exc}")
+        return tables
+    for state in states.values():
+        if state.stale_columns:
+            notes.append(
+                f"{state.table}: change capture misses columns {', '.join(state.stale_columns)}; "
+                f"re-run `rule-compiler events install` for it"
+            )
+    return {
+        name: table.model_copy(update={"capture_installed": states[name].installed})
+        for name, table in tables.items()
+    }
 
 
 def _reflect_one(inspector: Any, name: str, notes: list[str]) -> Table | None:
@@ -306,6 +330,7 @@ def _keep_admin_choices(name: str, table: Table, old: Table | None, changes: Cat
         soft_delete_column=soft_delete,
         writable=old.writable,
         unique_keys=table.unique_keys,
+        capture_installed=table.capture_installed,
     )
 
 
@@ -344,7 +369,14 @@ def _table_diff(old: Table, new: Table) -> list[str]:
             lines.append(f"foreign key {_describe_fk(old_fks[name])} -> {_describe_fk(new_fks[name])}")
     if old.soft_delete_column != new.soft_delete_column:
         lines.append(f"soft_delete_column: {old.soft_delete_column} -> {new.soft_delete_column}")
+    if old.capture_installed != new.capture_installed:
+        was, now = _capture_state(old.capture_installed), _capture_state(new.capture_installed)
+        lines.append(f"change capture: {was} -> {now}")
     return lines
+
+
+def _capture_state(installed: bool | None) -> str:
+    return {True: "installed", False: "not installed", None: "unknown"}[installed]
 
 
 def _sorted_diff(a: Iterable[str], b: Iterable[str]) -> list[str]:

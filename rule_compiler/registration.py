@@ -15,11 +15,14 @@ from typing import Any
 from rule_compiler.canonical import canonical_json, content_hash
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule, dag_id_for
+from rule_compiler.compiler.report import compile_report
 from rule_compiler.definitions import (
     ConditionTemplateDefinition,
     NotificationTemplateDefinition,
     RuleDefinition,
 )
+from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.errors import Issue
 from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, NotificationTemplates
 from rule_compiler.store import ApplyResult, RuleStore
 from rule_compiler.validation import validate_document
@@ -30,13 +33,17 @@ TEMPLATE_KINDS = (TEMPLATE_KIND, NOTIFICATION_TEMPLATE_KIND)
 
 @dataclass(frozen=True)
 class Compiled:
-    """A valid rule with its compiled spec: ``definition`` as written, ``rule`` with templates expanded."""
+    """A valid rule with its compiled spec: ``definition`` as written, ``rule`` with templates expanded.
 
-    definition: RuleDefinition
+    ``warnings``: problems that do not stop it being stored (shown by the CLI and the REST view).
+    """
+
+    definition: RuleDefinition | ReportDefinition
     spec: DagSpec
     spec_json: str
     spec_hash: str
-    rule: RuleDefinition
+    rule: RuleDefinition | None  # None for a report
+    warnings: tuple[Issue, ...] = ()
 
     @property
     def dag_id(self) -> str:
@@ -50,6 +57,7 @@ class CompiledTemplate:
     definition: ConditionTemplateDefinition | NotificationTemplateDefinition
     spec_json: str
     spec_hash: str
+    warnings: tuple[Issue, ...] = ()
 
     @property
     def dag_id(self) -> str:
@@ -64,7 +72,7 @@ def compile_document(
     notification_templates: NotificationTemplates | None = None,
     source: str | None = None,
 ) -> Compiled | CompiledTemplate:
-    """Validate (raising ``RuleValidationError`` with every problem) and compile.
+    """Validate (raising ``RuleValidationError`` with every problem) and compile; warnings ride along.
 
     ``templates`` / ``notification_templates``: the condition / notification templates (by name) of
     the document's organization.
@@ -73,6 +81,10 @@ def compile_document(
         data, catalog, templates=templates, notification_templates=notification_templates, source=source
     )
     definition = validated.definition
+    if isinstance(definition, ReportDefinition):
+        assert validated.report_sources is not None  # noqa: S101 - set for every valid report
+        spec = compile_report(definition, validated.report_sources)
+        return Compiled(definition, spec, spec.to_json(), spec.spec_hash, None, validated.warnings)
     if isinstance(definition, ConditionTemplateDefinition | NotificationTemplateDefinition):
         dumped = definition.model_dump(mode="json", by_alias=True)
         return CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
@@ -82,7 +94,7 @@ def compile_document(
         catalog or Catalog(organization=rule.organization),
         notification_refs=validated.notification_refs,
     )
-    return Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule)
+    return Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule, validated.warnings)
 
 
 def register(
@@ -95,7 +107,7 @@ def register(
     definition = compiled.definition
     source = definition.model_dump(mode="json", by_alias=True)
     if active is None:
-        active = definition.active if isinstance(definition, RuleDefinition) else True
+        active = definition.active if isinstance(definition, RuleDefinition | ReportDefinition) else True
     return store.apply(
         organization=definition.organization,
         kind=definition.kind,

@@ -35,6 +35,7 @@ from rule_compiler.conditions.values import json_safe
 from rule_compiler.definitions import DataTrigger, Event, EventTrigger, RuleDefinition
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
 from rule_compiler.errors import Issue, RuleEngineError
+from rule_compiler.runtime.events import changed_fields_of, event_refusal
 from rule_compiler.runtime.rows import reflect_table
 from rule_compiler.validation.structural import issues_from_pydantic
 
@@ -263,10 +264,10 @@ def _row_for(rule: RuleDefinition, event: Event, summary: dict[str, Any], notes:
     if event.new is None and event.old is None:
         raise RuleTestError("the event has no row to test: give `new` (or `old` for a deleted event)")
     if isinstance(trigger, EventTrigger):
-        changed = _changed_fields(event, notes)
+        changed = changed_fields_of(event, notes)
         if changed is not None:
             summary["changed"] = changed
-        refusal = _event_refusal(trigger, event, changed)
+        refusal = event_refusal(trigger, event, changed)
         if refusal is not None:
             return f"not triggered: {refusal}"
         if event.new is None and event.old is not None:
@@ -285,38 +286,6 @@ def _row_for(rule: RuleDefinition, event: Event, summary: dict[str, Any], notes:
         f"(operation '{event.operation}' ignored)"
     )
     return _Row(target.connection, target.table, event.new)
-
-
-def _changed_fields(event: Event, notes: list[str]) -> list[str] | None:
-    """The changed columns: recorded, else computed from ``old``/``new`` for updates; None if unknown."""
-    if event.changed_fields is not None:
-        return list(event.changed_fields)
-    if event.operation != "updated":
-        return None
-    if event.old is None:
-        notes.append(
-            "the updated event has no `old` and no `changed_fields`: changed, changed_to and "
-            "changed_from see no change"
-        )
-        return None
-    # related values (``customer__tier``) given in `new` are context, not columns of the row
-    return [name for name in event.changed() if FIELD_PATH_SEPARATOR not in name]
-
-
-def _event_refusal(trigger: EventTrigger, event: Event, changed: list[str] | None) -> str | None:
-    """Why the trigger does not fire for ``event`` (None: it fires)."""
-    if event.connection is not None and event.connection != trigger.connection:
-        return f"the rule watches connection '{trigger.connection}'; the event is from '{event.connection}'"
-    if event.table != trigger.table:
-        return f"the rule watches table '{trigger.table}'; the event is for '{event.table}'"
-    if event.operation not in trigger.events:
-        return f"the rule fires on {', '.join(trigger.events)}; the event is '{event.operation}'"
-    if trigger.fields and event.operation == "updated":
-        hit = sorted(set(trigger.fields) & set(changed or ()))
-        if not hit:
-            seen = ", ".join(changed) if changed else "nothing (no `old` or `changed_fields`)"
-            return f"the rule fires only when one of {', '.join(trigger.fields)} changed; changed: {seen}"
-    return None
 
 
 def _unknown_keys(values: Mapping[str, Any], connection: Connection, table: str) -> list[str]:

@@ -13,6 +13,7 @@ from rule_compiler.definitions import (
     NotificationTemplateDefinition,
     RuleDefinition,
 )
+from rule_compiler.definitions.report import ReportDefinition
 
 SCHEMAS: dict[str, Any] = {
     "rule.schema.json": RuleDefinition,
@@ -20,6 +21,7 @@ SCHEMAS: dict[str, Any] = {
     "catalog.schema.json": Catalog,
     "condition_template.schema.json": ConditionTemplateDefinition,
     "notification_template.schema.json": NotificationTemplateDefinition,
+    "report.schema.json": ReportDefinition,
 }
 
 

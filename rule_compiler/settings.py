@@ -22,3 +22,27 @@ def store_url() -> str:
 def snapshot_path() -> Path:
     """The loader's last-known-good copy of the compiled specs."""
     return Path(os.environ.get(SNAPSHOT_ENV) or home() / "rule_engine" / "specs-snapshot.json")
+
+
+MAX_MATCHES_ENV = "AUTOMATION_MAX_MATCHES"
+DEFAULT_MAX_MATCHES = 10_000
+
+
+def max_matches() -> int:
+    """How many rows (or events) one run acts on at most (``$AUTOMATION_MAX_MATCHES``, default 10,000);
+    a scheduled rule's other matching rows wait for its next run."""
+    value = os.environ.get(MAX_MATCHES_ENV, "")
+    if not value:
+        return DEFAULT_MAX_MATCHES
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{MAX_MATCHES_ENV} must be a positive whole number, not {value!r}")
+    return int(value)
+
+
+INCLUDE_DIR_ENV = "AUTOMATION_INCLUDE_DIR"
+
+
+def include_dir() -> Path:
+    """Where report SQL files and templates live: ``$AUTOMATION_INCLUDE_DIR``, else ``include/``."""
+    value = os.environ.get(INCLUDE_DIR_ENV)
+    return Path(value) if value else Path(__file__).resolve().parents[1] / "include"

@@ -93,8 +93,7 @@ def check_read_only(sql: str, dialect: str | None = None) -> ReadOnlyQuery:
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in FORBIDDEN_FUNCTIONS:
                 raise UnsafeQueryError(f"function {name}() is not allowed in a read-only query")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    tables = sorted({t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes})
+    tables = sorted({t.name for t in tree.find_all(exp.Table) if t.name and not _names_a_cte(t)})
     qualified = [t.sql() for t in tree.find_all(exp.Table) if t.args.get("db") or t.args.get("catalog")]
     if qualified:
         raise UnsafeQueryError(
@@ -106,6 +105,35 @@ def check_read_only(sql: str, dialect: str | None = None) -> ReadOnlyQuery:
         raise UnsafeQueryError("use named bind parameters (:data_interval_start), not positional ones (?)")
     parameters = sorted({p.name for p in placeholders})
     return ReadOnlyQuery(tables=tuple(tables), parameters=tuple(parameters))
+
+
+def _names_a_cte(table: exp.Table) -> bool:
+    """Whether ``table`` refers to a CTE visible where it appears, not to a real table of that name.
+
+    Visible: the CTEs of every enclosing ``WITH`` — from inside a CTE's own body only the earlier
+    ones (all of them under ``WITH RECURSIVE``). A same-named reference anywhere else reads the real
+    table, so it must be checked against the catalog like any other.
+    """
+    if table.args.get("db") or table.args.get("catalog"):
+        return False
+    child: exp.Expr = table
+    node = table.parent
+    while node is not None:
+        if isinstance(node, exp.Query):
+            with_ = next((v for v in node.args.values() if isinstance(v, exp.With)), None)
+            if with_ is not None:
+                ctes = list(with_.expressions)
+                if child is with_ and not with_.args.get("recursive"):
+                    inside = next(i for i, c in enumerate(ctes) if _contains(c, table))
+                    ctes = ctes[:inside]
+                if table.name in {cte.alias_or_name for cte in ctes}:
+                    return True
+        child, node = node, node.parent
+    return False
+
+
+def _contains(tree: exp.Expr, node: exp.Expr) -> bool:
+    return any(found is node for found in tree.find_all(type(node)))  # identity: equal nodes are not it
 
 
 def _describe(node: exp.Expression) -> str:

@@ -39,8 +39,11 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
-def check_template(text: str) -> None:
-    """Raise :class:`TemplateCheckError` unless ``text`` is a template we will render safely."""
+def check_template(text: str, variables: tuple[str, ...] = TEMPLATE_VARIABLES) -> None:
+    """Raise :class:`TemplateCheckError` unless ``text`` is a template we will render safely.
+
+    ``variables``: the names the template may read (a rule's by default; a report has its own).
+    """
     if len(text) > MAX_TEMPLATE_LENGTH:
         raise TemplateCheckError(f"template is longer than {MAX_TEMPLATE_LENGTH} characters")
     try:
@@ -49,9 +52,9 @@ def check_template(text: str) -> None:
         raise TemplateCheckError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
     assigned = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in TEMPLATE_VARIABLES and name.name not in assigned:
+        if name.ctx == "load" and name.name not in variables and name.name not in assigned:
             raise TemplateCheckError(
-                f"unknown template variable '{name.name}'; templates may use: {', '.join(TEMPLATE_VARIABLES)}"
+                f"unknown template variable '{name.name}'; templates may use: {', '.join(variables)}"
                 + (
                     " (Airflow's conn, var and macros are never available)"
                     if name.name in {"conn", "var"}
@@ -87,12 +90,14 @@ def record_fields(text: str) -> set[str]:
     return found
 
 
-def render(text: str, context: Mapping[str, Any], *, html: bool = False) -> str:
-    """Render a checked template in the sandbox; output is capped in size."""
+def render(
+    text: str, context: Mapping[str, Any], *, html: bool = False, max_output: int = MAX_OUTPUT_LENGTH
+) -> str:
+    """Render a checked template in the sandbox; output is capped at ``max_output`` characters."""
     env = _HTML_ENV if html else _ENV
     output = env.from_string(text).render(**context)
-    if len(output) > MAX_OUTPUT_LENGTH:
-        raise TemplateCheckError(f"rendered template is longer than {MAX_OUTPUT_LENGTH} characters")
+    if len(output) > max_output:
+        raise TemplateCheckError(f"rendered template is longer than {max_output} characters")
     return output
 
 

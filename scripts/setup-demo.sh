@@ -95,3 +95,16 @@ if ((${#examples[@]})); then
 else
     step "rule-compiler apply: no example definitions under include/rules/ yet"
 fi
+
+# Reports (include/reports/) store their files through ObjectStoragePath under this folder and email
+# them through the Airflow connection smtp_default (see docs/operations.md, "Reports").
+REPORTS_STORAGE="${AUTOMATION_REPORTS_STORAGE:-$AIRFLOW_HOME/reports}"
+case "$REPORTS_STORAGE" in
+    *://*) ;; # a bucket: nothing to create here
+    *) mkdir -p "$REPORTS_STORAGE" ;;
+esac
+step "reports: files stored under $REPORTS_STORAGE"
+if [ -z "${AIRFLOW_CONN_SMTP_DEFAULT:-}" ]; then
+    echo "    email deliveries need the Airflow connection smtp_default (not set in this environment:"
+    echo "    until it exists they are retried, then recorded as failed; the stored files still go out)"
+fi

@@ -34,6 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
     os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "test-secret-" + "x" * 64)
+    # One Fernet key for every process of the run (in-process Airflow, `airflow` subprocesses): trigger
+    # rows (asset watchers) are stored encrypted and must decrypt in whichever process reads them.
+    os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "cnVsZS1lbmdpbmUtdGVzdHMtZmVybmV0LWtleS0zMmI=")
     os.environ["AUTOMATION_STORE_URL"] = f"sqlite:///{home / 'automation.db'}"
     os.environ["AUTOMATION_SNAPSHOT_PATH"] = str(home / "specs-snapshot.json")
 

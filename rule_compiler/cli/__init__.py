@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rule_compiler.cli import commands, events, notifications
+from rule_compiler.cli import commands, events, notifications, report, report_log
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -116,9 +116,19 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
 
     notes = notifications.add_parser(sub)
     capture = events.add_parsers(sub)
+    reports = report.add_parser(sub)
+    report_log.add_parser(reports)
 
     groups = Subcommands(
-        sub, {"catalog": cat, "db": db, "schema": sch, "notifications": notes, "events": capture}
+        sub,
+        {
+            "catalog": cat,
+            "db": db,
+            "schema": sch,
+            "notifications": notes,
+            "events": capture,
+            "report": reports,
+        },
     )
     for extend in extensions:
         extend(groups)

@@ -26,6 +26,7 @@ from rule_compiler.cli.common import (
     definition_files,
     issues_of,
     print_invalid,
+    print_warnings,
     progress,
     read_catalog,
     store_from_args,
@@ -52,14 +53,30 @@ def validate(args: argparse.Namespace) -> int:
         if entry.error is not None:
             bad += 1
             issues = issues_of(entry.error)
-            report.append({"file": str(entry.path), "valid": False, "errors": [i.as_dict() for i in issues]})
+            report.append(
+                {
+                    "file": str(entry.path),
+                    "valid": False,
+                    "errors": [i.as_dict() for i in issues],
+                    "warnings": [],
+                }
+            )
             if args.format == "text":
                 print(progress(index, len(files)), end="")
                 print_invalid(entry.path, entry.error)
             continue
-        report.append({"file": str(entry.path), "valid": True, "errors": []})
+        warnings = entry.compiled.warnings if entry.compiled is not None else ()
+        report.append(
+            {
+                "file": str(entry.path),
+                "valid": True,
+                "errors": [],
+                "warnings": [w.as_dict() for w in warnings],
+            }
+        )
         if args.format == "text":
             print(f"{progress(index, len(files))}✓ {entry.path}")
+            print_warnings(entry.path, warnings)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     else:
@@ -74,11 +91,13 @@ def compile_one(args: argparse.Namespace) -> int:
         print_invalid(args.path, entry.error)
         return EXIT_INVALID
     compiled = entry.compiled
+    assert compiled is not None  # noqa: S101 - no error means compiled
+    print_warnings(args.path, compiled.warnings)
     if isinstance(compiled, CompiledTemplate):
         data = {"kind": compiled.definition.kind, "spec_hash": compiled.spec_hash}
         print(json.dumps({**data, "template": json.loads(compiled.spec_json)}, indent=2, sort_keys=True))
         return EXIT_OK
-    assert isinstance(compiled, Compiled)  # noqa: S101 - no error means compiled
+    assert isinstance(compiled, Compiled)  # noqa: S101 - not a template
     print(
         json.dumps(
             {"spec_hash": compiled.spec_hash, "spec": compiled.spec.to_data()}, indent=2, sort_keys=True
@@ -104,6 +123,9 @@ def apply(args: argparse.Namespace) -> int:
     if bad:
         print(f"{len(bad)} of {len(files)} files are invalid; nothing was stored")
         return EXIT_INVALID
+    for entry in entries:
+        if entry.compiled is not None:
+            print_warnings(entry.path, entry.compiled.warnings)
     dependents = find_dependents(args, catalogs, entries, source)
     broken = print_dependent_problems(dependents)
     if broken:
@@ -202,7 +224,10 @@ def test_rule(args: argparse.Namespace) -> int:
             print_invalid(args.rule, exc)
         print(f"error: {args.rule} is not a valid rule; nothing was tested", file=sys.stderr)
         return EXIT_ERROR
+    print_warnings(args.rule, compiled.warnings)
     rule = compiled.rule
+    if rule is None:
+        raise CliError(f"{args.rule} is a {compiled.definition.kind}, not a rule; test-rule tests rules")
     event = _read_event(args.event)
     try:
         now = rule_tester.parse_now(args.now)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,9 @@ def print_invalid(path: Path, exc: DefinitionError) -> None:
     print(f"✗ {where}: {len(issues)} problem{'s' if len(issues) != 1 else ''}")
     for issue in issues:
         print(f"    {issue.path}: {issue.message}")
+
+
+def print_warnings(path: Path, warnings: Iterable[Issue]) -> None:
+    """Problems that do not block a definition, on stderr: ``warning: <json path>: <message> (<file>)``."""
+    for issue in warnings:
+        print(f"warning: {issue.path}: {issue.message} ({path})", file=sys.stderr)

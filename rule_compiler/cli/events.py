@@ -3,6 +3,10 @@
 ``events`` commands reach the application database through an Airflow connection id
 (``--connection``), resolved by the ``rule-compiler`` console script, or through a plain SQLAlchemy
 ``--url`` (for scripts and tests; never put passwords on a command line you share).
+
+``install`` / ``uninstall`` with ``--connection`` also record the new state (``capture_installed``)
+in every stored catalog that lists the connection's table, so validation stops (or starts) warning
+about event rules on it. With ``--url`` the connection id is unknown: ``catalog sync`` records it.
 """
 
 from __future__ import annotations
@@ -10,11 +14,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rule_compiler import events as capture
-from rule_compiler.cli.common import CliError, store_from_args
+from rule_compiler import settings
+from rule_compiler.catalog import Catalog
+from rule_compiler.cli.common import CliError, actor_from_args, store_from_args
 from rule_compiler.definitions import DataTrigger, RuleDefinition, ScheduleTrigger
 from rule_compiler.errors import DefinitionError, StoreError
 from rule_compiler.loading import read_definition_file
@@ -81,7 +89,7 @@ def install(args: argparse.Namespace) -> int:
         state = capture.install(engine, table)
         return f"capture installed on '{state.table}': changes now reach {capture.OUTBOX_TABLE}"
 
-    return _each_table(args, one)
+    return _each_table(args, one, installed=True)
 
 
 def uninstall(args: argparse.Namespace) -> int:
@@ -89,20 +97,101 @@ def uninstall(args: argparse.Namespace) -> int:
         removed = capture.uninstall(engine, table)
         return f"capture {'removed from' if removed else 'was not installed on'} '{table}'"
 
-    return _each_table(args, one)
+    return _each_table(args, one, installed=False)
 
 
-def _each_table(args: argparse.Namespace, apply: Callable[[sa.Engine, str], str]) -> int:
-    """Run ``apply`` on each ``--table`` in turn, printing what it did; a capture error exits 2."""
+def _each_table(args: argparse.Namespace, apply: Callable[[sa.Engine, str], str], *, installed: bool) -> int:
+    """Run ``apply`` on each ``--table`` in turn, printing what it did; a capture error exits 2.
+
+    The tables done are then marked ``installed`` in the stored catalogs (even after an error).
+    """
     engine = _engine(args)
+    done: list[str] = []
     try:
         for table in args.table:
             print(apply(engine, table))
+            done.append(table)
     except capture.CaptureError as exc:
         raise CliError(str(exc)) from None
     finally:
         engine.dispose()
+        if done:
+            _record_in_catalogs(args, done, installed)
     return EXIT_OK
+
+
+def _record_in_catalogs(args: argparse.Namespace, tables: list[str], installed: bool) -> None:
+    """Set ``capture_installed`` of ``tables`` in every stored catalog listing them; never raises."""
+    conn_id: str | None = args.connection
+    if conn_id is None:
+        print(
+            "note: with --url the catalog is not updated; run `rule-compiler catalog sync --connection ID` "
+            "(or use --connection) so validation knows"
+        )
+        return
+    if not _store_configured(args):
+        return
+    try:
+        marked = _mark_tables(args, conn_id, tables, installed)
+    except (StoreError, ValueError) as exc:
+        print(
+            f"warning: the catalog in the rule store was not updated ({exc}); run "
+            f"`rule-compiler catalog sync --connection {conn_id}` once the store is reachable",
+            file=sys.stderr,
+        )
+        return
+    state = "installed" if installed else "not installed"
+    for organization, (names, version) in marked.items():
+        print(f"catalog of {organization}: capture {state} on {', '.join(names)} (version {version})")
+    if not marked:
+        listed = ", ".join(f"{conn_id}.{table}" for table in tables)
+        print(
+            f"note: no stored catalog lists {listed}; "
+            f"`rule-compiler catalog sync --connection {conn_id}` adds it"
+        )
+
+
+def _store_configured(args: argparse.Namespace) -> bool:
+    """``--store``, ``$AUTOMATION_STORE_URL``, or the default SQLite store exists (never create it)."""
+    if args.store or os.environ.get(settings.STORE_URL_ENV):
+        return True
+    import sqlalchemy as sa
+
+    database = sa.make_url(settings.store_url()).database
+    return bool(database) and os.path.exists(str(database))
+
+
+def _mark_tables(
+    args: argparse.Namespace, conn_id: str, tables: list[str], installed: bool
+) -> dict[str, tuple[list[str], int]]:
+    """Organization -> (tables listed in its catalog, catalog version after) for each catalog listing one."""
+    store = store_from_args(args)
+    marked: dict[str, tuple[list[str], int]] = {}
+    for organization in store.catalog_organizations():
+        raw = store.get_catalog(organization)
+        if raw is None:
+            continue
+        catalog = Catalog.model_validate(raw)
+        connection = catalog.connections.get(conn_id)
+        listed = [t for t in tables if connection is not None and t in connection.tables]
+        if connection is None or not listed:
+            continue
+        updated = connection.model_copy(
+            update={
+                "tables": {
+                    name: table.model_copy(update={"capture_installed": installed})
+                    if name in listed
+                    else table
+                    for name, table in connection.tables.items()
+                }
+            }
+        )
+        catalog = catalog.model_copy(update={"connections": {**catalog.connections, conn_id: updated}})
+        version = store.put_catalog(
+            organization=organization, catalog=catalog.model_dump(mode="json"), actor=actor_from_args(args)
+        )
+        marked[organization] = (listed, version)
+    return marked
 
 
 def status(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from rule_compiler.compiler.ir import IR_VERSION, DagSpec, ScheduleSpec, TaskSpec
 from rule_compiler.compiler.lower import (
     COMPILER_VERSION,
+    DATA_SENSOR_TASK,
     EVALUATE_TASK,
     OUTCOME_TASK,
     compile_rule,
@@ -12,6 +13,7 @@ from rule_compiler.compiler.lower import (
 
 __all__ = [
     "COMPILER_VERSION",
+    "DATA_SENSOR_TASK",
     "EVALUATE_TASK",
     "IR_VERSION",
     "OUTCOME_TASK",

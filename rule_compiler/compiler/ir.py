@@ -16,6 +16,7 @@ from rule_compiler.canonical import canonical_json, content_hash
 IR_VERSION: Literal[1] = 1
 
 TaskKind = Literal[
+    "data_sensor",
     "evaluate_conditions",
     "create_record",
     "update_record",
@@ -25,6 +26,10 @@ TaskKind = Literal[
     "trigger_workflow",
     "generate_report",
     "record_outcome",
+    "report_queries",
+    "report_render",
+    "report_deliver",
+    "report_outcome",
 ]
 
 
@@ -33,9 +38,10 @@ class _Frozen(BaseModel):
 
 
 class ScheduleSpec(_Frozen):
-    """How runs start: a cron timetable, an asset (events), a gated cron (data) or nothing (manual)."""
+    """How runs start: a cron timetable, an asset (events), a gated cron (data), nothing (manual) or a
+    cron whose runs each cover the interval since the previous one (reports)."""
 
-    kind: Literal["cron", "event", "data", "manual"]
+    kind: Literal["cron", "event", "data", "manual", "interval"]
     cron: str | None = None
     timezone: str | None = None
     connection: str | None = None

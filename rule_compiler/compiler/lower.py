@@ -27,7 +27,8 @@ from rule_compiler.notification_templates import TemplateRef
 from rule_compiler.templating import record_fields, template_strings
 
 #: Bumped when compiled output changes; golden files are updated together with it.
-COMPILER_VERSION = "2"
+COMPILER_VERSION = "3"
+DATA_SENSOR_TASK = "wait_for_data"
 EVALUATE_TASK = "evaluate_conditions"
 OUTCOME_TASK = "record_outcome"
 
@@ -48,7 +49,8 @@ def compile_rule(
     source = rule.model_dump(mode="json", by_alias=True, exclude_defaults=False)
     row_source = _row_source_plan(rule, catalog)
     refs = notification_refs or {}
-    tasks = [_evaluate_task(rule, row_source, catalog)]
+    tasks = [_data_sensor_task(rule, rule.trigger)] if isinstance(rule.trigger, DataTrigger) else []
+    tasks.append(_evaluate_task(rule, row_source, catalog))
     tasks += [_action_task(rule, action, catalog, row_source, refs.get(action.id)) for action in rule.actions]
     tasks.append(_outcome_task(rule))
     return DagSpec(
@@ -163,13 +165,37 @@ def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, cata
             "conditions": _condition_json(rule.conditions),
             "row_source": row_source,
         },
+        upstream=(DATA_SENSOR_TASK,) if isinstance(rule.trigger, DataTrigger) else (),
         retries=2,
         timeout_seconds=600,
     )
 
 
+def _data_sensor_task(rule: RuleDefinition, trigger: DataTrigger) -> TaskSpec:
+    """The gate of a data rule: poke the read-only query until its check holds (or give up: skipped)."""
+    return TaskSpec(
+        task_id=DATA_SENSOR_TASK,
+        kind="data_sensor",
+        params={
+            "rule_id": f"{rule.organization}/{rule.name}",
+            "connection": trigger.connection,
+            "sql": trigger.sql,
+            "check": trigger.check.model_dump(mode="json", exclude_none=True),
+            "poke_interval": trigger.poke_interval,
+            "timeout": trigger.timeout,
+        },
+        retries=2,
+        timeout_seconds=120,
+    )
+
+
 def _action_params(
-    action: Action, catalog: Catalog, row_source: dict[str, Any] | None, ref: TemplateRef | None
+    action: Action,
+    catalog: Catalog,
+    row_source: dict[str, Any] | None,
+    ref: TemplateRef | None,
+    *,
+    event_rule: bool = False,
 ) -> dict[str, Any]:
     params: dict[str, Any] = action.model_dump(
         mode="json",
@@ -186,8 +212,9 @@ def _action_params(
             params["soft_delete_column"] = soft_column
     if isinstance(action, SendNotification):
         params.update(_notification_params(action, ref))
-    if row_source is not None and action_record_fields(action):
-        params["row_source"] = row_source  # templates read the triggering row
+    if row_source is not None and (event_rule or action_record_fields(action)):
+        # templates read the triggering row; an event rule's actions read their events back by id
+        params["row_source"] = row_source
     return params
 
 
@@ -216,7 +243,9 @@ def _action_task(
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
             "action_id": action.id,
-            **_action_params(action, catalog, row_source, ref),
+            **_action_params(
+                action, catalog, row_source, ref, event_rule=isinstance(rule.trigger, EventTrigger)
+            ),
         },
         upstream=tuple(sorted(action.depends_on)) or (EVALUATE_TASK,),
         retries=action.retries,

@@ -7,6 +7,7 @@ last-known-good snapshot.
 
 from __future__ import annotations
 
+from rule_compiler.store.definition_queries import DefinitionPage, DefinitionQuery
 from rule_compiler.store.memberships import Membership, Role
 from rule_compiler.store.migrate import VERSION_TABLE
 from rule_compiler.store.models import (
@@ -35,6 +36,8 @@ __all__ = [
     "ApplyStatus",
     "AuditAction",
     "AuditEntry",
+    "DefinitionPage",
+    "DefinitionQuery",
     "DefinitionSummary",
     "Membership",
     "Role",

@@ -9,13 +9,23 @@ import sqlalchemy as sa
 
 from rule_compiler.store import audit
 from rule_compiler.store._json import canonical_json, content_hash, loads
+from rule_compiler.store.models import CatalogVersion
 from rule_compiler.store.schema import catalogs as c
 
 
 def put_catalog(
-    conn: sa.Connection, *, organization: str, catalog: dict[str, Any], actor: str, now: dt.datetime
+    conn: sa.Connection,
+    *,
+    organization: str,
+    catalog: dict[str, Any],
+    actor: str,
+    now: dt.datetime,
+    detail: dict[str, Any] | None = None,
 ) -> int:
-    """Store ``catalog`` as a new version unless the latest one has the same content; its version."""
+    """Store ``catalog`` as a new version unless the latest one has the same content; its version.
+
+    ``detail`` goes into the audit row (how the catalog was made, e.g. a sync of one connection).
+    """
     catalog_hash = content_hash(catalog)
     latest = conn.execute(
         sa.select(c.c.version, c.c.catalog_hash)
@@ -46,7 +56,7 @@ def put_catalog(
         version=version,
         hash_before=None if latest is None else latest.catalog_hash,
         hash_after=catalog_hash,
-        detail={},
+        detail=detail or {},
         now=now,
     )
     return version
@@ -75,3 +85,33 @@ def catalog_version(conn: sa.Connection, organization: str) -> int | None:
 def organizations(conn: sa.Connection) -> list[str]:
     """Every organization that has a catalog, sorted."""
     return list(conn.execute(sa.select(c.c.organization).distinct().order_by(c.c.organization)).scalars())
+
+
+def versions(conn: sa.Connection, organization: str, *, limit: int | None = None) -> list[CatalogVersion]:
+    """The organization's catalog versions, newest first (``limit``: at most that many)."""
+    query = (
+        sa.select(c.c.version, c.c.catalog_hash, c.c.actor, c.c.created_at)
+        .where(c.c.organization == organization)
+        .order_by(c.c.version.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        CatalogVersion(organization, int(row.version), row.catalog_hash, row.actor, row.created_at)
+        for row in conn.execute(query)
+    ]
+
+
+def current(conn: sa.Connection, organization: str) -> tuple[CatalogVersion, dict[str, Any]] | None:
+    """The latest version of the organization's catalog and its content, in one query; None: no catalog."""
+    row = conn.execute(
+        sa.select(c.c.version, c.c.catalog_hash, c.c.actor, c.c.created_at, c.c.catalog_json)
+        .where(c.c.organization == organization)
+        .order_by(c.c.version.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    version = CatalogVersion(organization, int(row.version), row.catalog_hash, row.actor, row.created_at)
+    catalog: dict[str, Any] = loads(row.catalog_json)
+    return version, catalog

@@ -14,6 +14,7 @@ from rule_compiler.store.models import ApplyResult, DefinitionSummary, StoredDef
 from rule_compiler.store.schema import compiled_specs, definition_versions, definitions
 
 d, v, s = definitions, definition_versions, compiled_specs
+TRIGGER_TYPE_LENGTH = 64
 
 
 def _at_version(version: Any) -> sa.FromClause:
@@ -29,6 +30,13 @@ def _named(organization: str, kind: str, name: str) -> sa.ColumnElement[bool]:
 
 def _label(organization: str, kind: str, name: str) -> str:
     return f"{kind} {organization}/{name}"
+
+
+def trigger_type_of(source: dict[str, Any]) -> str | None:
+    """``trigger.type`` of a definition's source (the indexed ``trigger_type`` column), or None."""
+    trigger = source.get("trigger")
+    kind = trigger.get("type") if isinstance(trigger, dict) else None
+    return kind[:TRIGGER_TYPE_LENGTH] if isinstance(kind, str) else None
 
 
 def apply(
@@ -73,7 +81,13 @@ def apply(
             )
 
     revived = current is not None and current.deleted_at is not None
-    values = {"dag_id": dag_id, "active": active, "updated_at": now, "deleted_at": None}
+    values = {
+        "dag_id": dag_id,
+        "active": active,
+        "trigger_type": trigger_type_of(source),
+        "updated_at": now,
+        "deleted_at": None,
+    }
     if current is None:
         version = 1
         definition_id = conn.execute(

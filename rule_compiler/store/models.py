@@ -72,6 +72,17 @@ class VersionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogVersion:
+    """One stored version of an organization's catalog (who stored it, when, its content hash)."""
+
+    organization: str
+    version: int
+    catalog_hash: str
+    actor: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SpecRow:
     """A compiled spec the DAG loader renders: exactly what it needs, nothing more."""
 

@@ -47,8 +47,13 @@ definitions = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    sa.Column("trigger_type", sa.String(64), nullable=True),  # the current version's trigger.type
     sa.UniqueConstraint("organization", "kind", "name"),
     sa.UniqueConstraint("dag_id"),
+    # The REST view's listings: one organization's definitions of a kind, filtered and sorted.
+    sa.Index(None, "organization", "kind", "trigger_type"),
+    sa.Index(None, "organization", "kind", "created_at"),
+    sa.Index(None, "organization", "kind", "updated_at"),
 )
 
 definition_versions = sa.Table(
@@ -244,3 +249,81 @@ memberships = sa.Table(
 # The REST view's log queries: one organization's runs, newest first, optionally by status.
 sa.Index(None, automation_runs.c.organization, automation_runs.c.started_at)
 sa.Index(None, automation_runs.c.organization, automation_runs.c.status, automation_runs.c.started_at)
+
+#: The REST view's per-user rate limits: one fixed-window counter per key, shared by every worker.
+api_rate_limits = sa.Table(
+    "api_rate_limits",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("hits", sa.Integer(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+# -- the report execution log (``kind: report``) ----------------------------------------------------
+
+REPORT_RUN_STATUSES = ("running", "success", "partial", "skipped-empty", "not-triggered", "error")
+REPORT_DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed")
+REPORT_DELIVERY_TYPES = ("email", "slack", "webhook", "in_app", "storage")
+
+report_runs = sa.Table(
+    "report_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("report_name", Name, nullable=False),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("spec_hash", Hash, nullable=False),
+    sa.Column("interval_start", UtcDateTime(), nullable=False),
+    sa.Column("interval_end", UtcDateTime(), nullable=False),
+    sa.Column("logical_date", UtcDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("parameters_json", sa.Text, nullable=False),
+    sa.Column("queries_json", sa.Text, nullable=True),  # {query id: {rows, truncated, seconds}}
+    sa.Column("files_json", sa.Text, nullable=True),  # {format: {file, bytes, seconds}}
+    sa.Column("steps_json", sa.Text, nullable=True),  # {task id: seconds}
+    sa.Column("alert_json", sa.Text, nullable=True),  # {holds, reason, suppressed}
+    sa.Column("alert_digest", Hash, nullable=True),  # the checked value's digest ("changed" compares it)
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("dag_id", "run_id"),
+    sa.CheckConstraint(_one_of("status", REPORT_RUN_STATUSES), name="status"),
+    sa.Index(None, "organization", "report_name", "started_at"),
+    sa.Index(None, "organization", "report_name", "interval_end"),
+)
+
+report_deliveries = sa.Table(
+    "report_deliveries",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("report_id", Name, nullable=False),
+    sa.Column("interval_end", UtcDateTime(), nullable=False),
+    sa.Column("delivery_index", sa.Integer, nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("target", sa.String(500), nullable=False),  # "3 recipients", a connection, a location
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),  # the run that attempted it last
+    sa.Column("detail_json", sa.Text, nullable=True),  # files delivered, where
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.CheckConstraint(_one_of("status", REPORT_DELIVERY_STATUSES), name="status"),
+    sa.CheckConstraint(_one_of("type", REPORT_DELIVERY_TYPES), name="type"),
+    sa.Index(None, "report_id", "interval_end"),
+)
+
+report_alerts = sa.Table(
+    "report_alerts",
+    metadata,
+    sa.Column("report_id", Name, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("last_sent_interval_end", UtcDateTime(), nullable=False),
+    sa.Column("last_digest", Hash, nullable=True),
+    sa.Column("last_run_id", sa.String(250), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -11,18 +11,21 @@ from rule_compiler.store.models import SpecRow
 from rule_compiler.store.schema import compiled_specs as s
 from rule_compiler.store.schema import definitions as d
 
+#: The kinds whose definitions are Airflow DAGs (the others, templates, are not).
+DAG_KINDS = ("rule", "report")
+
 _LOADABLE = (
     sa.select(d.c.dag_id, s.c.spec_json, s.c.spec_hash, d.c.active)
     .select_from(d.join(s, (s.c.definition_id == d.c.id) & (s.c.version == d.c.current_version)))
-    .where(d.c.deleted_at.is_(None), d.c.kind == "rule")
+    .where(d.c.deleted_at.is_(None), d.c.kind.in_(DAG_KINDS))
 )
 
 
 def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
-    """One SELECT: the current compiled spec of every not deleted rule, by dag_id.
+    """One SELECT: the current compiled spec of every not deleted rule and report, by dag_id.
 
-    Only ``kind: rule`` rows have a DAG; condition templates (stored under ``condition_template__...``
-    dag ids, their JSON as the "spec") are never loadable.
+    Only ``kind: rule`` and ``kind: report`` rows have a DAG; templates (stored under
+    ``condition_template__...`` dag ids, their JSON as the "spec") are never loadable.
     """
     query = _LOADABLE if dag_id is None else _LOADABLE.where(d.c.dag_id == dag_id)  # unique index
     return [SpecRow(*row) for row in conn.execute(query.order_by(d.c.dag_id))]
@@ -32,7 +35,7 @@ def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
 _LOADABLE_SQL = (
     "SELECT d.dag_id, s.spec_json, s.spec_hash, d.active FROM definitions AS d "
     "JOIN compiled_specs AS s ON s.definition_id = d.id AND s.version = d.current_version "
-    "WHERE d.deleted_at IS NULL AND d.kind = 'rule'"
+    "WHERE d.deleted_at IS NULL AND d.kind IN ('rule', 'report')"
 )
 
 

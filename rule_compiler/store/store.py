@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 import os
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from rule_compiler import settings
 from rule_compiler.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
-from rule_compiler.store import audit, catalogs, definitions, memberships, migrate, run_queries, runs, specs
+from rule_compiler.store import (
+    audit,
+    catalogs,
+    definition_queries,
+    definitions,
+    memberships,
+    migrate,
+    rate_limits,
+    run_queries,
+    runs,
+    specs,
+)
 from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
 from rule_compiler.store.models import (
     ApplyResult,
+    AuditAction,
     AuditEntry,
+    CatalogVersion,
     DefinitionSummary,
     RunLog,
     SpecRow,
@@ -210,14 +225,67 @@ class RuleStore:
         with self._db.transaction() as conn:
             return audit.list_audit(conn, organization=organization, kind=kind, name=name, limit=limit)
 
+    def record_audit(
+        self,
+        *,
+        organization: str,
+        actor: str,
+        action: AuditAction,
+        kind: str,
+        name: str,
+        version: int | None,
+        detail: dict[str, Any],
+    ) -> None:
+        """Append one audit row for something done outside the store (a run started through Airflow)."""
+        with self._db.transaction(write=True) as conn:
+            audit.insert_audit(
+                conn,
+                organization=organization,
+                actor=actor,
+                action=action,
+                kind=kind,
+                name=name,
+                version=version,
+                hash_before=None,
+                hash_after=None,
+                detail=detail,
+                now=utcnow(),
+            )
+
     # -- catalogs ---------------------------------------------------------------------------------
 
-    def put_catalog(self, *, organization: str, catalog: dict[str, Any], actor: str) -> int:
-        """Store the catalog (audited) when its content changed; the version now current."""
+    def put_catalog(
+        self,
+        *,
+        organization: str,
+        catalog: dict[str, Any],
+        actor: str,
+        detail: dict[str, Any] | None = None,
+        expected_hash: str | None = None,
+    ) -> int:
+        """Store the catalog (audited, with ``detail``) when its content changed; the version now current.
+
+        With ``expected_hash``, StaleWriteError (nothing written) unless the current catalog has it.
+        """
         with self._db.transaction(write=True) as conn:
+            if expected_hash is not None:
+                found = catalogs.current(conn, organization)
+                if found is None or found[0].catalog_hash != expected_hash:
+                    raise StaleWriteError(f"the catalog of '{organization}' changed since it was read")
             return catalogs.put_catalog(
-                conn, organization=organization, catalog=catalog, actor=actor, now=utcnow()
+                conn, organization=organization, catalog=catalog, actor=actor, now=utcnow(), detail=detail
             )
+
+    def current_catalog(self, organization: str) -> tuple[CatalogVersion, dict[str, Any]] | None:
+        """The organization's current catalog version and content, or None when it has none."""
+        with self._db.transaction(single_read=True) as conn:
+            return catalogs.current(conn, organization)
+
+    def catalog_versions(self, organization: str, *, limit: int = 100) -> builtins.list[CatalogVersion]:
+        """The organization's catalog versions, newest first."""
+        _check_limit(limit)
+        with self._db.transaction(single_read=True) as conn:
+            return catalogs.versions(conn, organization, limit=limit)
 
     def get_catalog(self, organization: str) -> dict[str, Any] | None:
         """The latest catalog of the organization, or None."""
@@ -354,6 +422,22 @@ class RuleStore:
             )
             return definitions.apply(conn, **apply_args, now=utcnow())
 
+    def apply_all(
+        self, writes: Sequence[tuple[tuple[int, bool] | None, dict[str, Any]]]
+    ) -> builtins.list[ApplyResult]:
+        """Several :meth:`apply` writes in one transaction (a template and the rules recompiled with it).
+
+        Each write is ``(expected, apply_args)``: an ``expected`` (version, active) is checked as in
+        :meth:`apply_guarded` (StaleWriteError, and nothing is written); None writes unconditionally.
+        """
+        with self._db.transaction(write=True) as conn:
+            results = []
+            for expected, args in writes:
+                if expected is not None:
+                    self._expect_current(conn, args["organization"], args["kind"], args["name"], expected)
+                results.append(definitions.apply(conn, **args, now=utcnow()))
+            return results
+
     def delete_guarded(
         self, *, organization: str, kind: str, name: str, actor: str, expected: tuple[int, bool] | None
     ) -> None:
@@ -441,6 +525,33 @@ class RuleStore:
         """A page of one organization's runs (see :mod:`rule_compiler.store.run_queries`)."""
         with self._db.transaction() as conn:
             return run_queries.query_runs(conn, query, sort=sort, limit=limit, offset=offset)
+
+    def query_definitions(
+        self,
+        query: definition_queries.DefinitionQuery,
+        *,
+        sort: str = "name",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> definition_queries.DefinitionPage:
+        """A page of definitions and the total (see :mod:`rule_compiler.store.definition_queries`)."""
+        with self._db.transaction() as conn:
+            return definition_queries.query_definitions(conn, query, sort=sort, limit=limit, offset=offset)
+
+    def rate_limit_hit(self, key: str, *, expiry_s: float, amount: int = 1) -> tuple[int, dt.datetime]:
+        """Count ``amount`` hits in the key's fixed window (see :mod:`rule_compiler.store.rate_limits`)."""
+        with self._db.transaction(write=True) as conn:
+            return rate_limits.hit(conn, key, expiry_s=expiry_s, amount=amount, now=utcnow())
+
+    def rate_limit_window(self, key: str) -> tuple[int, dt.datetime] | None:
+        """(hits, window end) of the key's open window, or None."""
+        with self._db.transaction(single_read=True) as conn:
+            return rate_limits.window(conn, key, utcnow())
+
+    def rate_limit_clear(self, key: str | None = None) -> int:
+        """Forget one key's window (None: every window); how many went."""
+        with self._db.transaction(write=True) as conn:
+            return rate_limits.clear(conn, key)
 
     def get_run_in(self, organization: str, run_pk: int) -> RunLog | None:
         """One run of ``organization`` by id, with its action results, or None."""

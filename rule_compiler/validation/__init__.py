@@ -16,19 +16,23 @@ from rule_compiler.definitions import (
     NotificationTemplateDefinition,
     RuleDefinition,
 )
+from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.notification_templates import NotificationTemplates, TemplateRef
+from rule_compiler.validation.reports import ReportSources, check_report
 from rule_compiler.validation.semantic import check_rule
 from rule_compiler.validation.structural import issues_from_pydantic
 from rule_compiler.validation.templates import check_condition_template
+from rule_compiler.validation.triggers import capture_warnings
 
 #: The kinds this release compiles; the others of DESIGN §4 arrive with their issues.
-SUPPORTED_KINDS = ("rule", "condition_template", "notification_template")
-PLANNED_KINDS = ("workflow", "report", "rule_template", "workflow_template")
+SUPPORTED_KINDS = ("rule", "report", "condition_template", "notification_template")
+PLANNED_KINDS = ("workflow", "rule_template", "workflow_template")
 
-Definition = RuleDefinition | ConditionTemplateDefinition | NotificationTemplateDefinition
+Definition = RuleDefinition | ReportDefinition | ConditionTemplateDefinition | NotificationTemplateDefinition
 _MODELS: dict[str, type[Definition]] = {
     "rule": RuleDefinition,
+    "report": ReportDefinition,
     "condition_template": ConditionTemplateDefinition,
     "notification_template": NotificationTemplateDefinition,
 }
@@ -42,11 +46,14 @@ class Validated:
 
     ``rule`` has every ``{use: template}`` expanded and every notification ``template`` resolved; it is
     ``None`` for a template. ``notification_refs``: action id → the notification template it uses.
+    ``warnings``: problems that do not block it (an event rule whose table has no change capture).
     """
 
     definition: Definition
     rule: RuleDefinition | None
     notification_refs: Mapping[str, TemplateRef] = field(default_factory=dict)
+    warnings: tuple[Issue, ...] = ()
+    report_sources: ReportSources | None = None
 
 
 def validate_definition(
@@ -105,13 +112,19 @@ def validate_document(
             ],
             source=source,
         )
+    if isinstance(definition, ReportDefinition):
+        sources, issues = check_report(definition, catalog)
+        if issues:
+            raise RuleValidationError(issues, source=source)
+        return Validated(definition, None, report_sources=sources)
     rule, issues, origins = expand_rule(definition, templates)
     resolved = notifications.expand_notifications(rule, notification_templates or {})
     issues += resolved.issues
     issues += notifications.relocate(relocate(check_rule(resolved.rule, catalog), origins), resolved.origins)
     if issues:
         raise RuleValidationError(issues, source=source)
-    return Validated(definition, resolved.rule, resolved.refs)
+    warnings = tuple(sorted(capture_warnings(resolved.rule, catalog)))
+    return Validated(definition, resolved.rule, resolved.refs, warnings)
 
 
 def _kind_message(kind: Any) -> str:

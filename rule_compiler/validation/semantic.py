@@ -28,7 +28,7 @@ from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.triggers import check_trigger
 
 #: Task ids the compiler uses itself; action ids may not take them.
-RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error"})
+RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error", "wait_for_data"})
 
 
 def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:

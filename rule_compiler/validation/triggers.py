@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from rule_compiler.catalog import Connection
-from rule_compiler.definitions import DataTrigger, EventTrigger, RuleDefinition, ScheduleTrigger
+from rule_compiler.catalog import Catalog, Connection
+from rule_compiler.definitions import (
+    DataCheck,
+    DataTrigger,
+    EventTrigger,
+    RuleDefinition,
+    ScheduleTrigger,
+)
 from rule_compiler.errors import Issue
 from rule_compiler.schedules import MIN_INTERVAL_ENV, describe, minimum_interval, shortest_interval
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
@@ -28,30 +34,59 @@ def check_trigger(rule: RuleDefinition, refs: CatalogRefs) -> list[Issue]:
                     )
     elif isinstance(trigger, DataTrigger):
         connection = refs.connection(trigger.connection, "trigger.connection", issues, "database")
-        issues += _check_interval(trigger.schedule, "trigger.schedule")
-        issues += _check_query(trigger.sql, trigger.connection, connection, "trigger.sql")
+        issues += check_interval(trigger.schedule, "trigger.schedule")
+        issues += check_query(trigger.sql, trigger.connection, connection, "trigger.sql")
+        issues += _check_data_check(trigger.check, "trigger.check")
     elif trigger.target is not None:
         refs.table(trigger.target.connection, trigger.target.table, "trigger.target.table", issues)
     if isinstance(trigger, ScheduleTrigger):
-        issues += _check_interval(trigger.cron, "trigger.cron")
+        issues += check_interval(trigger.cron, "trigger.cron")
     return issues
 
 
-def _check_query(sql: str, conn_id: str, connection: Connection | None, path: str) -> list[Issue]:
-    """One read-only statement, reading only catalog tables, binding only the run's own values."""
+def capture_warnings(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
+    """Not errors: an event rule on a table the catalog knows has no change capture never fires."""
+    trigger = rule.trigger
+    if catalog is None or not isinstance(trigger, EventTrigger):
+        return []
+    connection = catalog.connections.get(trigger.connection)
+    table = connection.tables.get(trigger.table) if connection is not None else None
+    if table is None or table.capture_installed is not False:
+        return []
+    return [
+        Issue(
+            "trigger.table",
+            f"change capture is not installed on {trigger.connection}.{trigger.table}, so this rule "
+            f"will never fire: run `rule-compiler events install --connection {trigger.connection} "
+            f"--table {trigger.table}`",
+            "capture_not_installed",
+        )
+    ]
+
+
+def check_query(
+    sql: str,
+    conn_id: str,
+    connection: Connection | None,
+    path: str,
+    extra_parameters: frozenset[str] = frozenset(),
+) -> list[Issue]:
+    """One read-only statement, reading only catalog tables, binding only the run's own values (and
+    ``extra_parameters``: a report's typed parameters)."""
     try:
         query = check_read_only(sql)
     except UnsafeQueryError as exc:
         return [Issue(path, str(exc), "sql")]
     issues: list[Issue] = []
-    unknown_parameters = sorted(set(query.parameters) - QUERY_PARAMETERS)
+    allowed_parameters = QUERY_PARAMETERS | extra_parameters
+    unknown_parameters = sorted(set(query.parameters) - allowed_parameters)
     if unknown_parameters:
         issues.append(
             Issue(
                 path,
                 f"unknown bind parameter{'s' if len(unknown_parameters) > 1 else ''} "
                 f"{', '.join(':' + p for p in unknown_parameters)}; a query may use "
-                f"{', '.join(':' + p for p in sorted(QUERY_PARAMETERS))}",
+                f"{', '.join(':' + p for p in sorted(allowed_parameters))}",
                 "sql",
             )
         )
@@ -70,7 +105,29 @@ def _check_query(sql: str, conn_id: str, connection: Connection | None, path: st
     return issues
 
 
-def _check_interval(cron: str, path: str) -> list[Issue]:
+def _check_data_check(check: DataCheck, path: str) -> list[Issue]:
+    """A value that fits the operator: a number to order by, something to equal, none for rows."""
+    value, operator = check.value, check.operator
+    if operator == "returns_rows":
+        if value is None:
+            return []
+        return [Issue(f"{path}.value", "returns_rows takes no value: it passes when the query returns a row")]
+    if value is None:
+        return [
+            Issue(f"{path}.value", f"{operator} needs a value (a NULL result never passes a check)", "value")
+        ]
+    if operator in ("gt", "gte", "lt", "lte") and isinstance(value, bool | str):
+        return [
+            Issue(
+                f"{path}.value",
+                f"{operator} compares numbers, so its value must be a number, not {value!r}",
+                "value",
+            )
+        ]
+    return []
+
+
+def check_interval(cron: str, path: str) -> list[Issue]:
     """A schedule may not run more often than the admin's minimum interval."""
     minimum = minimum_interval()
     shortest = shortest_interval(cron)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from typing import Any
 
 from tests.conftest import ROOT
 
 RESULT_PREFIX = "CHAOS_RESULT "
+CONF_ENV = "CHAOS_RUN_CONF"
 #: Scheduling rounds at most while resuming a run (a rule DAG has a handful of tasks).
 MAX_ROUNDS = 20
 
@@ -43,7 +45,8 @@ def first(dag_id: str, logical_date: str) -> None:
     when = dt.datetime.fromisoformat(logical_date)
     run_id = DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=when, run_after=when)
     print(f"RUN_ID {run_id}", flush=True)
-    dag_run = _dag(dag_id).test(logical_date=when, run_after=when)
+    conf = json.loads(os.environ.get(CONF_ENV) or "null")  # an event rule's run: {"event_ids": [...]}
+    dag_run = _dag(dag_id).test(logical_date=when, run_after=when, run_conf=conf)
     print(RESULT_PREFIX + json.dumps({"state": str(dag_run.state), "killed": []}), flush=True)
 
 

@@ -34,11 +34,12 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from rule_compiler.runtime.faults import FAULTPOINT_ENV, ONCE_ENV
+from rule_compiler.events import install
+from rule_compiler.runtime.faults import AFTER_ENV, FAULTPOINT_ENV, ONCE_ENV
 from rule_compiler.runtime.records import LEDGER_TABLE
 from rule_compiler.runtime.webhooks import DELIVERY_TABLE
 from rule_compiler.store import RuleStore
-from tests.airflow.chaos_run import retry
+from tests.airflow.chaos_run import CONF_ENV, retry
 from tests.airflow.conftest import apply_rules
 from tests.conftest import ROOT
 from tests.security.receiver import Receiver, running_receiver
@@ -112,6 +113,80 @@ def _assert_retried(result: dict[str, Any], task_id: str) -> None:
     assert result["killed"] == [task_id]
     assert result["tasks"][task_id] == {"state": "success", "try_number": 2}
     assert result["state"] == "success"
+
+
+# --- an event rule's action loop, killed mid-batch ----------------------------------------------
+
+
+def test_event_rule_action_loop_killed_mid_batch_applies_each_effect_once(
+    store: RuleStore, app_db: sa.Engine, tmp_path: Path
+) -> None:
+    """Six events in one run; the process dies right after the third effect committed; the retry
+    applies the other three, and every (event, action) has exactly one effect and one ledger row."""
+    install(app_db, "orders")
+    with app_db.begin() as conn:
+        orders = [
+            int(r[0])
+            for r in conn.execute(
+                sa.text("SELECT id FROM orders WHERE status = 'pending' ORDER BY id LIMIT 6")
+            )
+        ]
+        conn.execute(
+            sa.text(f"UPDATE orders SET status = 'paid' WHERE id IN ({', '.join(map(str, orders))})")
+        )
+        event_ids = [
+            str(r[0]) for r in conn.execute(sa.text("SELECT id FROM rule_engine_outbox ORDER BY id"))
+        ]
+    assert len(orders) == 6 and len(event_ids) == 6
+    rule = {
+        "kind": "rule",
+        "name": "chaos-event-batch",
+        "organization": "acme",
+        "description": "Chaos test: a follow-up order per paid order.",
+        "trigger": {"type": "event", "connection": "app_db", "table": "orders", "events": ["updated"]},
+        "conditions": {"all": [{"field": "status", "operator": "changed_to", "value": "paid"}]},
+        "actions": [
+            {
+                "id": "follow-up",
+                "type": "create_record",
+                "connection": "app_db",
+                "table": "orders",
+                "retries": 2,
+                "values": {
+                    "customer_id": "{{ record.customer_id }}",
+                    "status": "pending",
+                    "note": "follow-up of {{ record.id }}",
+                },
+            }
+        ],
+    }
+    dag_id = _apply(store, tmp_path, rule)
+    env = {
+        **_chaos_env("records.after_commit", tmp_path),
+        AFTER_ENV: "2",
+        CONF_ENV: json.dumps({"event_ids": event_ids}),
+    }
+    left: list[tuple[list[int], int]] = []
+
+    def after_kill() -> None:
+        left.append(
+            ([_follow_ups(app_db, order) for order in orders], _ledger_rows(app_db, "acme/chaos-event-batch"))
+        )
+
+    result = _killed_then_retried(dag_id, env, after_kill)
+
+    assert left == [([1, 1, 1, 0, 0, 0], 3)]  # killed mid-batch: three effects committed
+    _assert_retried(result, "follow-up")
+    assert [_follow_ups(app_db, order) for order in orders] == [1] * 6
+    assert _ledger_rows(app_db, "acme/chaos-event-batch") == 6
+    with app_db.connect() as conn:
+        occurrences = {
+            r[0]
+            for r in conn.execute(
+                sa.text(f"SELECT occurrence_id FROM {LEDGER_TABLE} WHERE rule_id = 'acme/chaos-event-batch'")
+            )
+        }
+    assert occurrences == {f"event:{event_id}" for event_id in event_ids}
 
 
 # --- records ---------------------------------------------------------------------------------

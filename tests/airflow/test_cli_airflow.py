@@ -189,7 +189,7 @@ def test_pure_commands_do_not_import_airflow() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "4 valid, 0 invalid" in result.stdout
+    assert "5 valid, 0 invalid" in result.stdout
 
 
 def test_console_script_is_the_plugin_entry_point() -> None:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 import yaml
+from rule_engine.operators.actions import Match
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.dispatch import delivery_key
@@ -154,7 +155,7 @@ def test_slack_webhook_and_in_app_notices_are_delivered_once(
         assert secret not in json.dumps(outputs) and secret not in json.dumps(records, default=str)
 
     # The same tasks once more (a retry, a duplicate worker): nothing is sent or inserted again.
-    matched = [[order] for order in sorted(orders)]
+    matched = [Match([order], run_id) for order in sorted(orders)]
     requests_before = len(receiver.requests)
     assert dag.get_task("ping").run_action({"run_id": run_id}, matched)["already_sent"] == 2
     again = dag.get_task("inbox").run_action({"run_id": run_id}, matched)
@@ -317,7 +318,8 @@ def test_a_retry_sends_only_what_is_not_recorded_sent(
 
     _apply(store, tmp_path, {**CHANNELS_RULE, "actions": [{**CHANNELS_RULE["actions"][0], "retries": 2}]})
     task = dagbag().dags[DAG_ID].get_task("ping")
-    matched = [[order] for order in sorted(_failed_payments(app_db))]
+    failed = sorted(_failed_payments(app_db))
+    matched = [Match([order], "manual__r") for order in failed]
     receiver.replies.extend([Reply(200), Reply(503, b"busy", {"Retry-After": "2"})])
 
     with pytest.raises(WebhookRetryableError) as first:
@@ -335,5 +337,7 @@ def test_a_retry_sends_only_what_is_not_recorded_sent(
     # On the last try a retryable failure fails the action for good, recorded as failed.
     receiver.replies.append(Reply(503))
     with pytest.raises(PermanentActionError, match="1 notification"):
-        task.run_action({"run_id": "manual__s", "ti": SimpleNamespace(try_number=3)}, matched[:1])
+        task.run_action(
+            {"run_id": "manual__s", "ti": SimpleNamespace(try_number=3)}, [Match([failed[0]], "manual__s")]
+        )
     assert [r["status"] for r in deliveries(store) if r["occurrence_id"] == "manual__s"] == ["failed"]

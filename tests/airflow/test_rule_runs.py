@@ -89,6 +89,28 @@ def test_foreign_key_path_and_dependent_actions(store: RuleStore, app_db: sa.Eng
     assert len(_ledger(app_db)) == 2 * len(expected)
 
 
+def test_a_scheduled_target_run_acts_on_at_most_the_cap_and_the_next_run_on_the_rest(
+    store: RuleStore, app_db: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``AUTOMATION_MAX_MATCHES`` caps one run; rows the conditions still select wait for the next."""
+    apply_rules(store, RULES / "escalate-vip-orders.yaml")  # excludes rows already urgent
+    monkeypatch.setenv("AUTOMATION_MAX_MATCHES", "2")
+
+    def urgent() -> list[int]:
+        return [r["id"] for r in _orders(app_db, "priority = 'urgent'")]
+
+    before = urgent()
+    first, states = _run("rule__acme__escalate-vip-orders")
+    after_first = urgent()
+    second, _ = _run("rule__acme__escalate-vip-orders")
+
+    assert first.state == second.state == states.SUCCESS
+    assert len(after_first) - len(before) == 2
+    assert len(urgent()) - len(after_first) == 2
+    log = store.get_run(dag_id="rule__acme__escalate-vip-orders", run_id=first.run_id)
+    assert log is not None and log.matched_count == 2
+
+
 def test_no_match_skips_the_actions(store: RuleStore, app_db: sa.Engine) -> None:
     with app_db.begin() as conn:
         conn.execute(sa.text("UPDATE orders SET status = 'pending' WHERE status = 'paid'"))

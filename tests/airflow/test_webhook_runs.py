@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
+from rule_engine.operators.actions import Match
 
 from rule_compiler.runtime.webhooks import DELIVERY_TABLE
 from rule_compiler.store import RuleStore
@@ -125,7 +126,7 @@ def test_a_webhook_rule_posts_one_signed_request_per_matched_row(
 
     # The same run's task once more (a retry, a duplicate worker): nothing is sent twice.
     task = dag.get_task("crm")
-    matched = [[order_id] for order_id in sorted(expected)]
+    matched = [Match([order_id], dag_run.run_id) for order_id in sorted(expected)]
     again = task.run_action({"run_id": dag_run.run_id}, matched)
     assert again["already_delivered"] == len(expected) and again["delivered"] == 0
     assert len(receiver.requests) == len(expected)

@@ -118,6 +118,7 @@ def test_validate_is_a_dry_run(api: Api, store: RuleStore) -> None:
     assert ok.json() == {
         "valid": True,
         "errors": [],
+        "warnings": [],
         "dag_id": "rule__acme__flag-big-paid-orders",
         "spec_hash": ok.json()["spec_hash"],
     }

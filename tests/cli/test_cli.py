@@ -28,7 +28,7 @@ def store_url(tmp_path: Path) -> str:
 def test_validate_good_files(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
     assert main(["--store", store_url, "validate", str(RULES)]) == 0
     out = capsys.readouterr().out
-    assert "4 valid, 0 invalid" in out
+    assert "5 valid, 0 invalid" in out
 
 
 def test_validate_lists_every_problem_with_paths(capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,9 +79,9 @@ def test_apply_is_idempotent_and_versions_changes(
     capsys: pytest.CaptureFixture[str], store_url: str, tmp_path: Path
 ) -> None:
     assert main(["--store", store_url, "apply", str(RULES)]) == 0
-    assert "4 created" in capsys.readouterr().out
+    assert "5 created" in capsys.readouterr().out
     assert main(["--store", store_url, "apply", str(RULES)]) == 0
-    assert "4 unchanged" in capsys.readouterr().out
+    assert "5 unchanged" in capsys.readouterr().out
     edited = tmp_path / "flag.yaml"
     shutil.copy(RULES / "flag-big-paid-orders.yaml", edited)
     edited.write_text(edited.read_text().replace("value: 1000", "value: 2000"))
@@ -150,4 +150,4 @@ def test_console_script_runs(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "4 valid" in result.stdout
+    assert "5 valid" in result.stdout

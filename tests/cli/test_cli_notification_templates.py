@@ -54,7 +54,7 @@ def test_demo_apply_stores_templates_first(capsys: pytest.CaptureFixture[str], s
     assert main(["--store", store_url, "apply", str(TEMPLATES), str(RULES), str(TEMPLATED_RULES)]) == 0
     out = capsys.readouterr().out
     assert out.index("notification_template__acme__vip-order v1") < out.index(f"{DAG_ID} v1")
-    assert "8 created" in out
+    assert "9 created" in out
     store = RuleStore(store_url)
     stored = store.get(organization="acme", kind="notification_template", name="vip-order")
     assert stored.dag_id == "notification_template__acme__vip-order"

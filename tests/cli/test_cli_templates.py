@@ -46,7 +46,7 @@ def test_validate_mixed_folder(capsys: pytest.CaptureFixture[str], store_url: st
 def test_validate_with_templates_option_needs_no_store(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["validate", "--catalog", str(DEMO_CATALOG), "--templates", str(TEMPLATES)]
     assert main([*args, str(TEMPLATED_RULES), str(RULES)]) == 0
-    assert "6 valid, 0 invalid" in capsys.readouterr().out
+    assert "7 valid, 0 invalid" in capsys.readouterr().out
 
 
 def test_rule_without_its_template_is_invalid(capsys: pytest.CaptureFixture[str], store_url: str) -> None:

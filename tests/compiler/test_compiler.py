@@ -23,8 +23,9 @@ EXAMPLES = [
     path
     for path in sorted((ROOT / "include" / "rules").glob("*.yaml"))
     + sorted((ROOT / "include" / "rules-using-templates").glob("*.yaml"))
+    + sorted((ROOT / "include" / "reports").glob("*.yaml"))
     + sorted((LOCAL_FIXTURES / "good").glob("*.yaml"))
-    if read_definition_file(path)["kind"] == "rule"
+    if read_definition_file(path)["kind"] in ("rule", "report")
 ]
 
 

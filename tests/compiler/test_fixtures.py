@@ -89,7 +89,8 @@ def test_good_definition_validates_and_compiles(path: Path) -> None:
         assert compiled.dag_id == f"condition_template__acme__{path.stem}"  # type: ignore[attr-defined]
         return
     assert compiled.spec.dag_id == f"rule__acme__{path.stem}"
-    assert compiled.spec.tasks[0].task_id == "evaluate_conditions"
+    first = "wait_for_data" if compiled.spec.schedule.kind == "data" else "evaluate_conditions"
+    assert compiled.spec.tasks[0].task_id == first
 
 
 @pytest.mark.parametrize("path", _params("bad"))

@@ -73,6 +73,7 @@ def test_every_point_is_wired_into_the_action_code(name: str) -> None:
     sources = {
         "records": ROOT / "rule_compiler" / "runtime" / "records.py",
         "webhooks": ROOT / "plugins" / "rule_engine" / "operators" / "webhooks.py",
+        "outbox": ROOT / "plugins" / "rule_engine" / "triggers" / "outbox.py",
     }
     text = sources[name.split(".", 1)[0]].read_text()
     assert text.count(f'faultpoint("{name}")') == 1

@@ -23,6 +23,7 @@ from rule_engine.api.errors import install_error_handlers
 from rule_engine.api.limits import BodySizeLimit, RateLimiter, rate_limit
 from rule_engine.api.loader_errors import render_errors
 from rule_engine.api.routes import api_router
+from rule_engine.api.routes.events import OutboxEngines
 from rule_engine.api.settings import ApiSettings
 
 TITLE = "Automation rule engine"
@@ -62,8 +63,11 @@ def create_app(
     app.state.settings = settings
     app.state.on_change = on_change
     app.state.render_errors = render_errors_of
+    app.state.outbox_engines = OutboxEngines()
     app.state.rate_limiter = (
-        RateLimiter(settings.rate_limit, settings.rate_limit_storage) if settings.rate_limit else None
+        RateLimiter(settings.rate_limit, settings.rate_limit_storage, app.state.store)
+        if settings.rate_limit
+        else None
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)

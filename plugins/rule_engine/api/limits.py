@@ -1,9 +1,10 @@
 """Request caps: a body-size limit (413) and a per-user rate limit (429 with ``Retry-After``).
 
 The rate limit uses the `limits` package (fixed window per user id). Its storage is a `limits`
-storage URI: ``memory://`` counts in this api-server process, right for Airflow's default of one
-api-server worker; with several workers give a shared storage (``redis://...``), or each worker
-allows the full rate.
+storage URI: ``rulestore://`` (the default) counts in the rule store's database, one budget shared by
+every api-server worker (:mod:`rule_engine.api.rate_limit_storage`); ``memory://`` counts in each
+api-server process (each worker then allows the full rate); ``redis://...`` and the other `limits`
+storages work too.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import json
 import math
 import time
 from typing import Annotated, Any
+from urllib.parse import urlparse
 
 from fastapi import Depends, HTTPException, Request, status
 from limits import parse
-from limits.storage import storage_from_string
+from limits.storage import StorageTypes, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rule_compiler.store import RuleStore
 from rule_engine.api.deps import CurrentUser
+from rule_engine.api.rate_limit_storage import SCHEME, RuleStoreStorage
 
 
 class BodySizeLimit:
@@ -79,12 +83,22 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class RateLimiter:
-    """``limit`` (a `limits` string such as ``"300/minute"``) per user, in ``storage_uri``."""
+def storage_for(storage_uri: str, store: RuleStore | None) -> StorageTypes:
+    """The `limits` storage of ``storage_uri``; ``rulestore://`` counts in ``store``."""
+    if urlparse(storage_uri).scheme == SCHEME:
+        return RuleStoreStorage(storage_uri, store=store)
+    return storage_from_string(storage_uri)
 
-    def __init__(self, limit: str, storage_uri: str) -> None:
+
+class RateLimiter:
+    """``limit`` (a `limits` string such as ``"300/minute"``) per user, in ``storage_uri``.
+
+    ``store`` is where ``rulestore://`` counts (default: the configured rule store).
+    """
+
+    def __init__(self, limit: str, storage_uri: str, store: RuleStore | None = None) -> None:
         self.item = parse(limit)
-        self.limiter = FixedWindowRateLimiter(storage_from_string(storage_uri))
+        self.limiter = FixedWindowRateLimiter(storage_for(storage_uri, store))
 
     def retry_after(self, user_id: str) -> int | None:
         """Count one request; None when allowed, else the seconds until the window resets."""

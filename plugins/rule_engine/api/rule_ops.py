@@ -14,14 +14,21 @@ from croniter import croniter
 from rule_compiler.canonical import content_hash
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION
-from rule_compiler.definitions import ConditionTemplateDefinition
+from rule_compiler.definitions import (
+    ConditionTemplateDefinition,
+    NotificationTemplateDefinition,
+    RuleDefinition,
+)
+from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.errors import Issue, RuleValidationError
-from rule_compiler.registration import TEMPLATE_KIND, Compiled, compile_document
+from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, raw_notification_uses
+from rule_compiler.registration import TEMPLATE_KIND, Compiled, CompiledTemplate, compile_document
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.validation.paths import join
-from rule_engine.api.schemas import Change, RulePublic, RuleSummary
+from rule_engine.api.schemas import Change, IssueOut, RulePublic, RuleSummary
 
 RULE_KIND = "rule"
+REPORT_KIND = "report"
 MAX_NEXT_RUNS = 50
 
 
@@ -38,6 +45,25 @@ def etag_matches(if_match: str, etag: str) -> bool:
     return any(tag.strip() == etag for tag in if_match.split(",") if not tag.strip().startswith("W/"))
 
 
+def precondition(stored: StoredDefinition, if_match: str | None, noun: str = "rule") -> tuple[int, bool]:
+    """The (version, active) a write must still find; 428/412 when If-Match is missing or stale."""
+    from fastapi import HTTPException, status
+
+    etag = etag_of(stored.version, stored.active, stored.source_hash)
+    if if_match is None:
+        raise HTTPException(
+            status.HTTP_428_PRECONDITION_REQUIRED,
+            f"send If-Match with the {noun}'s ETag (GET it first); it is now {etag}",
+        )
+    if not etag_matches(if_match, etag):
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"the {noun} changed since you read it (its ETag is now {etag}); GET it again",
+            headers={"ETag": etag},
+        )
+    return stored.version, stored.active
+
+
 def catalog_of(store: RuleStore, organization: str) -> Catalog | None:
     """The organization's catalog, or None when it has none (validation then says so)."""
     raw = store.get_catalog(organization)
@@ -52,8 +78,20 @@ def templates_of(store: RuleStore, organization: str) -> dict[str, ConditionTemp
     }
 
 
-def with_organization(body: dict[str, Any], organization: str, *, name: str | None = None) -> dict[str, Any]:
-    """The body as a rule of ``organization`` (and ``name``); 422 issues when it names others."""
+def notification_templates_of(
+    store: RuleStore, organization: str
+) -> dict[str, NotificationTemplateDefinition]:
+    """The organization's stored notification templates by name."""
+    return {
+        row.name: NotificationTemplateDefinition.model_validate(row.source)
+        for row in store.definitions_of_kind(organization, NOTIFICATION_TEMPLATE_KIND)
+    }
+
+
+def with_organization(
+    body: dict[str, Any], organization: str, *, name: str | None = None, kind: str = RULE_KIND
+) -> dict[str, Any]:
+    """The body as a ``kind`` (a rule) of ``organization`` (and ``name``); 422 issues when it names others."""
     issues = []
     given = body.get("organization")
     if given is not None and given != organization:
@@ -65,32 +103,72 @@ def with_organization(body: dict[str, Any], organization: str, *, name: str | No
                 "organization",
             )
         )
-    if body.get("kind", RULE_KIND) != RULE_KIND:
-        issues.append(Issue("kind", f"this route takes rules (kind: rule), not '{body.get('kind')}'", "kind"))
+    if body.get("kind", kind) != kind:
+        noun = kind.replace("_", " ")
+        issues.append(
+            Issue("kind", f"this route takes {noun}s (kind: {kind}), not '{body.get('kind')}'", "kind")
+        )
     if name is not None and body.get("name", name) != name:
         issues.append(Issue("name", f"the name is the one in the path ('{name}'); renaming is not supported"))
     if issues:
         raise RuleValidationError(issues)
-    data = {**body, "organization": organization, "kind": RULE_KIND}
+    data = {**body, "organization": organization, "kind": kind}
     if name is not None:
         data["name"] = name
     return data
 
 
-def compile_rule_for(store: RuleStore, organization: str, data: dict[str, Any]) -> Compiled:
-    """Validate and compile a rule of ``organization``; RuleValidationError lists every problem."""
+def compile_rule_for(
+    store: RuleStore,
+    organization: str,
+    data: dict[str, Any],
+    *,
+    templates: dict[str, ConditionTemplateDefinition] | None = None,
+    notification_templates: dict[str, NotificationTemplateDefinition] | None = None,
+) -> Compiled:
+    """Validate and compile a rule of ``organization``; RuleValidationError lists every problem.
+
+    The templates are the organization's stored ones unless given (a template change being tried).
+    """
+    if templates is None:
+        templates = templates_of(store, organization)
+    if notification_templates is None:
+        uses = raw_notification_uses(data)
+        notification_templates = notification_templates_of(store, organization) if uses else {}
     compiled = compile_document(
-        data, catalog_of(store, organization), templates=templates_of(store, organization)
+        data,
+        catalog_of(store, organization),
+        templates=templates,
+        notification_templates=notification_templates,
     )
-    if not isinstance(compiled, Compiled):  # pragma: no cover - with_organization forces kind: rule
+    if not isinstance(compiled, Compiled) or compiled.rule is None:  # pragma: no cover - kind: rule
         raise RuleValidationError([Issue("kind", "not a rule")])
     return compiled
 
 
-def apply_args(compiled: Compiled, actor: str) -> dict[str, Any]:
-    """:meth:`RuleStore.apply` arguments for a compiled rule (as :func:`registration.register` stores it)."""
+def compile_report_for(store: RuleStore, organization: str, data: dict[str, Any]) -> Compiled:
+    """Validate and compile a report of ``organization`` against its catalog (SQL files are read from
+    ``include/sql/reports/``); RuleValidationError lists every problem."""
+    compiled = compile_document(data, catalog_of(store, organization))
+    if not isinstance(compiled, Compiled) or not isinstance(compiled.definition, ReportDefinition):
+        raise RuleValidationError([Issue("kind", "not a report")])  # pragma: no cover - kind is forced
+    return compiled
+
+
+def warnings_of(compiled: Compiled) -> list[IssueOut]:
+    """The non-blocking problems of a compiled rule, as the API shows them."""
+    return [IssueOut(**issue.as_dict()) for issue in compiled.warnings]
+
+
+def apply_args(
+    compiled: Compiled | CompiledTemplate, actor: str, *, active: bool | None = None
+) -> dict[str, Any]:
+    """:meth:`RuleStore.apply` arguments for a compiled rule or template (as :func:`registration.register`
+    stores it); ``active`` overrides the definition's own flag (a recompiled rule keeps its state)."""
     definition = compiled.definition
     source = definition.model_dump(mode="json", by_alias=True)
+    if active is None:
+        active = definition.active if isinstance(definition, RuleDefinition | ReportDefinition) else True
     return {
         "organization": definition.organization,
         "kind": definition.kind,
@@ -100,7 +178,7 @@ def apply_args(compiled: Compiled, actor: str) -> dict[str, Any]:
         "source_hash": content_hash(source),
         "spec_json": compiled.spec_json,
         "spec_hash": compiled.spec_hash,
-        "active": definition.active,
+        "active": active,
         "actor": actor,
         "compiler_version": COMPILER_VERSION,
     }

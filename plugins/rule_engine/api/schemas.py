@@ -13,7 +13,8 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.definitions import Event, RuleDefinition
-from rule_compiler.definitions.common import Slug
+from rule_compiler.definitions.common import Identifier, Slug
+from rule_compiler.definitions.triggers import EventOperation
 
 T = TypeVar("T")
 
@@ -100,11 +101,23 @@ class RulePublic(RuleSummary):
     created_at: dt.datetime
 
 
+class RuleWritten(RulePublic):
+    """A rule just created or changed, with the problems that did not stop it being stored."""
+
+    warnings: list[IssueOut] = Field(
+        default_factory=list,
+        description="non-blocking problems, e.g. change capture not installed on an event rule's table",
+    )
+
+
 class ValidationResult(_Out):
     """A dry run: whether the definition is valid, every problem, and what it would compile to."""
 
     valid: bool
     errors: list[IssueOut]
+    warnings: list[IssueOut] = Field(
+        default_factory=list, description="non-blocking problems (the rule would still be stored)"
+    )
     dag_id: str | None = None
     spec_hash: str | None = None
 
@@ -182,6 +195,48 @@ class NextRuns(_Out):
     cron: str
     timezone: str
     runs: list[dt.datetime]
+
+
+# -- events -----------------------------------------------------------------------------------------
+
+EventKey = dict[str, Any] | str | int | None
+
+
+class EventCreate(BaseModel):
+    """A change an application reports itself (for tables it cannot put capture triggers on)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="your id for this event: sending it again is answered with the stored event",
+    )
+    connection: Identifier = Field(description="the Airflow connection of the database it changed")
+    table: Identifier
+    operation: EventOperation
+    key: EventKey = Field(
+        default=None,
+        description="the primary key: {column: value}, one value for a one-column key, or left out "
+        "when `new` (or `old`) holds the key columns",
+    )
+    new: dict[str, Any] | None = Field(default=None, description="the row after (created, updated)")
+    old: dict[str, Any] | None = Field(default=None, description="the row before (updated, deleted)")
+
+
+class EventPublic(_Out):
+    """An event as stored in the connection's outbox."""
+
+    id: str = Field(description="the outbox id (what asset events and `conf.event_ids` carry)")
+    client_id: str | None = Field(description="the id it was pushed with (null: captured by a trigger)")
+    connection: str
+    table: str
+    operation: EventOperation
+    key: EventKey
+    new: dict[str, Any] | None = None
+    old: dict[str, Any] | None = None
+    changed_fields: list[str] | None = None
+    occurred_at: dt.datetime | None = None
 
 
 # -- logs -------------------------------------------------------------------------------------------

@@ -17,15 +17,16 @@ class ApiSettings:
     """What :func:`rule_engine.api.create_app` needs besides the store.
 
     ``rate_limit`` is a `limits` rate string per user (``"300/minute"``; empty: no limit) kept in
-    ``rate_limit_storage`` (a `limits` storage URI: ``memory://`` counts per api-server process; give
-    a shared one such as ``redis://host:6379`` when the api-server runs several workers).
+    ``rate_limit_storage`` (a `limits` storage URI: ``rulestore://``, the default, counts in the rule
+    store's database, shared by every api-server worker; ``memory://`` counts per api-server process;
+    ``redis://host:6379`` and the other `limits` storages work too).
     ``platform_admins`` are Airflow usernames that act as admins in every organization: they create
     the first memberships.
     """
 
     max_body_bytes: int = 1 * MiB
     rate_limit: str = "300/minute"
-    rate_limit_storage: str = "memory://"
+    rate_limit_storage: str = "rulestore://"
     platform_admins: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod

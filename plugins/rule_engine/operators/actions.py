@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from rule_compiler.canonical import canonical_json
+from rule_compiler.definitions import Event
 from rule_compiler.errors import PermanentActionError, RetryableActionError
-from rule_compiler.runtime.idempotency import row_key
+from rule_compiler.events.reader import events_by_ids
+from rule_compiler.runtime.events import event_occurrence, event_record
+from rule_compiler.runtime.idempotency import idempotency_key, row_key
 from rule_compiler.runtime.rows import iter_rows
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.base import RuleTaskOperator
+
+
+@dataclass(frozen=True)
+class Match:
+    """One thing an action acts on: a row key (None: the run itself) and what its effects are keyed by
+    — the run for scheduled and manual rules, the event for event rules (so a redelivered event, in
+    another run, has no second effect)."""
+
+    key: Any
+    occurrence: str
+    event_id: str | None = None
+
+    @property
+    def key_text(self) -> str | None:
+        return canonical_json(self.key) if self.key is not None else None
+
+    def effect_key(self, rule_id: str, action_id: str, key_text: str | None = None) -> str:
+        """The idempotency key of this match's effect on the row ``key_text`` (default: its own)."""
+        return idempotency_key(rule_id, self.occurrence, action_id, key_text or self.key_text)
 
 
 class ActionOperator(RuleTaskOperator):
@@ -25,7 +50,7 @@ class ActionOperator(RuleTaskOperator):
         super().__init__(**kwargs)
         self.on_failure = on_failure
 
-    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any] | None:
@@ -35,7 +60,7 @@ class ActionOperator(RuleTaskOperator):
         run_pk = int(evaluation["run_pk"])
         self.pin_to_run_version(evaluation.get("spec_hash"))
         try:
-            output = self.run_action(context, list(evaluation["matched_keys"]))
+            output = self.run_action(context, self.matches(context, evaluation))
         except Exception as exc:
             permanent = isinstance(exc, PermanentActionError | AirflowFailException)
             last_try = permanent or context["ti"].try_number > self.retries
@@ -56,6 +81,34 @@ class ActionOperator(RuleTaskOperator):
         self.store.record_action(run_pk, self.task_id, status="success", output=output)
         return output
 
+    def matches(self, context: Any, evaluation: Mapping[str, Any]) -> list[Match]:
+        """What the evaluate task matched: events (event rules) or row keys, each with its occurrence."""
+        if "matched_events" in evaluation:
+            return [
+                Match(item["key"], event_occurrence(str(item["event_id"])), str(item["event_id"]))
+                for item in evaluation["matched_events"]
+            ]
+        run = self.occurrence_id(context)
+        return [Match(key, run) for key in evaluation["matched_keys"]] or [Match(None, run)]
+
+    def rows_of(self, matches: list[Match]) -> list[tuple[dict[str, Any], Event | None]]:
+        """Each match's row for templates (and its event, for event rules), aligned with ``matches``.
+
+        Event rules read the events back from the outbox (the run carries ids only); other rules
+        read the current rows, only when the action's templates need them.
+        """
+        source = self.spec_params.get("row_source")
+        if not any(match.event_id is not None for match in matches):
+            rows = self.rows_by_key([match.key for match in matches])
+            return [(rows.get(match.key_text or "", {}), None) for match in matches]
+        if source is None:
+            raise PermanentActionError("an event rule's action has no row source; recompile the rule")
+        ids = [int(match.event_id) for match in matches if match.event_id is not None]
+        with RecordsHook(source["connection"]).engine.connect() as conn:
+            events = {str(event.id): event for event in events_by_ids(conn, ids)}
+            records = {event_id: event_record(conn, source, event) for event_id, event in events.items()}
+        return [(records.get(str(match.event_id), {}), events.get(str(match.event_id))) for match in matches]
+
     def rows_by_key(self, keys: list[Any]) -> dict[str, dict[str, Any]]:
         """The triggering rows by key text (``[42]``), read only when the action's templates need them."""
         source = self.spec_params.get("row_source")
@@ -65,13 +118,24 @@ class ActionOperator(RuleTaskOperator):
         with RecordsHook(source["connection"]).engine.connect() as conn:
             return {row_key(row, source["primary_key"]): row for row in iter_rows(conn, source, wanted)}
 
-    def template_context(self, context: Any, record: dict[str, Any] | None) -> dict[str, Any]:
-        """What author templates may read: the row, the rule and the run (never Airflow's context)."""
-        return {
+    def template_context(
+        self, context: Any, record: dict[str, Any] | None, event: Event | None = None
+    ) -> dict[str, Any]:
+        """What author templates may read: the row, the rule, the run and, for an event rule, the
+        event's ``old`` row and ``changes`` (never Airflow's context)."""
+        values: dict[str, Any] = {
             "record": record or {},
             "rule": {"id": self.rule_id},
             "run": {"id": self.occurrence_id(context)},
         }
+        if event is not None:
+            old, new = event.old or {}, event.new or {}
+            values["old"] = old
+            values["changes"] = {
+                name: {"old": old.get(name), "new": new.get(name)} for name in event.changed()
+            }
+            values["event"] = {"id": event.id, "operation": event.operation, "table": event.table}
+        return values
 
 
 class NotYetSupportedOperator(ActionOperator):
@@ -79,7 +143,7 @@ class NotYetSupportedOperator(ActionOperator):
 
     ui_color = "#fce8e6"
 
-    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         raise PermanentActionError(
             f"action kind '{self.spec_params.get('kind')}' is not supported by this release yet"
         )

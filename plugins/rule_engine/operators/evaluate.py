@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,16 +12,31 @@ from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import TypeAdapter
 
 from rule_compiler.conditions import NotTranslatableError, compile_condition
-from rule_compiler.definitions import ConditionNode
+from rule_compiler.definitions import ConditionNode, EventTrigger
+from rule_compiler.events.outbox import advance_cursor, cursor_position
+from rule_compiler.events.reader import (
+    OutboxReader,
+    events_by_ids,
+    has_cursor,
+    newest_id,
+    rule_consumer_name,
+    table_event_ids,
+)
+from rule_compiler.runtime.events import (
+    changed_fields_of,
+    event_ids_of,
+    event_key,
+    event_record,
+    why_not_triggered,
+)
 from rule_compiler.runtime.idempotency import key_values, row_key
 from rule_compiler.runtime.rows import iter_rows, matching_keys
+from rule_compiler.settings import max_matches
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.base import RuleTaskOperator
 
 #: How many per-row traces the automation log keeps for one run (the counts are always complete).
 MAX_TRACED_ROWS = 100
-#: How many matched rows one run acts on; the rest wait for the next run.
-MAX_MATCHES = 10_000
 _CONDITION = TypeAdapter(ConditionNode)
 
 
@@ -32,6 +48,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         params = self.spec_params
         trigger = params["trigger"]
+        previous = self.store.get_run(dag_id=self.dag_id, run_id=str(context["run_id"]))  # a retry?
         run_pk = self.store.start_run(
             organization=self.rule_id.split("/")[0],
             rule_name=self.rule_id.split("/")[1],
@@ -46,9 +63,18 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         node = _CONDITION.validate_python(raw) if raw is not None else None
         compiled = compile_condition(node, column_types=source["types"] if source else None)
         now = self.run_time(context)
-        if source is None:
-            matched: list[Any] = [None]
-            trace: dict[str, Any] = {
+        trace: dict[str, Any]
+        taken: EventRange | None = None
+        if trigger["type"] == "event" and source is not None:  # an event rule always has its table
+            earlier = (previous.trace or {}).get("event_range") if previous is not None else None
+            events, trace, taken = self._evaluate_events(
+                context, trigger, source, compiled, now, earlier=earlier
+            )
+            matched = [event["key"] for event in events]
+        elif source is None:
+            events = []
+            matched = [None]
+            trace = {
                 "evaluated": 0,
                 "matched": 1,
                 "rows": [],
@@ -58,10 +84,83 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             matched, trace = self._evaluate_rows(source, node, compiled, now)
         status = "running" if matched else "no_match"
         self.store.record_evaluation(run_pk, trace=trace, matched_count=len(matched), status=status)
+        if taken is not None:  # recorded first: a retry of this task takes the same events
+            taken.commit()
         self.log.info("%d of %d rows matched", trace["matched"], trace["evaluated"])
         if not matched:
             raise AirflowSkipException("no rows matched the conditions; the actions are skipped")
-        return {"run_pk": run_pk, "spec_hash": self.spec_hash, "matched_keys": matched}
+        result: dict[str, Any] = {"run_pk": run_pk, "spec_hash": self.spec_hash, "matched_keys": matched}
+        if trigger["type"] == "event":
+            result["matched_events"] = events
+        return result
+
+    def _evaluate_events(
+        self,
+        context: Any,
+        trigger: Mapping[str, Any],
+        source: Mapping[str, Any],
+        compiled: Any,
+        now: Any,
+        *,
+        earlier: list[int] | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], EventRange | None]:
+        """Each event the run takes: does the trigger take it, do the conditions hold; the matches'
+        ids and row keys go on (never their rows).
+
+        A run takes every event of the table after the rule's own cursor, not only the events of the
+        asset events that started it: Airflow 3.3 may leave asset events that arrive while a run is
+        active attached to no run (apache/airflow#56050), and the next run still finds them here. A
+        run configured with ``event_ids`` re-processes exactly those (the cursor stays).
+        """
+        rule_trigger = EventTrigger.model_validate(trigger)
+        engine = RecordsHook(source["connection"]).engine
+        conf_ids = event_ids_of([_conf(context)])
+        taken: EventRange | None = None
+        if conf_ids:
+            ids = conf_ids
+        else:
+            taken = EventRange.take(
+                engine, rule_trigger.table, self.dag_id, _event_payloads(context), earlier
+            )
+            ids = taken.ids
+        pk = list(source["primary_key"])
+        matched: list[dict[str, Any]] = []
+        traced: list[dict[str, Any]] = []
+        ignored = 0
+        with engine.connect() as conn:
+            events = events_by_ids(conn, ids)
+            for event in events:
+                refusal = why_not_triggered(rule_trigger, event)
+                if refusal is not None:
+                    ignored += 1
+                    if len(traced) < MAX_TRACED_ROWS:
+                        traced.append({"event_id": event.id, "matched": False, "ignored": refusal})
+                    continue
+                record = event_record(conn, source, event)
+                explained = compiled.explain(
+                    record, old=event.old, changed=changed_fields_of(event, []), now=now
+                )
+                key = event_key(event, pk)
+                if len(traced) < MAX_TRACED_ROWS:
+                    traced.append(
+                        {"event_id": event.id, "operation": event.operation, "key": key, **explained}
+                    )
+                if explained["matched"]:  # never capped: an event left out would be lost
+                    matched.append({"event_id": event.id, "key": key})
+        missing = sorted(set(ids) - {int(str(event.id)) for event in events})
+        trace: dict[str, Any] = {
+            "evaluated": len(events),
+            "matched": len(matched),
+            "ignored": ignored,
+            "rows": traced,
+            "selected_in": "events",
+            "event_ids": [str(i) for i in ids[:MAX_TRACED_ROWS]],
+        }
+        if taken is not None:
+            trace["event_range"] = [taken.after, taken.through]
+        if missing:
+            trace["missing_event_ids"] = [str(i) for i in missing]  # purged before the run read them
+        return matched, trace, taken
 
     def _evaluate_rows(
         self, source: Mapping[str, Any], node: ConditionNode | None, compiled: Any, now: Any
@@ -70,7 +169,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         pk = list(source["primary_key"])
         with RecordsHook(source["connection"]).engine.connect() as conn:
             try:
-                matched = matching_keys(conn, source, node, now=now, limit=MAX_MATCHES)
+                matched = matching_keys(conn, source, node, now=now, limit=max_matches())
             except NotTranslatableError:
                 return self._evaluate_in_python(conn, source, compiled, now)
             evaluated = conn.execute(
@@ -95,6 +194,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         matched: list[Any] = []
         traced: list[dict[str, Any]] = []
         evaluated = 0
+        cap = max_matches()
         for row in iter_rows(conn, source):
             evaluated += 1
             if len(traced) < MAX_TRACED_ROWS:
@@ -103,7 +203,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
                 traced.append({"key": row_key(row, pk), **explained})
             else:
                 ok = compiled.matches(row, now=now)
-            if ok and len(matched) < MAX_MATCHES:
+            if ok and len(matched) < cap:
                 matched.append(key_values(row, pk))
         return matched, {
             "evaluated": evaluated,
@@ -111,6 +211,67 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             "rows": traced,
             "selected_in": "python",
         }
+
+
+def _event_payloads(context: Mapping[str, Any]) -> list[Any]:
+    """The payloads of the asset events that started the run."""
+    payloads: list[Any] = []
+    triggering = context.get("triggering_asset_events") or {}
+    for asset_events in triggering.values():
+        for asset_event in asset_events:
+            payloads.append((asset_event.extra or {}).get("payload"))
+    return payloads
+
+
+def _conf(context: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(getattr(context.get("dag_run"), "conf", None) or {})
+
+
+@dataclass(frozen=True)
+class EventRange:
+    """The outbox events one run of an event rule takes: ``(after, through]`` of its table, read
+    after the rule's cursor (``airflow:<table>:<dag_id>``) up to the first id that may still commit.
+
+    A rule's first run starts just before the first event that started it. The range is recorded in
+    the automation log before the cursor moves, so a retried task takes the same events.
+    """
+
+    engine: Any
+    consumer: str
+    after: int
+    through: int
+    ids: list[int]
+
+    @classmethod
+    def take(
+        cls, engine: Any, table: str, dag_id: str, payloads: list[Any], earlier: list[int] | None
+    ) -> EventRange:
+        consumer = rule_consumer_name(table, dag_id)
+        with engine.connect() as conn:
+            if earlier is not None:  # this task's retry: the same events
+                after, through = int(earlier[0]), int(earlier[1])
+                return cls(engine, consumer, after, through, table_event_ids(conn, table, after, through))
+            if has_cursor(conn, consumer):
+                after = cursor_position(conn, consumer)
+            else:
+                started_by = event_ids_of(payloads)
+                after = started_by[0] - 1 if started_by else newest_id(conn)
+        reader = OutboxReader(table, consumer=consumer, batch_size=1_000)
+        reader.start_at(after)
+        ids: list[int] = []
+        while True:
+            before = reader.position
+            batch = reader.next_batch(engine)
+            if batch is not None:
+                ids += batch.event_ids
+            elif reader.position == before:
+                break
+        return cls(engine, consumer, after, max(after, reader.position or after), ids)
+
+    def commit(self) -> None:
+        """Move the rule's cursor past the events this run took."""
+        with self.engine.begin() as conn:
+            advance_cursor(conn, self.consumer, self.through)
 
 
 def _trigger_context(context: Mapping[str, Any]) -> dict[str, Any]:

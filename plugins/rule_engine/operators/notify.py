@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.dispatch import delivery_key
 from rule_compiler.runtime.idempotency import idempotency_key
@@ -20,7 +19,7 @@ from rule_compiler.runtime.notify import render_message, render_recipients, rend
 from rule_compiler.store.notifications import NotificationDelivery
 from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION, ChannelSenders
 from rule_engine.notices import Notice, deliver, describe
-from rule_engine.operators.actions import ActionOperator
+from rule_engine.operators.actions import ActionOperator, Match
 from rule_engine.operators.webhooks import RetryAfterPolicy
 
 #: Every status a run of this action can count.
@@ -47,18 +46,17 @@ class NotificationOperator(ActionOperator):
     def organization(self) -> str:
         return self.rule_id.split("/", 1)[0]
 
-    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         channel = str(self.spec_params.get("channel"))
         timeout = self.execution_timeout.total_seconds() if self.execution_timeout else 30.0
         senders = ChannelSenders(self.store.engine, timeout=timeout)
         ti = context.get("ti")
         tally = _Tally(final_attempt=ti is None or int(ti.try_number) > int(self.retries or 0))
-        records = self.rows_by_key(matched_keys)
-        for row in matched_keys or [None]:
-            key_text = canonical_json(row) if row is not None else None
-            template_context = self.template_context(context, records.get(key_text or ""))
-            occurrence = self.occurrence_id(context)
-            self._notify_row(channel, occurrence, key_text, template_context, senders=senders, tally=tally)
+        for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):
+            template_context = self.template_context(context, record, event)
+            self._notify_row(
+                channel, match.occurrence, match.key_text, template_context, senders=senders, tally=tally
+            )
         self.log.info("send_notification (%s): %s", channel, dict(tally.counts))
         tally.raise_failures()
         return {"channel": channel, **tally.counts}

@@ -10,12 +10,11 @@ from pydantic import TypeAdapter
 from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.runtime.records import Effect, apply_effect, ensure_ledger
 from rule_compiler.runtime.rows import matching_keys
 from rule_compiler.templating import render_value
 from rule_engine.hooks.records import RecordsHook
-from rule_engine.operators.actions import ActionOperator
+from rule_engine.operators.actions import ActionOperator, Match
 
 _CONDITION = TypeAdapter(ConditionNode)
 #: How many rows one `where` may select in a run.
@@ -27,48 +26,58 @@ class RecordActionOperator(ActionOperator):
 
     ui_color = "#e6f4ea"
 
-    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         params = self.spec_params
         plan = params["plan"]
         engine = RecordsHook(params["connection"]).engine
         ensure_ledger(engine)
         kind = self.action_kind
-        targets = self._targets(engine, plan, matched_keys, context) if kind != "create_record" else []
         counts = {"applied": 0, "already_applied": 0, "missing_row": 0}
         problems: list[str] = []
-        rows: list[Any] = targets if kind != "create_record" else (matched_keys or [None])
-        records = self.rows_by_key(rows)
-        for target in rows:
-            key_text = canonical_json(target) if target is not None else None
-            effect = Effect(
-                idempotency_key=idempotency_key(
-                    self.rule_id, self.occurrence_id(context), self.task_id, key_text
-                ),
-                rule_id=self.rule_id,
-                action_id=self.task_id,
-                occurrence_id=self.occurrence_id(context),
-                row_key=key_text,
-            )
-            record = records.get(key_text or "", {})
-            values = render_value(params.get("values", {}), self.template_context(context, record))
-            try:
-                outcome = apply_effect(
-                    engine,
-                    effect,
-                    operation=self._operation(),
-                    table_name=plan["table"],
-                    primary_key=list(plan["primary_key"]),
-                    key_values=target,
-                    values=values,
-                    soft_delete_column=params.get("soft_delete_column"),
-                    upsert_on=params.get("upsert_on"),
+        where_targets = self._where_targets(engine, plan, context)
+        done: set[str] = set()
+        for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):
+            values = render_value(params.get("values", {}), self.template_context(context, record, event))
+            targets: list[Any]
+            if kind == "create_record":
+                targets = [match.key]
+            elif where_targets is not None:
+                targets = where_targets
+            elif match.key is None:
+                raise PermanentActionError(f"{kind} has no row to act on and no `where`")
+            else:
+                targets = [match.key]
+            for target in targets:
+                key_text = canonical_json(target) if target is not None else None
+                effect_key = match.effect_key(self.rule_id, self.task_id, key_text)
+                if effect_key in done:  # a `where` row already handled for this run
+                    continue
+                done.add(effect_key)
+                effect = Effect(
+                    idempotency_key=effect_key,
+                    rule_id=self.rule_id,
+                    action_id=self.task_id,
+                    occurrence_id=match.occurrence,
+                    row_key=key_text,
                 )
-            except PermanentActionError as exc:
-                problems.append(f"row {key_text}: {exc}")
-                continue
-            counts[outcome] += 1
-            if outcome == "missing_row":
-                problems.append(f"row {key_text} no longer exists in '{plan['table']}'")
+                try:
+                    outcome = apply_effect(
+                        engine,
+                        effect,
+                        operation=self._operation(),
+                        table_name=plan["table"],
+                        primary_key=list(plan["primary_key"]),
+                        key_values=target,
+                        values=values,
+                        soft_delete_column=params.get("soft_delete_column"),
+                        upsert_on=params.get("upsert_on"),
+                    )
+                except PermanentActionError as exc:
+                    problems.append(f"row {key_text}: {exc}")
+                    continue
+                counts[outcome] += 1
+                if outcome == "missing_row":
+                    problems.append(f"row {key_text} no longer exists in '{plan['table']}'")
         self.log.info("%s on %s: %s", kind, plan["table"], counts)
         if problems:
             raise PermanentActionError("; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
@@ -86,12 +95,11 @@ class RecordActionOperator(ActionOperator):
             return "update"
         return "soft_delete" if self.spec_params.get("soft") else "delete"
 
-    def _targets(self, engine: Any, plan: Mapping[str, Any], matched: list[Any], context: Any) -> list[Any]:
+    def _where_targets(self, engine: Any, plan: Mapping[str, Any], context: Any) -> list[Any] | None:
+        """The rows a ``where`` selects (the same for every match), or None without one."""
         where = self.spec_params.get("where")
-        if where is None:
-            if matched == [None]:
-                raise PermanentActionError(f"{self.action_kind} has no row to act on and no `where`")
-            return matched
+        if where is None or self.action_kind == "create_record":
+            return None
         with engine.connect() as conn:  # `where` selects in SQL (never changed*: validation refuses it)
             return matching_keys(
                 conn,

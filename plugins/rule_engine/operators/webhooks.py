@@ -16,10 +16,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
-from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.faults import faultpoint
-from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.runtime.webhooks import (
     Delivery,
     WebhookRequest,
@@ -33,7 +31,7 @@ from rule_compiler.runtime.webhooks import (
     truncate_body,
 )
 from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
-from rule_engine.operators.actions import ActionOperator
+from rule_engine.operators.actions import ActionOperator, Match
 
 #: Characters of a response body written to the task log.
 LOGGED_BODY_CHARS = 300
@@ -65,28 +63,25 @@ class WebhookOperator(ActionOperator):
         kwargs.setdefault("retry_policy", RetryAfterPolicy())
         super().__init__(**kwargs)
 
-    def run_action(self, context: Any, matched_keys: list[Any]) -> dict[str, Any]:
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         params = self.spec_params
         conn_id = params.get("connection")
         base_url, secrets = WebhookHook(conn_id).base_url_and_secrets() if conn_id else (None, [])
-        occurrence = self.occurrence_id(context)
         ti = context.get("ti")
         self._final_try = ti is not None and ti.try_number > self.retries
-        rows: list[Any] = matched_keys or [None]
-        records = self.rows_by_key(rows)
         counts = {"delivered": 0, "already_delivered": 0, "failed": 0}
         statuses: set[int] = set()
         problems: list[str] = []
-        for target in rows:
-            key_text = canonical_json(target) if target is not None else None
+        for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):
+            key_text = match.key_text
             delivery = Delivery(
-                idempotency_key(self.rule_id, occurrence, self.task_id, key_text),
+                match.effect_key(self.rule_id, self.task_id),
                 self.rule_id,
                 self.task_id,
-                occurrence,
+                match.occurrence,
                 key_text,
             )
-            context_of_row = self.template_context(context, records.get(key_text or ""))
+            context_of_row = self.template_context(context, record, event)
             try:
                 request = build_request(params, context_of_row, base_url=base_url)
                 outcome, status = self._deliver(delivery, request, secrets)

@@ -5,18 +5,28 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, BaseOperator, CronTriggerTimetable
+from airflow.sdk import (
+    DAG,
+    Asset,
+    AssetWatcher,
+    BaseOperator,
+    CronDataIntervalTimetable,
+    CronTriggerTimetable,
+)
 from airflow.sdk.exceptions import AirflowFailException
 
 from rule_compiler.compiler import DagSpec
 from rule_engine.notifiers import OwnerFailureNotifier
 from rule_engine.operators.actions import ActionOperator
 from rule_engine.render.registry import OPERATORS
+from rule_engine.triggers.outbox import OutboxEventTrigger
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-UNSUPPORTED_TRIGGERS = {
-    "event": "event triggers (database changes) are compiled but not run by this release yet",
-    "data": "data triggers (sensors on a query) are compiled but not run by this release yet",
+UNSUPPORTED_TRIGGERS: dict[str, str] = {}
+#: Task kinds mapped over a list in their params: kind → (param holding the list, operator argument,
+#: the label of each mapped instance in the UI — our fixed template, never author text).
+MAPPED_KINDS: dict[str, tuple[str, str, str]] = {
+    "report_deliver": ("deliveries", "delivery", "{{ task.delivery['index'] }} {{ task.delivery['type'] }}"),
 }
 
 
@@ -36,13 +46,13 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         is_paused_upon_creation=not spec.active,
         default_args=_default_args(spec),
     )
-    tasks: dict[str, BaseOperator] = {}
+    tasks: dict[str, Any] = {}
     for task in spec.tasks:
         operator_class = OPERATORS[task.kind]
         extra: dict[str, Any] = {}
         if issubclass(operator_class, ActionOperator):
             extra["on_failure"] = task.on_failure
-        tasks[task.task_id] = operator_class(
+        arguments: dict[str, Any] = dict(
             task_id=task.task_id,
             dag=dag,
             spec_params={**task.params, "kind": task.kind},
@@ -54,6 +64,14 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
             trigger_rule=task.trigger_rule,
             **extra,
         )
+        if task.kind in MAPPED_KINDS:
+            # one task instance per item (each report delivery retried and shown on its own)
+            source, argument, label = MAPPED_KINDS[task.kind]
+            items = list(task.params.get(source) or [])  # type: ignore[arg-type]
+            mapped = operator_class.partial(**arguments, map_index_template=label)
+            tasks[task.task_id] = mapped.expand(**{argument: items})
+        else:
+            tasks[task.task_id] = operator_class(**arguments)
     for task in spec.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
@@ -76,9 +94,35 @@ def _doc_md(spec: DagSpec, spec_hash: str) -> str:
 
 
 def _schedule(spec: DagSpec) -> Any:
+    if spec.schedule.kind == "event":
+        return [table_asset(str(spec.schedule.connection), str(spec.schedule.table))]
+    timezone = spec.schedule.timezone or "UTC"
+    if spec.schedule.kind == "data":
+        # the sensor gates each run; its query reads the run's window (:data_interval_start/end),
+        # which CronTriggerTimetable would leave empty
+        return CronDataIntervalTimetable(str(spec.schedule.cron), timezone=timezone)
     if spec.schedule.kind == "cron":
-        return CronTriggerTimetable(str(spec.schedule.cron), timezone=spec.schedule.timezone or "UTC")
+        return CronTriggerTimetable(str(spec.schedule.cron), timezone=timezone)
+    if spec.schedule.kind == "interval":
+        # a report's run reads the interval since the previous run (last week for a weekly report)
+        return CronDataIntervalTimetable(str(spec.schedule.cron), timezone=timezone)
     return None
+
+
+def table_asset(connection: str, table: str) -> Asset:
+    """The asset of a watched table: every event rule on it schedules on this one asset, and its one
+    watcher (identical on every rule) is the table's one poller."""
+    return Asset(
+        name=f"rule_engine__{connection}__{table}",
+        uri=f"rule-engine://{connection}/{table}",
+        group="rule_engine",
+        watchers=[
+            AssetWatcher(
+                name=f"outbox__{connection}__{table}",
+                trigger=OutboxEventTrigger(connection=connection, table=table),
+            )
+        ],
+    )
 
 
 class RenderErrorOperator(BaseOperator):

@@ -1,12 +1,15 @@
-"""``/health``: the rule store answers and is migrated; which of your rules Airflow could not render.
+"""``/health``: the rule store answers and is migrated; which of your rules Airflow could not render;
+how far behind the event consumers of your active event rules are.
 
 Anyone signed in may ask, even without a membership, and it answers (``degraded``) when the store is
-down. Loader errors cover the rules of the caller's organizations (every organization for platform
-admins).
+down. Loader errors and consumers cover the rules of the caller's organizations (every organization
+for platform admins). An application database that does not answer shows as an ``unreachable``
+consumer (and ``degraded``), never as an error of this route.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from fastapi import APIRouter, Request
@@ -14,28 +17,38 @@ from fastapi import APIRouter, Request
 from rule_compiler.errors import StoreError
 from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
+from rule_engine.api.consumer_lag import STALLED_AFTER, LagEngines, Watched, consumer_lags, watched_by
 from rule_engine.api.deps import CurrentUser, SettingsDep, StoreDep, username_of
 from rule_engine.api.routes.common import errors
-from rule_engine.api.schemas import Health, LoaderError, StoreHealth
+from rule_engine.api.schemas import LoaderError, StoreHealth
+from rule_engine.api.schemas_ops import HealthReport
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("rule_engine.api")
 
+_NOT_CHECKED = {"loader_errors": [], "loader_errors_checked": False, "consumers": []}
+
 
 @router.get("/health", responses=errors())
-def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, request: Request) -> Health:
-    """``ok`` or ``degraded``, with the store's state and your organizations' loader errors."""
+def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, request: Request) -> HealthReport:
+    """``ok`` or ``degraded``, with the store's state, your loader errors and your consumers' lag."""
     expected = head_revision()
+    stalled_after = STALLED_AFTER.total_seconds()
     try:
         revision = store.ping()
     except StoreError as exc:
         unreachable = StoreHealth(reachable=False, expected_revision=expected, error=str(exc))
-        return Health(status="degraded", store=unreachable, loader_errors=[], loader_errors_checked=False)
+        return HealthReport(
+            status="degraded", store=unreachable, stalled_after_seconds=stalled_after, **_NOT_CHECKED
+        )
     store_health = StoreHealth(reachable=True, revision=revision, expected_revision=expected)
     if revision != expected:
         store_health.error = f"the store is at revision {revision}; run `rule-compiler db upgrade`"
-        return Health(status="degraded", store=store_health, loader_errors=[], loader_errors_checked=False)
-    rules = _rules_of(store, username_of(user), username_of(user) in settings.platform_admins)
+        return HealthReport(
+            status="degraded", store=store_health, stalled_after_seconds=stalled_after, **_NOT_CHECKED
+        )
+    username = username_of(user)
+    rules, watched = _rules_of(store, username, username in settings.platform_admins)
     try:
         found: dict[str, str] = request.app.state.render_errors(rules.keys())
         checked = True
@@ -43,23 +56,39 @@ def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, reque
         log.warning("could not read render errors from Airflow's metadata DB", exc_info=True)
         found, checked = {}, False
     loader_errors = [LoaderError(dag_id=d, rule_name=rules.get(d), reason=r) for d, r in found.items()]
-    ok = checked and not loader_errors
-    return Health(
+    consumers = consumer_lags(watched, _lag_engines(request), dt.datetime.now(dt.UTC))
+    troubled = any(c.status in ("unreachable", "stalled") for c in consumers)
+    ok = checked and not loader_errors and not troubled
+    return HealthReport(
         status="ok" if ok else "degraded",
         store=store_health,
         loader_errors=loader_errors,
         loader_errors_checked=checked,
+        consumers=consumers,
+        stalled_after_seconds=stalled_after,
     )
 
 
-def _rules_of(store: RuleStore, username: str, platform_admin: bool) -> dict[str, str]:
-    """dag_id → "organization/name" of the rules the caller may see."""
+def _lag_engines(request: Request) -> LagEngines:
+    """The app's engines to the application databases (made on first use)."""
+    engines: LagEngines | None = getattr(request.app.state, "lag_engines", None)
+    if engines is None:
+        engines = request.app.state.lag_engines = LagEngines()
+    return engines
+
+
+def _rules_of(store: RuleStore, username: str, platform_admin: bool) -> tuple[dict[str, str], list[Watched]]:
+    """dag_id → "organization/name" of the rules the caller may see, and what their event rules watch."""
     if platform_admin:
-        rows = store.list(kind="rule")
-    else:
-        rows = [
-            r
-            for m in store.memberships_of(username)
-            for r in store.list(organization=m.organization, kind="rule")
+        labels = {r.dag_id: f"{r.organization}/{r.name}" for r in store.list(kind="rule")}
+        specs = [
+            (labels[s.dag_id], s.active, s.spec_json) for s in store.loadable_specs() if s.dag_id in labels
         ]
-    return {r.dag_id: f"{r.organization}/{r.name}" for r in rows}
+        return labels, watched_by(specs)
+    rows = [
+        row
+        for m in store.memberships_of(username)
+        for row in store.definitions_of_kind(m.organization, "rule")
+    ]
+    labels = {r.dag_id: f"{r.organization}/{r.name}" for r in rows}
+    return labels, watched_by((labels[r.dag_id], r.active, r.spec_json) for r in rows)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request, Response, status
+from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler import rule_tester
 from rule_compiler.catalog import Catalog
 from rule_compiler.errors import NotFoundError, RuleValidationError
-from rule_compiler.store import RuleStore, StoredDefinition
-from rule_engine.api import rule_ops
+from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition
+from rule_engine.api import airflow_runs, rule_ops
 from rule_engine.api.airflow_sync import RuleChange
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
 from rule_engine.api.routes.common import errors
@@ -31,12 +32,15 @@ from rule_engine.api.schemas import (
     RuleTestRequest,
     RuleTestResult,
     RuleUpdate,
+    RuleWritten,
     ValidationResult,
     VersionDiff,
     VersionPublic,
 )
+from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
 
 router = APIRouter(prefix="/rules", tags=["rules"])
+log = logging.getLogger("rule_engine.api")
 
 KIND = rule_ops.RULE_KIND
 MAX_VERSION = 2**31 - 1  # versions are 32-bit INTEGER columns
@@ -61,9 +65,13 @@ RuleBody = Annotated[dict[str, Any], Body(description="a rule definition (docs/d
 
 
 def _respond(response: Response, stored: StoredDefinition) -> RulePublic:
-    public = rule_ops.public_of(stored)
+    [public] = airflow_runs.with_airflow_pause([rule_ops.public_of(stored)])
     response.headers["ETag"] = public.etag
     return public
+
+
+def _respond_written(response: Response, stored: StoredDefinition, warnings: list[IssueOut]) -> RuleWritten:
+    return RuleWritten(**_respond(response, stored).model_dump(), warnings=warnings)
 
 
 def _current(store: RuleStore, organization: str, name: str) -> StoredDefinition:
@@ -93,11 +101,6 @@ def _notify(request: Request, organization: str, name: str, dag_id: str, active:
         on_change(RuleChange(organization, name, dag_id, active))
 
 
-def _sort_key(sort: str) -> Callable[[StoredDefinition], tuple[Any, str]]:
-    field = sort.removeprefix("-")
-    return lambda row: (getattr(row, field), row.name)
-
-
 @router.get("", responses=errors())
 def list_rules(
     *,
@@ -110,18 +113,17 @@ def list_rules(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[RuleSummary]:
-    """Your organization's rules, filtered, sorted and paged."""
-    rows = [
-        r
-        for r in store.definitions_of_kind(principal.organization, KIND)
-        if (active is None or r.active == active)
-        and (trigger_type is None or rule_ops.trigger_type(r.source) == trigger_type)
-        and (name_prefix is None or r.name.startswith(name_prefix))
-    ]
-    rows.sort(key=_sort_key(sort), reverse=sort.startswith("-"))
-    items = [rule_ops.summary_of(r) for r in rows[offset : offset + limit]]
+    """Your organization's rules, filtered, sorted and paged (in the database)."""
+    query = DefinitionQuery(
+        principal.organization, KIND, active=active, trigger_type=trigger_type, name_prefix=name_prefix
+    )
+    page = store.query_definitions(query, sort=sort, limit=limit, offset=offset)
     return Page[RuleSummary](
-        items=items, limit=limit, offset=offset, has_more=offset + limit < len(rows), total=len(rows)
+        items=airflow_runs.with_airflow_pause([rule_ops.summary_of(r) for r in page.items]),
+        limit=limit,
+        offset=offset,
+        has_more=offset + limit < page.total,
+        total=page.total,
     )
 
 
@@ -133,7 +135,7 @@ def list_rules(
 )
 def create_rule(
     body: RuleBody, principal: Editor, store: StoreDep, request: Request, response: Response
-) -> RulePublic:
+) -> RuleWritten:
     """Validate, compile and store a new rule (a soft-deleted rule of that name comes back)."""
     data = rule_ops.with_organization(body, principal.organization)
     name = data.get("name")
@@ -151,7 +153,7 @@ def create_rule(
     stored = _current(store, principal.organization, compiled.definition.name)
     _notify(request, principal.organization, stored.name, result.dag_id, stored.active)
     response.headers["Location"] = str(request.url_for("get_rule", name=stored.name))
-    return _respond(response, stored)
+    return _respond_written(response, stored, rule_ops.warnings_of(compiled))
 
 
 @router.post("/validate", responses=errors(413))
@@ -163,7 +165,13 @@ def validate_rule(body: RuleBody, principal: Viewer, store: StoreDep) -> Validat
     except RuleValidationError as exc:
         issues = [IssueOut(**issue.as_dict()) for issue in exc.issues]
         return ValidationResult(valid=False, errors=issues)
-    return ValidationResult(valid=True, errors=[], dag_id=compiled.dag_id, spec_hash=compiled.spec_hash)
+    return ValidationResult(
+        valid=True,
+        errors=[],
+        warnings=rule_ops.warnings_of(compiled),
+        dag_id=compiled.dag_id,
+        spec_hash=compiled.spec_hash,
+    )
 
 
 @router.get("/{name}", responses=errors())
@@ -181,14 +189,14 @@ def _replace(
     name: str,
     body: dict[str, Any],
     expected: tuple[int, bool],
-) -> RulePublic:
+) -> RuleWritten:
     data = rule_ops.with_organization(body, principal.organization, name=name)
     compiled = rule_ops.compile_rule_for(store, principal.organization, data)
     result = store.apply_guarded(expected=expected, **rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, name)
-    if result.status != "unchanged":
-        _notify(request, principal.organization, name, result.dag_id, stored.active)
-    return _respond(response, stored)
+    if result.status != "unchanged" or (stored.active and airflow_runs.paused_in_airflow(stored.dag_id)):
+        _notify(request, principal.organization, name, result.dag_id, stored.active)  # unpauses it
+    return _respond_written(response, stored, rule_ops.warnings_of(compiled))
 
 
 @router.put("/{name}", responses=errors(409, 412, 413, 428), openapi_extra=_body_schema(RuleUpdate))
@@ -201,7 +209,7 @@ def replace_rule(
     request: Request,
     response: Response,
     if_match: IfMatch = None,
-) -> RulePublic:
+) -> RuleWritten:
     """Replace the whole definition (a new version; an identical one writes nothing)."""
     expected = _precondition(_current(store, principal.organization, name), if_match)
     return _replace(
@@ -237,7 +245,7 @@ def patch_rule(
     request: Request,
     response: Response,
     if_match: IfMatch = None,
-) -> RulePublic:
+) -> RuleWritten:
     """Change part of the definition with a JSON merge patch (``null`` removes a key)."""
     stored = _current(store, principal.organization, name)
     expected = _precondition(stored, if_match)
@@ -360,6 +368,7 @@ def test_rule(name: RuleName, body: RuleTestRequest, principal: Viewer, store: S
 
         related = rule_tester.database_related(engine_for)
     try:
+        assert compiled.rule is not None  # noqa: S101 - this route compiles rules only
         result = rule_tester.test_rule(
             compiled.rule,
             body.event,
@@ -390,3 +399,74 @@ def next_rule_runs(
     cron, timezone = schedule
     runs = rule_ops.next_runs(cron, timezone, count, dt.datetime.now(dt.UTC))
     return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
+
+
+_TRIGGER_RESPONSES = {
+    **errors(409, 413),
+    409: {
+        **errors(409)[409],
+        "description": "The rule cannot run now: inactive, paused, or not (yet) loaded by Airflow "
+        "(then with Retry-After)",
+        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
+
+
+@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=_TRIGGER_RESPONSES)
+def trigger_rule(
+    name: RuleName,
+    principal: Editor,
+    store: StoreDep,
+    request: Request,
+    body: Annotated[TriggerRequest | None, Body()] = None,
+) -> RunStarted:
+    """Start a run now through Airflow; ``payload`` becomes the run's conf (audited)."""
+    stored = _current(store, principal.organization, name)
+    if not stored.active:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"rule '{name}' is inactive: activate it first (PATCH /rules/{name} with {{\"active\": true}})",
+        )
+    trigger = body or TriggerRequest()
+    conf = airflow_runs.run_conf(rule_ops.trigger_type(stored.source), trigger.payload)
+    now = dt.datetime.now(dt.UTC)
+    run_id = airflow_runs.new_run_id(now)
+    try:
+        reason = request.app.state.render_errors([stored.dag_id]).get(stored.dag_id)
+        if reason is not None:
+            raise airflow_runs.NotRunnableError(f"Airflow could not render rule '{name}': {reason}")
+        airflow_runs.runnable_check(name, stored.dag_id, stored.spec_hash)
+        store.record_audit(
+            organization=principal.organization,
+            actor=principal.username,
+            action="create",
+            kind="run",
+            name=name,
+            version=stored.version,
+            detail={"dag_id": stored.dag_id, "run_id": run_id, "conf_keys": sorted(conf), **conf},
+        )
+        started = airflow_runs.start_run(
+            stored.dag_id, run_id=run_id, conf=conf, user=principal.username, note=trigger.note, now=now
+        )
+    except airflow_runs.NotRunnableError as exc:
+        wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=wait) from None
+    except SQLAlchemyError:
+        log.warning("Airflow's metadata DB failed while triggering %s", stored.dag_id, exc_info=True)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Airflow's metadata database did not answer; try again later",
+            headers={"Retry-After": "5"},
+        ) from None
+    return RunStarted(
+        rule=name,
+        version=stored.version,
+        dag_id=started.dag_id,
+        run_id=started.run_id,
+        state=started.state,
+        logical_date=started.logical_date,
+        run_after=started.run_after,
+        conf=conf,
+        triggered_by=principal.username,
+        url=started.url,
+    )

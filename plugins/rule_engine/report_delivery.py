@@ -1,0 +1,204 @@
+"""Send one report delivery on its channel: email with attachments, slack, webhook, in_app, storage.
+
+Email, slack, webhook and in_app reuse the notification channels' senders (the SMTP connection
+``smtp_default``, the SSRF-guarded webhook transport, the store's inbox); storage writes through
+Airflow's ``ObjectStoragePath``: a local folder (``$AUTOMATION_REPORTS_STORAGE``, default
+``$AIRFLOW_HOME/reports``) unless the delivery names a ``location`` URL (a bucket, with the provider
+of its scheme installed and an Airflow ``connection``). Failures raise
+:class:`~rule_compiler.errors.PermanentActionError` or :class:`~rule_compiler.errors.RetryableActionError`;
+recording them is the caller's job.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from airflow.sdk import ObjectStoragePath
+
+from rule_compiler.canonical import canonical_json
+from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.runtime.notify import is_address, is_user_name, message_id_for, slack_text
+from rule_compiler.runtime.report_delivery import (
+    ReportRunInfo,
+    recipient_key,
+    render_subject,
+    report_email,
+    storage_folder,
+    summary_text,
+    webhook_payload,
+)
+from rule_compiler.runtime.webhooks import classify_response, join_url, signature_headers
+from rule_compiler.settings import home
+from rule_compiler.store.inbox import add_inbox_message
+from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION
+from rule_engine.hooks.slack import SlackWebhookSender
+from rule_engine.hooks.smtp import SmtpSender
+from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
+
+STORAGE_ENV = "AUTOMATION_REPORTS_STORAGE"
+MAX_ATTACHMENTS_ENV = "AUTOMATION_REPORTS_MAX_ATTACHMENT_MB"
+DEFAULT_MAX_ATTACHMENTS_MB = 20
+_COPY_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One delivery's material: its key, what the run produced, and the files by format."""
+
+    key: str
+    info: ReportRunInfo
+    paths: Mapping[str, Path]
+
+    def html_document(self) -> str | None:
+        path = self.paths.get("html")
+        return path.read_text(encoding="utf-8") if path is not None else None
+
+
+def deliver(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, *, timeout: float
+) -> dict[str, Any]:
+    """Send ``outgoing`` to the destination ``delivery`` describes; what was sent (names, counts, where)."""
+    kind = str(delivery.get("type"))
+    if kind == "email":
+        return _email(delivery, outgoing)
+    if kind == "slack":
+        return _slack(delivery, outgoing, timeout)
+    if kind == "webhook":
+        return _webhook(delivery, outgoing, timeout)
+    if kind == "in_app":
+        return _in_app(engine, delivery, outgoing)
+    if kind == "storage":
+        return _storage(delivery, outgoing)
+    raise PermanentActionError(f"unknown report delivery type '{kind}'")
+
+
+def target_of(delivery: Mapping[str, Any]) -> str:
+    """What the execution log says a delivery goes to (counts and connection ids, not addresses)."""
+    kind = str(delivery.get("type"))
+    if kind in ("email", "in_app"):
+        count = len(delivery.get("to") or [])
+        return f"{count} recipient{'s' if count != 1 else ''}"
+    if kind in ("slack", "webhook"):
+        return f"connection {delivery.get('connection')}"
+    location = delivery.get("location") or f"${STORAGE_ENV}"
+    return f"{location} {delivery.get('path', '')}".strip()
+
+
+def _email(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+    recipients = [str(address) for address in delivery.get("to") or []]
+    bad = [address for address in recipients if not is_address(address)]
+    if bad or not recipients:
+        raise PermanentActionError(f"{len(bad) or 'no'} recipient(s) are not email addresses")
+    wanted = delivery.get("attach") or list(outgoing.paths)
+    files = [outgoing.paths[fmt] for fmt in wanted if fmt in outgoing.paths]
+    total = sum(path.stat().st_size for path in files)
+    cap = _max_attachment_bytes()
+    if total > cap:
+        raise PermanentActionError(
+            f"the attachments take {total / 1024 / 1024:.1f} MB, more than {cap // 1024 // 1024} MB "
+            f"(${MAX_ATTACHMENTS_ENV}); attach fewer formats (`attach`) or deliver to storage"
+        )
+    sender = SmtpSender(DEFAULT_SMTP_CONNECTION)
+    message = report_email(
+        sender=sender.sender,
+        recipients=recipients,
+        subject=render_subject(delivery.get("subject"), outgoing.info),
+        text=summary_text(outgoing.info),
+        html_document=outgoing.html_document(),
+        attachments=[(path.name, path.read_bytes()) for path in files],
+        message_id=message_id_for(outgoing.key, sender.domain),
+    )
+    sender.send(message)
+    return {"recipients": len(recipients), "files": [path.name for path in files], "bytes": total}
+
+
+def _slack(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) -> dict[str, Any]:
+    sender = SlackWebhookSender(_connection(delivery))
+    text = slack_text(render_subject(None, outgoing.info), summary_text(outgoing.info))
+    sender.post({"text": text}, timeout=timeout)
+    return {"files": [path.name for path in outgoing.paths.values()]}
+
+
+def _webhook(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) -> dict[str, Any]:
+    base_url, secrets = WebhookHook(_connection(delivery)).base_url_and_secrets()
+    url = join_url(base_url, str(delivery.get("path") or "/"))
+    body = canonical_json(webhook_payload(outgoing.info, key=outgoing.key))
+    headers = {"Content-Type": "application/json", **signature_headers(secrets, outgoing.key, utcnow(), body)}
+    response = send_webhook(method="POST", url=url, headers=headers, body=body, timeout=timeout)
+    error = classify_response(response.status, response.retry_after, utcnow())
+    if error is not None:
+        raise error
+    return {"status": response.status, "files": [file.name for file in outgoing.info.files]}
+
+
+def _in_app(engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+    names = [str(name) for name in delivery.get("to") or []]
+    if not names or any(not is_user_name(name) for name in names):
+        raise PermanentActionError("every in-app recipient must be a user name")
+    subject = render_subject(None, outgoing.info)
+    body = summary_text(outgoing.info)
+    added = 0
+    for name in names:
+        added += add_inbox_message(
+            engine,
+            idempotency_key=recipient_key(outgoing.key, name),
+            organization=outgoing.info.organization,
+            recipient=name,
+            rule_id=outgoing.info.report_id,
+            subject=subject,
+            body=body,
+            now=utcnow(),
+        )
+    return {"recipients": len(names), "added": added}
+
+
+def storage_root(location: str | None, connection: str | None) -> ObjectStoragePath:
+    """The delivery's location, else ``$AUTOMATION_REPORTS_STORAGE``, else ``$AIRFLOW_HOME/reports``."""
+    base = location or os.environ.get(STORAGE_ENV) or str(home() / "reports")
+    if "://" not in base:
+        base = Path(base).resolve().as_uri()
+    return ObjectStoragePath(base, conn_id=connection)
+
+
+def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+    folder_name = storage_folder(
+        str(delivery.get("path") or "{{ report.name }}/{{ run.interval_end }}"), outgoing.info
+    )
+    try:
+        root = storage_root(delivery.get("location"), delivery.get("connection"))
+        folder = root / folder_name
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in outgoing.paths.values():
+            destination: Any = folder / path.name  # ObjectStoragePath.open is untyped
+            with path.open("rb") as source, destination.open("wb") as target:
+                shutil.copyfileobj(source, target, _COPY_CHUNK)
+            written.append(path.name)
+    except OSError as exc:
+        raise RetryableActionError(
+            f"could not write to the storage location: {type(exc).__name__}: {exc}"
+        ) from None
+    except (ValueError, ImportError, AttributeError) as exc:
+        raise PermanentActionError(
+            f"the storage location cannot be used: {type(exc).__name__}: {exc}"
+        ) from None
+    return {"folder": str(folder), "files": written}
+
+
+def _connection(delivery: Mapping[str, Any]) -> str:
+    connection = delivery.get("connection")
+    if not connection:
+        raise PermanentActionError(f"a {delivery.get('type')} delivery needs a connection")
+    return str(connection)
+
+
+def _max_attachment_bytes() -> int:
+    value = os.environ.get(MAX_ATTACHMENTS_ENV, "")
+    megabytes = int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_ATTACHMENTS_MB
+    return megabytes * 1024 * 1024

@@ -1,0 +1,1 @@
+"""Triggers the triggerer imports (they must live under ``plugins/`` or an installed package)."""

@@ -1,0 +1,184 @@
+"""The event trigger: one poller per watched table turns new outbox rows into asset events.
+
+Every event rule on a table schedules on that table's asset, whose :class:`AssetWatcher` holds an
+:class:`OutboxEventTrigger` with the same arguments, so Airflow keeps one trigger per table however
+many rules watch it. The trigger runs in **ack mode** of Airflow's shared streams: the producer reads
+batches after the table's durable cursor (``rule_compiler.events.reader``), the trigger turns each
+batch into one trigger event (ids only), and the producer moves the durable cursor only when Airflow
+has confirmed the asset event persisted. A crash at any point restarts from the cursor: events are
+handed on at least once; the actions' ledgers make their effects exactly once.
+
+On Postgres the producer LISTENs on the outbox channel and wakes at once; it polls every
+``poll_interval`` seconds as well (and only polls on SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Hashable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
+
+from rule_compiler.events.outbox import NOTIFY_CHANNEL
+from rule_compiler.events.reader import OutboxReader
+from rule_compiler.runtime.faults import faultpoint
+
+CLASSPATH = "rule_engine.triggers.outbox.OutboxEventTrigger"
+DEFAULT_POLL_INTERVAL = 2.0
+DEFAULT_BATCH_SIZE = 500
+
+
+class OutboxEventTrigger(BaseEventTrigger):
+    """Asset events for new outbox rows of ``table`` in the database of Airflow connection ``connection``."""
+
+    def __init__(
+        self,
+        *,
+        connection: str,
+        table: str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.connection = connection
+        self.table = table
+        self.poll_interval = poll_interval
+        self.batch_size = batch_size
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {
+            "connection": self.connection,
+            "table": self.table,
+            "poll_interval": self.poll_interval,
+            "batch_size": self.batch_size,
+        }
+
+    def shared_stream_key(self) -> Hashable:
+        return ("rule_engine_outbox", self.connection, self.table)
+
+    @classmethod
+    def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
+        return OutboxProducer(**kwargs)
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        async for payload in shared_stream:
+            yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Outside a shared stream (never in the triggerer, which uses ack mode): read, yield, then move
+        the cursor when the consumer asks for the next event."""
+        producer = OutboxProducer(**self.serialize()[1])
+        try:
+            async for payload, through in producer.open_stream():
+                yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+                await producer.commit(through)
+        finally:
+            await producer.aclose()
+
+
+class OutboxProducer(SharedStreamProducer):
+    """Reads one table's outbox after its durable cursor; moves the cursor on confirmed batches."""
+
+    def __init__(
+        self,
+        *,
+        connection: str,
+        table: str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        engine: sa.Engine | None = None,
+    ) -> None:
+        self.connection = connection
+        self.poll_interval = poll_interval
+        self.reader = OutboxReader(table, batch_size=batch_size)
+        self._engine = engine
+        self._listener: Any = None
+
+    async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
+        engine = await self._get_engine()
+        await asyncio.to_thread(self.reader.start, engine)
+        self._listener = await _listen(engine)
+        while True:
+            before = self.reader.position
+            batch = await asyncio.to_thread(self.reader.next_batch, engine)
+            if batch is not None:
+                faultpoint("outbox.after_read")
+                yield batch.payload(self.connection), batch.through
+            elif self.reader.position == before:
+                await self._wait()
+
+    async def advance(self, batch: Sequence[AdvanceItem]) -> None:
+        """Move the cursor past a batch every subscriber accepted; otherwise fail the stream so it
+        restarts from the cursor (redelivery) instead of skipping an event."""
+        for item in batch:
+            outcome = item.outcome
+            if not outcome.is_clean:
+                self.reader.rewind()
+                raise RuntimeError(
+                    f"outbox events through id {item.broker_payload} of '{self.reader.table}' were not "
+                    f"confirmed (acked={outcome.acked}, failed={outcome.failed}, "
+                    f"rejected={outcome.rejected}); restarting from the durable cursor"
+                )
+        faultpoint("outbox.after_emit")  # Airflow has the asset events; the cursor has not moved
+        await self.commit(max(int(item.broker_payload) for item in batch))
+        faultpoint("outbox.after_advance")
+
+    async def commit(self, through: int) -> None:
+        engine = await self._get_engine()
+        await asyncio.to_thread(self.reader.commit, engine, through)
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _get_engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = await asyncio.to_thread(_engine_for, self.connection)
+        return self._engine
+
+    async def _wait(self) -> None:
+        """Until a NOTIFY arrives (Postgres) or ``poll_interval`` passes."""
+        if self._listener is None:
+            await asyncio.sleep(self.poll_interval)
+            return
+        try:
+            async for _ in self._listener.notifies(timeout=self.poll_interval, stop_after=1):
+                pass
+        except Exception:  # a lost LISTEN connection: fall back to polling, reconnect next time
+            await self.aclose()
+            await asyncio.sleep(self.poll_interval)
+            self._listener = await _listen(await self._get_engine())
+
+
+def _engine_for(conn_id: str) -> sa.Engine:
+    from rule_engine.hooks.records import RecordsHook
+
+    return RecordsHook(conn_id).engine
+
+
+async def _listen(engine: sa.Engine) -> Any:
+    """An autocommit psycopg connection LISTENing on the outbox channel (Postgres), else None."""
+    if engine.dialect.name != "postgresql":
+        return None
+    import psycopg
+
+    url = engine.url
+    try:
+        conn = await psycopg.AsyncConnection.connect(
+            host=url.host,
+            port=url.port or 5432,
+            dbname=url.database,
+            user=url.username,
+            password=url.password,
+            autocommit=True,
+        )
+        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+    except Exception:  # polling still delivers every event, only later
+        return None
+    return conn
