@@ -9,23 +9,17 @@ SQL files are read from ``include/sql/reports/`` of the api-server (inline ``sql
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler.errors import NotFoundError, RuleValidationError
-from rule_compiler.reports.errors import ReportParameterError
-from rule_compiler.reports.queries import coerce
-from rule_compiler.sql_check import QUERY_PARAMETERS
-from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition, report_runs
+from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs, rule_ops
-from rule_engine.api.airflow_sync import RuleChange
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
+from rule_engine.api.routes import definitions
 from rule_engine.api.routes.common import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -40,16 +34,9 @@ from rule_engine.api.schemas import (
 )
 from rule_engine.api.schemas_reports import (
     REPORT_PATCH_SCHEMA,
-    QueryRows,
     ReportCreate,
-    ReportDeliveryPublic,
-    ReportFile,
     ReportPublic,
-    ReportRunPublic,
-    ReportRunStarted,
-    ReportRunStatus,
     ReportSummary,
-    ReportTriggerRequest,
     ReportUpdate,
     ReportWritten,
 )
@@ -60,7 +47,6 @@ log = logging.getLogger("rule_engine.api")
 KIND = rule_ops.REPORT_KIND
 NOUN = "report"
 MAX_VERSION = 2**31 - 1  # versions are 32-bit INTEGER columns
-MAX_RUNS_PAGE = 100
 ReportName = Annotated[str, Path(max_length=200, description="the report's name (a slug)")]
 IfMatch = Annotated[
     str | None,
@@ -131,12 +117,6 @@ def _current(store: RuleStore, organization: str, name: str) -> StoredDefinition
     return store.get(organization=organization, kind=KIND, name=name)
 
 
-def _notify(request: Request, organization: str, name: str, dag_id: str, active: bool | None) -> None:
-    on_change = request.app.state.on_change
-    if on_change is not None:
-        on_change(RuleChange(organization, name, dag_id, active))
-
-
 @router.get("", responses=errors())
 def list_reports(
     *,
@@ -185,7 +165,7 @@ def create_report(
     compiled = rule_ops.compile_report_for(store, principal.organization, data)
     result = store.apply(**rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, compiled.definition.name)
-    _notify(request, principal.organization, stored.name, result.dag_id, stored.active)
+    definitions.notify(request, principal.organization, stored.name, result.dag_id, stored.active)
     response.headers["Location"] = str(request.url_for("get_report", name=stored.name))
     return _respond(response, stored, rule_ops.warnings_of(compiled))
 
@@ -230,7 +210,7 @@ def _replace(
     result = store.apply_guarded(expected=expected, **rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, name)
     if result.status != "unchanged" or (stored.active and airflow_runs.paused_in_airflow(stored.dag_id)):
-        _notify(request, principal.organization, name, result.dag_id, stored.active)
+        definitions.notify(request, principal.organization, name, result.dag_id, stored.active)
     return _respond(response, stored, rule_ops.warnings_of(compiled))
 
 
@@ -323,38 +303,20 @@ def delete_report(
     else:
         store.delete_guarded(**args, expected=expected)
     if stored is not None:
-        _notify(request, principal.organization, name, stored.dag_id, None)
+        definitions.notify(request, principal.organization, name, stored.dag_id, None)
 
 
 @router.get("/{name}/spec", responses=errors())
 def get_report_spec(name: ReportName, principal: Viewer, store: StoreDep) -> RuleSpecPublic:
     """The compiled spec of the current version (its SQL texts included), and its DAG id."""
-    stored = _current(store, principal.organization, name)
-    return RuleSpecPublic(
-        name=stored.name,
-        dag_id=stored.dag_id,
-        version=stored.version,
-        spec_hash=stored.spec_hash,
-        compiler_version=stored.compiler_version,
-        spec=json.loads(stored.spec_json),
-    )
+    return definitions.spec_public(_current(store, principal.organization, name))
 
 
 @router.get("/{name}/versions", responses=errors())
 def list_report_versions(name: ReportName, principal: Viewer, store: StoreDep) -> list[VersionPublic]:
     """Every stored version, oldest first."""
     _current(store, principal.organization, name)  # deleted reports answer 404 here too
-    return [
-        VersionPublic(
-            version=v.version,
-            source_hash=v.source_hash,
-            spec_hash=v.spec_hash,
-            compiler_version=v.compiler_version,
-            actor=v.actor,
-            created_at=v.created_at,
-        )
-        for v in store.versions(organization=principal.organization, kind=KIND, name=name)
-    ]
+    return definitions.versions_public(store, principal.organization, KIND, name)
 
 
 @router.get("/{name}/versions/{from_version}/diff/{to_version}", responses=errors())
@@ -366,14 +328,7 @@ def diff_report_versions(
     store: StoreDep,
 ) -> VersionDiff:
     """What changed between two versions, at JSON paths."""
-    before = store.get(organization=principal.organization, kind=KIND, name=name, version=from_version)
-    after = store.get(organization=principal.organization, kind=KIND, name=name, version=to_version)
-    return VersionDiff(
-        name=name,
-        from_version=from_version,
-        to_version=to_version,
-        changes=rule_ops.diff(before.source, after.source),
-    )
+    return definitions.version_diff(store, principal.organization, KIND, name, (from_version, to_version))
 
 
 @router.get("/{name}/next-runs", responses=errors())
@@ -388,180 +343,3 @@ def next_report_runs(
     cron, timezone = str(schedule["cron"]), str(schedule.get("timezone") or "UTC")
     runs = rule_ops.next_runs(cron, timezone, count, dt.datetime.now(dt.UTC))
     return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
-
-
-def _overrides(source: dict[str, Any], payload: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's conf: the payload's parameter overrides, each checked against the report's
-    parameters (422 at ``payload.<name>``) as the run's query task would."""
-    conf = airflow_runs.run_conf("schedule", payload)  # the size cap
-    declared = {str(p["name"]): str(p["type"]) for p in source.get("parameters") or []}
-    problems = []
-    for key, value in conf.items():
-        if key in QUERY_PARAMETERS:
-            message = f"'{key}' is set by the run itself and cannot be overridden"
-        elif key not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            message = f"the report has no parameter '{key}' (its parameters: {known})"
-        elif value is None:
-            continue
-        else:
-            try:
-                coerce(declared[key], value, key)
-                continue
-            except ReportParameterError as exc:
-                message = str(exc)
-        problems.append({"loc": ("body", "payload", key), "msg": message, "type": "parameter"})
-    if problems:
-        raise RequestValidationError(problems)
-    return conf
-
-
-_TRIGGER_RESPONSES = {
-    **errors(409, 413),
-    409: {
-        **errors(409)[409],
-        "description": "The report cannot run now: inactive, paused, or not (yet) loaded by Airflow "
-        "(then with Retry-After)",
-        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-    },
-}
-
-
-@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=_TRIGGER_RESPONSES)
-def trigger_report(
-    name: ReportName,
-    principal: Editor,
-    store: StoreDep,
-    request: Request,
-    body: Annotated[ReportTriggerRequest | None, Body()] = None,
-) -> ReportRunStarted:
-    """Run the report now through Airflow (over the last complete interval of its schedule);
-    ``payload`` overrides its parameters and becomes the run's conf (audited)."""
-    stored = _current(store, principal.organization, name)
-    if not stored.active:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"report '{name}' is inactive: activate it first (PATCH /reports/{name} with "
-            '{"active": true})',
-        )
-    trigger = body or ReportTriggerRequest()
-    conf = _overrides(stored.source, trigger.payload)
-    now = dt.datetime.now(dt.UTC)
-    run_id = airflow_runs.new_run_id(now)
-    try:
-        reason = request.app.state.render_errors([stored.dag_id]).get(stored.dag_id)
-        if reason is not None:
-            raise airflow_runs.NotRunnableError(f"Airflow could not render report '{name}': {reason}")
-        airflow_runs.runnable_check(name, stored.dag_id, stored.spec_hash)
-        store.record_audit(
-            organization=principal.organization,
-            actor=principal.username,
-            action="create",
-            kind="report_run",
-            name=name,
-            version=stored.version,
-            detail={"dag_id": stored.dag_id, "run_id": run_id, "conf_keys": sorted(conf), **conf},
-        )
-        started = airflow_runs.start_run(
-            stored.dag_id, run_id=run_id, conf=conf, user=principal.username, note=trigger.note, now=now
-        )
-    except airflow_runs.NotRunnableError as exc:
-        wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=wait) from None
-    except SQLAlchemyError:
-        log.warning("Airflow's metadata DB failed while triggering %s", stored.dag_id, exc_info=True)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Airflow's metadata database did not answer; try again later",
-            headers={"Retry-After": "5"},
-        ) from None
-    return ReportRunStarted(
-        report=name,
-        version=stored.version,
-        dag_id=started.dag_id,
-        run_id=started.run_id,
-        state=started.state,
-        logical_date=started.logical_date,
-        run_after=started.run_after,
-        conf=conf,
-        triggered_by=principal.username,
-        url=started.url,
-    )
-
-
-def _run_public(
-    run: report_runs.ReportRun, deliveries: list[report_runs.ReportDeliveryRow]
-) -> ReportRunPublic:
-    queries = {
-        key: QueryRows(rows=int(value.get("rows", 0)), truncated=bool(value.get("truncated", False)))
-        for key, value in run.queries.items()
-        if isinstance(value, dict)
-    }
-    files = {
-        fmt: ReportFile(
-            file=str(value.get("file", "")), bytes=int(value.get("bytes", 0)), seconds=value.get("seconds")
-        )
-        for fmt, value in run.files.items()
-        if isinstance(value, dict)
-    }
-    return ReportRunPublic(
-        id=run.id,
-        dag_id=run.dag_id,
-        run_id=run.run_id,
-        spec_hash=run.spec_hash,
-        status=run.status,
-        interval_start=run.interval_start,
-        interval_end=run.interval_end,
-        logical_date=run.logical_date,
-        parameters=run.parameters,
-        queries=queries,
-        files=files,
-        steps=run.steps,
-        alert=run.alert,
-        error=run.error,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
-        deliveries=[
-            ReportDeliveryPublic(
-                index=d.delivery_index,
-                type=d.type,
-                target=d.target,
-                status=d.status,
-                attempts=d.attempts,
-                run_id=d.run_id,
-                error=d.error,
-                detail=d.detail if isinstance(d.detail, dict) else None,
-                updated_at=d.updated_at,
-                sent_at=d.sent_at,
-            )
-            for d in deliveries
-        ],
-    )
-
-
-@router.get("/{name}/runs", responses=errors())
-def list_report_runs(
-    *,
-    name: ReportName,
-    principal: Viewer,
-    store: StoreDep,
-    status_: Annotated[ReportRunStatus | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_RUNS_PAGE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> Page[ReportRunPublic]:
-    """Recent runs from the report execution log, newest first: status, rows per query, file sizes
-    and how each delivery of the run's interval went (a rerun of an interval shows its deliveries)."""
-    _current(store, principal.organization, name)  # other organizations' and deleted reports: 404
-    runs = report_runs.list_report_runs(
-        store.engine,
-        organization=principal.organization,
-        report_name=name,
-        status=status_,
-        limit=limit + 1,
-        offset=offset,
-    )
-    items = [
-        _run_public(run, report_runs.deliveries_of(store.engine, run.report_id, run.interval_end))
-        for run in runs[:limit]
-    ]
-    return Page[ReportRunPublic](items=items, limit=limit, offset=offset, has_more=len(runs) > limit)

@@ -14,8 +14,8 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.errors import NotFoundError, RuleValidationError
 from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs, rule_ops
-from rule_engine.api.airflow_sync import RuleChange
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
+from rule_engine.api.routes import definitions
 from rule_engine.api.routes.common import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -78,29 +78,6 @@ def _current(store: RuleStore, organization: str, name: str) -> StoredDefinition
     return store.get(organization=organization, kind=KIND, name=name)
 
 
-def _precondition(stored: StoredDefinition, if_match: str | None) -> tuple[int, bool]:
-    """The (version, active) the write must still find; 428/412 when If-Match is missing or stale."""
-    etag = rule_ops.etag_of(stored.version, stored.active, stored.source_hash)
-    if if_match is None:
-        raise HTTPException(
-            status.HTTP_428_PRECONDITION_REQUIRED,
-            f"send If-Match with the rule's ETag (GET it first); it is now {etag}",
-        )
-    if not rule_ops.etag_matches(if_match, etag):
-        raise HTTPException(
-            status.HTTP_412_PRECONDITION_FAILED,
-            f"the rule changed since you read it (its ETag is now {etag}); GET it again",
-            headers={"ETag": etag},
-        )
-    return stored.version, stored.active
-
-
-def _notify(request: Request, organization: str, name: str, dag_id: str, active: bool | None) -> None:
-    on_change = request.app.state.on_change
-    if on_change is not None:
-        on_change(RuleChange(organization, name, dag_id, active))
-
-
 @router.get("", responses=errors())
 def list_rules(
     *,
@@ -151,7 +128,7 @@ def create_rule(
     compiled = rule_ops.compile_rule_for(store, principal.organization, data)
     result = store.apply(**rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, compiled.definition.name)
-    _notify(request, principal.organization, stored.name, result.dag_id, stored.active)
+    definitions.notify(request, principal.organization, stored.name, result.dag_id, stored.active)
     response.headers["Location"] = str(request.url_for("get_rule", name=stored.name))
     return _respond_written(response, stored, rule_ops.warnings_of(compiled))
 
@@ -195,7 +172,7 @@ def _replace(
     result = store.apply_guarded(expected=expected, **rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, name)
     if result.status != "unchanged" or (stored.active and airflow_runs.paused_in_airflow(stored.dag_id)):
-        _notify(request, principal.organization, name, result.dag_id, stored.active)  # unpauses it
+        definitions.notify(request, principal.organization, name, result.dag_id, stored.active)  # unpauses it
     return _respond_written(response, stored, rule_ops.warnings_of(compiled))
 
 
@@ -211,7 +188,7 @@ def replace_rule(
     if_match: IfMatch = None,
 ) -> RuleWritten:
     """Replace the whole definition (a new version; an identical one writes nothing)."""
-    expected = _precondition(_current(store, principal.organization, name), if_match)
+    expected = rule_ops.precondition(_current(store, principal.organization, name), if_match)
     return _replace(
         store=store,
         request=request,
@@ -248,7 +225,7 @@ def patch_rule(
 ) -> RuleWritten:
     """Change part of the definition with a JSON merge patch (``null`` removes a key)."""
     stored = _current(store, principal.organization, name)
-    expected = _precondition(stored, if_match)
+    expected = rule_ops.precondition(stored, if_match)
     merged = rule_ops.merge_patch(stored.source, body)
     return _replace(
         store=store,
@@ -281,7 +258,7 @@ def delete_rule(
         if not hard or if_match is None or if_match.strip() != "*":
             raise
         stored = None
-    expected = None if stored is None else _precondition(stored, if_match)
+    expected = None if stored is None else rule_ops.precondition(stored, if_match)
     if hard:
         store.purge(
             organization=principal.organization,
@@ -299,40 +276,20 @@ def delete_rule(
             expected=expected,
         )
     if stored is not None:
-        _notify(request, principal.organization, name, stored.dag_id, None)
+        definitions.notify(request, principal.organization, name, stored.dag_id, None)
 
 
 @router.get("/{name}/spec", responses=errors())
 def get_rule_spec(name: RuleName, principal: Viewer, store: StoreDep) -> RuleSpecPublic:
     """The compiled spec of the current version, and its DAG id."""
-    import json
-
-    stored = _current(store, principal.organization, name)
-    return RuleSpecPublic(
-        name=stored.name,
-        dag_id=stored.dag_id,
-        version=stored.version,
-        spec_hash=stored.spec_hash,
-        compiler_version=stored.compiler_version,
-        spec=json.loads(stored.spec_json),
-    )
+    return definitions.spec_public(_current(store, principal.organization, name))
 
 
 @router.get("/{name}/versions", responses=errors())
 def list_rule_versions(name: RuleName, principal: Viewer, store: StoreDep) -> list[VersionPublic]:
     """Every stored version, oldest first."""
     _current(store, principal.organization, name)  # deleted rules answer 404 here too
-    return [
-        VersionPublic(
-            version=v.version,
-            source_hash=v.source_hash,
-            spec_hash=v.spec_hash,
-            compiler_version=v.compiler_version,
-            actor=v.actor,
-            created_at=v.created_at,
-        )
-        for v in store.versions(organization=principal.organization, kind=KIND, name=name)
-    ]
+    return definitions.versions_public(store, principal.organization, KIND, name)
 
 
 @router.get("/{name}/versions/{from_version}/diff/{to_version}", responses=errors())
@@ -344,14 +301,7 @@ def diff_rule_versions(
     store: StoreDep,
 ) -> VersionDiff:
     """What changed between two versions, at JSON paths."""
-    before = store.get(organization=principal.organization, kind=KIND, name=name, version=from_version)
-    after = store.get(organization=principal.organization, kind=KIND, name=name, version=to_version)
-    return VersionDiff(
-        name=name,
-        from_version=from_version,
-        to_version=to_version,
-        changes=rule_ops.diff(before.source, after.source),
-    )
+    return definitions.version_diff(store, principal.organization, KIND, name, (from_version, to_version))
 
 
 @router.post("/{name}/test", responses=errors())

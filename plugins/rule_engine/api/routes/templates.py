@@ -21,6 +21,7 @@ from rule_engine.api import rule_ops, template_ops
 from rule_engine.api.airflow_sync import RuleChange
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
 from rule_engine.api.errors import error_response
+from rule_engine.api.routes import definitions
 from rule_engine.api.routes.common import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -101,23 +102,6 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
             "content": {"application/json": {"schema": model.model_json_schema()}},
         }
     }
-
-
-def _precondition(stored: StoredDefinition, if_match: str | None, noun: str) -> tuple[int, bool]:
-    """The (version, active) the write must still find; 428/412 when If-Match is missing or stale."""
-    etag = rule_ops.etag_of(stored.version, stored.active, stored.source_hash)
-    if if_match is None:
-        raise HTTPException(
-            status.HTTP_428_PRECONDITION_REQUIRED,
-            f"send If-Match with the {noun}'s ETag (GET it first); it is now {etag}",
-        )
-    if not rule_ops.etag_matches(if_match, etag):
-        raise HTTPException(
-            status.HTTP_412_PRECONDITION_FAILED,
-            f"the {noun} changed since you read it (its ETag is now {etag}); GET it again",
-            headers={"ETag": etag},
-        )
-    return stored.version, stored.active
 
 
 def _current(spec: TemplateKind, store: RuleStore, organization: str, name: str) -> StoredDefinition:
@@ -270,7 +254,7 @@ def _replace(
 ) -> Any:
     """PUT (``body``) or PATCH (``patch``, merged into the stored definition)."""
     stored = _current(spec, store, principal.organization, name)
-    expected = _precondition(stored, if_match, spec.noun)
+    expected = rule_ops.precondition(stored, if_match, spec.noun)
     document = rule_ops.merge_patch(stored.source, patch) if body is None else body
     data = rule_ops.with_organization(document, principal.organization, name=name, kind=spec.kind)
     return _write(
@@ -297,7 +281,7 @@ def _delete(
         if not hard or if_match is None or if_match.strip() != "*":
             raise
         stored = None
-    expected = None if stored is None else _precondition(stored, if_match, spec.noun)
+    expected = None if stored is None else rule_ops.precondition(stored, if_match, spec.noun)
     users = template_ops.used_by(store, organization, spec.kind, name)
     if users.rules or users.condition_templates:
         named = [f"rule '{r}'" for r in users.rules]
@@ -315,31 +299,13 @@ def _delete(
 
 def _versions(spec: TemplateKind, name: str, principal: Principal, store: RuleStore) -> list[VersionPublic]:
     _current(spec, store, principal.organization, name)  # deleted templates answer 404 here too
-    return [
-        VersionPublic(
-            version=v.version,
-            source_hash=v.source_hash,
-            spec_hash=v.spec_hash,
-            compiler_version=v.compiler_version,
-            actor=v.actor,
-            created_at=v.created_at,
-        )
-        for v in store.versions(organization=principal.organization, kind=spec.kind, name=name)
-    ]
+    return definitions.versions_public(store, principal.organization, spec.kind, name)
 
 
 def _diff(
     spec: TemplateKind, name: str, versions: tuple[int, int], principal: Principal, store: RuleStore
 ) -> VersionDiff:
-    organization = principal.organization
-    before = store.get(organization=organization, kind=spec.kind, name=name, version=versions[0])
-    after = store.get(organization=organization, kind=spec.kind, name=name, version=versions[1])
-    return VersionDiff(
-        name=name,
-        from_version=versions[0],
-        to_version=versions[1],
-        changes=rule_ops.diff(before.source, after.source),
-    )
+    return definitions.version_diff(store, principal.organization, spec.kind, name, versions)
 
 
 def template_router(spec: TemplateKind) -> APIRouter:
