@@ -57,7 +57,7 @@ from typing import Any
 
 from api_report import table
 from api_workload import CASES, ORG, Case, baseline, captured_statements, explain, load_log
-from bench_common import progress, temporary_postgres_database
+from bench_common import emit, progress, temporary_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
@@ -317,12 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    output = json.dumps(result, indent=2, default=str)
-    if args.json in (None, "-"):
-        print(output if args.json == "-" else table(result))
-    else:
-        Path(args.json).write_text(output + "\n", encoding="utf-8")
-        print(table(result))
+    emit(result, args.json, table)
     if result["plan_check"]["enforced"] and not result["plan_check"]["passed"]:
         fail("a log query plan does not use an index (see the plans above)")
     return result

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 _started = time.perf_counter()
 
@@ -48,3 +51,13 @@ def temporary_postgres_database(admin_url: str, prefix: str, *, keep: bool = Fal
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
             progress(f"postgres: dropped the temporary database {name}")
         admin.dispose()
+
+
+def emit(result: dict[str, Any], json_arg: str | None, table: Callable[[dict[str, Any]], str]) -> None:
+    """Print the result's table (``--json -``: the JSON instead); ``--json FILE`` also writes the JSON."""
+    output = json.dumps(result, indent=2, default=str)
+    if json_arg in (None, "-"):
+        print(output if json_arg == "-" else table(result))
+    else:
+        Path(json_arg).write_text(output + "\n", encoding="utf-8")
+        print(table(result))

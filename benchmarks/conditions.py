@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import json
 import platform
 import re
 import sqlite3
@@ -46,11 +45,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from bench_common import progress, seconds, temporary_postgres_database
+from bench_common import emit, progress, seconds, temporary_postgres_database
 from conditions_workload import (
     CHECKED_NODES,
     COLUMN_TYPES,
@@ -486,12 +484,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     result = run(args)
-    output = json.dumps(result, indent=2, default=str)
-    if args.json in (None, "-"):
-        print(output if args.json == "-" else table(result))
-    else:
-        Path(args.json).write_text(output + "\n", encoding="utf-8")
-        print(table(result))
+    emit(result, args.json, table)
     return result
 
 

@@ -31,7 +31,6 @@ Progress goes to stderr; the table (or ``--json -``) to stdout.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -47,7 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from bench_common import progress, seconds, temporary_postgres_database
+from bench_common import emit, progress, seconds, temporary_postgres_database
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.events import install
@@ -395,11 +394,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     progress(f"event rule {seconds(times['event_rule'])}")
     progress(f"floor      {seconds(times['floor'])}")
-    if args.json in (None, "-"):
-        print(json.dumps(result, indent=2) if args.json == "-" else table(result))
-    else:
-        Path(args.json).write_text(json.dumps(result, indent=2))
-        print(table(result))
+    emit(result, args.json, table)
     return result
 
 

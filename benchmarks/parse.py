@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib.util
-import json
 import os
 import platform
 import shutil
@@ -52,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_common import progress
+from bench_common import emit, progress
 from parse_floor import compare_bags, write_hand_written
 from parse_report import table
 from parse_store import build_store, check_store_is_reread, rule_store_database
@@ -366,12 +365,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    output = json.dumps(result, indent=2, default=str)
-    if args.json in (None, "-"):
-        print(output if args.json == "-" else table(result))
-    else:
-        Path(args.json).write_text(output + "\n", encoding="utf-8")
-        print(table(result))
+    emit(result, args.json, table)
     return result
 
 

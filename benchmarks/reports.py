@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_common import progress, temporary_postgres_database
+from bench_common import emit, progress, temporary_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = "SELECT id, region, amount, sold_at, paid, note FROM sales ORDER BY id"
@@ -306,12 +306,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(json.dumps(measured))
         return measured
     result = run(args)
-    output = json.dumps(result, indent=2)
-    if args.json in (None, "-"):
-        print(output if args.json == "-" else table(result))
-    else:
-        Path(args.json).write_text(output + "\n", encoding="utf-8")
-        print(table(result))
+    emit(result, args.json, table)
     return result
 
 

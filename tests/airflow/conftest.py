@@ -21,6 +21,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_document, register
 from rule_compiler.store import RuleStore
+from tests.airflow.notify_helpers import Inbox, running_smtp
 from tests.conftest import DEMO_CATALOG, ROOT
 
 DEMO_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -129,3 +130,18 @@ def pg_store(postgres_databases: Any, tmp_path: Path, monkeypatch: pytest.Monkey
     )
     yield rule_store
     rule_store.close()
+
+
+@pytest.fixture
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """The runs' working folders and the storage delivery's folder, per test."""
+    paths = {"work": tmp_path / "report-runs", "storage": tmp_path / "reports"}
+    monkeypatch.setenv("AUTOMATION_REPORTS_WORKDIR", str(paths["work"]))
+    monkeypatch.setenv("AUTOMATION_REPORTS_STORAGE", str(paths["storage"]))
+    return paths
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
+    with running_smtp(monkeypatch) as inbox:
+        yield inbox

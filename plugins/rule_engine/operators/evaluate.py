@@ -48,7 +48,11 @@ class EvaluateConditionsOperator(RuleTaskOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         params = self.spec_params
         trigger = params["trigger"]
-        previous = self.store.get_run(dag_id=self.dag_id, run_id=str(context["run_id"]))  # a retry?
+        run_id = str(context["run_id"])
+        # an event rule's retry takes the events its first try recorded
+        previous = (
+            self.store.get_run(dag_id=self.dag_id, run_id=run_id) if trigger["type"] == "event" else None
+        )
         run_pk = self.store.start_run(
             organization=self.rule_id.split("/")[0],
             rule_name=self.rule_id.split("/")[1],

@@ -19,7 +19,6 @@ from rule_compiler.compiler import DagSpec
 from rule_engine.notifiers import OwnerFailureNotifier
 from rule_engine.operators.actions import ActionOperator
 from rule_engine.render.registry import OPERATORS
-from rule_engine.triggers.outbox import OutboxEventTrigger
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 UNSUPPORTED_TRIGGERS: dict[str, str] = {}
@@ -112,6 +111,8 @@ def _schedule(spec: DagSpec) -> Any:
 def table_asset(connection: str, table: str) -> Asset:
     """The asset of a watched table: every event rule on it schedules on this one asset, and its one
     watcher (identical on every rule) is the table's one poller."""
+    from rule_engine.triggers.outbox import OutboxEventTrigger  # only event rules pay for its imports
+
     return Asset(
         name=f"rule_engine__{connection}__{table}",
         uri=f"rule-engine://{connection}/{table}",
