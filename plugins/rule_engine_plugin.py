@@ -10,12 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+from rule_engine.preload import preload_listener
 
 
 class RuleEnginePlugin(AirflowPlugin):
-    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``)."""
+    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``) and
+    the listener that preloads the task modules in the scheduler (``rule_engine.preload``)."""
 
     name = "rule_engine"
+    listeners = [preload_listener]
     _apps: list[dict[str, Any]] | None = None
 
     @property

@@ -8,15 +8,17 @@ others. Nothing here compiles definitions: that happened at registration.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, get_parsing_context
 
 from rule_compiler.compiler import DagSpec
 from rule_compiler.settings import snapshot_path
-from rule_compiler.store import RuleStore
 from rule_compiler.store.snapshot import load_specs
 from rule_engine.render import render_dag, render_error_dag
+
+if TYPE_CHECKING:
+    from rule_compiler.store import RuleStore
 
 log = logging.getLogger("rule_engine.loader")
 
@@ -24,7 +26,7 @@ log = logging.getLogger("rule_engine.loader")
 def build_dags(store: RuleStore | None = None) -> dict[str, DAG]:
     """Every loadable spec rendered, keyed by dag_id; only the requested one while a task starts."""
     requested = get_parsing_context().dag_id
-    load = load_specs(store or RuleStore(), snapshot_path(), requested)
+    load = load_specs(store, snapshot_path(), requested)
     if load.source == "snapshot":
         log.error(
             "rule store unreachable (%s); serving %d specs from the last-known-good snapshot",

@@ -1,7 +1,27 @@
 """Change events of application tables: capture (row triggers → outbox) and reading the outbox."""
 
-from rule_compiler.events.capture import CaptureError, CaptureStatus, install, status, uninstall
-from rule_compiler.events.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, event_from_row, read_events
+from typing import TYPE_CHECKING
+
+from rule_compiler._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from rule_compiler.events.capture import CaptureError, CaptureStatus, install, status, uninstall
+    from rule_compiler.events.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, event_from_row, read_events
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CaptureError": "capture",
+        "CaptureStatus": "capture",
+        "install": "capture",
+        "status": "capture",
+        "uninstall": "capture",
+        "NOTIFY_CHANNEL": "outbox",
+        "OUTBOX_TABLE": "outbox",
+        "event_from_row": "outbox",
+        "read_events": "outbox",
+    },
+)
 
 __all__ = [
     "NOTIFY_CHANNEL",

@@ -77,8 +77,14 @@ def _set_timeouts(conn: sa.Connection, timeouts: Timeouts) -> None:
 
 
 def ensure_ledger(engine: sa.Engine) -> None:
-    """Create the ledger table in the application database if it is not there yet."""
-    _ledger_metadata.create_all(engine, checkfirst=True)
+    """Create the ledger table in the application database if it is not there yet: one
+    ``CREATE TABLE IF NOT EXISTS`` (no catalog reflection at each task start)."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.schema.CreateTable(ledger, if_not_exists=True))
+    except sa.exc.DBAPIError:  # two first tasks raced on Postgres' catalog: fine if the table is there
+        if not sa.inspect(engine).has_table(LEDGER_TABLE):
+            raise
 
 
 def cast_value(column: sa.Column[Any], value: Any) -> Any:

@@ -7,26 +7,60 @@ last-known-good snapshot.
 
 from __future__ import annotations
 
-from rule_compiler.store.definition_queries import DefinitionPage, DefinitionQuery
-from rule_compiler.store.memberships import Membership, Role
-from rule_compiler.store.migrate import VERSION_TABLE
-from rule_compiler.store.models import (
-    ActionResult,
-    ActionStatus,
-    ApplyResult,
-    ApplyStatus,
-    AuditAction,
-    AuditEntry,
-    DefinitionSummary,
-    RunLog,
-    RunStatus,
-    SpecRow,
-    StoredDefinition,
-    VersionInfo,
+from typing import TYPE_CHECKING
+
+from rule_compiler._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from rule_compiler.store.definition_queries import DefinitionPage, DefinitionQuery
+    from rule_compiler.store.memberships import Membership, Role
+    from rule_compiler.store.migrate import VERSION_TABLE
+    from rule_compiler.store.models import (
+        ActionResult,
+        ActionStatus,
+        ApplyResult,
+        ApplyStatus,
+        AuditAction,
+        AuditEntry,
+        DefinitionSummary,
+        RunLog,
+        RunStatus,
+        SpecRow,
+        StoredDefinition,
+        VersionInfo,
+    )
+    from rule_compiler.store.run_queries import RunPage, RunQuery
+    from rule_compiler.store.snapshot import SpecLoad, load_specs
+    from rule_compiler.store.store import RuleStore, StaleWriteError
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "DefinitionPage": "definition_queries",
+        "DefinitionQuery": "definition_queries",
+        "Membership": "memberships",
+        "Role": "memberships",
+        "VERSION_TABLE": "migrate",
+        "ActionResult": "models",
+        "ActionStatus": "models",
+        "ApplyResult": "models",
+        "ApplyStatus": "models",
+        "AuditAction": "models",
+        "AuditEntry": "models",
+        "DefinitionSummary": "models",
+        "RunLog": "models",
+        "RunStatus": "models",
+        "SpecRow": "models",
+        "StoredDefinition": "models",
+        "VersionInfo": "models",
+        "RunPage": "run_queries",
+        "RunQuery": "run_queries",
+        "SpecLoad": "snapshot",
+        "load_specs": "snapshot",
+        "RuleStore": "store",
+        "StaleWriteError": "store",
+    },
 )
-from rule_compiler.store.run_queries import RunPage, RunQuery
-from rule_compiler.store.snapshot import SpecLoad, load_specs
-from rule_compiler.store.store import RuleStore, StaleWriteError
 
 __all__ = [
     "VERSION_TABLE",

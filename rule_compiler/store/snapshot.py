@@ -54,15 +54,20 @@ class SpecLoad:
 
 
 def load_specs(
-    store: RuleStore, snapshot_path: str | os.PathLike[str], dag_id: str | None = None
+    store: RuleStore | None, snapshot_path: str | os.PathLike[str], dag_id: str | None = None
 ) -> SpecLoad:
     """Specs from the store (refreshing the snapshot on a full load), else from the snapshot. Never raises
-    for a store failure or a bad snapshot: ``source`` is then ``snapshot`` or ``empty``."""
+    for a store failure or a bad snapshot: ``source`` is then ``snapshot`` or ``empty``. Without a
+    ``store``, the default one is opened only if the per-DAG file cannot serve ``dag_id``."""
     path = Path(snapshot_path)
     if dag_id is not None:
         entry = read_dag_entry(path, dag_id)
         if entry is not None:
             return SpecLoad([entry], "dag-cache", None)
+    if store is None:
+        from rule_compiler.store.store import RuleStore
+
+        store = RuleStore()
     try:
         specs = store.loadable_specs(dag_id)
     except StoreError as exc:

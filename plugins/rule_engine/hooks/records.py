@@ -7,6 +7,10 @@ from functools import cached_property
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
+#: Engines by (connection id, connection URI), so the tasks of one process (and the two hooks of one
+#: task) share a pool; a connection edited in Airflow has a new URI, hence a new engine.
+_ENGINES: dict[tuple[str, str], sa.Engine] = {}
+
 
 class RecordsHook(BaseHook):
     """Resolves ``conn_id`` through Airflow (any provider hook with ``get_sqlalchemy_engine``)."""
@@ -21,9 +25,13 @@ class RecordsHook(BaseHook):
     @cached_property
     def engine(self) -> sa.Engine:
         connection = self.get_connection(self.conn_id)
+        key = (self.conn_id, str(connection.get_uri()))
+        if key in _ENGINES:
+            return _ENGINES[key]
         hook = connection.get_hook()  # type: ignore[no-untyped-call]
         get_engine = getattr(hook, "get_sqlalchemy_engine", None)
         if get_engine is None:
             raise ValueError(f"connection '{self.conn_id}' ({connection.conn_type}) is not a SQL database")
         engine: sa.Engine = get_engine(engine_kwargs={"pool_pre_ping": True, "hide_parameters": True})
+        _ENGINES[key] = engine
         return engine

@@ -46,6 +46,8 @@ class ActionOperator(RuleTaskOperator):
     so later actions run.
     """
 
+    takes_on_failure = True
+
     def __init__(self, *, on_failure: str = "fail", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.on_failure = on_failure

@@ -5,12 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from rule_compiler.compiler import DagSpec
-from rule_compiler.store import RuleStore
+if TYPE_CHECKING:
+    from rule_compiler.store import RuleStore
 
 EVALUATE_TASK_ID = "evaluate_conditions"
 
@@ -21,6 +21,8 @@ class RuleTaskOperator(BaseOperator):
 
     template_fields = ()
     ui_color = "#e8f0fe"
+    #: Whether the operator takes the action's ``on_failure`` (``fail`` or ``continue``).
+    takes_on_failure = False
 
     def __init__(self, *, spec_params: Mapping[str, Any], spec_hash: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -29,6 +31,8 @@ class RuleTaskOperator(BaseOperator):
 
     @cached_property
     def store(self) -> RuleStore:
+        from rule_compiler.store import RuleStore
+
         return RuleStore()
 
     @property
@@ -52,6 +56,8 @@ class RuleTaskOperator(BaseOperator):
         """Use the params of the spec version the run started with, if the rule was edited mid-run."""
         if not run_spec_hash or run_spec_hash == self.spec_hash:
             return
+        from rule_compiler.compiler import DagSpec
+
         stored = self.store.spec_by_hash(run_spec_hash)
         task = None
         if stored is not None:

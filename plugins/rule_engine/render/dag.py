@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import (
     DAG,
@@ -15,10 +15,10 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
-from rule_compiler.compiler import DagSpec
-from rule_engine.notifiers import OwnerFailureNotifier
-from rule_engine.operators.actions import ActionOperator
-from rule_engine.render.registry import OPERATORS
+from rule_engine.render.registry import operator_class
+
+if TYPE_CHECKING:
+    from rule_compiler.compiler import DagSpec
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 UNSUPPORTED_TRIGGERS: dict[str, str] = {}
@@ -47,9 +47,9 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
     )
     tasks: dict[str, Any] = {}
     for task in spec.tasks:
-        operator_class = OPERATORS[task.kind]
+        operator = operator_class(task.kind)
         extra: dict[str, Any] = {}
-        if issubclass(operator_class, ActionOperator):
+        if operator.takes_on_failure:
             extra["on_failure"] = task.on_failure
         arguments: dict[str, Any] = dict(
             task_id=task.task_id,
@@ -67,10 +67,10 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
             # one task instance per item (each report delivery retried and shown on its own)
             source, argument, label = MAPPED_KINDS[task.kind]
             items = list(task.params.get(source) or [])  # type: ignore[arg-type]
-            mapped = operator_class.partial(**arguments, map_index_template=label)
+            mapped = operator.partial(**arguments, map_index_template=label)
             tasks[task.task_id] = mapped.expand(**{argument: items})
         else:
-            tasks[task.task_id] = operator_class(**arguments)
+            tasks[task.task_id] = operator(**arguments)
     for task in spec.tasks:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
@@ -81,6 +81,8 @@ def _default_args(spec: DagSpec) -> dict[str, Any]:
     """Airflow's owner; with a rule owner, a failure notice to them (email or in-app, per run)."""
     args: dict[str, Any] = {"owner": spec.owner or "automation"}
     if spec.owner:
+        from rule_engine.notifiers import OwnerFailureNotifier
+
         args["on_failure_callback"] = OwnerFailureNotifier(
             owner=spec.owner, organization=spec.organization, rule_id=spec.rule_id
         )

@@ -1,35 +1,43 @@
-"""The closed registry: task kind → operator class. Kinds are never looked up by import path."""
+"""The closed registry: task kind → operator class. Kinds are never looked up by import path from a
+spec: the table below is ours, and a class is imported only when a DAG uses its kind, so a task that
+starts parses only what its DAG needs."""
 
 from __future__ import annotations
 
-from rule_engine.operators.actions import NotYetSupportedOperator
-from rule_engine.operators.base import RuleTaskOperator
-from rule_engine.operators.data_sensor import DataTriggerSensor
-from rule_engine.operators.evaluate import EvaluateConditionsOperator
-from rule_engine.operators.notify import NotificationOperator
-from rule_engine.operators.outcome import RecordOutcomeOperator
-from rule_engine.operators.records import RecordActionOperator
-from rule_engine.operators.reports import (
-    ReportDeliverOperator,
-    ReportOutcomeOperator,
-    ReportQueriesOperator,
-    ReportRenderOperator,
-)
-from rule_engine.operators.webhooks import WebhookOperator
+import importlib
+from typing import TYPE_CHECKING
 
-OPERATORS: dict[str, type[RuleTaskOperator]] = {
-    "data_sensor": DataTriggerSensor,
-    "evaluate_conditions": EvaluateConditionsOperator,
-    "create_record": RecordActionOperator,
-    "update_record": RecordActionOperator,
-    "delete_record": RecordActionOperator,
-    "send_notification": NotificationOperator,
-    "call_webhook": WebhookOperator,
-    "trigger_workflow": NotYetSupportedOperator,
-    "generate_report": NotYetSupportedOperator,
-    "record_outcome": RecordOutcomeOperator,
-    "report_queries": ReportQueriesOperator,
-    "report_render": ReportRenderOperator,
-    "report_deliver": ReportDeliverOperator,
-    "report_outcome": ReportOutcomeOperator,
+if TYPE_CHECKING:
+    from rule_engine.operators.base import RuleTaskOperator
+
+#: kind → (module under ``rule_engine.operators``, class name)
+OPERATOR_PATHS: dict[str, tuple[str, str]] = {
+    "data_sensor": ("data_sensor", "DataTriggerSensor"),
+    "evaluate_conditions": ("evaluate", "EvaluateConditionsOperator"),
+    "create_record": ("records", "RecordActionOperator"),
+    "update_record": ("records", "RecordActionOperator"),
+    "delete_record": ("records", "RecordActionOperator"),
+    "send_notification": ("notify", "NotificationOperator"),
+    "call_webhook": ("webhooks", "WebhookOperator"),
+    "trigger_workflow": ("actions", "NotYetSupportedOperator"),
+    "generate_report": ("actions", "NotYetSupportedOperator"),
+    "record_outcome": ("outcome", "RecordOutcomeOperator"),
+    "report_queries": ("reports", "ReportQueriesOperator"),
+    "report_render": ("reports", "ReportRenderOperator"),
+    "report_deliver": ("reports", "ReportDeliverOperator"),
+    "report_outcome": ("reports", "ReportOutcomeOperator"),
 }
+
+
+def operator_class(kind: str) -> type[RuleTaskOperator]:
+    """The operator class of a task kind; ``KeyError`` for a kind the registry does not know."""
+    module, name = OPERATOR_PATHS[kind]
+    operator: type[RuleTaskOperator] = getattr(
+        importlib.import_module(f"rule_engine.operators.{module}"), name
+    )
+    return operator
+
+
+def operator_modules() -> list[str]:
+    """Every operator module (what a scheduler preloads before it forks task processes)."""
+    return sorted({f"rule_engine.operators.{module}" for module, _ in OPERATOR_PATHS.values()})
