@@ -7,14 +7,15 @@ data (a YAML/JSON document stored, versioned, in the rule store) so it is pure a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import AfterValidator, Field, model_validator
 
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR, Identifier, Slug, StrictModel
+from rule_compiler.storage_locations import storage_location_problem
 
 ColumnType = Literal["text", "integer", "numeric", "boolean", "timestamp", "date", "json", "other"]
-ConnectionKind = Literal["database", "http", "smtp", "slack"]
+ConnectionKind = Literal["database", "http", "smtp", "slack", "storage"]
 
 
 class Column(StrictModel):
@@ -65,11 +66,42 @@ class Table(StrictModel):
         return next((fk for fk in self.foreign_keys if fk.name == name), None)
 
 
+def _valid_location(location: str) -> str:
+    problem = storage_location_problem(location)
+    if problem:
+        raise ValueError(problem)
+    return location
+
+
+StorageLocation = Annotated[str, Field(max_length=500), AfterValidator(_valid_location)]
+
+
 class Connection(StrictModel):
-    """An Airflow connection id the organization may use, and what it points at."""
+    """An Airflow connection id the organization may use, and what it points at: a database's tables,
+    a storage connection's locations."""
 
     kind: ConnectionKind = "database"
     tables: dict[str, Table] = Field(default_factory=dict)
+    locations: list[StorageLocation] = Field(
+        default_factory=list,
+        max_length=50,
+        exclude_if=lambda value: not value,  # catalogs without it dump (and hash) as before
+        description="storage connections only, at least one: the URL prefixes report files may be "
+        "written under with this connection (s3://acme-reports/, file:///srv/reports/acme/)",
+    )
+
+    @model_validator(mode="after")
+    def _locations_only_for_storage(self) -> Self:
+        if self.kind == "storage" and not self.locations:
+            raise ValueError(
+                "a storage connection lists the places reports may be written under in `locations`, "
+                "e.g. locations: [s3://acme-reports/] or [file:///srv/reports/acme/]"
+            )
+        if self.kind != "storage" and self.locations:
+            raise ValueError(f"a {self.kind} connection has no `locations`; only a storage connection does")
+        if self.kind == "storage" and self.tables:
+            raise ValueError("a storage connection has no tables")
+        return self
 
 
 class Catalog(StrictModel):

@@ -12,6 +12,10 @@
 #   healthy, then prints the URLs and the login;
 # - Ctrl-C, SIGTERM or SIGHUP: SIGINT to standalone (its clean shutdown path), up to 30 s, then SIGTERM to the
 #   whole process group, then SIGKILL; the pid file is removed.
+# - email: unless AIRFLOW_CONN_SMTP_DEFAULT is set (or AUTOMATION_DEMO_MAIL=off), starts the demo mail sink
+#   (scripts/demo_mail_sink.py) on loopback and points smtp_default at it: every message the demo sends is
+#   written to $AUTOMATION_DEMO_MAIL_DIR (default $AIRFLOW_HOME/mail) as an .eml file, nothing leaves the
+#   machine. The sink is stopped (by its pid) after standalone.
 #
 # `airflow standalone` only shuts its components down on KeyboardInterrupt, and bash starts
 # background jobs with SIGINT ignored, which Python keeps: so it is launched through a tiny Python
@@ -31,6 +35,10 @@ LOG_FILE="$AIRFLOW_HOME/standalone.log"
 PID_FILE="$AIRFLOW_HOME/standalone.pid"
 WAIT_SECONDS="${STANDALONE_WAIT_SECONDS:-120}"
 STOP_SECONDS="${STANDALONE_STOP_SECONDS:-30}"
+MAIL_DIR="${AUTOMATION_DEMO_MAIL_DIR:-$AIRFLOW_HOME/mail}"
+MAIL_LOG="$AIRFLOW_HOME/mail-sink.log"
+MAIL_PID=""
+MAIL_NOTE="smtp_default from your AIRFLOW_CONN_SMTP_DEFAULT"
 
 say() { printf '==> %s\n' "$*"; }
 err() { printf 'run-standalone: %s\n' "$*" >&2; }
@@ -72,6 +80,54 @@ done
 if [ "${1:-}" = --check ]; then
     exit 0
 fi
+
+# --- the demo mail sink (smtp_default) ------------------------------------------------------------------
+# stop_mail_sink: SIGTERM to the sink's pid, up to 5 s, then SIGKILL.
+stop_mail_sink() {
+    local deadline
+    [ -n "$MAIL_PID" ] || return 0
+    kill -TERM "$MAIL_PID" 2>/dev/null || true
+    deadline=$((SECONDS + 5))
+    while kill -0 "$MAIL_PID" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+    kill -KILL "$MAIL_PID" 2>/dev/null || true
+    wait "$MAIL_PID" 2>/dev/null || true
+    MAIL_PID=""
+}
+
+# start_mail_sink: start it, wait for the connection it announces, export AIRFLOW_CONN_SMTP_DEFAULT.
+start_mail_sink() {
+    local announced="$AIRFLOW_HOME/mail-sink.conn.json" connection="" tries
+    rm -f "$announced"
+    python "$REPO_ROOT/scripts/demo_mail_sink.py" --folder "$MAIL_DIR" --connection-file "$announced" \
+        --exit-with-parent >"$MAIL_LOG" 2>&1 </dev/null &
+    MAIL_PID=$!
+    for ((tries = 0; tries < 100; tries++)); do # up to 10 s
+        if [ -s "$announced" ]; then
+            connection="$(cat "$announced")"
+            break
+        fi
+        kill -0 "$MAIL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    rm -f "$announced"
+    if [ -z "$connection" ]; then
+        say "WARNING: the demo mail sink did not start (log: $MAIL_LOG); email deliveries will fail"
+        tail -n 5 "$MAIL_LOG" 2>/dev/null | sed 's/^/    /' || true
+        stop_mail_sink
+        MAIL_NOTE="smtp_default not set: email deliveries fail (the demo mail sink did not start)"
+        return 0
+    fi
+    export AIRFLOW_CONN_SMTP_DEFAULT="$connection"
+    local port
+    port="$(printf '%s' "$connection" | sed -n 's/.*"port": *\([0-9][0-9]*\).*/\1/p')"
+    MAIL_NOTE="smtp_default → demo mail sink on 127.0.0.1:${port}; every email lands in $MAIL_DIR/*.eml"
+    say "demo mail sink on 127.0.0.1:${port} (pid $MAIL_PID): emails are written to $MAIL_DIR/"
+}
+
+case "${AUTOMATION_DEMO_MAIL:-on}" in
+    off | 0 | false | no) MAIL_NOTE="smtp_default not set (AUTOMATION_DEMO_MAIL=$AUTOMATION_DEMO_MAIL): email fails" ;;
+    *) if [ -z "${AIRFLOW_CONN_SMTP_DEFAULT+x}" ]; then start_mail_sink; fi ;;
+esac
 
 # --- start -----------------------------------------------------------------------------------------------
 [ -f "$LOG_FILE" ] && mv -f "$LOG_FILE" "$LOG_FILE.1"
@@ -138,6 +194,7 @@ stop_standalone() {
     fi
     wait "$SA_PID" 2>/dev/null || true
     rm -f "$PID_FILE"
+    stop_mail_sink # after standalone: a task still sending mail finishes first
 }
 trap 'stop_standalone "Ctrl-C"; exit 130' INT
 trap 'stop_standalone "SIGTERM"; exit 143' TERM
@@ -178,6 +235,7 @@ while ((SECONDS - start < WAIT_SECONDS)); do
         err "airflow standalone exited during start-up (exit code $status). Last lines of $LOG_FILE:"
         tail -n 40 "$LOG_FILE" >&2 || true
         rm -f "$PID_FILE"
+        stop_mail_sink
         trap - EXIT
         exit 1
     fi
@@ -213,6 +271,7 @@ cat <<EOF
   API docs       ${BASE_URL}/automations/docs   (Airflow's own REST API: ${BASE_URL}/docs)
   Login          admin / ${admin_password}   (from ${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE})
   Log            ${LOG_FILE}
+  Email          ${MAIL_NOTE}
   Shell          source scripts/airflow-env.sh   (then: airflow dags list, rule-compiler list)
 
   Press Ctrl-C to stop.

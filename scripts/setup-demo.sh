@@ -97,14 +97,21 @@ else
 fi
 
 # Reports (include/reports/) store their files through ObjectStoragePath under this folder and email
-# them through the Airflow connection smtp_default (see docs/operations.md, "Reports").
+# them through the Airflow connection smtp_default (see docs/operations.md, "Reports"), which
+# scripts/run-standalone.sh points at the demo mail sink unless it is set already.
 REPORTS_STORAGE="${AUTOMATION_REPORTS_STORAGE:-$AIRFLOW_HOME/reports}"
 case "$REPORTS_STORAGE" in
     *://*) ;; # a bucket: nothing to create here
     *) mkdir -p "$REPORTS_STORAGE" ;;
 esac
 step "reports: files stored under $REPORTS_STORAGE"
-if [ -z "${AIRFLOW_CONN_SMTP_DEFAULT:-}" ]; then
-    echo "    email deliveries need the Airflow connection smtp_default (not set in this environment:"
-    echo "    until it exists they are retried, then recorded as failed; the stored files still go out)"
+if [ -n "${AIRFLOW_CONN_SMTP_DEFAULT+x}" ]; then
+    step "email: through your smtp_default (AIRFLOW_CONN_SMTP_DEFAULT)"
+else
+    case "${AUTOMATION_DEMO_MAIL:-on}" in
+        off | 0 | false | no)
+            step "email: smtp_default is not set (AUTOMATION_DEMO_MAIL=$AUTOMATION_DEMO_MAIL): email deliveries fail"
+            ;;
+        *) step "email: \`make run\` keeps every message as an .eml file in ${AUTOMATION_DEMO_MAIL_DIR:-$AIRFLOW_HOME/mail}/" ;;
+    esac
 fi

@@ -23,6 +23,7 @@ from airflow.sdk import ObjectStoragePath
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.reports.email_body import InlineImage, add_inline_images, email_folder, read_email_body
 from rule_compiler.runtime.notify import is_address, is_user_name, message_id_for, slack_text
 from rule_compiler.runtime.report_delivery import (
     ReportRunInfo,
@@ -104,18 +105,31 @@ def _email(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
             f"the attachments take {total / 1024 / 1024:.1f} MB, more than {cap // 1024 // 1024} MB "
             f"(${MAX_ATTACHMENTS_ENV}); attach fewer formats (`attach`) or deliver to storage"
         )
+    body, images = _email_body(outgoing)
     sender = SmtpSender(DEFAULT_SMTP_CONNECTION)
     message = report_email(
         sender=sender.sender,
         recipients=recipients,
         subject=render_subject(delivery.get("subject"), outgoing.info),
         text=summary_text(outgoing.info),
-        html_document=outgoing.html_document(),
+        html_document=body,
         attachments=[(path.name, path.read_bytes()) for path in files],
         message_id=message_id_for(outgoing.key, sender.domain),
     )
+    add_inline_images(message, images)
     sender.send(message)
     return {"recipients": len(recipients), "files": [path.name for path in files], "bytes": total}
+
+
+def _email_body(outgoing: Outgoing) -> tuple[str | None, list[InlineImage]]:
+    """The HTML body with its charts as inline images (the render task's ``<name>.email/``); a run
+    rendered without it falls back to the html file (charts as data URIs), no html to the summary."""
+    html_path = outgoing.paths.get("html")
+    rendered = read_email_body(email_folder(html_path)) if html_path is not None else None
+    if rendered is None:
+        return outgoing.html_document(), []
+    body, images = rendered
+    return body, images
 
 
 def _slack(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) -> dict[str, Any]:
@@ -159,11 +173,42 @@ def _in_app(engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing) 
 
 
 def storage_root(location: str | None, connection: str | None) -> ObjectStoragePath:
-    """The delivery's location, else ``$AUTOMATION_REPORTS_STORAGE``, else ``$AIRFLOW_HOME/reports``."""
+    """The delivery's location, else ``$AUTOMATION_REPORTS_STORAGE``, else ``$AIRFLOW_HOME/reports``;
+    PermanentActionError when no Airflow filesystem serves its scheme on this worker.
+
+    Registration checked the location against the catalog; this only refuses what no valid spec
+    holds (a location that is not a valid URL or has no connection, a connection without a
+    location), so a spec from before those checks cannot write anywhere the worker can. A local
+    folder is opened without a connection: only a bucket uses one.
+    """
+    from rule_compiler.storage_locations import STORAGE_PROVIDERS, storage_location_problem
+
+    if location is not None:
+        problem = storage_location_problem(location)
+        if problem or not connection:
+            reason = problem or "it names no storage connection of the catalog"
+            raise PermanentActionError(
+                f"the storage location {location[:100]!r} cannot be used: {reason}; register the "
+                "report again to have it checked against the catalog"
+            )
+    elif connection:
+        raise PermanentActionError(
+            f"a storage delivery with connection '{connection}' needs a `location`; register the "
+            "report again to have it checked against the catalog"
+        )
     base = location or os.environ.get(STORAGE_ENV) or str(home() / "reports")
     if "://" not in base:
         base = Path(base).resolve().as_uri()
-    return ObjectStoragePath(base, conn_id=connection)
+    root = ObjectStoragePath(base, conn_id=None if base.startswith("file://") else connection)
+    try:
+        root.fs  # noqa: B018 - resolve the scheme's filesystem now, before anything is written
+    except ValueError:  # Airflow: "No filesystem registered for scheme ..."
+        provider = STORAGE_PROVIDERS.get(root.protocol)
+        hint = f"install {provider} on the workers" if provider else "use a folder or a bucket URL"
+        raise PermanentActionError(
+            f"no Airflow filesystem serves '{root.protocol}://' on this worker; {hint}"
+        ) from None
+    return root
 
 
 def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:

@@ -112,12 +112,15 @@ class InAppDelivery(StrictModel):
 
 
 class StorageDelivery(StrictModel):
-    """The files written under a folder of an object store (``ObjectStoragePath``); a local folder
-    (``AUTOMATION_REPORTS_STORAGE``) unless ``location`` names a bucket URL."""
+    """The files written under a folder of an object store (``ObjectStoragePath``): the admin's
+    default folder (``AUTOMATION_REPORTS_STORAGE``), or ``location``, which must lie under one of the
+    ``locations`` of the catalog's storage connection named in ``connection``."""
 
     type: Literal["storage"]
     location: str | None = Field(default=None, max_length=500, description="e.g. s3://bucket/reports")
-    connection: Identifier | None = Field(default=None, description="Airflow connection of the bucket")
+    connection: Identifier | None = Field(
+        default=None, description="a storage connection of the catalog (needed with a location)"
+    )
     path: str = Field(
         default="{{ report.name }}/{{ run.interval_end }}",
         max_length=500,

@@ -5,6 +5,10 @@ inside :func:`~rule_compiler.runtime.data_query.read_only_transaction` (the data
 and stops a statement at the timeout), through a server-side cursor: rows are fetched
 :data:`FETCH_ROWS` at a time and written straight to the file, so a large result never sits in
 memory. At most ``row_limit`` rows are written; ``truncated`` says the query had more.
+
+A query that can never succeed as it is (not read-only, binding a parameter the run does not have,
+stopped by the database as a write) raises :class:`ReportQueryRefusedError`, which the task fails
+for good; a timeout or a lost connection raises a plain :class:`ReportQueryError` and is retried.
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_re
 
 #: Rows fetched from the server-side cursor per round trip.
 FETCH_ROWS = 5_000
+#: SQLSTATE of a write refused in a read-only transaction (Postgres ``read_only_sql_transaction``).
+_READ_ONLY_VIOLATION = "25006"
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 #: Types the CSV writer already writes well (``str()``): no per-value conversion for their columns.
 _PLAIN = frozenset({str, int, float, decimal.Decimal, dt.date, uuid.UUID})
+
+
+class ReportQueryRefusedError(ReportQueryError):
+    """A report query refused as it is: retrying cannot help, the report's SQL must change."""
 
 
 def bind_values(
@@ -202,10 +212,10 @@ def run_query_to_csv(
     try:
         query = check_read_only(sql, engine.dialect.name)
     except UnsafeQueryError as exc:
-        raise ReportQueryError(f"query '{query_id}' was refused: {exc}") from None
+        raise ReportQueryRefusedError(f"query '{query_id}' was refused: {exc}") from None
     unknown = sorted(set(query.parameters) - set(values))
     if unknown:
-        raise ReportQueryError(
+        raise ReportQueryRefusedError(
             f"query '{query_id}' binds unknown parameters {', '.join(':' + p for p in unknown)} "
             f"(a report query may bind: {', '.join(':' + p for p in sorted(values))})"
         )
@@ -227,10 +237,11 @@ def run_query_to_csv(
                 "make it cheaper or raise `timeout`"
             ) from None
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise ReportQueryError(f"query '{query_id}' failed: {reason}") from None
-    except DataQueryError as exc:
+        failed = ReportQueryRefusedError if _refused_as_write(exc) else ReportQueryError
+        raise failed(f"query '{query_id}' failed: {reason}") from None
+    except DataQueryError as exc:  # a database the read-only transaction does not support
         partial.unlink(missing_ok=True)
-        raise ReportQueryError(f"query '{query_id}': {exc}") from None
+        raise ReportQueryRefusedError(f"query '{query_id}': {exc}") from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -342,6 +353,15 @@ def utc(value: dt.datetime | str) -> dt.datetime:
 
 
 def _timed_out(exc: sa.exc.DBAPIError) -> bool:
+    return _sqlstate(exc) == "57014" or "interrupted" in str(exc.orig)
+
+
+def _refused_as_write(exc: sa.exc.DBAPIError) -> bool:
+    """The database stopped a write hidden from the parser (in a function, say)."""
+    return _sqlstate(exc) == _READ_ONLY_VIOLATION or "readonly database" in str(exc.orig)
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     orig = exc.orig
     code = getattr(orig, "pgcode", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
-    return code == "57014" or "interrupted" in str(orig)
+    return str(code) if code else None

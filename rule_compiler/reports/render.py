@@ -6,7 +6,9 @@
   ``About`` sheet; rows streamed (:mod:`rule_compiler.reports.xlsx`).
 - ``html``: the report's template (or our default) rendered in the sandbox with the context of
   :func:`template_context`: charts as inline PNG data URIs, the first :data:`TABLE_ROWS` rows of each
-  query (:mod:`rule_compiler.reports.html`).
+  query (:mod:`rule_compiler.reports.html`). Beside it, ``<report name>.email/``: the same template
+  and context with the charts as ``cid:`` inline images, the email delivery's body
+  (:mod:`rule_compiler.reports.email_body`).
 - ``pdf``: the same content as the default HTML: title, period, charts, tables that paginate
   (:mod:`rule_compiler.reports.pdf`). A report's own template shapes the HTML only.
 """
@@ -83,9 +85,11 @@ def render_format(
             drawn = draw_charts(charts, manifest)
             context = template_context(manifest, title, description, drawn, formats)
             if fmt == "html":
+                from rule_compiler.reports.email_body import email_folder, write_email_body
                 from rule_compiler.reports.html import render_html
 
                 partial.write_text(render_html(template, context), encoding="utf-8")
+                write_email_body(email_folder(target), template, context, drawn)
             else:
                 from rule_compiler.reports.pdf import write_pdf
 

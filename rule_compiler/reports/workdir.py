@@ -2,23 +2,34 @@
 
 The query task writes the folder; each render task reads it (the manifest says which files hold
 which query's rows, how many, and whether the row cap cut them), so rows never travel through XCom.
+The outcome task removes the report's run folders nothing was written to for longer than
+``AUTOMATION_REPORTS_WORKDIR_RETENTION`` (:func:`sweep_run_workdirs`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import re
+import shutil
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rule_compiler import settings
+from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.reports.errors import ReportError
 
 MANIFEST_FILE = "manifest.json"
 WORKDIR_ENV = "AUTOMATION_REPORTS_WORKDIR"
+RETENTION_ENV = "AUTOMATION_REPORTS_WORKDIR_RETENTION"
+DEFAULT_RETENTION = "7d"
+#: A shorter retention could remove the folder of another run of the report while it is running.
+MIN_RETENTION = dt.timedelta(hours=1)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 #: Column kinds, from the first non-NULL value of each column (``""``: every value was NULL).
@@ -75,6 +86,64 @@ def run_workdir(base: Path, dag_id: str, run_id: str) -> Path:
     return folder
 
 
+def workdir_retention(environ: Mapping[str, str] | None = None) -> dt.timedelta:
+    """``$AUTOMATION_REPORTS_WORKDIR_RETENTION`` (``12h``, ``7d``, ``2w``; default 7 days, at least
+    an hour). Raises ValueError naming the variable when it is not such a duration."""
+    value = (os.environ if environ is None else environ).get(RETENTION_ENV) or DEFAULT_RETENTION
+    try:
+        retention = parse_duration(value)
+    except DurationError as exc:
+        raise ValueError(f"{RETENTION_ENV}: {exc}") from None
+    if retention < MIN_RETENTION:
+        raise ValueError(f"{RETENTION_ENV}: {value!r} is shorter than the minimum of 1h")
+    return retention
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """What :func:`sweep_run_workdirs` did: folders removed, and those it could not remove (why)."""
+
+    removed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def sweep_run_workdirs(
+    base: Path, dag_id: str, *, keep_run_id: str, older_than: dt.timedelta, now: float | None = None
+) -> Sweep:
+    """Remove the run folders of ``dag_id`` under ``base`` whose newest entry was written more than
+    ``older_than`` before ``now`` (epoch seconds, default: now). The folder of ``keep_run_id`` and
+    anything that is not a plain folder (a symlink, a file) are left alone."""
+    parent = Path(base) / _safe(dag_id)
+    cutoff = (time.time() if now is None else now) - older_than.total_seconds()
+    keep = _safe(keep_run_id)
+    sweep = Sweep()
+    try:
+        entries = list(os.scandir(parent))
+    except FileNotFoundError:
+        return sweep
+    for entry in entries:
+        if entry.name == keep or not entry.is_dir(follow_symlinks=False):
+            continue
+        folder = Path(entry.path)
+        try:
+            if _last_written(folder) < cutoff:
+                shutil.rmtree(folder)
+                sweep.removed.append(entry.name)
+        except FileNotFoundError:
+            continue  # another run's sweep removed it first
+        except OSError as exc:
+            sweep.failed[entry.name] = f"{type(exc).__name__}: {exc}"
+    return sweep
+
+
+def _last_written(folder: Path) -> float:
+    """The newest modification time of the folder and of what it holds (a run's folder is flat)."""
+    newest = folder.lstat().st_mtime
+    for entry in os.scandir(folder):
+        newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
+
+
 def _safe(name: str) -> str:
     cleaned = _UNSAFE.sub("_", name).strip(".") or "_"
     if cleaned == name:
@@ -106,7 +175,8 @@ def read_manifest(workdir: Path) -> Manifest:
         data = json.loads(target.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ReportError(
-            f"no {MANIFEST_FILE} in {workdir}: the queries of this run did not finish"
+            f"no {MANIFEST_FILE} in {workdir}: the queries of this run did not finish, or its "
+            f"folder was removed after ${RETENTION_ENV}; clear run_queries to run them again"
         ) from None
     except ValueError as exc:
         raise ReportError(f"{target} is not valid JSON: {exc}") from None

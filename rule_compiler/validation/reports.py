@@ -16,11 +16,17 @@ from sqlglot import exp
 
 from rule_compiler.catalog import Catalog, Connection
 from rule_compiler.conditions.durations import DURATION_RE, DurationError, parse_duration
-from rule_compiler.definitions.report import ReportDefinition, ReportQuery
+from rule_compiler.definitions.report import (
+    EmailDelivery,
+    ReportDefinition,
+    ReportQuery,
+    StorageDelivery,
+)
 from rule_compiler.errors import Issue
-from rule_compiler.runtime.notify import is_address
+from rule_compiler.runtime.notify import is_address, is_user_name
 from rule_compiler.settings import include_dir
 from rule_compiler.sql_check import QUERY_PARAMETERS
+from rule_compiler.storage_locations import is_under, location_prefix, storage_location_problem
 from rule_compiler.templating import TemplateCheckError, check_template
 from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.triggers import check_interval, check_query
@@ -29,7 +35,6 @@ from rule_compiler.validation.triggers import check_interval, check_query
 REPORT_TEMPLATE_VARIABLES = ("report", "run", "queries", "charts", "parameters", "files")
 SQL_FOLDER = Path("sql") / "reports"
 TEMPLATE_FOLDER = Path("templates") / "reports"
-STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "az", "adl")
 
 
 @dataclass
@@ -174,33 +179,88 @@ def _check_deliveries(report: ReportDefinition, refs: CatalogRefs, issues: list[
     for index, delivery in enumerate(report.deliver):
         path = f"deliver[{index}]"
         if delivery.type == "email":
-            for number, address in enumerate(delivery.to):
-                if not is_address(address):
-                    issues.append(Issue(f"{path}.to[{number}]", f"{address!r} is not an email address"))
-            for number, fmt in enumerate(delivery.attach or []):
-                if fmt not in report.formats:
-                    issues.append(
-                        Issue(f"{path}.attach[{number}]", f"'{fmt}' is not one of the report's formats")
-                    )
-            if delivery.subject:
-                _template_issue(delivery.subject, f"{path}.subject", issues)
+            _check_email(delivery, report, path, issues)
         elif delivery.type in ("slack", "webhook"):
             kind = "slack" if delivery.type == "slack" else "http"
             refs.connection(delivery.connection, f"{path}.connection", issues, kind)
+        elif delivery.type == "in_app":
+            for number, name in enumerate(delivery.to):
+                if not is_user_name(name):
+                    message = f"{name[:100]!r} is not a user name (letters, digits and . _ @ + -)"
+                    issues.append(Issue(f"{path}.to[{number}]", message))
         elif delivery.type == "storage":
-            scheme = (delivery.location or "file://").split("://", 1)[0] if delivery.location else "file"
-            if delivery.location is not None and (
-                "://" not in delivery.location or scheme not in STORAGE_SCHEMES
-            ):
-                issues.append(
-                    Issue(
-                        f"{path}.location",
-                        f"give a URL such as s3://bucket/folder (schemes: {', '.join(STORAGE_SCHEMES)})",
-                    )
-                )
-            if ".." in delivery.path.split("/"):
-                issues.append(Issue(f"{path}.path", "the folder may not climb out of the location ('..')"))
-            _template_issue(delivery.path, f"{path}.path", issues)
+            _check_storage(delivery, refs, path, issues)
+
+
+def _check_email(delivery: EmailDelivery, report: ReportDefinition, path: str, issues: list[Issue]) -> None:
+    for number, address in enumerate(delivery.to):
+        if not is_address(address):
+            issues.append(Issue(f"{path}.to[{number}]", f"{address!r} is not an email address"))
+    for number, fmt in enumerate(delivery.attach or []):
+        if fmt not in report.formats:
+            issues.append(Issue(f"{path}.attach[{number}]", f"'{fmt}' is not one of the report's formats"))
+    if delivery.subject:
+        _template_issue(delivery.subject, f"{path}.subject", issues)
+
+
+def _check_storage(delivery: StorageDelivery, refs: CatalogRefs, path: str, issues: list[Issue]) -> None:
+    if ".." in delivery.path.split("/"):
+        issues.append(Issue(f"{path}.path", "the folder may not climb out of the location ('..')"))
+    _template_issue(delivery.path, f"{path}.path", issues)
+    if delivery.location is not None or delivery.connection is not None:
+        _check_storage_place(delivery.location, delivery.connection, refs, path, issues)
+
+
+def _check_storage_place(
+    location: str | None, conn_id: str | None, refs: CatalogRefs, path: str, issues: list[Issue]
+) -> None:
+    """Deny by default: a ``location`` (and a ``connection``) must be one of the organization's
+    catalog storage connections and lie under one of its ``locations``; neither is the admin's
+    default folder."""
+    problem = storage_location_problem(location) if location is not None else None
+    if problem:
+        issues.append(Issue(f"{path}.location", problem))
+    if conn_id is None:
+        issues.append(Issue(f"{path}.connection", _needs_storage_connection(refs.catalog), "catalog"))
+        return
+    connection = refs.connection(conn_id, f"{path}.connection", issues, "storage")
+    if connection is None or problem:
+        return
+    allowed = ", ".join(location_prefix(prefix) for prefix in connection.locations)
+    if location is None:
+        first = location_prefix(connection.locations[0])
+        message = (
+            f"say where to write with connection '{conn_id}': add `location: {first}` "
+            f"(or a folder under any of {allowed})"
+        )
+    elif not any(is_under(location, prefix) for prefix in connection.locations):
+        message = (
+            f"connection '{conn_id}' may write only under {allowed}; choose a location under one of "
+            "them, or have a platform administrator add its prefix to the connection's `locations` "
+            "in the catalog"
+        )
+    else:
+        return
+    issues.append(Issue(f"{path}.location", message, "catalog"))
+
+
+def _needs_storage_connection(catalog: Catalog | None) -> str:
+    storage = sorted(
+        f"'{conn_id}' ({', '.join(connection.locations)})"
+        for conn_id, connection in (catalog.connections.items() if catalog else ())
+        if connection.kind == "storage"
+    )
+    where = (
+        f"its storage connections: {'; '.join(storage)}"
+        if storage
+        else "it has none: a platform administrator adds a connection of kind storage, with the "
+        "`locations` it may write under, to the catalog"
+    )
+    return (
+        "a storage `location` needs `connection`: a storage connection of the organization's "
+        f"catalog that lists the location under its `locations` ({where}); without both, the "
+        "files go to the default folder"
+    )
 
 
 def _check_alert(report: ReportDefinition, columns: dict[str, list[str] | None], issues: list[Issue]) -> None:

@@ -7,9 +7,15 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import json
 import re
+import subprocess
+import sys
+import time
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from email.message import EmailMessage
 from pathlib import Path
@@ -145,3 +151,41 @@ def png_data_uris(html: str) -> list[bytes]:
 def inbox_messages(store: RuleStore) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(sa.select(notification_inbox))]
+
+
+@dataclasses.dataclass
+class DemoMailSink:
+    """``scripts/demo_mail_sink.py`` running: its process, mail folder and announced connection."""
+
+    process: subprocess.Popen[str]
+    folder: Path
+    connection: dict[str, Any]
+
+    def messages(self) -> list[Path]:
+        return sorted(self.folder.glob("*.eml"))
+
+
+@contextmanager
+def running_demo_mail_sink(workdir: Path, deadline_seconds: float = 20.0) -> Iterator[DemoMailSink]:
+    """Start the demo mail sink as ``scripts/run-standalone.sh`` does; kill it afterwards."""
+    folder, announced = workdir / "mail", workdir / "mail-sink.json"
+    sink = ROOT / "scripts" / "demo_mail_sink.py"
+    process = subprocess.Popen(
+        [sys.executable, str(sink), "--folder", str(folder), "--connection-file", str(announced)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + deadline_seconds
+        while not announced.is_file():
+            assert process.poll() is None, "the demo mail sink exited at start"
+            assert time.monotonic() < deadline, "the demo mail sink did not announce its connection"
+            time.sleep(0.05)
+        yield DemoMailSink(process, folder, json.loads(announced.read_text(encoding="utf-8")))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -166,6 +166,23 @@ def test_connections_are_added_by_platform_admins_only(api: Api, store: RuleStor
     assert api.as_("ada").put("/catalog", json=removed).status_code == 200  # narrowing is the org's call
 
 
+def test_storage_locations_are_set_by_platform_admins_only(api: Api, store: RuleStore) -> None:
+    catalog = catalog_for("acme")
+    catalog["connections"]["reports_bucket"] = {"kind": "storage", "locations": ["s3://acme-reports/"]}
+    assert api.as_("root").put("/catalog?organization=acme", json=catalog).status_code == 200
+    version = store.catalog_version("acme")
+    widened = catalog_for("acme")
+    widened["connections"]["reports_bucket"] = {
+        "kind": "storage",
+        "locations": ["s3://acme-reports/", "file:///etc/"],
+    }
+    refused = api.as_("ada").put("/catalog", json=widened)
+    assert refused.status_code == 403
+    assert "locations of reports_bucket" in refused.json()["detail"]
+    assert store.catalog_version("acme") == version
+    assert api.as_("root").put("/catalog?organization=acme", json=widened).status_code == 200
+
+
 def test_sync_reflects_the_database_dry_run_first(
     api: Api, store: RuleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,8 @@ statement timeout, row cap) and writes the manifest; it decides whether the run 
 task instance per delivery, each retried on its own and recorded before and after every attempt
 under a key of (report, data interval end, delivery index), so a second run of the same interval
 sends nothing again. ``record_report`` (``all_done``) settles the execution log: success, partial
-(some deliveries failed), skipped-empty, not-triggered or error.
+(some deliveries failed), skipped-empty, not-triggered or error; then it removes the report's run
+folders older than ``AUTOMATION_REPORTS_WORKDIR_RETENTION`` (never its own run's).
 
 Nothing here passes through Airflow's templater (``template_fields = ()``): report SQL, templates,
 subjects and paths are rendered only by our sandbox. XCom carries ids, counts and file names.
@@ -121,7 +122,15 @@ class ReportQueriesOperator(ReportTaskOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from rule_compiler.reports.errors import ReportAlertError, ReportParameterError
+        from rule_compiler.reports.queries import ReportQueryRefusedError
 
+        # no retry can fix these (a timeout or a lost connection is retried)
+        permanent_errors = (
+            ReportParameterError,
+            ReportAlertError,
+            ReportQueryRefusedError,
+            PermanentActionError,
+        )
         start, end = self.interval(context)
         logical = context.get("logical_date")
         overrides = _overrides(context)
@@ -142,7 +151,7 @@ class ReportQueriesOperator(ReportTaskOperator):
             manifest = self._run_queries(context, overrides, start, end)
             verdict, digest = self._decide(manifest.results, end)
         except Exception as exc:
-            permanent = isinstance(exc, ReportParameterError | ReportAlertError | PermanentActionError)
+            permanent = isinstance(exc, permanent_errors)
             if permanent or self.final_try(context):
                 report_runs.finish_report_run(self.engine, run_pk, "error", now=utcnow(), error=describe(exc))
             if permanent:
@@ -322,7 +331,8 @@ class ReportDeliverOperator(ReportTaskOperator):
             return {**summary, "status": "already_sent"}
         started = time.monotonic()
         try:
-            outgoing = Outgoing(key=key, info=self._info(context), paths=self._paths(context))
+            paths = self._paths(context)  # first: a missing file is a permanent error
+            outgoing = Outgoing(key=key, info=self._info(context), paths=paths)
             timeout = (
                 self.execution_timeout.total_seconds() if self.execution_timeout else MAX_DELIVERY_SECONDS
             )
@@ -363,7 +373,8 @@ class ReportDeliverOperator(ReportTaskOperator):
             path = workdir / str(rendered.get("file")) if isinstance(rendered, dict) else None
             if path is None or not path.is_file():
                 raise PermanentActionError(
-                    f"this run's {fmt} file is missing; clear render_{fmt} to make it again"
+                    f"this run's {fmt} file is missing; clear render_{fmt} to make it again "
+                    "(or the whole run, when its folder was removed after the retention)"
                 )
             paths[str(fmt)] = path
         return paths
@@ -401,6 +412,12 @@ class ReportOutcomeOperator(ReportTaskOperator):
     ui_color = "#f1f3f4"
 
     def execute(self, context: Any) -> str:
+        try:
+            return self._settle(context)
+        finally:
+            self._sweep_workdirs(context)
+
+    def _settle(self, context: Any) -> str:
         self.pin(context)
         row = self.run_row(context)
         if row is None:
@@ -445,6 +462,26 @@ class ReportOutcomeOperator(ReportTaskOperator):
         if problems:
             raise AirflowFailException(f"report {status}: {'; '.join(problems)}")
         return status
+
+    def _sweep_workdirs(self, context: Mapping[str, Any]) -> None:
+        """Remove this report's run folders older than the retention, never this run's; a problem
+        here is logged, never fails the run."""
+        from rule_compiler.reports.workdir import sweep_run_workdirs, workdir_base, workdir_retention
+
+        try:
+            sweep = sweep_run_workdirs(
+                workdir_base(),
+                self.dag_id,
+                keep_run_id=str(context["run_id"]),
+                older_than=workdir_retention(),
+            )
+        except (OSError, ValueError) as exc:
+            self.log.warning("old run folders were not removed: %s", describe(exc))
+            return
+        if sweep.removed:
+            self.log.info("removed %d old run folder(s): %s", len(sweep.removed), ", ".join(sweep.removed))
+        for name, error in sweep.failed.items():
+            self.log.warning("could not remove the old run folder %s: %s", name, error)
 
 
 def utc(value: Any) -> dt.datetime:

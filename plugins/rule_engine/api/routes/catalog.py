@@ -156,18 +156,23 @@ def _table_problems(table: Table) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _check_connections(principal: Principal, current: Catalog | None, new: Catalog) -> None:
-    """403 when an organization admin adds a connection id or changes a connection's kind."""
+    """403 when an organization admin adds a connection id or changes a connection's kind or, for a
+    storage connection, the locations it may write under (a path of the worker's disk or a bucket)."""
     if principal.platform_admin:
         return
     before = current.connections if current is not None else {}
     added = sorted(c for c in new.connections if c not in before)
-    changed = sorted(c for c, v in new.connections.items() if c in before and before[c].kind != v.kind)
+    changed = sorted(
+        c
+        for c, v in new.connections.items()
+        if c in before and (before[c].kind != v.kind or before[c].locations != v.locations)
+    )
     if added or changed:
         what = "; ".join(
             part
             for part in (
                 f"adds {', '.join(added)}" if added else "",
-                f"changes the kind of {', '.join(changed)}" if changed else "",
+                f"changes the kind or locations of {', '.join(changed)}" if changed else "",
             )
             if part
         )
