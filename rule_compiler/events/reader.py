@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from rule_compiler.definitions import Event
 from rule_compiler.events.outbox import advance_cursor, cursor_position, cursors, event_from_row, outbox
+from rule_compiler.runtime.rows import table_exists
 
 __all__ = [
     "Batch",
@@ -31,6 +32,7 @@ __all__ = [
     "has_cursor",
     "newest_id",
     "rule_consumer_name",
+    "saved_position",
     "table_event_ids",
 ]
 
@@ -151,11 +153,15 @@ def _snapshot(conn: sa.Connection) -> tuple[int, int] | None:
 
 def has_cursor(conn: sa.Connection, consumer: str) -> bool:
     """Whether ``consumer`` has a durable cursor yet."""
-    if not sa.inspect(conn).has_table(cursors.name):
-        return False
-    return (
-        conn.execute(sa.select(cursors.c.consumer).where(cursors.c.consumer == consumer)).first() is not None
-    )
+    return saved_position(conn, consumer) is not None
+
+
+def saved_position(conn: sa.Connection, consumer: str) -> int | None:
+    """``consumer``'s durable cursor, or None when it has none yet (or no cursor table exists)."""
+    if not table_exists(conn, cursors.name):
+        return None
+    value = conn.execute(sa.select(cursors.c.last_id).where(cursors.c.consumer == consumer)).first()
+    return None if value is None else int(value[0] or 0)
 
 
 def newest_id(conn: sa.Connection) -> int:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.faults import faultpoint
-from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.runtime.rows import reflect_table, table_exists
 from rule_compiler.upserts import conflict_insert
 
 LEDGER_TABLE = "rule_engine_ledger"
@@ -77,8 +77,11 @@ def _set_timeouts(conn: sa.Connection, timeouts: Timeouts) -> None:
 
 
 def ensure_ledger(engine: sa.Engine) -> None:
-    """Create the ledger table in the application database if it is not there yet: one
-    ``CREATE TABLE IF NOT EXISTS`` (no catalog reflection at each task start)."""
+    """Create the ledger table in the application database if it is not there yet (a cheap existence
+    check first: even ``CREATE TABLE IF NOT EXISTS`` costs a DDL round trip at each task start)."""
+    with engine.connect() as conn:
+        if table_exists(conn, LEDGER_TABLE):
+            return
     try:
         with engine.begin() as conn:
             conn.execute(sa.schema.CreateTable(ledger, if_not_exists=True))

@@ -35,9 +35,17 @@ def reflect_table(conn: sa.Connection, name: str) -> sa.Table:
     return sa.Table(name, sa.MetaData(), *(sa.Column(c["name"], c["type"]) for c in columns))
 
 
+def table_exists(conn: sa.Connection, name: str) -> bool:
+    """Whether the table exists: one ``to_regclass`` on Postgres (no catalog reflection query to
+    compile in a fresh task process), the inspector elsewhere."""
+    if conn.dialect.name == "postgresql":
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        return conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quoted}).scalar() is not None
+    return bool(sa.inspect(conn).has_table(name))
+
+
 def _described_table(conn: sa.Connection, name: str) -> sa.Table:
-    quoted = conn.dialect.identifier_preparer.quote(name)
-    if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quoted}).scalar() is None:
+    if not table_exists(conn, name):
         raise sa.exc.NoSuchTableError(name)
     result = conn.execute(sa.select(sa.text("*")).select_from(sa.table(name)).limit(0))
     description = result.cursor.description if result.cursor is not None else None

@@ -166,3 +166,45 @@ def test_an_event_range_is_taken_once_and_a_retry_takes_the_same(app_db: sa.Engi
     _change(app_db, "UPDATE orders SET note = 'b' WHERE id = (SELECT MIN(id) FROM orders)")
     later = EventRange.take(app_db, "orders", "rule__acme__x", [], None)
     assert later.ids == [ids[-1] + 1] and later.after == taken.through
+
+
+def test_a_retried_evaluate_task_takes_the_events_its_first_try_recorded(
+    store: RuleStore, app_db: sa.Engine
+) -> None:
+    """The operator's retry path: only a retry (``try_number`` > 1) reads the run's log, and then takes
+    the recorded range, not the events that arrived since. The context stands in for Airflow's: the
+    retry of a real task instance cannot be started from ``dag.test()``."""
+    from types import SimpleNamespace
+
+    from rule_compiler.events.outbox import advance_cursor
+    from rule_compiler.events.reader import rule_consumer_name
+
+    install(app_db, "orders")
+    apply_rules(store, RULE)
+    with app_db.begin() as conn:
+        advance_cursor(conn, rule_consumer_name("orders", DAG_ID), 0)
+    first_order = _pending_order(app_db, "c.tier = 'vip'")
+    _change(app_db, "UPDATE orders SET status = 'paid' WHERE id = :a", a=first_order)
+    (first_event,) = _event_ids(app_db)
+    first = dagbag().dags[DAG_ID].test()
+    assert store.get_run(dag_id=DAG_ID, run_id=first.run_id).trace["event_range"] == [0, int(first_event)]
+    second_order = _pending_order(app_db, "c.tier = 'vip'")
+    _change(app_db, "UPDATE orders SET status = 'paid' WHERE id = :a", a=second_order)
+    second_event = _event_ids(app_db)[-1]
+
+    task = dagbag().dags[DAG_ID].get_task("evaluate_conditions")
+
+    def evaluate(run_id: str, try_number: int) -> Any:
+        context = {
+            "run_id": run_id,
+            "ti": SimpleNamespace(try_number=try_number),
+            "dag_run": SimpleNamespace(conf={}, run_type="asset_triggered", run_after=first.run_after),
+            "logical_date": first.logical_date,
+            "triggering_asset_events": {},
+        }
+        return task.execute(context)
+
+    retried = evaluate(first.run_id, try_number=2)
+    assert [event["event_id"] for event in retried["matched_events"]] == [first_event]
+    fresh = evaluate("asset_triggered__next", try_number=1)
+    assert [event["event_id"] for event in fresh["matched_events"]] == [second_event]

@@ -13,13 +13,13 @@ from pydantic import TypeAdapter
 
 from rule_compiler.conditions import NotTranslatableError, compile_condition
 from rule_compiler.definitions import ConditionNode, EventTrigger
-from rule_compiler.events.outbox import advance_cursor, cursor_position
+from rule_compiler.events.outbox import advance_cursor
 from rule_compiler.events.reader import (
     OutboxReader,
     events_by_ids,
-    has_cursor,
     newest_id,
     rule_consumer_name,
+    saved_position,
     table_event_ids,
 )
 from rule_compiler.runtime.events import (
@@ -49,9 +49,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         params = self.spec_params
         trigger = params["trigger"]
         run_id = str(context["run_id"])
-        # an event rule's retry takes the events its first try recorded
+        # an event rule's retry (or a cleared task) takes the events its first try recorded
+        retried = int(getattr(context.get("ti"), "try_number", 1) or 1) > 1
         previous = (
-            self.store.get_run(dag_id=self.dag_id, run_id=run_id) if trigger["type"] == "event" else None
+            self.store.get_run(dag_id=self.dag_id, run_id=run_id)
+            if trigger["type"] == "event" and retried
+            else None
         )
         run_pk = self.store.start_run(
             organization=self.rule_id.split("/")[0],
@@ -255,8 +258,9 @@ class EventRange:
             if earlier is not None:  # this task's retry: the same events
                 after, through = int(earlier[0]), int(earlier[1])
                 return cls(engine, consumer, after, through, table_event_ids(conn, table, after, through))
-            if has_cursor(conn, consumer):
-                after = cursor_position(conn, consumer)
+            saved = saved_position(conn, consumer)
+            if saved is not None:
+                after = saved
             else:
                 started_by = event_ids_of(payloads)
                 after = started_by[0] - 1 if started_by else newest_id(conn)
