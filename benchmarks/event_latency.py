@@ -237,6 +237,7 @@ class Bench:
         self.client = standalone.client()
         self.client.headers["Authorization"] = f"Bearer {standalone.token(*ADMIN)}"
         self.floor_asset_id: int | None = None
+        self.started_at = datetime.now(UTC)
 
     def prepare(self) -> None:
         dag_ids = (RULE_DAG_ID, FLOOR_DAG_ID)
@@ -272,10 +273,12 @@ class Bench:
     def event_rule(self, order_id: int) -> float:
         with self.app.begin() as conn:
             conn.execute(sa.text("UPDATE orders SET status = 'paid' WHERE id = :i"), {"i": order_id})
+        self.started_at = datetime.now(UTC)
         return wait_until(self.effect_seen(order_id), self.args.poll, self.args.timeout, f"order {order_id}")
 
     def floor(self, order_id: int) -> float:
         check = self.effect_seen(order_id)
+        self.started_at = datetime.now(UTC)
         started = time.perf_counter()
         response = self.client.post(
             "/api/v2/assets/events", json={"asset_id": self.floor_asset_id, "extra": {"order_id": order_id}}
@@ -285,6 +288,59 @@ class Bench:
         return (time.perf_counter() - started) + wait_until(
             check, self.args.poll, remaining, f"floor order {order_id}"
         )
+
+    def phases(self, dag_id: str, latency: float) -> dict[str, float]:
+        """Where one measured event's time went, from Airflow's own records (call once idle): start →
+        asset event → run queued → first task start/end → second task start → effect seen."""
+        runs = self.client.get(
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            params={"start_date_gte": self.started_at.isoformat(), "order_by": "start_date", "limit": 1},
+        ).json()["dag_runs"]
+        if not runs:
+            return {}
+        run = runs[0]
+        run_path = f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+        events = self.client.get(f"{run_path}/upstreamAssetEvents").json()["asset_events"]
+        tasks = sorted(
+            (
+                ti
+                for ti in self.client.get(f"{run_path}/taskInstances").json()["task_instances"]
+                if ti["start_date"]
+            ),
+            key=lambda ti: ti["start_date"],
+        )[:2]
+        if not events or len(tasks) < 2:
+            return {}
+        at = [
+            _instant(min(event["timestamp"] for event in events)),
+            _instant(run["queued_at"]),
+            _instant(tasks[0]["start_date"]),
+            _instant(tasks[0]["end_date"]),
+            _instant(tasks[1]["start_date"]),
+        ]
+        start = self.started_at.timestamp()
+        return {
+            "to_asset_event_s": at[0] - start,
+            "to_run_queued_s": at[1] - at[0],
+            "to_first_task_s": at[2] - at[1],
+            "first_task_s": at[3] - at[2],
+            "between_tasks_s": at[4] - at[3],
+            "second_task_to_effect_s": start + latency - at[4],
+        }
+
+
+def _instant(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+PHASES = (
+    ("to_asset_event_s", "start -> asset event"),
+    ("to_run_queued_s", "asset event -> run queued"),
+    ("to_first_task_s", "run queued -> first task starts"),
+    ("first_task_s", "first task"),
+    ("between_tasks_s", "first task ends -> second starts"),
+    ("second_task_to_effect_s", "second task starts -> effect seen"),
+)
 
 
 def summary(times: list[float]) -> dict[str, Any]:
@@ -322,7 +378,20 @@ def table(result: dict[str, Any]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     lines.append(f"target: median ratio <= {TARGET}x -> {result['verdict']}")
+    if result.get("phases"):
+        lines.append("")
+        lines.append("median of each phase (Airflow's timestamps)   event rule   floor")
+        for key, label in PHASES:
+            event_phase = result["phases"]["event_rule"].get(key)
+            floor_phase = result["phases"]["floor"].get(key)
+            if event_phase is not None and floor_phase is not None:
+                lines.append(f"  {label:<44}{event_phase:>8.2f} s  {floor_phase:>6.2f} s")
     return "\n".join(lines)
+
+
+def _phase_medians(rows: list[dict[str, float]]) -> dict[str, float]:
+    found = [row for row in rows if row]
+    return {key: statistics.median(row[key] for row in found) for key, _ in PHASES} if found else {}
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -355,16 +424,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 bench = Bench(standalone, app, args)
                 bench.prepare()
                 times: dict[str, list[float]] = {"event_rule": [], "floor": []}
+                phases: dict[str, list[dict[str, float]]] = {"event_rule": [], "floor": []}
                 for i in range(per_path):
-                    for name, measure, order_id in (
-                        ("event_rule", bench.event_rule, rule_orders[i]),
-                        ("floor", bench.floor, floor_orders[i]),
+                    for name, measure, order_id, dag_id in (
+                        ("event_rule", bench.event_rule, rule_orders[i], RULE_DAG_ID),
+                        ("floor", bench.floor, floor_orders[i], FLOOR_DAG_ID),
                     ):
                         bench.wait_idle()
                         elapsed = measure(order_id)
                         label = "warm-up" if i < args.warmup else f"{i - args.warmup + 1}/{args.events}"
                         if i >= args.warmup:
                             times[name].append(elapsed)
+                            bench.wait_idle()
+                            phases[name].append(bench.phases(dag_id, elapsed))
                         progress(f"{name:<10} {label:>7}: {elapsed:.2f} s")
                 bench.wait_idle()
                 progress("stopping airflow standalone")
@@ -391,6 +463,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "p95_ratio": event["p95_s"] / floor["p95_s"],
         "target": TARGET,
         "verdict": "PASS" if ratio <= TARGET else "FAIL",
+        "phases": {name: _phase_medians(rows) for name, rows in phases.items()},
     }
     progress(f"event rule {seconds(times['event_rule'])}")
     progress(f"floor      {seconds(times['floor'])}")
