@@ -15,9 +15,11 @@ on ``orders``, two paths are timed one event at a time, alternating:
    when the row shows the change.
 
 Before each measurement the system must be idle (every outbox event handed on, no queued asset
-event, no queued or running run), so one event's runs never queue behind another's. The first
-``--warmup`` events of each path are not counted. The dags folder is a temporary folder holding a
-symlink to ``dags/automation_dags.py`` and the floor DAG's file.
+event, no queued or running run), so one event's runs never queue behind another's; then a random
+pause of up to ``--jitter`` seconds (1 s) unties the event from Airflow's once-a-second loops, which
+the idle check is otherwise in step with (without it a run's medians drift by ±0.2 s with the
+phase). The first ``--warmup`` events of each path are not counted. The dags folder is a temporary
+folder holding a symlink to ``dags/automation_dags.py`` and the floor DAG's file.
 
 ratio = median(event rule) / median(floor); target 1.3.
 
@@ -34,6 +36,7 @@ import argparse
 import math
 import os
 import platform
+import random
 import shutil
 import statistics
 import sys
@@ -127,6 +130,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20, help="timed events per path (20)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed events per path first (2)")
     parser.add_argument("--poll", type=float, default=0.02, help="row poll interval in seconds (0.02)")
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=1.0,
+        help="a random pause of up to this many seconds before each event, so events arrive at random "
+        "points of Airflow's once-a-second loops (1.0; 0 sends each event as soon as the system is idle)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the jitter (1)")
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds one effect may take before the run stops (300)"
     )
@@ -238,6 +249,7 @@ class Bench:
         self.client.headers["Authorization"] = f"Bearer {standalone.token(*ADMIN)}"
         self.floor_asset_id: int | None = None
         self.started_at = datetime.now(UTC)
+        self.random = random.Random(args.seed)
 
     def prepare(self) -> None:
         dag_ids = (RULE_DAG_ID, FLOOR_DAG_ID)
@@ -260,6 +272,12 @@ class Bench:
 
     def wait_idle(self) -> None:
         self.standalone.wait_for("an idle system", self.idle, self.args.timeout, interval=0.5)
+
+    def pause(self) -> None:
+        """Idle is noticed at a moment tied to Airflow's own loops (the scheduler's and the
+        triggerer's run about once a second); a random pause unties the next event from them, as
+        real changes are."""
+        time.sleep(self.random.uniform(0, self.args.jitter))
 
     def effect_seen(self, order_id: int) -> Callable[[], bool]:
         query = sa.text("SELECT priority FROM orders WHERE id = :i")
@@ -431,6 +449,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         ("floor", bench.floor, floor_orders[i], FLOOR_DAG_ID),
                     ):
                         bench.wait_idle()
+                        bench.pause()
                         elapsed = measure(order_id)
                         label = "warm-up" if i < args.warmup else f"{i - args.warmup + 1}/{args.events}"
                         if i >= args.warmup:
@@ -454,6 +473,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "events": args.events,
             "warmup": args.warmup,
             "poll_s": args.poll,
+            "jitter_s": args.jitter,
             "parallelism": 4,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         },

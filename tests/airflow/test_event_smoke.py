@@ -384,3 +384,6 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
 
     # The durable cursor reached the last event.
     assert _cursor(app) == _max_outbox_id(app) >= max(c.event_id for c in noted)
+
+    # The scheduler preloaded the task modules before it forked its workers (rule_engine/preload.py).
+    assert "rule engine preload: task modules imported" in standalone.log.read_text(errors="replace")
