@@ -63,7 +63,7 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
     """One literal ``with DAG(...)`` block building what ``render_dag`` builds for this spec."""
     from rule_engine.operators.actions import ActionOperator
     from rule_engine.render.dag import UNSUPPORTED_TRIGGERS, RenderErrorOperator
-    from rule_engine.render.registry import OPERATORS
+    from rule_engine.render.registry import operator_class as operator_of
 
     lines: list[str] = []
     var = f"dag_{number:04d}"
@@ -134,7 +134,7 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
     names: dict[str, str] = {}
     taken: set[str] = set()
     for task in spec.tasks:
-        operator_class = OPERATORS[task.kind]
+        operator_class = operator_of(task.kind)
         out.imports[operator_class.__name__] = operator_class.__module__
         name = names[task.task_id] = _identifier(task.task_id, taken)
         pairs = [
