@@ -3,13 +3,11 @@ overrides, and ``GET /reports/{name}/runs`` reads the report execution log."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler.reports.errors import ReportParameterError
 from rule_compiler.reports.queries import coerce
@@ -19,6 +17,7 @@ from rule_engine.api import airflow_runs
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.common import errors
 from rule_engine.api.routes.reports import KIND, ReportName
+from rule_engine.api.run_trigger import start_audited_run
 from rule_engine.api.schemas import (
     Page,
 )
@@ -98,35 +97,16 @@ def trigger_report(
         )
     trigger = body or ReportTriggerRequest()
     conf = _overrides(stored.source, trigger.payload)
-    now = dt.datetime.now(dt.UTC)
-    run_id = airflow_runs.new_run_id(now)
-    try:
-        reason = request.app.state.render_errors([stored.dag_id]).get(stored.dag_id)
-        if reason is not None:
-            raise airflow_runs.NotRunnableError(f"Airflow could not render report '{name}': {reason}")
-        airflow_runs.runnable_check(name, stored.dag_id, stored.spec_hash)
-        store.record_audit(
-            organization=principal.organization,
-            actor=principal.username,
-            action="create",
-            kind="report_run",
-            name=name,
-            version=stored.version,
-            detail={"dag_id": stored.dag_id, "run_id": run_id, "conf_keys": sorted(conf), **conf},
-        )
-        started = airflow_runs.start_run(
-            stored.dag_id, run_id=run_id, conf=conf, user=principal.username, note=trigger.note, now=now
-        )
-    except airflow_runs.NotRunnableError as exc:
-        wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=wait) from None
-    except SQLAlchemyError:
-        log.warning("Airflow's metadata DB failed while triggering %s", stored.dag_id, exc_info=True)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Airflow's metadata database did not answer; try again later",
-            headers={"Retry-After": "5"},
-        ) from None
+    started = start_audited_run(
+        store=store,
+        principal=principal,
+        request=request,
+        stored=stored,
+        conf=conf,
+        note=trigger.note,
+        what="report",
+        audit_kind="report_run",
+    )
     return ReportRunStarted(
         report=name,
         version=stored.version,

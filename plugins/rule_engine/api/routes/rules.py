@@ -7,7 +7,6 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request, Response, status
-from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler import rule_tester
 from rule_compiler.catalog import Catalog
@@ -17,6 +16,7 @@ from rule_engine.api import airflow_runs, rule_ops
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
 from rule_engine.api.routes import definitions
 from rule_engine.api.routes.common import errors
+from rule_engine.api.run_trigger import start_audited_run
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -379,35 +379,16 @@ def trigger_rule(
         )
     trigger = body or TriggerRequest()
     conf = airflow_runs.run_conf(rule_ops.trigger_type(stored.source), trigger.payload)
-    now = dt.datetime.now(dt.UTC)
-    run_id = airflow_runs.new_run_id(now)
-    try:
-        reason = request.app.state.render_errors([stored.dag_id]).get(stored.dag_id)
-        if reason is not None:
-            raise airflow_runs.NotRunnableError(f"Airflow could not render rule '{name}': {reason}")
-        airflow_runs.runnable_check(name, stored.dag_id, stored.spec_hash)
-        store.record_audit(
-            organization=principal.organization,
-            actor=principal.username,
-            action="create",
-            kind="run",
-            name=name,
-            version=stored.version,
-            detail={"dag_id": stored.dag_id, "run_id": run_id, "conf_keys": sorted(conf), **conf},
-        )
-        started = airflow_runs.start_run(
-            stored.dag_id, run_id=run_id, conf=conf, user=principal.username, note=trigger.note, now=now
-        )
-    except airflow_runs.NotRunnableError as exc:
-        wait = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc), headers=wait) from None
-    except SQLAlchemyError:
-        log.warning("Airflow's metadata DB failed while triggering %s", stored.dag_id, exc_info=True)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Airflow's metadata database did not answer; try again later",
-            headers={"Retry-After": "5"},
-        ) from None
+    started = start_audited_run(
+        store=store,
+        principal=principal,
+        request=request,
+        stored=stored,
+        conf=conf,
+        note=trigger.note,
+        what="rule",
+        audit_kind="run",
+    )
     return RunStarted(
         rule=name,
         version=stored.version,
