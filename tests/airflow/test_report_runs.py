@@ -284,7 +284,7 @@ def test_a_run_without_a_logical_date_reads_the_last_complete_interval(
     store: RuleStore, app_db: sa.Engine, smtp: Inbox, folders: dict[str, Path]
 ) -> None:
     """As a run triggered from the UI without a date: Airflow gives it no data interval."""
-    from rule_engine.operators.reports import last_complete_interval
+    from rule_engine.operators.report_base import last_complete_interval
 
     apply_rules(store, ROOT / "include" / "reports" / "weekly-sales.yaml")
 
