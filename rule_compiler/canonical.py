@@ -6,6 +6,10 @@ import hashlib
 import json
 from typing import Any
 
+#: The largest compiled spec (its canonical JSON, UTF-8) registration stores and the DAG loader renders.
+#: The largest example's is about 7 KB; a rule at the 1,000-leaf limit is about 250 KB.
+MAX_SPEC_BYTES = 256 * 1024
+
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no insignificant whitespace, UTF-8 kept, NaN refused."""

@@ -7,7 +7,8 @@ data (a YAML/JSON document stored, versioned, in the rule store) so it is pure a
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -89,6 +90,13 @@ class Connection(StrictModel):
         description="storage connections only, at least one: the URL prefixes report files may be "
         "written under with this connection (s3://acme-reports/, file:///srv/reports/acme/)",
     )
+    query_role: Identifier | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,  # catalogs without it dump (and hash) as before
+        description="database connections only (Postgres): the restricted role author SQL (report "
+        "queries, data triggers) runs as, with SET LOCAL ROLE; it may only SELECT the catalog's "
+        "tables (`rule-compiler catalog grants` prints the statements). Set by a platform administrator",
+    )
 
     @model_validator(mode="after")
     def _locations_only_for_storage(self) -> Self:
@@ -101,6 +109,8 @@ class Connection(StrictModel):
             raise ValueError(f"a {self.kind} connection has no `locations`; only a storage connection does")
         if self.kind == "storage" and self.tables:
             raise ValueError("a storage connection has no tables")
+        if self.kind != "database" and self.query_role is not None:
+            raise ValueError(f"a {self.kind} connection has no `query_role`; only a database connection does")
         return self
 
 
@@ -160,3 +170,15 @@ def resolve_field(connection: Connection, table_name: str, path: str) -> Resolve
             f"(its columns: {', '.join(sorted(current.columns))})"
         )
     return ResolvedField(path, hops, current_name, column_name, column)
+
+
+def query_role_of(catalog: Catalog | Mapping[str, Any] | None, conn_id: str) -> str | None:
+    """The query role the catalog names for connection ``conn_id`` (None: none, or no such connection)."""
+    if catalog is None:
+        return None
+    if isinstance(catalog, Catalog):
+        connection = catalog.connections.get(conn_id)
+        return None if connection is None else connection.query_role
+    raw = (catalog.get("connections") or {}).get(conn_id) or {}
+    role = raw.get("query_role") if isinstance(raw, Mapping) else None
+    return str(role) if role else None

@@ -295,7 +295,8 @@ def merge_connection(
         if lines:
             changes.table_changes[name] = lines
     connections = dict(current.connections)
-    connections[connection_id] = Connection(kind="database", tables=merged_tables)
+    role = previous.query_role if previous is not None and previous.kind == "database" else None
+    connections[connection_id] = Connection(kind="database", tables=merged_tables, query_role=role)
     catalog = Catalog(organization=organization, connections=dict(sorted(connections.items())))
     return MergeResult(catalog, changes)
 

@@ -8,6 +8,12 @@ template, ``{param: x}`` values (also in the ``with`` of a nested ``use``) are r
 ``use`` that cannot be expanded is left in place (the caller reports the issues and skips checks of
 that tree). Expanded paths do not exist in the document, so :func:`relocate` moves problems found
 later inside an expansion to the ``use`` node that brought it in.
+
+Expansion multiplies: a template of 100 leaves used 100 times by another, used 30 times by a third, is
+300,000 leaves from one short ``use``. So before anything is expanded, :func:`expansion_issues` counts
+the leaves each tree would expand to (one cheap pass over the template graph, each template counted
+once per nesting level) and refuses more than :data:`MAX_EXPANDED_LEAVES` per rule or template, at
+the ``use`` that brings in the most; the expander never runs then.
 """
 
 from __future__ import annotations
@@ -31,11 +37,14 @@ from rule_compiler.definitions import (
     RuleDefinition,
     UseTemplate,
 )
-from rule_compiler.definitions.conditions import template_uses
+from rule_compiler.definitions.conditions import children_of, template_uses
 from rule_compiler.errors import Issue
 
 #: How deep templates may use templates: a rule's ``use`` is level 1.
 MAX_TEMPLATE_DEPTH = 3
+#: At most this many leaf conditions in a rule (its conditions and every action's ``where``) or in a
+#: template, counted as if every ``use`` were expanded. The largest example rule has 5.
+MAX_EXPANDED_LEAVES = 1_000
 PARAM_ONLY_IN_TEMPLATES = "`{param: ...}` is only allowed inside a condition_template"
 
 Templates = Mapping[str, ConditionTemplateDefinition]
@@ -43,10 +52,13 @@ Templates = Mapping[str, ConditionTemplateDefinition]
 Origins = dict[str, str]
 
 __all__ = [
+    "MAX_EXPANDED_LEAVES",
     "MAX_TEMPLATE_DEPTH",
     "PARAM_ONLY_IN_TEMPLATES",
     "expand_conditions",
     "expand_rule",
+    "expanded_leaves",
+    "expansion_issues",
     "is_param_ref",
     "relocate",
     "type_problem",
@@ -90,7 +102,12 @@ def type_problem(kind: str, value: Any) -> str | None:
 def expand_conditions(
     node: ConditionNode, templates: Templates, path: str
 ) -> tuple[ConditionNode, list[Issue]]:
-    """``node`` with every ``use`` replaced by its template's condition; the problems found."""
+    """``node`` with every ``use`` replaced by its template's condition; the problems found.
+
+    A tree that would expand past :data:`MAX_EXPANDED_LEAVES` is returned as it is, with that problem.
+    """
+    if too_big := expansion_issues([(path, node)], templates):
+        return node, too_big
     expander = _Expander(templates)
     return expander.node(node, path, (), None), expander.issues
 
@@ -99,8 +116,80 @@ def expand_template_condition(
     template: ConditionTemplateDefinition, templates: Templates
 ) -> tuple[ConditionNode, list[Issue]]:
     """Expand the nested ``use`` nodes of a template's own condition (its ``{param}`` stay as they are)."""
-    expander = _Expander({**templates, template.name: template}, keep_params=True)
+    templates = {**templates, template.name: template}
+    if too_big := expansion_issues([("condition", template.condition)], templates, level=1):
+        return template.condition, too_big
+    expander = _Expander(templates, keep_params=True)
     return expander.node(template.condition, "condition", (template.name,), None), expander.issues
+
+
+class _LeafCounter:
+    """How many leaves trees expand to, without expanding: each (template, level) is counted once.
+
+    It mirrors the expander: a ``use`` that will not expand (unknown template, too deep; a cycle is
+    too deep too) stays one node, which counts as one.
+    """
+
+    def __init__(self, templates: Templates) -> None:
+        self.templates = templates
+        self.memo: dict[tuple[str, int], int] = {}
+
+    def node(self, node: ConditionNode, level: int) -> int:
+        if isinstance(node, Condition):
+            return 1
+        if isinstance(node, UseTemplate):
+            return self.use(node.use, level + 1)
+        return sum(self.node(child, level) for _, child in children_of(node, ""))
+
+    def use(self, name: str, level: int) -> int:
+        template = self.templates.get(name)
+        if template is None or level > MAX_TEMPLATE_DEPTH:
+            return 1
+        key = (name, level)
+        if key not in self.memo:
+            self.memo[key] = self.node(template.condition, level)
+        return self.memo[key]
+
+
+def expanded_leaves(node: ConditionNode, templates: Templates) -> int:
+    """The number of leaf conditions ``node`` has once its ``use`` nodes are expanded (not expanding)."""
+    return _LeafCounter(templates).node(node, 0)
+
+
+def expansion_issues(
+    trees: list[tuple[str, ConditionNode]], templates: Templates, *, level: int = 0
+) -> list[Issue]:
+    """The problem when ``trees`` (path, tree) together would expand past :data:`MAX_EXPANDED_LEAVES`.
+
+    Counted before anything is expanded; reported at the ``use`` bringing in the most leaves (at the
+    biggest tree when none does). ``level``: how many templates deep the trees already are (1 inside
+    a template's own condition).
+    """
+    counter = _LeafCounter(templates)
+    total = 0
+    biggest: tuple[int, str, str] | None = None
+    for path, tree in trees:
+        total += counter.node(tree, level)
+        for use_path, use in template_uses(tree, path):
+            count = counter.use(use.use, level + 1)
+            if biggest is None or count > biggest[0]:
+                biggest = (count, f"{use_path}.use", use.use)
+    if total <= MAX_EXPANDED_LEAVES:
+        return []
+    limit = (
+        f"at most {MAX_EXPANDED_LEAVES:,} leaf conditions are allowed in a rule or template "
+        "once its condition templates are expanded"
+    )
+    if biggest is not None and biggest[0] > 1:
+        count, where, name = biggest
+        overall = "" if count == total else f" ({total:,} in all)"
+        message = (
+            f"condition template '{name}' expands to {count:,} leaf conditions{overall}; {limit}: "
+            "use fewer or smaller templates"
+        )
+        return [Issue(where, message, "too_many_conditions")]
+    path = max(trees, key=lambda item: counter.node(item[1], level))[0]
+    return [Issue(path, f"{total:,} leaf conditions; {limit}", "too_many_conditions")]
 
 
 class _Expander:
@@ -253,6 +342,11 @@ def expand_rule(rule: RuleDefinition, templates: Templates) -> tuple[RuleDefinit
     issues: list[Issue] = []
     origins: Origins = {}
     update: dict[str, Any] = {}
+    trees = _condition_trees(rule)
+    if too_big := expansion_issues(trees, templates):  # counted first: then nothing is expanded
+        for path, tree in trees:
+            origins.update({p: use.use for p, use in template_uses(tree, path)})
+        return rule, too_big, origins
     if rule.conditions is not None:
         origins.update({p: use.use for p, use in template_uses(rule.conditions, "conditions")})
         if origins:
@@ -270,6 +364,18 @@ def expand_rule(rule: RuleDefinition, templates: Templates) -> tuple[RuleDefinit
     if actions != list(rule.actions):
         update["actions"] = actions
     return (rule.model_copy(update=update) if update else rule), issues, origins
+
+
+def _condition_trees(rule: RuleDefinition) -> list[tuple[str, ConditionNode]]:
+    """A rule's condition trees with their paths: its conditions and every action's ``where``."""
+    trees: list[tuple[str, ConditionNode]] = []
+    if rule.conditions is not None:
+        trees.append(("conditions", rule.conditions))
+    for index, action in enumerate(rule.actions):
+        where: ConditionNode | None = getattr(action, "where", None)
+        if where is not None:
+            trees.append((f"actions[{index}].where", where))
+    return trees
 
 
 def relocate(issues: list[Issue], origins: Origins) -> list[Issue]:

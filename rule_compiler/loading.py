@@ -2,6 +2,9 @@
 
 YAML goes through a ``SafeLoader`` subclass only: tags that build Python objects are refused with
 the line they are on, and duplicate keys (which YAML silently lets the last one win) are errors.
+Documents nest at most :data:`MAX_NESTING_DEPTH` levels (YAML: checked while composing, before the
+recursion that a document thousands of levels deep would exhaust; JSON: the parser's own recursion
+limit, then a walk).
 """
 
 from __future__ import annotations
@@ -15,11 +18,60 @@ import yaml
 from rule_compiler.errors import DefinitionLoadError
 
 MAX_DOCUMENT_BYTES = 1_000_000
+#: How many levels of mappings and lists a document may nest (the deepest legitimate definition, a
+#: rule with conditions 12 groups deep, needs about 30). The REST view applies it to every JSON body.
+MAX_NESTING_DEPTH = 64
 DEFINITION_SUFFIXES = (".yaml", ".yml", ".json")
+NESTING_MESSAGE = f"the document nests more than {MAX_NESTING_DEPTH} levels of mappings and lists"
+
+
+def nesting_depth(value: Any, limit: int = MAX_NESTING_DEPTH) -> int:
+    """How deep mappings and lists nest in ``value`` (a scalar: 0), counting no further than ``limit + 1``.
+
+    Iterative, so any depth the parser produced is measured without recursion.
+    """
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= limit:
+                stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class _StrictSafeLoader(yaml.SafeLoader):
-    """Safe YAML with duplicate keys rejected."""
+    """Safe YAML with duplicate keys rejected, nesting bounded, and no anchors or aliases (a few
+    hundred bytes of nested aliases stand for gigabytes once built)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            what = (
+                f"alias '*{event.anchor}'"
+                if isinstance(event, yaml.AliasEvent)
+                else f"anchor '&{event.anchor}'"
+            )
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"YAML anchors and aliases are not accepted: {what}; write the value out",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            # scalars are nodes too (one level below their list or mapping): the walk after loading
+            # (nesting_depth) is exact; this only keeps the recursion bounded
+            if self._depth > MAX_NESTING_DEPTH + 1:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, NESTING_MESSAGE, mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -42,8 +94,12 @@ def parse_document(text: str, *, source: str | None = None, fmt: str = "yaml") -
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DefinitionLoadError(f"invalid JSON: {exc.msg}", source=source, line=exc.lineno) from None
+        except RecursionError:
+            raise DefinitionLoadError(NESTING_MESSAGE, source=source) from None
     else:
         data = _load_yaml(text, source)
+    if nesting_depth(data) > MAX_NESTING_DEPTH:
+        raise DefinitionLoadError(NESTING_MESSAGE, source=source)
     if not isinstance(data, dict):
         raise DefinitionLoadError(
             f"a definition must be a mapping with 'kind', 'name', ... at the top, not {type(data).__name__}",
@@ -62,6 +118,9 @@ def _load_yaml(text: str, source: str | None) -> Any:
             tag = problem.split("tag", 1)[1].strip(" '")
             problem = f"unsafe or unknown YAML tag '{tag}': only plain YAML values are accepted"
         raise DefinitionLoadError(problem, source=source, line=line) from None
+    except yaml.composer.ComposerError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise DefinitionLoadError(exc.problem or "invalid YAML", source=source, line=line) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -1,12 +1,14 @@
-"""Where outbound calls may go: public https addresses only (DESIGN §7).
+"""Where outbound calls may go: public https addresses only (docs/security.md, docs/definitions.md).
 
-This module classifies URLs and IP addresses. Registration uses :func:`url_problem` for literal
-addresses and obviously internal names. At run time the webhook transport calls
-:func:`check_webhook_url` (scheme, userinfo, IDNA, port and length rules) and then
+This module classifies URLs and IP addresses. One static policy, :func:`check_webhook_url` (scheme,
+no whitespace or control characters, no userinfo, IDNA host syntax, numeric hosts that are no valid
+address, literal and internal addresses, internal and single-label names, ports, length), decides
+both at registration (:func:`url_problem`, its verdict as a sentence) and at send time, so nothing
+registers that sending would always refuse. At run time the webhook transport then calls
 :func:`resolve_and_check`, which resolves every A/AAAA record (through an injected resolver) and
 refuses the host if any address is not public; the transport then connects only to the checked
 addresses. Private targets are reachable only through the admin allow-list
-(``AUTOMATION_WEBHOOK_ALLOW_HOSTS``), whose hosts may also use http and any port.
+(``AUTOMATION_WEBHOOK_ALLOW_HOSTS``, read by both), whose hosts may also use http and any port.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _HOST_CHARS = re.compile(r"^[a-z0-9.-]+$")
 _FORBIDDEN_URL_CHARS = re.compile(r"[\\\s\x00-\x1f\x7f]")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 _INTERNAL_SUFFIXES = (".localhost", ".local", ".internal", ".localdomain", ".home.arpa")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -93,30 +96,28 @@ def is_numeric_host(host: str) -> bool:
     return all(_NUMERIC_LABEL.match(label) for label in labels)
 
 
-def url_problem(url: str, *, allow_http_hosts: frozenset[str] = frozenset()) -> str | None:
-    """Why ``url`` may not be called (a sentence), or None when it passes the static checks."""
+def url_problem(url: str, *, allow_hosts: frozenset[str] | None = None) -> str | None:
+    """Why ``url`` may not be called (a sentence), or None when it passes the static checks.
+
+    The verdict of :func:`check_webhook_url`, the send-time guard itself (``allow_hosts``: the admin
+    allow-list, read from the environment by default), so registration refuses exactly what sending
+    would always refuse; what depends on DNS is left to send time.
+    """
     try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower().rstrip(".")
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError as exc:
-        return f"'{url}' is not a valid URL ({exc})"
-    if not host:
-        return f"'{url}' has no host"
-    if parts.username is not None or parts.password is not None:
-        return f"'{url}' must not contain credentials; put secrets in an Airflow connection"
-    address = parse_ip_host(host)
-    if address is not None and not is_public_address(address):
-        return f"'{url}' points at {address}, which is not a public address"
-    if address is None and (host == "localhost" or host.endswith(_INTERNAL_SUFFIXES) or "." not in host):
-        return f"'{url}' points at the internal host '{host}', not a public address"
-    if parts.scheme != "https" and not (parts.scheme == "http" and host in allow_http_hosts):
-        return f"'{url}' must use https (http only for hosts an admin allows)"
+        check_webhook_url(url, allow_hosts=allow_hosts)
+    except BlockedURLError as exc:
+        shown = url if len(url) <= 200 else url[:200] + "..."
+        return f"'{_printable(shown)}' cannot be called: {exc}"
     return None
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (an error message may not carry them)."""
+    return _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class BlockedURLError(PermanentActionError):
-    """The URL or one of its addresses is not allowed (DESIGN §7); retrying cannot help."""
+    """The URL or one of its addresses is not allowed (deny by default); retrying cannot help."""
 
 
 def allowed_hosts(value: str | None = None) -> frozenset[str]:
@@ -165,9 +166,12 @@ class WebhookTarget:
 def check_webhook_url(url: str, *, allow_hosts: frozenset[str] | None = None) -> WebhookTarget:
     """Static checks of an outbound URL (no I/O): raise :class:`BlockedURLError` or return the target.
 
-    https only, unless the host is allow-listed (then http too, and any port); no credentials in the
-    URL; IDNA-normalised host; ports 443 and 8443 (80 for allow-listed http); length caps; literal
-    addresses (in any notation the C resolver accepts) must be public unless allow-listed.
+    The one static policy, at registration (:func:`url_problem`) and at send time: https only, unless
+    the host is allow-listed (then http too, and any port); no whitespace, control characters or
+    backslashes; no credentials in the URL; IDNA-normalised host, and a numeric one must be a valid
+    address; literal addresses (in any notation the C resolver accepts) must be public, and
+    ``localhost``, internal suffixes (``.internal``, ``.local``, ...) and single-label names are
+    refused, unless allow-listed; ports 443 and 8443 (any for allow-listed hosts); length caps.
     """
     allow = allowed_hosts() if allow_hosts is None else allow_hosts
     if len(url) > MAX_URL_LENGTH:
@@ -189,6 +193,13 @@ def check_webhook_url(url: str, *, allow_hosts: frozenset[str] | None = None) ->
         raise BlockedURLError("URL has no host")
     host = normalize_host(raw_host)
     listed = host in allow
+    address = parse_ip_host(host)
+    if address is not None and not listed and not is_public_address(address):
+        raise BlockedURLError(f"'{host}' is not a public address")
+    if address is None and not listed and (host == "localhost" or host.endswith(_INTERNAL_SUFFIXES)):
+        raise BlockedURLError(f"'{host}' is an internal host name, not a public address")
+    if address is None and not listed and "." not in host:
+        raise BlockedURLError(f"'{host}' is a single-label (internal) host name, not a public address")
     if scheme == "http" and not listed:
         raise BlockedURLError(f"'{host}' must use https (http only for hosts an admin allows)")
     effective_port = port if port is not None else (443 if scheme == "https" else 80)
@@ -196,11 +207,6 @@ def check_webhook_url(url: str, *, allow_hosts: frozenset[str] | None = None) ->
         raise BlockedURLError(
             f"port {effective_port} is not allowed (443 or 8443, unless an admin allows the host)"
         )
-    address = parse_ip_host(host)
-    if address is not None and not listed and not is_public_address(address):
-        raise BlockedURLError(f"'{host}' is not a public address")
-    if address is None and not listed and (host == "localhost" or host.endswith(_INTERNAL_SUFFIXES)):
-        raise BlockedURLError(f"'{host}' is an internal host name")
     return WebhookTarget(url=url, scheme=scheme, host=host, port=effective_port, allow_listed=listed)
 
 

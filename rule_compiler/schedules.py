@@ -12,7 +12,7 @@ import itertools
 import os
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 #: Environment variable: the shortest interval (seconds) an admin lets a schedule run at.
 MIN_INTERVAL_ENV = "AUTOMATION_MIN_SCHEDULE_INTERVAL"
@@ -26,11 +26,21 @@ _SCAN_START = dt.datetime(2026, 1, 1)  # the window holds February
 
 
 def next_runs(cron: str, timezone: str, *, after: dt.datetime, count: int = 5) -> list[dt.datetime]:
-    """The next ``count`` (≤ 100) run times after ``after``, as aware datetimes in ``timezone``."""
+    """The next ``count`` (≤ 100) run times after ``after``, as aware datetimes in ``timezone``.
+
+    Fewer (none) when the cron stops matching: one that never fires (``0 0 31 2 *``, refused at
+    registration but perhaps stored before) has no next run rather than an error.
+    """
     zone = ZoneInfo(timezone)
     start = after.astimezone(zone) if after.tzinfo else after.replace(tzinfo=zone)
     schedule = croniter(cron, start)
-    return [schedule.get_next(dt.datetime) for _ in range(max(0, min(count, MAX_PREVIEW)))]
+    runs: list[dt.datetime] = []
+    for _ in range(max(0, min(count, MAX_PREVIEW))):
+        try:
+            runs.append(schedule.get_next(dt.datetime))
+        except CroniterBadDateError:
+            break
+    return runs
 
 
 @functools.lru_cache(maxsize=1_024)

@@ -2,7 +2,9 @@
 
 One query reads the compiled specs; a last-known-good snapshot serves them when the store is down;
 a spec that cannot be rendered becomes a placeholder DAG that shows the error, and never hides the
-others. Nothing here compiles definitions: that happened at registration.
+others. Nothing here compiles definitions: that happened at registration. A spec larger than
+registration allows (:data:`~rule_compiler.canonical.MAX_SPEC_BYTES`: stored before the limit, or
+written around it) is not parsed: it becomes a placeholder too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, get_parsing_context
 
+from rule_compiler.canonical import MAX_SPEC_BYTES
 from rule_compiler.compiler import DagSpec
 from rule_compiler.settings import snapshot_path
 from rule_compiler.store.snapshot import load_specs
@@ -44,6 +47,19 @@ def build_dags(store: RuleStore | None = None) -> dict[str, DAG]:
 
 
 def _render_one(dag_id: str, spec_json: str, spec_hash: str) -> DAG:
+    size = len(spec_json.encode("utf-8"))
+    if size > MAX_SPEC_BYTES:
+        log.error(
+            "automation spec %s is %d bytes (limit %d); serving a placeholder DAG",
+            dag_id,
+            size,
+            MAX_SPEC_BYTES,
+        )
+        return render_error_dag(
+            dag_id,
+            f"the stored spec is {size:,} bytes, over the {MAX_SPEC_BYTES:,}-byte limit: register the "
+            "definition again (smaller) to replace it",
+        )
     try:
         spec = DagSpec.model_validate_json(spec_json)
         if spec.dag_id != dag_id:

@@ -2,17 +2,23 @@
 
 Email, slack, webhook and in_app reuse the notification channels' senders (the SMTP connection
 ``smtp_default``, the SSRF-guarded webhook transport, the store's inbox); storage writes through
-Airflow's ``ObjectStoragePath``: a local folder (``$AUTOMATION_REPORTS_STORAGE``, default
-``$AIRFLOW_HOME/reports``) unless the delivery names a ``location`` URL (a bucket, with the provider
-of its scheme installed and an Airflow ``connection``). Failures raise
+Airflow's ``ObjectStoragePath``: the organization's own folder of the administrator's storage
+(``$AUTOMATION_REPORTS_STORAGE/<org>``, default ``$AIRFLOW_HOME/reports/<org>``) unless the delivery
+names a ``location`` URL (a bucket, with the provider of its scheme installed and an Airflow
+``connection``, or a folder). The rendered ``path`` never leaves that root: it is cleaned
+(:mod:`rule_compiler.storage_paths`), and a local folder is resolved and then written without
+following any symbolic link under the root. Failures raise
 :class:`~rule_compiler.errors.PermanentActionError` or :class:`~rule_compiler.errors.RetryableActionError`;
 recording them is the caller's job.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +42,12 @@ from rule_compiler.runtime.report_delivery import (
 )
 from rule_compiler.runtime.webhooks import classify_response, join_url, signature_headers
 from rule_compiler.settings import home
+from rule_compiler.storage_paths import (
+    DEFAULT_STORAGE_PATH,
+    StoragePathError,
+    is_inside,
+    organization_folder,
+)
 from rule_compiler.store.inbox import add_inbox_message
 from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION
 from rule_engine.hooks.slack import SlackWebhookSender
@@ -172,8 +184,9 @@ def _in_app(engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing) 
     return {"recipients": len(names), "added": added}
 
 
-def storage_root(location: str | None, connection: str | None) -> ObjectStoragePath:
-    """The delivery's location, else ``$AUTOMATION_REPORTS_STORAGE``, else ``$AIRFLOW_HOME/reports``;
+def storage_base(location: str | None, connection: str | None) -> ObjectStoragePath:
+    """The delivery's location, else ``$AUTOMATION_REPORTS_STORAGE``, else ``$AIRFLOW_HOME/reports``
+    (the administrator's storage, shared by every organization, each writing under its own folder);
     PermanentActionError when no Airflow filesystem serves its scheme on this worker.
 
     Registration checked the location against the catalog; this only refuses what no valid spec
@@ -211,20 +224,28 @@ def storage_root(location: str | None, connection: str | None) -> ObjectStorageP
     return root
 
 
-def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
-    folder_name = storage_folder(
-        str(delivery.get("path") or "{{ report.name }}/{{ run.interval_end }}"), outgoing.info
-    )
+def _organization_folder(organization: str) -> str:
     try:
-        root = storage_root(delivery.get("location"), delivery.get("connection"))
-        folder = root / folder_name
-        folder.mkdir(parents=True, exist_ok=True)
-        written = []
-        for path in outgoing.paths.values():
-            destination: Any = folder / path.name  # ObjectStoragePath.open is untyped
-            with path.open("rb") as source, destination.open("wb") as target:
-                shutil.copyfileobj(source, target, _COPY_CHUNK)
-            written.append(path.name)
+        return organization_folder(organization)
+    except StoragePathError as exc:
+        raise PermanentActionError(f"the report's organization cannot be stored: {exc}") from None
+
+
+def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+    """Write the run's files into ``<root>/<path>``; the rendered path was cleaned
+    (:func:`storage_folder`), and the final folder is checked to lie under the root: for a local
+    folder, with symbolic links resolved and then never followed while writing."""
+    template = str(delivery.get("path") or DEFAULT_STORAGE_PATH)
+    folder_name = storage_folder(template, outgoing.info)
+    location = delivery.get("location")
+    below = [] if location is not None else [_organization_folder(outgoing.info.organization)]
+    try:
+        base = storage_base(location, delivery.get("connection"))
+        folder = base.joinpath(*below, *folder_name.split("/"))
+        if base.protocol == "file":
+            written = _write_local(Path(base.path), below, folder_name.split("/"), outgoing.paths)
+        else:
+            written = _write_objects(base.joinpath(*below), folder, outgoing.paths)
     except OSError as exc:
         raise RetryableActionError(
             f"could not write to the storage location: {type(exc).__name__}: {exc}"
@@ -234,6 +255,108 @@ def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
             f"the storage location cannot be used: {type(exc).__name__}: {exc}"
         ) from None
     return {"folder": str(folder), "files": written}
+
+
+def _write_objects(
+    root: ObjectStoragePath, folder: ObjectStoragePath, files: Mapping[str, Path]
+) -> list[str]:
+    """Copy ``files`` into ``folder`` of a bucket (no links there: its key must start with the root's)."""
+    if not (folder.path.rstrip("/") + "/").startswith(root.path.rstrip("/") + "/"):
+        raise PermanentActionError(f"the storage folder {str(folder)[:200]!r} is outside {str(root)!r}")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in files.values():
+        destination: Any = folder / _file_name(path)  # ObjectStoragePath.open is untyped
+        with path.open("rb") as source, destination.open("wb") as target:
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
+        written.append(path.name)
+    return written
+
+
+def _write_local(base: Path, below: list[str], parts: list[str], files: Mapping[str, Path]) -> list[str]:
+    """Copy ``files`` into ``base/below/parts`` on this machine, never outside ``base/below``.
+
+    ``base`` (the location, or the administrator's storage folder) is taken as it is, links and
+    all; under it, the final folder and each file are first resolved (``os.path.realpath``) and
+    refused when they lie outside the root (``base/below``: the organization's folder), then the
+    folders are walked one ``openat`` at a time with ``O_NOFOLLOW``, so a symbolic link anywhere
+    under ``base`` fails the delivery instead of being followed, even one planted after the check.
+    """
+    names = [_file_name(path) for path in files.values()]
+    shown = "/".join(parts)
+    real_root = os.path.join(os.path.realpath(base), *below)
+    real_folder = os.path.realpath(base.joinpath(*below, *parts))
+    real_files = [os.path.realpath(os.path.join(real_folder, name)) for name in names]
+    if not all(is_inside(real_root, target) for target in [real_folder, *real_files]):
+        whose = "the organization's storage folder" if below else "the storage location"
+        raise PermanentActionError(
+            f"the storage folder {shown!r} leads out of {whose} through a symbolic link; nothing was "
+            "written (remove the link)"
+        )
+    base.mkdir(parents=True, exist_ok=True)
+    directory = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in [*below, *parts]:
+            directory = _enter(directory, name, shown)
+        for name in names:
+            _refuse_link(directory, name, f"{shown}/{name}")
+        written = []
+        for path, name in zip(files.values(), names, strict=True):
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            try:
+                handle = os.open(name, flags, 0o666, dir_fd=directory)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise _link_error(f"{shown}/{name}") from None
+                raise
+            with os.fdopen(handle, "wb") as target, path.open("rb") as source:
+                shutil.copyfileobj(source, target, _COPY_CHUNK)
+            written.append(path.name)
+        return written
+    finally:
+        os.close(directory)
+
+
+def _enter(directory: int, name: str, shown: str) -> int:
+    """The folder ``name`` inside the open folder ``directory`` (created if missing), opened
+    without following a link; ``directory`` is closed once the folder is open."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(name, dir_fd=directory)
+    try:
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=directory)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            _refuse_link(directory, name, shown)
+            raise PermanentActionError(
+                f"the storage folder {shown!r} cannot be created: '{name}' is a file there"
+            ) from None
+        raise
+    os.close(directory)
+    return child
+
+
+def _refuse_link(directory: int, name: str, shown: str) -> None:
+    try:
+        is_link = stat.S_ISLNK(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return
+    if is_link:
+        raise _link_error(shown)
+
+
+def _link_error(shown: str) -> PermanentActionError:
+    return PermanentActionError(
+        f"the storage folder {shown!r} holds a symbolic link; report storage never follows links, so "
+        "nothing was written there (remove the link)"
+    )
+
+
+def _file_name(path: Path) -> str:
+    """A rendered file's name: one plain name, never a folder."""
+    name = path.name
+    if name in {"", ".", ".."} or "/" in name or "\\" in name or "\x00" in name:
+        raise PermanentActionError(f"the report file {name[:100]!r} cannot be stored under that name")
+    return name
 
 
 def _connection(delivery: Mapping[str, Any]) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import AfterValidator, Discriminator, Field, Tag, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -13,6 +14,7 @@ from rule_compiler.definitions.common import Identifier, StrictModel, tag_of
 
 EventOperation = Literal["created", "updated", "deleted"]
 TRIGGER_TYPES = ("event", "schedule", "data", "manual")
+_CRON_PROBE_START = dt.datetime(2026, 1, 1)  # fixed: the same verdict on every run
 
 
 def _check_cron(value: str) -> str:
@@ -24,6 +26,15 @@ def _check_cron(value: str) -> str:
             "day-of-week' with minute 0-59 and hour 0-23 (for example '0 8 * * 1-5')",
             {"value": value},
         )
+    try:  # "0 0 31 2 *" is well formed, yet no day matches it (croniter looks decades ahead)
+        croniter(value, _CRON_PROBE_START).get_next(dt.datetime)
+    except CroniterBadDateError:
+        raise PydanticCustomError(
+            "cron_never_fires",
+            "'{value}' never fires: no date matches its day-of-month and month (such as 31 February); "
+            "choose days that exist in those months",
+            {"value": value},
+        ) from None
     return value
 
 

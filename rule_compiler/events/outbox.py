@@ -22,6 +22,10 @@ OUTBOX_TABLE = "rule_engine_outbox"
 #: The pg_notify channel the Postgres trigger signals after each insert (payload ``table:id``).
 NOTIFY_CHANNEL = "rule_engine_outbox"
 CLIENT_ID_INDEX = "ux_rule_engine_outbox_client_event_id"
+#: How long :func:`ensure_outbox` waits for a lock (its advisory lock, the outbox tables') on Postgres.
+ENSURE_LOCK_TIMEOUT_SECONDS = 5.0
+#: SQLSTATE of a ``lock_timeout``.
+LOCK_NOT_AVAILABLE = "55P03"
 
 _Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 _metadata = sa.MetaData()
@@ -61,10 +65,23 @@ def ensure_outbox(conn: sa.Connection) -> None:
     Outboxes created before events could be pushed over REST lack ``client_event_id`` and its
     unique index; both are added here (idempotent, DDL only when something is missing).
     """
-    if conn.dialect.name == "postgresql":  # concurrent first calls would race on the DDL
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('rule_engine_outbox'))")
+    if conn.dialect.name != "postgresql":
+        _metadata.create_all(conn, checkfirst=True)
+        _upgrade_client_event_id(conn)
+        return
+    # Concurrent first calls would race on the DDL, so they take a transaction advisory lock; any
+    # lock here (that one, the tables' own) is waited for ENSURE_LOCK_TIMEOUT_SECONDS at most, then
+    # it fails (SQLSTATE 55P03) instead of queueing behind a session that holds it. The caller's
+    # lock_timeout is restored afterwards.
+    before = conn.exec_driver_sql("SELECT current_setting('lock_timeout')").scalar_one()
+    conn.execute(
+        sa.text("SELECT set_config('lock_timeout', :timeout, true)"),
+        {"timeout": f"{int(ENSURE_LOCK_TIMEOUT_SECONDS * 1000)}ms"},
+    )
+    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('rule_engine_outbox'))")
     _metadata.create_all(conn, checkfirst=True)
     _upgrade_client_event_id(conn)
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :timeout, true)"), {"timeout": before})
 
 
 def _upgrade_client_event_id(conn: sa.Connection) -> None:

@@ -1,11 +1,12 @@
 """A data trigger's query, run read-only, and the check its result must pass.
 
-Validation already proved the SQL is one read-only query over catalog tables (``sql_check``); here it
-is proved again (the spec could be stale or edited) and then run inside a transaction the database
-itself keeps read-only — Postgres ``SET TRANSACTION READ ONLY`` with a ``SET LOCAL``
-statement timeout, SQLite ``PRAGMA query_only`` plus a progress-handler deadline — and always rolled
-back. Values are bound (``:logical_date``), never spliced into the text, and at most ``max_rows``
-rows are read.
+Validation already proved the SQL is one read-only query over catalog tables, made only of allowed
+functions and constructs (``sql_check``); here it is proved again (the spec could be stale, stored
+before a stricter check, or edited) and then run where all author SQL runs
+(:func:`~rule_compiler.runtime.author_sql.author_sql_connection`): a transaction the database itself
+keeps read-only, with statement and lock timeouts, under the catalog's query role when it names one,
+always rolled back, on a connection that is not reused. Values are bound (``:logical_date``), never
+spliced into the text, and at most ``max_rows`` rows are read.
 """
 
 from __future__ import annotations
@@ -13,24 +14,39 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import operator as op
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.errors import RuleEngineError
+from rule_compiler.runtime.author_sql import (
+    LOCK_TIMEOUT_SECONDS,
+    AuthorSqlError,
+    author_sql_connection,
+    read_only_transaction,
+)
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
+
+__all__ = [
+    "MAX_ROWS",
+    "STATEMENT_TIMEOUT_SECONDS",
+    "DataQueryError",
+    "QueryResult",
+    "check_result",
+    "read_only_transaction",
+    "result_summary",
+    "run_query",
+]
 
 MAX_ROWS = 1_000
 STATEMENT_TIMEOUT_SECONDS = 30
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {"gt": op.gt, "gte": op.ge, "lt": op.lt, "lte": op.le}
-_SQLITE_PROGRESS_STEPS = 10_000
+#: SQLSTATE of a statement cancelled by ``statement_timeout``, and of a ``lock_timeout``.
+_QUERY_CANCELED, _LOCK_NOT_AVAILABLE = "57014", "55P03"
 
 
-class DataQueryError(RuleEngineError):
+class DataQueryError(AuthorSqlError):
     """The query cannot run or its result cannot be checked; the message says what to change."""
 
 
@@ -42,51 +58,6 @@ class QueryResult:
     truncated: bool
 
 
-@contextmanager
-def read_only_transaction(
-    conn: sa.Connection, timeout_seconds: float = STATEMENT_TIMEOUT_SECONDS
-) -> Iterator[sa.Connection]:
-    """A transaction in which the database refuses every write and stops a query at the deadline.
-
-    ``conn`` must not be in a transaction yet. Always rolled back; on SQLite the connection's
-    ``query_only`` setting is restored afterwards.
-    """
-    if conn.in_transaction():
-        raise DataQueryError("a read-only transaction needs a connection with no transaction open")
-    dialect = conn.dialect.name
-    if dialect not in ("postgresql", "sqlite"):
-        raise DataQueryError(f"data triggers run on SQLite and Postgres, not {dialect}")
-    with conn.begin() as transaction:
-        try:
-            if dialect == "postgresql":
-                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                conn.execute(
-                    sa.text("SELECT set_config('statement_timeout', :timeout, true)"),
-                    {"timeout": f"{int(timeout_seconds * 1000)}ms"},
-                )
-                yield conn
-            else:
-                with _sqlite_query_only(conn.connection.driver_connection, timeout_seconds):
-                    yield conn
-        finally:
-            transaction.rollback()
-
-
-@contextmanager
-def _sqlite_query_only(raw: Any, timeout_seconds: float) -> Iterator[None]:
-    """``PRAGMA query_only`` (connection-wide, so set on the driver connection and restored) and a
-    progress handler that interrupts the statement past the deadline."""
-    before = raw.execute("PRAGMA query_only").fetchone()[0]
-    deadline = time.monotonic() + timeout_seconds
-    raw.execute("PRAGMA query_only = ON")
-    raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS)
-    try:
-        yield
-    finally:
-        raw.set_progress_handler(None, 0)
-        raw.execute(f"PRAGMA query_only = {'ON' if before else 'OFF'}")
-
-
 def run_query(
     engine: sa.Engine,
     sql: str,
@@ -94,8 +65,10 @@ def run_query(
     *,
     max_rows: int = MAX_ROWS,
     timeout_seconds: float = STATEMENT_TIMEOUT_SECONDS,
+    role: str | None = None,
 ) -> QueryResult:
-    """Prove ``sql`` read-only, bind the run's values it names, and read at most ``max_rows`` rows."""
+    """Prove ``sql`` read-only, bind the run's values it names, and read at most ``max_rows`` rows
+    (as the catalog's query ``role`` of the connection when it names one)."""
     try:
         query = check_read_only(sql, engine.dialect.name)
     except UnsafeQueryError as exc:
@@ -107,16 +80,26 @@ def run_query(
         *(sa.bindparam(name, type_=sa.DateTime(timezone=True)) for name in query.parameters)
     )
     bound = {name: _utc(values.get(name)) for name in query.parameters}
-    with engine.connect() as conn, read_only_transaction(conn, timeout_seconds) as ro:
-        try:
+    try:
+        with author_sql_connection(engine, timeout_seconds, role=role) as ro:
             streamed = {"stream_results": True, "max_row_buffer": max_rows + 1}  # no full fetch
             rows = ro.execute(statement, bound, execution_options=streamed).fetchmany(max_rows + 1)
-        except sa.exc.OperationalError as exc:
-            if _is_timeout(exc):
-                raise DataQueryError(
-                    f"the data trigger's query ran longer than {timeout_seconds:g} s and was stopped"
-                ) from None
+    except sa.exc.OperationalError as exc:
+        code = _sqlstate(exc)
+        if code == _QUERY_CANCELED or "interrupted" in str(exc.orig):
+            raise DataQueryError(
+                f"the data trigger's query ran longer than {timeout_seconds:g} s and was stopped"
+            ) from None
+        if code == _LOCK_NOT_AVAILABLE:
+            raise DataQueryError(
+                f"the data trigger's query waited longer than {LOCK_TIMEOUT_SECONDS} s for a lock "
+                "another session holds, and was stopped"
+            ) from None
+        raise
+    except AuthorSqlError as exc:
+        if isinstance(exc, DataQueryError):
             raise
+        raise DataQueryError(f"the data trigger's query cannot run: {exc}") from None
     return QueryResult(tuple(tuple(r) for r in rows[:max_rows]), truncated=len(rows) > max_rows)
 
 
@@ -179,6 +162,6 @@ def _utc(value: Any) -> dt.datetime | None:
     return moment.astimezone(dt.UTC)
 
 
-def _is_timeout(exc: sa.exc.OperationalError) -> bool:
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
     code = getattr(exc.orig, "pgcode", None) or getattr(getattr(exc.orig, "diag", None), "sqlstate", None)
-    return code == "57014" or "interrupted" in str(exc.orig)
+    return str(code) if code else None

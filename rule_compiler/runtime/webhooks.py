@@ -3,9 +3,10 @@
 Requests are signed per Standard Webhooks (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>``) with the ``standardwebhooks``
 package; ``webhook-id`` is the action's idempotency key, the same on every retry, so receivers can
-deduplicate. The delivery ledger (DESIGN §6) is a rule store table (migrations 0002, 0003): a key
-recorded as ``delivered`` is never sent again, and each row keeps the request without signature or
-secret, so ``rule-compiler webhooks redeliver`` can send it again under the same ``webhook-id``.
+deduplicate. The delivery ledger (docs/architecture.md §3.5) is a rule store table (migrations
+0002, 0003): a key recorded as ``delivered`` is never sent again, and each row keeps the request
+without signature or secret, so ``rule-compiler webhooks redeliver`` can send it again under the
+same ``webhook-id``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from standardwebhooks import Webhook
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.store.schema import webhook_deliveries
-from rule_compiler.templating import render_value
 
 #: Bytes of a response body read at most (the rest is never downloaded).
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -117,14 +118,14 @@ def build_request(
     method = str(params.get("method") or "POST").upper()
     path: str | None = None
     if base_url is not None:
-        path = str(render_value(params.get("path"), context) or "")
+        path = str(render_for_action(params.get("path"), context, "path") or "")
         url = join_url(base_url, path)
     else:
-        url = str(render_value(params.get("url") or "", context))
+        url = str(render_for_action(params.get("url") or "", context, "url"))
         if not url:
             raise PermanentActionError("call_webhook needs a connection (and path) or a url")
-    headers = check_headers(render_value(params.get("headers") or {}, context))
-    body_value = render_value(params.get("body"), context)
+    headers = check_headers(render_for_action(params.get("headers") or {}, context, "headers"))
+    body_value = render_for_action(params.get("body"), context, "body")
     body = "" if body_value is None else canonical_json(body_value)
     if body:
         headers.setdefault("Content-Type", "application/json")

@@ -8,6 +8,7 @@ caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -19,6 +20,10 @@ from rule_compiler.store.schema import MEMBERSHIP_ROLES, memberships
 
 Role = Literal["viewer", "editor", "admin"]
 MEMBERSHIP_KIND = "membership"
+#: What a membership's username may be: an Airflow login as the auth managers issue them (letters,
+#: digits and ``. _ @ + -``: plain names and e-mail addresses), never spaces or control characters.
+USERNAME_PATTERN = r"^[A-Za-z0-9._@+-]{1,200}$"
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
 m = memberships
 
 
@@ -40,6 +45,16 @@ _COLUMNS = (m.c.organization, m.c.username, m.c.role, m.c.created_at, m.c.update
 def _check_role(role: str) -> None:
     if role not in MEMBERSHIP_ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(MEMBERSHIP_ROLES)}")
+
+
+def username_problem(username: str) -> str | None:
+    """Why ``username`` cannot be a member (a sentence), or None."""
+    if _USERNAME_RE.fullmatch(username):
+        return None
+    return (
+        f"{username[:80]!r} is not a valid username: use 1 to 200 letters, digits and '.', '_', '@', '+' "
+        "or '-' (no spaces or control characters)"
+    )
 
 
 def of_user(conn: sa.Connection, username: str) -> list[Membership]:
@@ -69,6 +84,8 @@ def put(
 ) -> tuple[Membership, bool]:
     """Create or change a membership (audited); ``(membership, created)``. Unchanged: no audit row."""
     _check_role(role)
+    if problem := username_problem(username):
+        raise ValueError(problem)
     current = conn.execute(
         sa.select(*_COLUMNS)
         .where(m.c.organization == organization, m.c.username == username)

@@ -1,7 +1,10 @@
-"""Structural validation: pydantic's errors rewritten as JSON-path issues a person can act on."""
+"""Structural validation: pydantic's errors rewritten as JSON-path issues a person can act on, and
+one pass over the raw document for what no model field may hold (:func:`raw_value_issues`)."""
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -9,7 +12,59 @@ from pydantic_core import ErrorDetails
 
 from rule_compiler.definitions import ACTION_TYPES, TRIGGER_TYPES
 from rule_compiler.errors import Issue
-from rule_compiler.validation.paths import from_loc, join
+from rule_compiler.loading import MAX_NESTING_DEPTH
+from rule_compiler.validation.paths import DOCUMENT, from_loc, join
+
+#: At most this many problems are listed by :func:`raw_value_issues` (a document could hold thousands).
+MAX_RAW_ISSUES = 50
+NUL_MESSAGE = "text may not contain the NUL character (U+0000): no database can store it"
+KEY_NUL_MESSAGE = "a key may not contain the NUL character (U+0000): no database can store it"
+SURROGATE_MESSAGE = "text must be valid Unicode: a lone surrogate (\\ud800-\\udfff) cannot be stored"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: What a key may not bring into a path shown to people (a path is printed and sent back as JSON).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def raw_value_issues(value: Any, *, max_depth: int = MAX_NESTING_DEPTH) -> list[Issue]:
+    """What a parsed JSON/YAML value may hold nowhere, each at its JSON path (at most 50 listed).
+
+    The NUL character in any string or key (Postgres text and JSONB refuse it, so it would be
+    accepted here and fail at run time), lone surrogates (JSON's ``"\\ud800"``: no UTF-8 form),
+    numbers that are not finite (``NaN``, ``Infinity``, ``1e400`` read as infinity: JSON has none,
+    canonical JSON refuses them) and nesting deeper than ``max_depth`` levels of mappings and lists.
+    Iterative: any depth the parser produced is safe.
+    """
+    issues: list[Issue] = []
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack and len(issues) < MAX_RAW_ISSUES:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            issues += _text_issues(item, path or DOCUMENT, NUL_MESSAGE)
+        elif isinstance(item, float) and not math.isfinite(item):
+            message = f"must be a finite number, not {item} (no NaN, Infinity or numbers beyond 1e308)"
+            issues.append(Issue(path or DOCUMENT, message, "not_finite"))
+        elif isinstance(item, dict | list) and depth >= max_depth:
+            message = f"nests more than {max_depth} levels of mappings and lists"
+            issues.append(Issue(path or DOCUMENT, message, "too_deep"))
+        elif isinstance(item, list):
+            stack.extend((item[i], join(path, i), depth + 1) for i in reversed(range(len(item))))
+        elif isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                where = join(path, _UNPRINTABLE.sub("?", str(key)))
+                if isinstance(key, str):
+                    issues += _text_issues(key, where, KEY_NUL_MESSAGE)
+                children.append((child, where, depth + 1))
+            stack.extend(reversed(children))
+    return issues[:MAX_RAW_ISSUES]  # in document order: the walk is depth first, left to right
+
+
+def _text_issues(text: str, path: str, nul_message: str) -> list[Issue]:
+    if "\x00" in text:
+        return [Issue(path, nul_message, "nul_character")]
+    if _SURROGATE.search(text):
+        return [Issue(path, SURROGATE_MESSAGE, "invalid_unicode")]
+    return []
 
 
 def issues_from_pydantic(exc: ValidationError, data: Any) -> list[Issue]:

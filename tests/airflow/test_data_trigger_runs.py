@@ -152,6 +152,12 @@ def test_check_never_holds_so_the_run_is_skipped_not_failed(store: RuleStore, ap
     log = store.get_run(dag_id=DAG_ID, run_id=dag_run.run_id)
     assert log is not None and log.status == "no_match" and not log.actions
     assert f"gt {failed}" in log.trace["note"] and "did not pass within 2 s" in log.trace["note"]
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:  # the run's note, set by the plugin's listener (rule_engine.run_notes)
+        note = session.get(DagRun, dag_run.id).note
+    assert note == f"no match: {log.trace['note']}"[:300]
 
 
 def test_a_query_that_cannot_be_checked_fails_the_sensor(store: RuleStore, app_db: sa.Engine) -> None:
@@ -176,3 +182,48 @@ def test_a_query_that_cannot_be_checked_fails_the_sensor(store: RuleStore, app_d
     assert states[DATA_SENSOR_TASK] == "failed" and states["flag"] == "upstream_failed"
     assert str(dag_run.state) == "failed"
     assert _failed_count(app_db, "urgent") == before
+
+
+def _edit_stored_sql(store: RuleStore, sql: str) -> None:
+    with store.engine.begin() as conn:  # the stored spec as a spec stored before the allow-list
+        row = conn.execute(
+            sa.text("SELECT spec_json FROM compiled_specs WHERE dag_id = :d"), {"d": DAG_ID}
+        ).one()
+        spec = json.loads(row.spec_json)
+        spec["tasks"][0]["params"]["sql"] = sql
+        spec["tasks"][0]["retries"] = 0
+        conn.execute(
+            sa.text("UPDATE compiled_specs SET spec_json = :j WHERE dag_id = :d"),
+            {"j": DagSpec.model_validate(spec).to_json(), "d": DAG_ID},
+        )
+
+
+def test_a_stored_query_off_the_allow_list_fails_the_sensor(store: RuleStore, app_db: sa.Engine) -> None:
+    """The sensor checks the SQL again before each poke: an old spec's table_to_xml never runs."""
+    _apply(store, {"operator": "gte", "value": 0})
+    _edit_stored_sql(
+        store, "SELECT count(*) FROM orders WHERE length(table_to_xml('secrets', true, false, '')) > 0"
+    )
+    before = _failed_count(app_db, "urgent")
+
+    dag_run = dagbag().dags[DAG_ID].test(logical_date=LOGICAL_DATE)
+
+    states = _states(dag_run)
+    assert states[DATA_SENSOR_TASK] == "failed" and states["flag"] == "upstream_failed"
+    assert _failed_count(app_db, "urgent") == before
+
+
+def test_the_sensor_takes_the_query_role_from_the_current_catalog(
+    store: RuleStore, app_db: sa.Engine
+) -> None:
+    """A role set after registration applies to the next poke (refused here: app_db is SQLite)."""
+    _apply(store, {"operator": "gte", "value": 0})
+    _edit_stored_sql(store, FAILED)  # unchanged SQL, no retries: the failure shows at once
+    catalog = store.get_catalog("acme")
+    assert catalog is not None
+    catalog["connections"]["app_db"]["query_role"] = "automation_reader"
+    store.put_catalog(organization="acme", catalog=catalog, actor="root")
+
+    dag_run = dagbag().dags[DAG_ID].test(logical_date=LOGICAL_DATE)
+
+    assert _states(dag_run)[DATA_SENSOR_TASK] == "failed"

@@ -19,7 +19,8 @@ from tests.airflow.report_support import WEEK_RUN, WEEKLY, apply_report, task_st
 
 pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_db", "folders")]
 
-ENDLESS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) AS c FROM n"
+#: Allowed SQL that runs far past a second: the demo's orders crossed with themselves seven times.
+ENDLESS = "SELECT count(*) AS c FROM " + ", ".join(f"orders o{i}" for i in range(7))
 
 
 def _register_with_first_query(store: RuleStore, compiled: Compiled, **changes: Any) -> None:
@@ -77,3 +78,35 @@ def test_a_query_past_its_timeout_is_retried(store: RuleStore, app_db: sa.Engine
     run = log.get_report_run(store.engine, dag_id=WEEKLY, run_id=dag_run.run_id)
     assert run is not None and run.status == "error"
     assert "query 'daily' ran longer than its timeout of 1 s" in (run.error or "")
+
+
+def test_a_stored_query_off_the_allow_list_is_refused_when_it_runs(
+    store: RuleStore, app_db: sa.Engine
+) -> None:
+    """A spec stored before the allow-list keeps its SQL; the run-time check refuses it, at once."""
+    dump = "SELECT table_to_xml('secrets', true, false, '') AS x FROM orders LIMIT 1"
+    _register_with_first_query(store, apply_report(store, weekly_document()), sql=dump)
+
+    dag_run = dagbag().dags[WEEKLY].test(logical_date=WEEK_RUN)
+
+    assert task_states(dag_run)["run_queries"] == "failed" and _run_queries_try(dag_run) == 1
+    run = log.get_report_run(store.engine, dag_id=WEEKLY, run_id=dag_run.run_id)
+    assert run is not None and run.status == "error"
+    assert "query 'daily' was refused: function table_to_xml() is not allowed" in (run.error or "")
+
+
+def test_the_query_role_is_read_from_the_current_catalog(store: RuleStore, app_db: sa.Engine) -> None:
+    """A platform admin sets a query role after the report was registered: the next run uses it (here
+    it is refused, for good: app_db is SQLite, and roles are a Postgres feature)."""
+    apply_report(store, weekly_document())
+    catalog = store.get_catalog("acme")
+    assert catalog is not None
+    catalog["connections"]["app_db"]["query_role"] = "automation_reader"
+    store.put_catalog(organization="acme", catalog=catalog, actor="root")
+
+    dag_run = dagbag().dags[WEEKLY].test(logical_date=WEEK_RUN)
+
+    assert task_states(dag_run)["run_queries"] == "failed" and _run_queries_try(dag_run) == 1
+    run = log.get_report_run(store.engine, dag_id=WEEKLY, run_id=dag_run.run_id)
+    assert run is not None and "query role 'automation_reader'" in (run.error or "")
+    assert "roles are a Postgres feature" in (run.error or "")

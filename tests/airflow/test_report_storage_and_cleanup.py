@@ -162,10 +162,13 @@ def test_storage_writes_the_files_into_a_bucket_through_its_provider_once_per_in
     states = task_states(dag_run)
     assert str(dag_run.state) == "success", states
     assert states["deliver[0]"] == states["deliver[1]"] == "success"
-    local = _local_files(folders)
-    assert len(local) == 2 and all(name.startswith("weekly-sales/2026-11-23T06-00-00") for name in local)
-    # the bucket holds the same files, byte for byte, under the location's prefix
-    assert s3_bucket.files("/reports-bucket/acme") == local
+    local = _local_files(folders)  # the default storage: under the organization's own folder
+    assert len(local) == 2 and all(name.startswith("acme/weekly-sales/2026-11-23T06-00-00") for name in local)
+    # the bucket holds the same files, byte for byte, under the location's prefix (no org folder:
+    # the location is the organization's own, from its catalog)
+    assert s3_bucket.files("/reports-bucket/acme") == {
+        name.removeprefix("acme/"): content for name, content in local.items()
+    }
     assert set(s3_bucket.writes.values()) == {1} and len(s3_bucket.writes) == len(local)
     assert set(s3_bucket.connections) == {"aws_reports"}  # the provider got the delivery's connection
     bucket_delivery, local_delivery = log.deliveries_of(store.engine, WEEKLY_ID, WEEK_END)

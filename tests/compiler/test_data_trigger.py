@@ -117,12 +117,19 @@ def test_a_cte_name_does_not_hide_a_real_table_from_the_catalog_check(sql: str) 
 
 def test_ctes_in_scope_are_not_tables() -> None:
     sql = (
-        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3), "
+        "WITH n(x) AS (SELECT 1), "
         "failed AS (SELECT * FROM orders WHERE status = 'payment_failed') "
         "SELECT count(*) FROM failed, n"
     )
     assert check_read_only(sql).tables == ("orders",)
     _compile({**RULE, "trigger": {**RULE["trigger"], "sql": sql}})
+
+
+def test_a_recursive_cte_is_refused_it_generates_rows_without_end() -> None:
+    sql = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT count(*) FROM n"
+    assert ("trigger.sql", "WITH RECURSIVE is not allowed") in [
+        (path, message.split(" (")[0]) for path, message in _issues(sql=sql)
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The SSRF matrix (DESIGN §7): internal targets refused in every notation; public ones accepted."""
+"""The SSRF matrix (docs/definitions.md, "Webhooks"): internal targets refused in every notation; public
+ones accepted."""
 
 from __future__ import annotations
 

@@ -39,6 +39,14 @@ class RuleTaskOperator(BaseOperator):
     def rule_id(self) -> str:
         return str(self.spec_params["rule_id"])
 
+    def query_role(self, conn_id: str) -> str | None:
+        """The restricted role the organization's current catalog names for author SQL on ``conn_id``
+        (read at run time: a platform administrator's change applies to what was registered before)."""
+        from rule_compiler.catalog import query_role_of
+
+        organization = self.rule_id.split("/", 1)[0]
+        return query_role_of(self.store.get_catalog(organization), conn_id)
+
     @staticmethod
     def occurrence_id(context: Mapping[str, Any]) -> str:
         """The run this effect belongs to (event ids take its place for event rules)."""

@@ -50,8 +50,14 @@ class DataTriggerSensor(RuleTaskOperator, BaseSensorOperator):
 
     def poke(self, context: Any) -> PokeReturnValue:
         check = self.spec_params["check"]
-        engine = RecordsHook(str(self.spec_params["connection"])).engine
-        result = run_query(engine, str(self.spec_params["sql"]), self._query_values(context))
+        connection = str(self.spec_params["connection"])
+        engine = RecordsHook(connection).engine
+        result = run_query(
+            engine,
+            str(self.spec_params["sql"]),
+            self._query_values(context),
+            role=self.query_role(connection),
+        )
         passed = check_result(check, result.rows)
         summary = result_summary(check, result)
         self.log.info("data check %s: %s", "passed" if passed else "not passed yet", summary)

@@ -11,8 +11,8 @@ from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.records import Effect, apply_effect, ensure_ledger
+from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.runtime.rows import matching_keys
-from rule_compiler.templating import render_value
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.actions import ActionOperator, Match
 
@@ -37,7 +37,9 @@ class RecordActionOperator(ActionOperator):
         where_targets = self._where_targets(engine, plan, context)
         done: set[str] = set()
         for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):
-            values = render_value(params.get("values", {}), self.template_context(context, record, event))
+            values = render_for_action(
+                params.get("values", {}), self.template_context(context, record, event), "values"
+            )
             targets: list[Any]
             if kind == "create_record":
                 targets = [match.key]

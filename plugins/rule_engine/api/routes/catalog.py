@@ -2,7 +2,8 @@
 
 Organization admins edit the tables and columns of the connections their catalog lists. The
 connections themselves are the organization's allow-list of Airflow connection ids (whose secrets
-belong to the deployment), so adding one, or changing its kind, needs a platform administrator.
+belong to the deployment), so adding one, or changing its kind, its storage locations or its query
+role (the restricted database role author SQL runs as), needs a platform administrator.
 A write stores a new catalog version with an audit row; stored rules are not recompiled (as with
 `rule-compiler catalog apply/sync`): those that no longer validate are listed in the answer.
 """
@@ -156,8 +157,9 @@ def _table_problems(table: Table) -> list[tuple[tuple[str | int, ...], str]]:
 
 
 def _check_connections(principal: Principal, current: Catalog | None, new: Catalog) -> None:
-    """403 when an organization admin adds a connection id or changes a connection's kind or, for a
-    storage connection, the locations it may write under (a path of the worker's disk or a bucket)."""
+    """403 when an organization admin adds a connection id or changes a connection's kind, or, for a
+    storage connection, the locations it may write under (a path of the worker's disk or a bucket),
+    or, for a database connection, the query role its author SQL runs as (a database credential)."""
     if principal.platform_admin:
         return
     before = current.connections if current is not None else {}
@@ -167,12 +169,16 @@ def _check_connections(principal: Principal, current: Catalog | None, new: Catal
         for c, v in new.connections.items()
         if c in before and (before[c].kind != v.kind or before[c].locations != v.locations)
     )
-    if added or changed:
+    roles = sorted(
+        c for c, v in new.connections.items() if c in before and before[c].query_role != v.query_role
+    )
+    if added or changed or roles:
         what = "; ".join(
             part
             for part in (
                 f"adds {', '.join(added)}" if added else "",
                 f"changes the kind or locations of {', '.join(changed)}" if changed else "",
+                f"changes the query role of {', '.join(roles)}" if roles else "",
             )
             if part
         )

@@ -20,7 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from rule_compiler.catalog import Table
 from rule_compiler.definitions import Event
 from rule_compiler.definitions.common import IDENTIFIER_RE, MAX_NAME_LENGTH
-from rule_compiler.events.outbox import EventConflictError, append_event, ensure_outbox, event_key, get_event
+from rule_compiler.events.outbox import (
+    LOCK_NOT_AVAILABLE,
+    EventConflictError,
+    append_event,
+    ensure_outbox,
+    event_key,
+    get_event,
+)
 from rule_compiler.store import RuleStore
 from rule_engine.api import rule_ops
 from rule_engine.api.deps import Editor, StoreDep
@@ -54,33 +61,49 @@ def _records_engine(conn_id: str) -> sa.Engine:
 
 
 class OutboxEngines:
-    """One engine per connection events go to, its outbox created (or upgraded) on first use."""
+    """One engine per connection events go to, its outbox created (or upgraded) on first use.
+
+    No lock of ours is held while waiting on a database: the process-wide lock only guards the
+    dictionaries, and the first use of a connection (opening it, ``ensure_outbox``) is serialized by
+    a lock of that connection alone, so a database that is slow or whose outbox lock is held
+    elsewhere delays only the pushes to that connection (and ``ensure_outbox`` gives up on its lock
+    after :data:`~rule_compiler.events.outbox.ENSURE_LOCK_TIMEOUT_SECONDS`: a 503).
+    """
 
     def __init__(self, open_engine: Callable[[str], sa.Engine] = _records_engine) -> None:
         self._open = open_engine
         self._engines: dict[str, sa.Engine] = {}
+        self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, conn_id: str) -> sa.Engine:
         with self._lock:
             engine = self._engines.get(conn_id)
-            if engine is None:
-                engine = self._open(conn_id)
-                try:
-                    with _database_errors(conn_id), engine.begin() as conn:
-                        ensure_outbox(conn)
-                except BaseException:
-                    engine.dispose()  # not kept: the next request tries again
-                    raise
+            if engine is not None:
+                return engine
+            opening = self._opening.setdefault(conn_id, threading.Lock())
+        with opening:
+            with self._lock:
+                engine = self._engines.get(conn_id)
+            if engine is not None:  # opened while this request waited for the connection's lock
+                return engine
+            engine = self._open(conn_id)
+            try:
+                with _database_errors(conn_id), engine.begin() as conn:
+                    ensure_outbox(conn)
+            except BaseException:
+                engine.dispose()  # not kept: the next request tries again
+                raise
+            with self._lock:
                 self._engines[conn_id] = engine
             return engine
 
     def dispose(self) -> None:
         """Close every engine's connections."""
         with self._lock:
-            for engine in self._engines.values():
-                engine.dispose()
-            self._engines.clear()
+            engines, self._engines = list(self._engines.values()), {}
+        for engine in engines:
+            engine.dispose()
 
 
 @contextmanager
@@ -93,12 +116,25 @@ def _database_errors(conn_id: str) -> Iterator[None]:
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the database of connection '{conn_id}' cannot store this event: {str(exc.orig).strip()}",
         ) from None
-    except (sa.exc.OperationalError, sa.exc.InterfaceError):
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"the outbox of connection '{conn_id}' is locked by another session (being created or "
+                "upgraded); try again later",
+                headers={"Retry-After": "5"},
+            ) from None
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"the database of connection '{conn_id}' is unreachable; try again later",
             headers={"Retry-After": "5"},
         ) from None
+
+
+def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:
+    orig = exc.orig
+    code = getattr(orig, "pgcode", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    return str(code) if code else None
 
 
 def _engines(request: Request) -> OutboxEngines:

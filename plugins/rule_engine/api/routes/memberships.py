@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from rule_compiler.store import Membership
+from rule_compiler.store.memberships import USERNAME_PATTERN
 from rule_engine.api.deps import Admin, CurrentUser, SettingsDep, StoreDep, username_of
 from rule_engine.api.routes.common import errors
 from rule_engine.api.schemas import Me, MembershipPublic, MembershipPut
@@ -14,6 +15,17 @@ from rule_engine.api.schemas import Me, MembershipPublic, MembershipPut
 router = APIRouter(tags=["memberships"])
 
 Username = Annotated[str, Path(min_length=1, max_length=200, description="an Airflow username")]
+#: A username given a role: letters, digits and ``. _ @ + -`` only (422 otherwise); removing one takes
+#: any stored name (one stored before this check included).
+NewUsername = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=200,
+        pattern=USERNAME_PATTERN,
+        description="an Airflow username: letters, digits and . _ @ + - (no spaces or control characters)",
+    ),
+]
 
 
 def _public(m: Membership) -> MembershipPublic:
@@ -60,7 +72,7 @@ def _guard_last_admin(store: StoreDep, organization: str, username: str, platfor
     responses={**errors(409), 201: {"model": MembershipPublic, "description": "Created"}},
 )
 def put_membership(
-    username: Username, body: MembershipPut, principal: Admin, store: StoreDep, response: Response
+    username: NewUsername, body: MembershipPut, principal: Admin, store: StoreDep, response: Response
 ) -> MembershipPublic:
     """Give a user a role in your organization (201 when new, 200 when changed or the same)."""
     if body.role != "admin":
