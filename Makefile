@@ -16,6 +16,12 @@ STAMP := $(VENV)/.installed-$(REQ_HASH)
 
 .PHONY: help venv lint test run demo-reset clean
 
+# `make run PORT=8081`: the API server (UI, REST view) on another port, demo and all. The same as
+# AIRFLOW__API__PORT=8081 in the environment; scripts/airflow-env.sh derives the rest from it.
+ifdef PORT
+export AIRFLOW__API__PORT := $(PORT)
+endif
+
 help: ## list the targets
 	@echo "Automation rule engine (Airflow 3.3.2). Targets:"
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -35,7 +41,7 @@ lint: venv ## ruff check, ruff format --check, mypy
 test: venv ## everything CI runs: Postgres up, lint, pytest -n 2 (PYTEST_ARGS="-k x" to narrow)
 	@scripts/check.sh test
 
-run: venv ## migrate, load the demo (app DB, catalog, example rules), start airflow standalone on :8080
+run: venv ## migrate, load the demo (app DB, catalog, example rules), start airflow standalone on :8080 (PORT=8081: another port)
 	@scripts/run-standalone.sh --check
 	@scripts/setup-demo.sh
 	@exec scripts/run-standalone.sh

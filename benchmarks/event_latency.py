@@ -54,7 +54,7 @@ from bench_common import emit, progress, seconds, temporary_postgres_database
 from rule_compiler.catalog import Catalog
 from rule_compiler.events import install
 from rule_compiler.events.outbox import cursor_position
-from rule_compiler.events.reader import consumer_name
+from rule_compiler.events.watch import Watch
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document, register
 from rule_compiler.store import RuleStore
@@ -76,6 +76,11 @@ RULE_FILE = ROOT / "include" / "rules" / "expedite-vip-payments.yaml"
 RULE_DAG_ID = "rule__acme__expedite-vip-payments"
 FLOOR_DAG_ID = "event_latency_floor"
 FLOOR_ASSET = "event_latency_floor"
+#: The durable cursor of the rule's trigger (its watch: orders, updated, status; ADR 0008).
+_TRIGGER = read_definition_file(RULE_FILE)["trigger"]
+RULE_CONSUMER = Watch.of(
+    _TRIGGER["connection"], _TRIGGER["table"], _TRIGGER.get("events"), _TRIGGER.get("fields")
+).consumer
 DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
 ADMIN = ("admin", "admin-password")
 VIP_CUSTOMERS = (1, 2, 5)
@@ -266,7 +271,7 @@ class Bench:
     def idle(self) -> bool:
         with self.poller.connect() as conn:
             last = conn.execute(sa.text("SELECT COALESCE(MAX(id), 0) FROM rule_engine_outbox")).scalar_one()
-            if cursor_position(conn, consumer_name("orders")) != last:
+            if cursor_position(conn, RULE_CONSUMER) != last:
                 return False
         return dags_idle(self.client, (RULE_DAG_ID, FLOOR_DAG_ID))
 

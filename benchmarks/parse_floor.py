@@ -21,7 +21,9 @@ _RESERVED = {
     "CronTriggerTimetable",
     "OutboxEventTrigger",
     "START_DATE",
+    "START_DATES",
     "dt",
+    "pendulum",
     "dag",
 }
 
@@ -57,6 +59,7 @@ class HandWritten:
     imports: dict[str, str] = field(default_factory=dict)
     blocks: list[str] = field(default_factory=list)
     sdk_names: set[str] = field(default_factory=set)  # from airflow.sdk, besides DAG
+    timezones: set[str] = field(default_factory=set)  # of the start dates (render_dag's start_date_in)
 
 
 def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None:
@@ -64,6 +67,8 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
     from rule_engine.operators.actions import ActionOperator
     from rule_engine.render.dag import UNSUPPORTED_TRIGGERS, RenderErrorOperator
     from rule_engine.render.registry import operator_class as operator_of
+
+    from rule_compiler.events.watch import watch_of_spec
 
     lines: list[str] = []
     var = f"dag_{number:04d}"
@@ -99,30 +104,34 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
     elif spec.schedule.kind in ("data", "interval"):
         out.sdk_names.add("CronDataIntervalTimetable")
         schedule = f"CronDataIntervalTimetable({spec.schedule.cron!r}, timezone={timezone!r})"
-    elif spec.schedule.kind == "event":  # the table's asset and its one watcher, written out
+    elif spec.schedule.kind == "event":  # the watch's asset and its one watcher, written out
         out.sdk_names.update({"Asset", "AssetWatcher"})
         out.imports["OutboxEventTrigger"] = "rule_engine.triggers.outbox"
-        conn, table = spec.schedule.connection, spec.schedule.table
+        watch = watch_of_spec(spec)
+        assert watch is not None  # an event schedule names its table
+        trigger_args = ", ".join(f"{name}={value!r}" for name, value in watch.trigger_kwargs().items())
         schedule = (
-            f"[Asset(name={f'rule_engine__{conn}__{table}'!r}, uri={f'rule-engine://{conn}/{table}'!r}, "
-            f"group='rule_engine', watchers=[AssetWatcher(name={f'outbox__{conn}__{table}'!r}, "
-            f"trigger=OutboxEventTrigger(connection={conn!r}, table={table!r}))])]"
+            f"[Asset(name={watch.asset_name!r}, uri={watch.asset_uri!r}, "
+            f"group='rule_engine', watchers=[AssetWatcher(name={watch.watcher_name!r}, "
+            f"trigger=OutboxEventTrigger({trigger_args}))])]"
         )
     else:
         schedule = "None"
     doc_md = (
         f"{spec.doc_md}\n---\nspec `{spec_hash}` · IR v{spec.ir_version} · compiler {spec.compiler_version}\n"
     )
+    out.timezones.add(timezone)
     lines.append("with DAG(")
     _kwargs(
         lines,
         [
             ("dag_id", repr(spec.dag_id)),
             ("schedule", schedule),
-            ("start_date", "START_DATE"),
+            ("start_date", f"START_DATES[{timezone!r}]"),
             ("catchup", "False"),
             ("max_active_runs", "1"),
             ("tags", repr(list(spec.tags))),
+            ("dag_display_name", repr(spec.display_name or spec.dag_id)),
             ("description", repr((spec.description or spec.rule_id)[:200])),
             ("doc_md", repr(doc_md)),
             ("is_paused_upon_creation", repr(not spec.active)),
@@ -146,6 +155,7 @@ def _dag_block(out: HandWritten, number: int, spec: Any, spec_hash: str) -> None
             ("retry_exponential_backoff", "2.0"),
             ("execution_timeout", f"dt.timedelta(seconds={task.timeout_seconds})"),
             ("trigger_rule", repr(task.trigger_rule)),
+            ("task_display_name", repr(task.display_name)),
         ]
         if issubclass(operator_class, ActionOperator):
             pairs.append(("on_failure", repr(task.on_failure)))
@@ -186,11 +196,15 @@ def write_hand_written(path: Path, specs: list[Any], title: str) -> int:
         "",
         "import datetime as dt",
         "",
+        "import pendulum",
         f"from airflow.sdk import {', '.join(sdk_names)}",
         "",
         *sorted(f"from {module} import {name}" for name, module in out.imports.items()),
         "",
         "START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)",
+        "START_DATES = {",
+        *(f"    {tz!r}: pendulum.datetime(2024, 1, 1, tz={tz!r})," for tz in sorted(out.timezones)),
+        "}",
     ]
     text = "\n".join(header) + "\n\n\n" + "\n\n\n".join(out.blocks) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,6 +239,7 @@ def fingerprint(dag: Any) -> dict[str, Any]:
             "retry_exponential_backoff": task.retry_exponential_backoff,
             "execution_timeout": task.execution_timeout,
             "trigger_rule": str(task.trigger_rule),
+            "task_display_name": task.task_display_name,
             "spec_params": getattr(task, "spec_params", None),
             "spec_hash": getattr(task, "spec_hash", None),
             "on_failure": getattr(task, "on_failure", None),
@@ -234,6 +249,8 @@ def fingerprint(dag: Any) -> dict[str, Any]:
     return {
         "timetable": _timetable(dag.timetable),
         "start_date": dag.start_date,
+        "timezone": repr(dag.timezone),
+        "dag_display_name": dag.dag_display_name,
         "catchup": dag.catchup,
         "max_active_runs": dag.max_active_runs,
         "tags": sorted(dag.tags),

@@ -11,14 +11,16 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 from rule_engine.preload import preload_listener
+from rule_engine.run_notes import run_note_listener
 
 
 class RuleEnginePlugin(AirflowPlugin):
-    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``) and
-    the listener that preloads the task modules in the scheduler (``rule_engine.preload``)."""
+    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``), the
+    listener that preloads the task modules in the scheduler (``rule_engine.preload``) and the one
+    that notes rule runs that matched nothing (``rule_engine.run_notes``)."""
 
     name = "rule_engine"
-    listeners = [preload_listener]
+    listeners = [preload_listener, run_note_listener]
     _apps: list[dict[str, Any]] | None = None
 
     @property

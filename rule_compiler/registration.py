@@ -4,6 +4,9 @@ A rule is stored as written (``{use: template}`` nodes kept) with the spec compi
 form (notification templates resolved into its actions). A template (condition or notification) has
 no DAG: it is stored with ``dag_id`` ``<kind>__<org>__<name>`` and its canonical JSON as the "spec"; the
 DAG loader reads only rules (``RuleStore.loadable_specs``).
+
+A compiled spec (a template's canonical JSON) larger than :data:`~rule_compiler.canonical.MAX_SPEC_BYTES`
+is refused here, before anything is stored.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rule_compiler.canonical import canonical_json, content_hash
+from rule_compiler.canonical import MAX_SPEC_BYTES, canonical_json, content_hash
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule, dag_id_for
 from rule_compiler.compiler.report import compile_report
@@ -22,10 +25,12 @@ from rule_compiler.definitions import (
     RuleDefinition,
 )
 from rule_compiler.definitions.report import ReportDefinition
-from rule_compiler.errors import Issue
+from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, NotificationTemplates
 from rule_compiler.store import ApplyResult, RuleStore
 from rule_compiler.validation import validate_document
+from rule_compiler.validation.paths import DOCUMENT
+from rule_compiler.validation.refs import StoredNames
 
 TEMPLATE_KIND = "condition_template"
 TEMPLATE_KINDS = (TEMPLATE_KIND, NOTIFICATION_TEMPLATE_KIND)
@@ -70,31 +75,53 @@ def compile_document(
     *,
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
     notification_templates: NotificationTemplates | None = None,
+    stored: StoredNames | None = None,
     source: str | None = None,
 ) -> Compiled | CompiledTemplate:
     """Validate (raising ``RuleValidationError`` with every problem) and compile; warnings ride along.
 
     ``templates`` / ``notification_templates``: the condition / notification templates (by name) of
-    the document's organization.
+    the document's organization; ``stored``: the names of its stored definitions by kind, which
+    actions starting one (``generate_report``) are checked against.
     """
     validated = validate_document(
-        data, catalog, templates=templates, notification_templates=notification_templates, source=source
+        data,
+        catalog,
+        templates=templates,
+        notification_templates=notification_templates,
+        stored=stored,
+        source=source,
     )
     definition = validated.definition
+    compiled: Compiled | CompiledTemplate
     if isinstance(definition, ReportDefinition):
         assert validated.report_sources is not None  # noqa: S101 - set for every valid report
         spec = compile_report(definition, validated.report_sources)
-        return Compiled(definition, spec, spec.to_json(), spec.spec_hash, None, validated.warnings)
-    if isinstance(definition, ConditionTemplateDefinition | NotificationTemplateDefinition):
+        compiled = Compiled(definition, spec, spec.to_json(), spec.spec_hash, None, validated.warnings)
+    elif isinstance(definition, ConditionTemplateDefinition | NotificationTemplateDefinition):
         dumped = definition.model_dump(mode="json", by_alias=True)
-        return CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
-    rule = validated.rule or definition
-    spec = compile_rule(
-        rule,
-        catalog or Catalog(organization=rule.organization),
-        notification_refs=validated.notification_refs,
-    )
-    return Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule, validated.warnings)
+        compiled = CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
+    else:
+        rule = validated.rule or definition
+        spec = compile_rule(
+            rule,
+            catalog or Catalog(organization=rule.organization),
+            notification_refs=validated.notification_refs,
+        )
+        compiled = Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule, validated.warnings)
+    check_spec_size(compiled.spec_json, source=source)
+    return compiled
+
+
+def check_spec_size(spec_json: str, *, source: str | None = None) -> None:
+    """Refuse (``RuleValidationError`` at the document) a spec over :data:`MAX_SPEC_BYTES` as UTF-8."""
+    size = len(spec_json.encode("utf-8"))
+    if size > MAX_SPEC_BYTES:
+        message = (
+            f"the compiled spec would be {size:,} bytes; at most {MAX_SPEC_BYTES:,} are allowed: "
+            "split it into smaller definitions, or shorten its conditions, SQL, templates and bodies"
+        )
+        raise RuleValidationError([Issue(DOCUMENT, message, "spec_too_large")], source=source)
 
 
 def register(

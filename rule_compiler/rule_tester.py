@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from rule_compiler.catalog import Catalog, Connection, FieldResolutionError, resolve_field
 from rule_compiler.compiler import field_plan
 from rule_compiler.conditions import compile_condition
+from rule_compiler.conditions.trace import format_trace
 from rule_compiler.conditions.values import json_safe
 from rule_compiler.definitions import DataTrigger, Event, EventTrigger, RuleDefinition
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
@@ -322,8 +323,6 @@ def _read_paths(
 
 # -- text output ------------------------------------------------------------------------------------
 
-_MARKS = {True: "✓", False: "✗", None: "-"}
-
 
 def format_text(result: TestResult) -> str:
     """The result as an indented tree: ``✓``/``✗``/``- skipped``, value seen, operator, expected."""
@@ -333,39 +332,13 @@ def format_text(result: TestResult) -> str:
         head += f" (changed: {', '.join(event['changed']) or 'nothing'})"
     lines = [head]
     if result.trace is not None:
-        lines += _format_node(result.trace, 1)
+        lines += format_trace(result.trace, 1)
     lines += [f"note: {note}" for note in result.notes]
     if not result.triggered:
         lines.append(result.reason)
     else:
         lines.append(("MATCHED: " if result.matched else "NO MATCH: ") + result.reason)
     return "\n".join(lines)
-
-
-def _format_node(node: Mapping[str, Any], depth: int) -> list[str]:
-    pad = "  " * depth
-    mark = _MARKS[node["result"]]
-    if node["kind"] != "condition":
-        label = f"{node['kind']}" + (" (skipped)" if node["skipped"] else "")
-        lines = [f"{pad}{mark} {label}"]
-        for child in node["children"]:
-            lines += _format_node(child, depth + 1)
-        return lines
-    expected = node["expected"]
-    shown = "" if expected is None else f" {_show(expected)}"
-    head = f"{pad}{mark} {node['field']} {node['operator']}{shown}"
-    if node["skipped"]:
-        return [f"{head}  (skipped: an earlier member already decided the group)"]
-    return [f"{head}  [seen: {_show(node['actual'])}]  {node['reason']}"]
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, dict) and "field_ref" in value:
-        inner = f" = {_show(value['value'])}" if "value" in value else ""
-        return f"field {value['field_ref']}{inner}"
-    return repr(value)
 
 
 def parse_now(text: str | None) -> datetime:

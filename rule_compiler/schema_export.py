@@ -1,4 +1,10 @@
-"""JSON Schemas of the definition format, exported to ``include/schemas/`` for editors and clients."""
+"""JSON Schemas of the definition format, exported to ``include/schemas/`` for editors and clients.
+
+One file per definition kind this release accepts (``<kind>.schema.json``, from the same models
+validation uses, so a new kind cannot be left out), plus the catalog and the ``Event`` of
+``test-rule`` and ``POST /events``. ``tests/compiler/test_schemas.py`` proves that
+``rule-compiler schema export`` reproduces every file in ``include/schemas/`` byte for byte.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.definitions import (
-    ConditionTemplateDefinition,
-    Event,
-    NotificationTemplateDefinition,
-    RuleDefinition,
-)
-from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.definitions import Event
+from rule_compiler.validation import KIND_MODELS, SUPPORTED_KINDS
 
 SCHEMAS: dict[str, Any] = {
-    "rule.schema.json": RuleDefinition,
+    **{f"{kind}.schema.json": KIND_MODELS[kind] for kind in SUPPORTED_KINDS},
     "event.schema.json": Event,
     "catalog.schema.json": Catalog,
-    "condition_template.schema.json": ConditionTemplateDefinition,
-    "notification_template.schema.json": NotificationTemplateDefinition,
-    "report.schema.json": ReportDefinition,
 }
 
 

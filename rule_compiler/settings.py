@@ -46,3 +46,20 @@ def include_dir() -> Path:
     """Where report SQL files and templates live: ``$AUTOMATION_INCLUDE_DIR``, else ``include/``."""
     value = os.environ.get(INCLUDE_DIR_ENV)
     return Path(value) if value else Path(__file__).resolve().parents[1] / "include"
+
+
+LOG_VALUES_ENV = "AUTOMATION_LOG_VALUES"
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def log_values() -> bool:
+    """Whether task logs may show row values in the condition verdicts (``$AUTOMATION_LOG_VALUES``,
+    default false: verdicts and row keys only, since Airflow task logs reach more people than the
+    data does). ``true``/``1``/``yes``/``on`` turn values on, ``false``/``0``/``no``/``off`` off."""
+    value = os.environ.get(LOG_VALUES_ENV, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{LOG_VALUES_ENV} must be true or false, not {value!r}")

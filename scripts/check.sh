@@ -2,7 +2,8 @@
 # The stages behind `make lint` and `make test`, each under a header, with a summary at the end.
 #
 #   scripts/check.sh lint     # ruff check, ruff format --check, mypy
-#   scripts/check.sh test     # Postgres up (scripts/ensure-postgres.sh), the lint stages, pytest -n 2
+#   scripts/check.sh test     # Postgres up (scripts/ensure-postgres.sh), Chromium installed
+#                             # (scripts/ensure-chromium.sh), the lint stages, pytest -n 2
 #
 # Every stage runs even when an earlier one failed (one run shows every problem); the exit code is 1
 # when any stage failed. Extra pytest arguments: PYTEST_ARGS="-k store -x" make test.
@@ -25,7 +26,7 @@ FAILED=0
 
 case "$MODE" in
     lint) TOTAL=3 ;;
-    test) TOTAL=5 ;;
+    test) TOTAL=6 ;;
     *)
         echo "usage: scripts/check.sh lint|test" >&2
         exit 2
@@ -70,6 +71,7 @@ run_pytest() {
 
 if [ "$MODE" = test ]; then
     stage "postgres: scripts/ensure-postgres.sh" scripts/ensure-postgres.sh
+    stage "chromium: scripts/ensure-chromium.sh" scripts/ensure-chromium.sh
 fi
 stage "lint: ruff check ." "$BIN/ruff" check .
 stage "lint: ruff format --check ." "$BIN/ruff" format --check .

@@ -4,14 +4,20 @@
 #
 #   scripts/run-standalone.sh            # what `make run` ends with
 #   scripts/run-standalone.sh --check    # only the checks below (already running? port free?)
+#   AIRFLOW__API__PORT=8081 scripts/run-standalone.sh    # another port (`make run PORT=8081` sets it)
 #
-# - refuses if the API port (8080) is taken or a standalone from this repo is already running;
+# - refuses if the API port (AIRFLOW__API__PORT, default 8080) is taken or a standalone from this
+#   repo (this AIRFLOW_HOME) is already running;
+# - the task log servers' ports (8793, 8794): when one is taken (another Airflow on this machine) and
+#   its variable (AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT, ..._TRIGGER_LOG_SERVER_PORT) is not set,
+#   a free port is used instead;
 # - logs to $AIRFLOW_HOME/standalone.log (the previous run's log is kept as standalone.log.1);
 # - writes $AIRFLOW_HOME/standalone.pid (the pid is also the process group id of every component);
 # - waits up to STANDALONE_WAIT_SECONDS (120) for /api/v2/monitor/health to report every component
 #   healthy, then prints the URLs and the login;
-# - Ctrl-C, SIGTERM or SIGHUP: SIGINT to standalone (its clean shutdown path), up to 30 s, then SIGTERM to the
-#   whole process group, then SIGKILL; the pid file is removed.
+# - Ctrl-C, SIGINT, SIGTERM or SIGHUP to this script: SIGINT to standalone (its clean shutdown path), up
+#   to 30 s, then SIGTERM to the whole process group, then SIGKILL; the pid file is removed. `kill PID`
+#   (SIGTERM) from another shell stops it like Ctrl-C; the PID is printed at the start.
 # - email: unless AIRFLOW_CONN_SMTP_DEFAULT is set (or AUTOMATION_DEMO_MAIL=off), starts the demo mail sink
 #   (scripts/demo_mail_sink.py) on loopback and points smtp_default at it: every message the demo sends is
 #   written to $AUTOMATION_DEMO_MAIL_DIR (default $AIRFLOW_HOME/mail) as an .eml file, nothing leaves the
@@ -21,6 +27,23 @@
 # background jobs with SIGINT ignored, which Python keeps: so it is launched through a tiny Python
 # exec wrapper that restores SIGINT and makes it a session (process group) leader.
 set -euo pipefail
+
+# Started as a background job of a non-interactive shell (`make run &` in a script, CI), this script
+# itself starts with SIGINT ignored, and bash cannot trap a signal that was ignored on entry: `kill
+# -INT` would do nothing. Re-exec once (same PID) with SIGINT restored, so SIGINT stops it as SIGTERM
+# and Ctrl-C do.
+sigint_ignored() {
+    local mask
+    mask="$(awk '/^SigIgn:/ {print $2}' "/proc/$$/status" 2>/dev/null)" || return 1
+    [ -n "$mask" ] && (((16#$mask & 2) != 0))
+}
+if [ -z "${RUN_STANDALONE_SIGINT_RESTORED:-}" ] && sigint_ignored; then
+    export RUN_STANDALONE_SIGINT_RESTORED=1
+    exec python3 -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execv(sys.argv[1], sys.argv[1:])' "$BASH" "${BASH_SOURCE[0]}" "$@"
+fi
+unset RUN_STANDALONE_SIGINT_RESTORED
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 # shellcheck source=scripts/airflow-env.sh
@@ -68,12 +91,27 @@ if port_in_use "$PORT"; then
     if command -v ss >/dev/null 2>&1; then
         ss -ltnpH "sport = :$PORT" 2>/dev/null | sed 's/^/run-standalone:   /' >&2 || true
     fi
-    err "Stop whatever listens there, or use another port: AIRFLOW__API__PORT=8081 scripts/run-standalone.sh"
+    err "Stop whatever listens there, or use another port: make run PORT=8081"
+    err "(or AIRFLOW__API__PORT=8081 scripts/run-standalone.sh when the demo is already set up)"
     exit 1
 fi
-for log_port in 8793 8794; do
+
+# free_port: a port the kernel hands out now (free at this moment).
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# Task logs are served by a log server per component (worker 8793, triggerer 8794): with another
+# Airflow on this machine those ports are taken, so take free ones unless they were chosen explicitly.
+for log_server in WORKER:8793 TRIGGER:8794; do
+    variable="AIRFLOW__LOGGING__${log_server%%:*}_LOG_SERVER_PORT"
+    log_port="${!variable:-${log_server##*:}}"
     if port_in_use "$log_port"; then
-        say "WARNING: port $log_port (task log server) is in use: task logs may not show in the UI"
+        if [ -z "${!variable:-}" ] && [ "${1:-}" != --check ]; then
+            export "$variable=$(free_port)"
+            say "port $log_port (${log_server%%:*} log server) is in use: using ${!variable} ($variable)"
+        elif [ -n "${!variable:-}" ]; then
+            say "WARNING: port $log_port ($variable) is in use: task logs may not show in the UI"
+        fi
     fi
 done
 
@@ -132,6 +170,7 @@ esac
 # --- start -----------------------------------------------------------------------------------------------
 [ -f "$LOG_FILE" ] && mv -f "$LOG_FILE" "$LOG_FILE.1"
 say "starting airflow standalone (AIRFLOW_HOME=$AIRFLOW_HOME; log: $LOG_FILE)"
+say "to stop it: Ctrl-C here, or from another shell: kill $$   (SIGTERM; kill -INT $$ works too)"
 LAUNCHER='
 import os, signal
 try:
@@ -268,13 +307,15 @@ except (OSError, ValueError):
 cat <<EOF
 
   Airflow UI     ${BASE_URL}
+  Rules API      ${BASE_URL}/automations/api/v1/   (signed in as admin: an admin of acme)
   API docs       ${BASE_URL}/automations/docs   (Airflow's own REST API: ${BASE_URL}/docs)
   Login          admin / ${admin_password}   (from ${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE})
   Log            ${LOG_FILE}
   Email          ${MAIL_NOTE}
   Shell          source scripts/airflow-env.sh   (then: airflow dags list, rule-compiler list)
 
-  Press Ctrl-C to stop.
+  Stop           Ctrl-C here, or from another shell: kill $$   (SIGTERM or SIGINT to this script;
+                 it stops standalone by its pid, $SA_PID, and the mail sink)
 
 EOF
 

@@ -67,8 +67,17 @@ else
     timed python include/demo/create_demo_db.py "${demo_db_args[@]}" --if-missing
 fi
 
+step "rule-compiler catalog apply $CATALOG"
+timed rule-compiler catalog apply "$CATALOG"
+
+# The REST view (/automations) takes a user's organization from their membership: without one, the
+# admin (a platform admin, AUTOMATION_API_ADMINS) would have to add ?organization=acme to every call.
+step "REST view: Airflow admins ($AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS) get an admin membership of the catalog's organization"
+timed python scripts/demo_admins.py "$CATALOG"
+
 # Event capture (outbox table + row triggers) for the event rules, once the CLI offers it. Recreating
-# the demo tables drops their triggers, so this runs after every (re)creation; it is idempotent.
+# the demo tables drops their triggers, so this runs after every (re)creation; it is idempotent. After
+# the catalog: install records `capture_installed` in the stored catalog that lists the table.
 if rule-compiler events install --help >/dev/null 2>&1; then
     for table in "${DEMO_TABLES[@]}"; do
         step "rule-compiler events install --connection app_db --table $table"
@@ -77,9 +86,6 @@ if rule-compiler events install --help >/dev/null 2>&1; then
 else
     step "event capture: skipped ('rule-compiler events install' is not available yet)"
 fi
-
-step "rule-compiler catalog apply $CATALOG"
-timed rule-compiler catalog apply "$CATALOG"
 
 # Example definitions: condition templates, rules (some use the templates), and reports when the
 # folder exists. One `apply` stores the templates first, so the rules can `use` them.

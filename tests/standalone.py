@@ -6,7 +6,7 @@ No pytest here (``benchmarks/event_latency.py`` uses it too): a wait that times 
 
 Stopping: standalone stops its children only on SIGINT, which a background job inherits as ignored,
 so the launcher resets SIGINT before ``exec`` and runs in its own session; :func:`stop` sends SIGINT to
-its PID, then SIGKILL to what is left of its process group after a grace period (field notes §2).
+its PID, then SIGKILL to what is left of its process group after a grace period.
 """
 
 from __future__ import annotations

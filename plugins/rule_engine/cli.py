@@ -1,7 +1,7 @@
 """The ``rule-compiler`` console script: the pure commands plus those that need Airflow connections.
 
 ``rule_compiler.cli`` holds the pure commands (validate, compile, apply, test-rule, ...). This entry
-point adds what resolves Airflow connection ids (DESIGN §8): ``test-rule --connection`` reads
+point adds what resolves Airflow connection ids (docs/architecture.md §1): ``test-rule --connection`` reads
 related rows through :func:`engine_for`, ``catalog sync`` reflects a live database into an
 organization's catalog, and ``webhooks deliveries`` / ``webhooks redeliver`` show the webhook
 delivery ledger and send a stored request again, signed with the connection's current secrets.

@@ -1,4 +1,4 @@
-"""Deliver one notice to one recipient: preferences, the delivery record, sending (DESIGN §6).
+"""Deliver one notice to one recipient: preferences, the delivery record, sending.
 
 Shared by the ``send_notification`` operator, the notifiers (failure notices) and the dispatcher.
 The delivery is recorded *before* anything is sent (``sending``) and again after (``sent``,

@@ -64,11 +64,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
             "rules may name (over the stored ones; templates among the files themselves win)",
         )
 
-    p = sub.add_parser("validate", help="check definitions; list every problem with its JSON path")
-    p.add_argument("paths", nargs="+", type=commands.Path, help="files or folders")
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    with_catalog(p)
-    p.set_defaults(run=commands.validate)
+    _add_validate(sub, with_catalog)
 
     p = sub.add_parser("compile", help="print the compiled spec (DagSpec JSON) of one definition")
     p.add_argument("path", type=commands.Path)
@@ -111,6 +107,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     c = cat.add_parser("show", help="print an organization's current catalog")
     c.add_argument("--org", dest="organization", required=True)
     c.set_defaults(run=commands.catalog_show)
+    _add_catalog_grants(cat)
 
     sch = _add_schema(sub)
 
@@ -133,6 +130,43 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     for extend in extensions:
         extend(groups)
     return parser
+
+
+def _add_catalog_grants(cat: SubParsers) -> None:
+    c = cat.add_parser(
+        "grants",
+        help="print the Postgres statements that let a query role SELECT only the catalog's tables",
+        description="Print the statements (for psql, run by the database owner) that create a "
+        "restricted role able to SELECT exactly the tables the catalog lists for a database "
+        "connection, for `query_role` in the catalog: author SQL then runs as that role.",
+    )
+    c.add_argument("--org", dest="organization", required=True)
+    c.add_argument("--connection", required=True, help="the catalog's database connection id")
+    c.add_argument("--role", required=True, help="the role to create or reset, e.g. automation_reader")
+    c.add_argument("--schema", default="public", help="the schema of the catalog's tables (default: public)")
+    c.add_argument("--grant-to", default=None, metavar="USER", help="the connection's login user")
+    c.add_argument("--catalog", type=commands.Path, help="catalog file (default: the stored catalog)")
+    c.set_defaults(run=commands.catalog_grants)
+
+
+def _add_validate(sub: SubParsers, with_catalog: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="check definitions; list every problem with its JSON path",
+        description="Check definition files (or, with --stored, every definition in the rule store) "
+        "and list every problem with its JSON path. Exit codes: 0 all valid, 1 some refused, 2 error.",
+    )
+    p.add_argument("paths", nargs="*", type=commands.Path, help="files or folders")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--stored",
+        action="store_true",
+        help="re-check the current version of every stored definition (and catalog) against today's "
+        "validation and its organization's stored catalog; lists those now refused (reads only)",
+    )
+    p.add_argument("--org", dest="organization", help="with --stored: only this organization")
+    with_catalog(p)
+    p.set_defaults(run=commands.validate)
 
 
 def _add_schema(sub: SubParsers) -> SubParsers:

@@ -32,7 +32,7 @@ from rule_compiler.cli.common import (
     store_from_args,
 )
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
-from rule_compiler.loading import read_definition_file
+from rule_compiler.loading import MAX_NESTING_DEPTH, nesting_depth, read_definition_file
 from rule_compiler.notification_templates import raw_notification_uses
 from rule_compiler.registration import Compiled, CompiledTemplate, compile_document, register
 from rule_compiler.schema_export import export_schemas
@@ -45,6 +45,19 @@ EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 
 def validate(args: argparse.Namespace) -> int:
+    if getattr(args, "stored", False):
+        if args.paths or args.catalog is not None or args.templates is not None:
+            raise CliError(
+                "--stored checks what the store holds against its catalogs: give no files, "
+                "--catalog or --templates with it"
+            )
+        from rule_compiler.cli.stored import validate_stored
+
+        return validate_stored(args)
+    if getattr(args, "organization", None):
+        raise CliError("--org is for --stored; a file names its own organization")
+    if not args.paths:
+        raise CliError("give the files or folders to check, or --stored to check the rule store")
     files = definition_files(args.paths)
     entries, _ = check_files(args, Catalogs(args), files)
     report: list[dict[str, Any]] = []
@@ -270,6 +283,10 @@ def _read_event(path: Path) -> Event:
         raise CliError(f"{path}:{exc.lineno}: the event is not valid JSON: {exc.msg}") from None
     except yaml.YAMLError as exc:
         raise CliError(f"{path}: the event is not valid YAML: {exc}") from None
+    except RecursionError:  # nested thousands deep
+        raise CliError(f"{path}: the event nests more than {MAX_NESTING_DEPTH} levels") from None
+    if nesting_depth(data) > MAX_NESTING_DEPTH:
+        raise CliError(f"{path}: the event nests more than {MAX_NESTING_DEPTH} levels")
     try:
         return rule_tester.load_event(data)
     except rule_tester.EventError as exc:
@@ -310,6 +327,28 @@ def catalog_show(args: argparse.Namespace) -> int:
             "`rule-compiler catalog apply FILE`"
         )
     print(yaml.safe_dump(raw, sort_keys=False), end="")
+    return EXIT_OK
+
+
+def catalog_grants(args: argparse.Namespace) -> int:
+    """Print the statements that give a query role SELECT on the catalog's tables of a connection."""
+    from rule_compiler.catalog_grants import GrantsError, grant_statements
+
+    catalog = Catalogs(args).for_org(args.organization)
+    if catalog is None:
+        raise CliError(
+            f"organization '{args.organization}' has no catalog; apply one with "
+            "`rule-compiler catalog apply FILE` or give --catalog FILE"
+        )
+    if args.catalog is not None and catalog.organization != args.organization:
+        raise CliError(f"{args.catalog} is the catalog of {catalog.organization}, not of {args.organization}")
+    try:
+        lines = grant_statements(
+            catalog, args.connection, args.role, schema=args.schema, grant_to=args.grant_to
+        )
+    except GrantsError as exc:
+        raise CliError(str(exc)) from None
+    print("\n".join(lines))
     return EXIT_OK
 
 

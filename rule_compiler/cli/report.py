@@ -270,6 +270,7 @@ def _render(manifest: Manifest, renders: list[dict[str, Any]], out: Path) -> Non
             charts=_as_list(params.get("charts") or []),
             template=params.get("template") if isinstance(params.get("template"), str) else None,
             formats=formats,
+            queries=_as_list(params.get("queries") or []),
         )
         took = time.perf_counter() - started
         print(f"  {params['format']:4}  {path}  {_size(path.stat().st_size)} in {took:.2f} s")

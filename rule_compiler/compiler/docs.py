@@ -52,7 +52,10 @@ def _describe_trigger(rule: RuleDefinition) -> str:
         target = f", over rows of `{trigger.target.table}`" if trigger.target else ""
         return f"schedule `{trigger.cron}` ({trigger.timezone}){target}"
     if isinstance(trigger, DataTrigger):
-        return f"data check on `{trigger.connection}` every `{trigger.schedule}` ({trigger.check.operator})"
+        return (
+            f"data check on `{trigger.connection}` every `{trigger.schedule}` ({trigger.timezone}), "
+            f"check {trigger.check.operator}"
+        )
     target = f", over rows of `{trigger.target.table}`" if trigger.target else ""
     return f"manual (REST or the Trigger button){target}"
 

@@ -49,9 +49,14 @@ class ScheduleSpec(_Frozen):
 
 
 class TaskSpec(_Frozen):
-    """One task: a closed-registry kind with its parameters, upstream task ids and retry policy."""
+    """One task: a closed-registry kind with its parameters, upstream task ids and retry policy.
+
+    ``display_name`` is the task's label in the Airflow UI (``update_record: escalate``); the task id
+    stays the stable key (none: the UI shows the id).
+    """
 
     task_id: str
+    display_name: str | None = None
     kind: TaskKind
     params: dict[str, JsonValue] = Field(default_factory=dict)
     upstream: tuple[str, ...] = ()
@@ -63,7 +68,11 @@ class TaskSpec(_Frozen):
 
 
 class DagSpec(_Frozen):
-    """A compiled definition: one Airflow DAG."""
+    """A compiled definition: one Airflow DAG.
+
+    ``display_name`` is the DAG's name in the Airflow UI: the definition's ``title``, else
+    ``name (organization)``; the ``dag_id`` stays the stable key (none: the UI shows the id).
+    """
 
     ir_version: Literal[1] = IR_VERSION
     compiler_version: str
@@ -72,6 +81,7 @@ class DagSpec(_Frozen):
     organization: str
     kind: str
     name: str
+    display_name: str | None = None
     description: str = ""
     owner: str | None = None
     active: bool = True

@@ -27,15 +27,31 @@ from rule_compiler.notification_templates import TemplateRef
 from rule_compiler.templating import record_fields, template_strings
 
 #: Bumped when compiled output changes; golden files are updated together with it.
-COMPILER_VERSION = "3"
+COMPILER_VERSION = "4"
 DATA_SENSOR_TASK = "wait_for_data"
 EVALUATE_TASK = "evaluate_conditions"
 OUTCOME_TASK = "record_outcome"
+#: The UI labels of the fixed tasks (their ids never change; labels may).
+TASK_DISPLAY_NAMES = {
+    DATA_SENSOR_TASK: "wait for data",
+    EVALUATE_TASK: "evaluate conditions",
+    OUTCOME_TASK: "record outcome",
+}
 
 
 def dag_id_for(kind: str, organization: str, name: str) -> str:
     """``rule__acme__escalate-vip-orders``: stable across versions and compiler releases."""
     return f"{kind}__{organization}__{name}"
+
+
+def dag_display_name(title: str | None, organization: str, name: str) -> str:
+    """The DAG's name in the Airflow UI: the author's ``title``, else ``escalate-vip-orders (acme)``."""
+    return title or f"{name} ({organization})"
+
+
+def action_display_name(action: Action) -> str:
+    """An action task's label in the Airflow UI: ``update_record: escalate``."""
+    return f"{action.type}: {action.id}"
 
 
 def compile_rule(
@@ -60,6 +76,7 @@ def compile_rule(
         organization=rule.organization,
         kind="rule",
         name=rule.name,
+        display_name=dag_display_name(rule.title, rule.organization, rule.name),
         description=rule.description,
         owner=rule.owner,
         active=rule.active,
@@ -158,6 +175,7 @@ def _condition_json(node: ConditionNode | None) -> Any:
 def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, catalog: Catalog) -> TaskSpec:
     return TaskSpec(
         task_id=EVALUATE_TASK,
+        display_name=TASK_DISPLAY_NAMES[EVALUATE_TASK],
         kind="evaluate_conditions",
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
@@ -175,6 +193,7 @@ def _data_sensor_task(rule: RuleDefinition, trigger: DataTrigger) -> TaskSpec:
     """The gate of a data rule: poke the read-only query until its check holds (or give up: skipped)."""
     return TaskSpec(
         task_id=DATA_SENSOR_TASK,
+        display_name=TASK_DISPLAY_NAMES[DATA_SENSOR_TASK],
         kind="data_sensor",
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
@@ -239,6 +258,7 @@ def _action_task(
 ) -> TaskSpec:
     return TaskSpec(
         task_id=action.id,
+        display_name=action_display_name(action),
         kind=action.type,
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
@@ -257,6 +277,7 @@ def _action_task(
 def _outcome_task(rule: RuleDefinition) -> TaskSpec:
     return TaskSpec(
         task_id=OUTCOME_TASK,
+        display_name=TASK_DISPLAY_NAMES[OUTCOME_TASK],
         kind="record_outcome",
         params={
             "rule_id": f"{rule.organization}/{rule.name}",

@@ -14,13 +14,19 @@ from typing import Any
 
 from rule_compiler.canonical import content_hash
 from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
-from rule_compiler.compiler.lower import COMPILER_VERSION, dag_id_for
+from rule_compiler.compiler.lower import COMPILER_VERSION, dag_display_name, dag_id_for
 from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.validation.reports import ReportSources
 
 QUERIES_TASK = "run_queries"
 DELIVER_TASK = "deliver"
 REPORT_OUTCOME_TASK = "record_report"
+#: The UI labels of the fixed tasks (their ids never change; labels may).
+REPORT_TASK_DISPLAY_NAMES = {
+    QUERIES_TASK: "run queries",
+    DELIVER_TASK: "deliver",
+    REPORT_OUTCOME_TASK: "record report",
+}
 
 
 def render_task_id(fmt: str) -> str:
@@ -31,19 +37,31 @@ def compile_report(report: ReportDefinition, sources: ReportSources) -> DagSpec:
     """Lower a validated report. Pure and deterministic: same input, same bytes."""
     report_id = f"{report.organization}/{report.name}"
     source = report.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+    # What the renders (and the deliveries, through the first render's params) show of each query:
+    # its heading and its card figures, as [name, figure] pairs in the author's order.
+    query_options: list[dict[str, Any]] = [
+        {
+            "id": query.id,
+            "title": query.title or query.id,
+            "summary": [[name, figure] for name, figure in (query.summary or {}).items()],
+        }
+        for query in report.queries
+    ]
     renders = [
         TaskSpec(
             task_id=render_task_id(fmt),
+            display_name=f"render {fmt}",
             kind="report_render",
             params={
                 "report_id": report_id,
                 "format": fmt,
-                "title": report.name,
+                "title": report.title or report.name,
                 "description": report.description,
                 "charts": [chart.model_dump(mode="json", exclude_none=True) for chart in report.charts]
                 if fmt in ("html", "pdf")
                 else [],
                 "template": sources.template if fmt in ("html", "pdf") else None,
+                "queries": query_options,
             },
             upstream=(QUERIES_TASK,),
             retries=1,
@@ -54,6 +72,7 @@ def compile_report(report: ReportDefinition, sources: ReportSources) -> DagSpec:
     tasks = [
         TaskSpec(
             task_id=QUERIES_TASK,
+            display_name=REPORT_TASK_DISPLAY_NAMES[QUERIES_TASK],
             kind="report_queries",
             params={
                 "report_id": report_id,
@@ -77,6 +96,7 @@ def compile_report(report: ReportDefinition, sources: ReportSources) -> DagSpec:
         *renders,
         TaskSpec(
             task_id=DELIVER_TASK,
+            display_name=REPORT_TASK_DISPLAY_NAMES[DELIVER_TASK],
             kind="report_deliver",
             params={
                 "report_id": report_id,
@@ -93,6 +113,7 @@ def compile_report(report: ReportDefinition, sources: ReportSources) -> DagSpec:
         ),
         TaskSpec(
             task_id=REPORT_OUTCOME_TASK,
+            display_name=REPORT_TASK_DISPLAY_NAMES[REPORT_OUTCOME_TASK],
             kind="report_outcome",
             params={"report_id": report_id},
             upstream=(DELIVER_TASK,),
@@ -108,6 +129,7 @@ def compile_report(report: ReportDefinition, sources: ReportSources) -> DagSpec:
         organization=report.organization,
         kind="report",
         name=report.name,
+        display_name=dag_display_name(report.title, report.organization, report.name),
         description=report.description,
         owner=report.owner,
         active=report.active,

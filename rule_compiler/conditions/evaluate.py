@@ -13,12 +13,13 @@ the record is NULL. ``now`` is always given by the caller (naive means UTC); not
 text in a timestamp column is parsed, a text column never is); without it the kind of each
 comparison is inferred from the operand (see :mod:`.values`).
 
-NULL semantics are SQL's (DESIGN §4): a condition whose value (or ``field_ref`` value) is NULL is
-false, except ``is_null``, ``is_not_null``, ``is_empty``, ``is_not_empty`` and ``changed``; groups
-combine plain booleans, so ``not`` of a comparison with NULL is true. A value of the wrong type
-(text compared with a number, an unparsable date) makes the condition false; nothing raises at run
-time. Events: ``changed`` is true when the field is in ``changed``, or, when ``changed`` is not
-given, when ``old`` and the record differ on it; without both it is false (not an update).
+NULL semantics are SQL's (docs/definitions.md, "Conditions"): a condition whose value (or
+``field_ref`` value) is NULL is false, except ``is_null``, ``is_not_null``, ``is_empty``,
+``is_not_empty`` and ``changed``; groups combine plain booleans, so ``not`` of a comparison with
+NULL is true. A value of the wrong type (text compared with a number, an unparsable date) makes the
+condition false; nothing raises at run time. Events: ``changed`` is true when the field is in
+``changed``, or, when ``changed`` is not given, when ``old`` and the record differ on it; without
+both it is false (not an update).
 
 Trace (``explain``), JSON-serializable::
 
@@ -34,6 +35,9 @@ Trace (``explain``), JSON-serializable::
                                              # {"field_ref": "x", "value": <its value>}
             "actual": 1200,                  # the record's value (null when missing or skipped)
             "reason": "'total' is 1200: gte 1000 is true"}
+
+``explain(..., values=False)`` gives the same tree without the record's values (``actual`` null, no
+``field_ref`` value, value-free reasons: :mod:`.trace`): what task logs show by default.
 
 Dates, decimals and durations appear as strings; text longer than 500 characters is cut.
 """
@@ -128,13 +132,15 @@ class CompiledCondition:
         old: Record | None = None,
         changed: Collection[str] | None = None,
         now: datetime,
+        values: bool = True,
     ) -> dict[str, Any]:
-        """The same verdict as :meth:`matches`, with a JSON-serializable trace (module docstring)."""
+        """The same verdict as :meth:`matches`, with a JSON-serializable trace (module docstring);
+        ``values=False`` keeps the record's values out of it (:mod:`.trace`)."""
         from rule_compiler.conditions.trace import Inputs, explain_node
 
         if self._root is None:
             return {"matched": True, "node": None}
-        node = explain_node(self._root, Inputs(record, old, changed, now))
+        node = explain_node(self._root, Inputs(record, old, changed, now), values=values)
         return {"matched": bool(node["result"]), "node": node}
 
     def __repr__(self) -> str:

@@ -2,10 +2,10 @@
 
 ``condition_to_sql(node, resolve, now=now)`` builds the WHERE clause of a scheduled/manual rule's
 target query. ``resolve(field_path)`` returns the column expression of a field (the caller joins the
-foreign-key paths). Every leaf is ``COALESCE(leaf, FALSE)``, so NULL behaves as in Python (DESIGN
-§4); values, the cut-offs of ``older_than``/``newer_than`` (``now`` minus the duration) and regex
-patterns are bound parameters, never SQL text. ``changed``/``changed_to``/``changed_from`` need an
-event and raise :class:`NotTranslatableError`.
+foreign-key paths). Every leaf is ``COALESCE(leaf, FALSE)``, so NULL behaves as in Python (see
+:mod:`.evaluate`); values, the cut-offs of ``older_than``/``newer_than`` (``now`` minus the
+duration) and regex patterns are bound parameters, never SQL text.
+``changed``/``changed_to``/``changed_from`` need an event and raise :class:`NotTranslatableError`.
 
 Portability: substring tests use ``strpos``/``instr`` (case-sensitive on both databases);
 ``icontains`` uses ``LOWER``, which folds only ASCII letters on SQLite; ``matches`` uses

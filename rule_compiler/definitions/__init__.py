@@ -1,4 +1,4 @@
-"""Pydantic models of the v1 definition format (DESIGN §4)."""
+"""Pydantic models of the v1 definition format (docs/definitions.md)."""
 
 from rule_compiler.definitions.actions import (
     ACTION_TYPES,

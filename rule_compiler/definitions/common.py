@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -14,6 +14,12 @@ IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME_LENGTH = 63
 FIELD_PATH_SEPARATOR = "__"
 MAX_FIELD_PATH_HOPS = 4
+MAX_TITLE_LENGTH = 100
+#: What a title may not hold: C0 and C1 control characters (newlines, tabs, escapes), the line and
+#: paragraph separators, and the bidirectional overrides and isolates (text shown in another order than
+#: it is written). Written with ``\u`` escapes, so the same text is a Python and an ECMA-262 pattern.
+TITLE_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$"
+_TITLE_RE = re.compile(TITLE_PATTERN)
 
 
 class StrictModel(BaseModel):
@@ -55,6 +61,33 @@ def _check_identifier(value: str) -> str:
     return value
 
 
+def _check_title(value: str) -> str:
+    if not value:
+        raise PydanticCustomError(
+            "title", "a title may not be empty: leave `title` out to show the name instead", {}
+        )
+    if len(value) > MAX_TITLE_LENGTH:
+        raise PydanticCustomError(
+            "title",
+            "a title is at most {limit} characters; this one has {length}",
+            {"limit": MAX_TITLE_LENGTH, "length": len(value)},
+        )
+    if not _TITLE_RE.fullmatch(value):
+        found = next(char for char in value if not _TITLE_RE.fullmatch(char))
+        raise PydanticCustomError(
+            "title",
+            "a title is one line of text: no control characters (newlines, tabs), line separators or "
+            "bidirectional overrides (found {code})",
+            {"code": f"U+{ord(found):04X}"},
+        )
+    return value
+
+
+def is_none(value: object) -> bool:
+    """For ``Field(exclude_if=...)``: an optional key left out stays out of dumps (and content hashes)."""
+    return value is None
+
+
 def _check_field_path(value: str) -> str:
     hops = value.split(FIELD_PATH_SEPARATOR)
     if (
@@ -85,6 +118,15 @@ Identifier = Annotated[
     str,
     AfterValidator(_check_identifier),
     WithJsonSchema({"type": "string", "pattern": IDENTIFIER_RE.pattern, "maxLength": MAX_NAME_LENGTH}),
+]
+#: A human title for the UI (``Escalate VIP orders``): one line, surrounding spaces dropped, 1-100 chars.
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True),
+    AfterValidator(_check_title),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_TITLE_LENGTH, "pattern": TITLE_PATTERN}
+    ),
 ]
 FieldPath = Annotated[
     str,

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from rule_compiler.definitions.common import Identifier, Slug, StrictModel
+from rule_compiler.definitions.common import Identifier, Slug, StrictModel, Title, is_none
 from rule_compiler.definitions.conditions import ConditionNode
 
 ParameterType = Literal["string", "number", "integer", "boolean", "list", "duration"]
@@ -29,6 +29,9 @@ class ConditionTemplateDefinition(StrictModel):
     kind: Literal["condition_template"]
     name: Slug
     organization: Slug
+    title: Title | None = Field(
+        default=None, exclude_if=is_none, description="a human-readable name, stored with the template"
+    )
     description: str = Field(default="", max_length=4_000)
     parameters: dict[Identifier, ParameterSpec] = Field(default_factory=dict, max_length=MAX_PARAMETERS)
     condition: ConditionNode

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 from rule_compiler.definitions.common import FieldPath, Identifier, Slug, StrictModel
 from rule_compiler.errors import CompileError
 
-#: Every operator of the v1 language (DESIGN §4). Semantics live in ``rule_compiler.conditions``.
+#: Every operator of the v1 language (docs/definitions.md). Semantics live in ``rule_compiler.conditions``.
 OPERATOR_NAMES: tuple[str, ...] = (
     "equals", "not_equals", "gt", "gte", "lt", "lte", "between", "in", "not_in",
     "contains", "not_contains", "icontains", "startswith", "endswith", "matches",

@@ -1,4 +1,7 @@
-"""The one ``Event`` model (DESIGN §5): the outbox row, the REST body, the rule tester's input."""
+"""The one ``Event`` model: the outbox row, the REST body, the rule tester's input.
+
+See docs/architecture.md §3.6 for where events come from and how they are consumed.
+"""
 
 from __future__ import annotations
 

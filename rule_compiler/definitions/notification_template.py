@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from rule_compiler.definitions.common import Slug, StrictModel
+from rule_compiler.definitions.common import Slug, StrictModel, Title, is_none
 
 MAX_SUBJECT_LENGTH = 1_000
 MAX_BODY_LENGTH = 100_000
@@ -69,6 +69,9 @@ class NotificationTemplateDefinition(StrictModel):
     kind: Literal["notification_template"]
     name: Slug
     organization: Slug
+    title: Title | None = Field(
+        default=None, exclude_if=is_none, description="a human-readable name, stored with the template"
+    )
     description: str = Field(default="", max_length=4_000)
     channels: NotificationChannels
     default: SubjectAndBody | None = Field(

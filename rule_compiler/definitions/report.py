@@ -8,11 +8,13 @@ and not again within the grace period.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
 
-from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictModel, tag_of
+from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictModel, Title, is_none, tag_of
 from rule_compiler.definitions.triggers import Cron, TimeZone
 
 ReportFormat = Literal["csv", "xlsx", "html", "pdf"]
@@ -26,6 +28,32 @@ _FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*\.(sq
 RelativeFile = Annotated[str, Field(pattern=_FILE_PATTERN, max_length=200)]
 DELIVERY_TYPES = ("email", "slack", "webhook", "in_app", "storage")
 MAX_ROW_LIMIT = 5_000_000
+#: How a chart fills its x axis: ``daily``, every day of the run's interval (0 where the query has no row).
+ChartFill = Literal["daily"]
+#: A figure of a query's rows for the report's cards: ``count`` (rows), or ``count``, ``sum``, ``avg``,
+#: ``min`` or ``max`` of one column, such as ``sum(revenue)``.
+SUMMARY_FUNCTIONS = ("count", "sum", "avg", "min", "max")
+SUMMARY_PATTERN = r"^\s*(count|(count|sum|avg|min|max)\(\s*[A-Za-z_][A-Za-z0-9_]*\s*\))\s*$"
+_SUMMARY_RE = re.compile(SUMMARY_PATTERN)
+MAX_SUMMARY_FIGURES = 8
+
+
+def _check_figure(value: str) -> str:
+    if not _SUMMARY_RE.match(value):
+        raise PydanticCustomError(
+            "summary_figure",
+            "'{value}' is not a figure: write count (the rows), or count(column), sum(column), "
+            "avg(column), min(column) or max(column) of a column the query returns",
+            {"value": value[:100]},
+        )
+    return "".join(value.split())
+
+
+SummaryFigure = Annotated[
+    str,
+    AfterValidator(_check_figure),
+    WithJsonSchema({"type": "string", "pattern": SUMMARY_PATTERN, "maxLength": 100}),
+]
 
 
 class ReportSchedule(StrictModel):
@@ -53,6 +81,20 @@ class ReportQuery(StrictModel):
     sql_file: RelativeFile | None = None
     row_limit: int = Field(default=100_000, ge=1, le=MAX_ROW_LIMIT)
     timeout: int = Field(default=60, ge=1, le=3_600, description="statement timeout, seconds")
+    title: Title | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="the heading of the query's table and figures (default: its id, which stays its "
+        "file and sheet name)",
+    )
+    summary: dict[Identifier, SummaryFigure] | None = Field(
+        default=None,
+        exclude_if=is_none,
+        min_length=1,
+        max_length=MAX_SUMMARY_FIGURES,
+        description="figures shown on the report's cards, by name, in this order: count, or "
+        "count/sum/avg/min/max(column) of the query's rows, e.g. {orders: sum(orders)}",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ReportQuery:
@@ -70,6 +112,12 @@ class ReportChart(StrictModel):
     x: Identifier | None = None
     y: list[Identifier] = Field(default_factory=list, max_length=8)
     title: str = Field(default="", max_length=200)
+    fill: ChartFill | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="daily: `x` holds dates, and every day of the run's interval (in the report's time "
+        "zone) is drawn, 0 where the query has no row",
+    )
 
     @model_validator(mode="after")
     def _axes(self) -> ReportChart:
@@ -77,6 +125,8 @@ class ReportChart(StrictModel):
             raise ValueError(f"a {self.type} chart needs `x` (labels) and `y` (one or more value columns)")
         if self.type == "pie" and len(self.y) != 1:
             raise ValueError("a pie chart takes exactly one `y` column")
+        if self.fill is not None and self.type not in ("bar", "line"):
+            raise ValueError(f"`fill` draws missing days on a bar or line chart, not a {self.type} chart")
         return self
 
 
@@ -161,12 +211,17 @@ class ReportAlert(StrictModel):
 
 
 class ReportDefinition(StrictModel):
-    """A scheduled report as its author wrote it (DESIGN §4, issue #7)."""
+    """A scheduled report as its author wrote it."""
 
     schema_version: Literal[1] = 1
     kind: Literal["report"]
     name: Slug
     organization: Slug
+    title: Title | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="the DAG's name in the Airflow UI and the heading of the files (default: the name)",
+    )
     description: str = Field(default="", max_length=4_000)
     owner: str | None = Field(default=None, max_length=200)
     active: bool = True

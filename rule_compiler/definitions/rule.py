@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from rule_compiler.definitions.actions import Action
-from rule_compiler.definitions.common import Slug, StrictModel
+from rule_compiler.definitions.common import Slug, StrictModel, Title, is_none
 from rule_compiler.definitions.conditions import ConditionNode
 from rule_compiler.definitions.triggers import Trigger
 
@@ -16,12 +16,15 @@ MAX_ACTIONS = 50
 
 
 class RuleDefinition(StrictModel):
-    """A rule as its author wrote it (DESIGN §4), after structural validation."""
+    """A rule as its author wrote it, after structural validation."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["rule"]
     name: Slug
     organization: Slug
+    title: Title | None = Field(
+        default=None, exclude_if=is_none, description="the DAG's name in the Airflow UI (default: the name)"
+    )
     description: str = Field(default="", max_length=4_000)
     owner: str | None = Field(default=None, max_length=200)
     active: bool = True

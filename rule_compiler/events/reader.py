@@ -1,6 +1,7 @@
 """Reading the outbox for one consumer: batches in id order, never past an event that may still commit.
 
-A consumer (the Airflow trigger of one watched table) keeps two positions: the durable cursor in
+A consumer (the Airflow trigger of one watch: a table, and optionally the operations and changed
+columns it takes, ``rule_compiler.events.watch``) keeps two positions: the durable cursor in
 ``rule_engine_outbox_cursors`` (moved by :meth:`OutboxReader.commit` once the events it covers were
 handed on for good) and the in-memory ``position`` of the last id it has read. After a crash it
 starts again from the durable cursor, so every event is handed on at least once.
@@ -15,6 +16,7 @@ rollback and is skipped. SQLite has one writer at a time, so its gaps (purges) a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +49,17 @@ def rule_consumer_name(table: str, dag_id: str) -> str:
     return f"{consumer_name(table)}:{dag_id}"
 
 
+#: Whether the reader takes an event of its table, from its operation and changed columns.
+EventFilter = Callable[[str, Collection[str] | None], bool]
+
+
 @dataclass(frozen=True)
 class Batch:
-    """Events of the watched table in one read, and how far the read may move the cursor."""
+    """Events of the watched table in one read, and how far the read may move the cursor.
+
+    A filtering reader also returns a batch with no ``event_ids`` when a read passed only events of
+    its table that the filter refused: nothing to hand on, but the cursor may move past them (else it
+    would hold the outbox purge back and look stalled until the next event it takes)."""
 
     table: str
     event_ids: tuple[int, ...]
@@ -69,10 +79,18 @@ class Batch:
 class OutboxReader:
     """Reads one table's events after a consumer's cursor, batch by batch; see the module doc."""
 
-    def __init__(self, table: str, *, consumer: str | None = None, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        table: str,
+        *,
+        consumer: str | None = None,
+        batch_size: int = 500,
+        takes: EventFilter | None = None,
+    ) -> None:
         self.table = table
         self.consumer = consumer or consumer_name(table)
         self.batch_size = batch_size
+        self.takes = takes
         self.position: int | None = None
         self._gap_horizons: dict[int, int] = {}  # first missing id -> snapshot xmax when it was seen
 
@@ -86,27 +104,32 @@ class OutboxReader:
     def next_batch(self, engine: sa.Engine) -> Batch | None:
         """The next events of the table, oldest first, up to the first gap that may still fill."""
         position = self.start(engine) if self.position is None else self.position
+        columns = [outbox.c.id, outbox.c.table_name]
+        if self.takes is not None:
+            columns += [outbox.c.operation, outbox.c.changed_json]
         with _snapshot_connection(engine) as conn:
             snapshot = _snapshot(conn)
             rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.table_name)
-                .where(outbox.c.id > position)
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
+                sa.select(*columns).where(outbox.c.id > position).order_by(outbox.c.id).limit(self.batch_size)
             ).all()
         if not rows:
             return None
-        through, ours = position, []
-        for event_id, table_name in rows:
+        through, ours, refused = position, [], 0
+        for row in rows:
+            event_id, table_name = row[0], row[1]
             if event_id != through + 1 and not self._gap_closed(through + 1, snapshot):
                 break
             through = event_id
-            if table_name == self.table:
+            if table_name != self.table:
+                continue
+            if self.takes is None or self.takes(str(row[2]), row[3]):
                 ours.append(event_id)
+            else:
+                refused += 1
         self._gap_horizons = {start: h for start, h in self._gap_horizons.items() if start > through}
         self.position = through
         if not ours:
-            return None
+            return Batch(self.table, (), through) if refused else None
         return Batch(self.table, tuple(ours), through)
 
     def commit(self, engine: sa.Engine, through: int) -> int:

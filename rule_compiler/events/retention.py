@@ -1,10 +1,11 @@
 """Outbox retention: which tables active event rules watch, and purging what their consumers passed.
 
 The ``rule_engine_outbox_purge`` maintenance DAG runs this once a day for every application
-database an active event rule watches: in each, the events of a watched table that the table's
-consumer (the Airflow trigger, :func:`~rule_compiler.events.reader.consumer_name`) has handed on and
-that are older than ``AUTOMATION_OUTBOX_RETENTION`` (default ``7d``) are deleted. Events of tables
-no active rule watches are kept (a rule may be switched on again) and counted.
+database an active event rule watches: in each, the events of a watched table that every consumer
+that still needs them has passed — the trigger of each watch of an active rule on the table
+(:attr:`~rule_compiler.events.watch.Watch.consumer`, ADR 0008) and each active rule's own cursor —
+and that are older than ``AUTOMATION_OUTBOX_RETENTION`` (default ``7d``) are deleted. Events of
+tables no active rule watches are kept (a rule may be switched on again) and counted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.events.outbox import CURSOR_TABLE, OUTBOX_TABLE, outbox, purge_table
 from rule_compiler.events.reader import consumer_name, has_cursor, rule_consumer_name
+from rule_compiler.events.watch import watch_of_spec_json
 from rule_compiler.store.models import SpecRow
 
 RETENTION_ENV = "AUTOMATION_OUTBOX_RETENTION"
@@ -32,6 +34,7 @@ __all__ = [
     "outbox_retention",
     "purge_connection",
     "watched_tables",
+    "watching_consumers",
     "watching_rules",
 ]
 
@@ -96,17 +99,33 @@ def watching_rules(specs: Iterable[SpecRow]) -> dict[str, dict[str, list[str]]]:
     return rules
 
 
+def watching_consumers(specs: Iterable[SpecRow]) -> dict[str, dict[str, list[str]]]:
+    """Connection id → table → the cursors of the triggers of the watches active event rules have
+    (one per distinct watch; ``airflow:orders`` for rules listening to every change)."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for row in specs:
+        watch = watch_of_spec_json(row.spec_json) if row.active else None
+        if watch is not None:
+            found.setdefault(watch.connection, {}).setdefault(watch.table, set()).add(watch.consumer)
+    return {conn: {table: sorted(names) for table, names in tables.items()} for conn, tables in found.items()}
+
+
 def purge_connection(
     engine: sa.Engine,
     tables: Iterable[str],
     *,
     older_than: dt.datetime,
     rules: Mapping[str, Iterable[str]] | None = None,
+    consumers: Mapping[str, Iterable[str]] | None = None,
 ) -> PurgeResult:
     """Purge each of ``tables`` (one transaction per table) and count the other tables' events.
 
-    An event goes only once the table's trigger **and** every rule in ``rules`` (table → dag ids of
-    the active rules watching it; their runs read the outbox after their own cursors) passed it.
+    An event goes only once the triggers of the table **and** every rule in ``rules`` (table → dag
+    ids of the active rules watching it; their runs read the outbox after their own cursors) passed
+    it. The triggers are ``consumers`` (table → the cursors of the active rules' watches, from
+    :func:`watching_consumers`; default: the table's plain ``airflow:<table>``). A watch whose
+    trigger has not started yet holds nothing back (its first start begins at the furthest cursor of
+    the table's triggers); with no started trigger at all, nothing of the table is purged.
     """
     result = PurgeResult()
     names = sorted(set(tables))
@@ -124,8 +143,14 @@ def purge_connection(
             # a rule without a cursor has never run: its first run starts at the event that starts
             # it, so it holds nothing back
             rule_cursors = [rule_consumer_name(table, dag_id) for dag_id in (rules or {}).get(table, ())]
-            consumers = [consumer_name(table)] + [c for c in rule_cursors if has_cursor(conn, c)]
-            result.purged[table] = purge_table(conn, table=table, consumer=consumers, older_than=older_than)
+            triggers = [
+                c for c in (consumers or {}).get(table, [consumer_name(table)]) if has_cursor(conn, c)
+            ]
+            if not triggers:  # no trigger has handed anything on yet
+                result.purged[table] = 0
+                continue
+            passed_by = triggers + [c for c in rule_cursors if has_cursor(conn, c)]
+            result.purged[table] = purge_table(conn, table=table, consumer=passed_by, older_than=older_than)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(outbox.c.table_name, sa.func.count())

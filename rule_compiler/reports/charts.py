@@ -6,16 +6,23 @@ Each chart reads one query's result file, and only its first rows (:data:`MAX_PO
 whatever the result's size. A chart naming a column the query did not return is a
 :class:`~rule_compiler.reports.errors.ReportRenderError` (registration checks it when the SQL says
 its columns; otherwise here, when the query has run).
+
+A bar or line chart with ``fill: daily`` reads dates on its ``x`` axis and draws every day of the
+run's interval in the report's time zone (from the day the interval starts to the day it ends,
+both included when partly covered), 0 where the query has no row; the query's rows stay as they
+are (a row on a day outside the interval is drawn too), only the missing days are added.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from rule_compiler.reports.errors import ReportRenderError
 from rule_compiler.reports.rows import converters, first_rows, is_number, iter_rows, typed
@@ -28,6 +35,8 @@ MAX_POINTS = 2_000
 MAX_BARS = 40
 MAX_SLICES = 10
 TABLE_ROWS = 200
+#: The most days ``fill: daily`` adds (ten years): beyond them a chart shows only its first bars anyway.
+MAX_FILL_DAYS = 3_660
 WIDTH_PX, HEIGHT_PX, DPI = 900, 420, 100
 PALETTE = (
     "#2563eb", "#f59e0b", "#16a34a", "#dc2626", "#7c3aed",
@@ -39,7 +48,8 @@ _INK, _MUTED, _GRID = "#1f2937", "#6b7280", "#e5e7eb"
 @dataclass(frozen=True)
 class Chart:
     """A drawn chart: ``png`` for bar/line/pie, ``columns``/``rows`` for a table; ``note`` says when
-    only part of the result is shown."""
+    only part of the result is shown. ``labels`` and ``series`` are what a bar, line or pie chart
+    drew: the x labels and one value list per ``y`` column."""
 
     id: str
     title: str
@@ -49,6 +59,8 @@ class Chart:
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     note: str = ""
+    labels: list[str] = field(default_factory=list)
+    series: list[list[float]] = field(default_factory=list)
 
     @property
     def data_uri(self) -> str | None:
@@ -63,6 +75,7 @@ def draw_charts(charts: Sequence[Mapping[str, Any]], manifest: Manifest) -> list
 
 
 def draw_chart(chart: Mapping[str, Any], manifest: Manifest) -> Chart:
+    """One chart of the report (see the module's docstring)."""
     chart_id, kind = str(chart["id"]), str(chart["type"])
     title = str(chart.get("title") or chart_id)
     query = str(chart["query"])
@@ -81,16 +94,65 @@ def draw_chart(chart: Mapping[str, Any], manifest: Manifest) -> Chart:
     if kind not in ("bar", "line", "pie"):
         raise ReportRenderError(f"chart '{chart_id}' has an unknown type '{kind}' (bar, line, pie, table)")
     limit = MAX_BARS if kind == "bar" else MAX_POINTS
-    labels, series, total = _series(chart_id, result, str(x), y, limit)
+    fill = chart.get("fill")
+    if fill is not None and kind not in ("bar", "line"):
+        raise ReportRenderError(f"chart '{chart_id}': `fill` applies to bar and line charts, not {kind}")
+    if fill is not None and fill != "daily":
+        raise ReportRenderError(f"chart '{chart_id}' has an unknown fill '{fill}' (daily)")
+    labels, series, total = _series(chart_id, result, str(x), y, MAX_POINTS if fill else limit)
+    what = "rows"
+    if fill == "daily":
+        labels, series = _fill_daily(chart_id, result, str(x), labels, series, days=_interval_days(manifest))
+        total, what = len(labels), "days"
+        labels, series = labels[:limit], [values[:limit] for values in series]
     if not labels:
         return Chart(chart_id, title, kind, query, note="No data for this period.")
     note = ""
     if kind == "pie":
         labels, series, note = _fold_other(labels, series, total)
     elif total > len(labels):
-        note = f"Showing the first {len(labels):,} of {total:,} rows."
+        note = f"Showing the first {len(labels):,} of {total:,} {what}."
     png = _draw(kind, labels, series, y)
-    return Chart(chart_id, title, kind, query, png=png, note=note)
+    return Chart(chart_id, title, kind, query, png=png, note=note, labels=labels, series=series)
+
+
+def _interval_days(manifest: Manifest) -> list[dt.date]:
+    """Every day the run's interval touches, in the report's time zone (at most MAX_FILL_DAYS)."""
+    zone = ZoneInfo(manifest.timezone)
+    start = dt.datetime.fromisoformat(manifest.interval_start).astimezone(zone)
+    end = dt.datetime.fromisoformat(manifest.interval_end).astimezone(zone)
+    if end <= start:
+        return []
+    first, last = start.date(), (end - dt.timedelta(microseconds=1)).date()
+    count = min((last - first).days + 1, MAX_FILL_DAYS)
+    return [first + dt.timedelta(days=offset) for offset in range(count)]
+
+
+def _fill_daily(
+    chart_id: str,
+    result: QueryResult,
+    x: str,
+    labels: list[str],
+    series: list[list[float]],
+    *,
+    days: list[dt.date],
+) -> tuple[list[str], list[list[float]]]:
+    """The query's points in date order, with a 0 point for each day of ``days`` it has none on."""
+    points: list[tuple[dt.date, int]] = []
+    for index, label in enumerate(labels):
+        try:
+            points.append((dt.date.fromisoformat(label[:10]), index))
+        except ValueError:
+            raise ReportRenderError(
+                f"chart '{chart_id}' fills days (fill: daily), but column '{x}' of query '{result.id}' "
+                f"holds {label!r} on row {index + 1}, not a date (YYYY-MM-DD)"
+            ) from None
+    seen = {day for day, _ in points}
+    points += [(day, -1) for day in days if day not in seen]
+    points.sort(key=lambda point: (point[0], point[1] < 0))
+    filled_labels = [labels[index] if index >= 0 else day.isoformat() for day, index in points]
+    filled = [[values[index] if index >= 0 else 0.0 for _, index in points] for values in series]
+    return filled_labels, filled
 
 
 def _check_columns(chart_id: str, result: QueryResult, wanted: list[str]) -> None:

@@ -1,5 +1,6 @@
 """The pdf format (fpdf2): the default HTML report's content on A4 — title, description, period,
-row counts, each chart as an image (a table chart as a table), then each query's first rows.
+the summary figures (else row counts), each chart as an image (a table chart as a table), then each
+query's first rows.
 
 Tables repeat their header row on every page they run onto; a table of more than
 :data:`PORTRAIT_COLUMNS` columns gets landscape pages. Text is set in DejaVu Sans (shipped with
@@ -80,7 +81,7 @@ def write_pdf(path: Path, context: Mapping[str, Any], charts: Sequence[Chart]) -
             notes.append(f"{query['more']:,} more rows in the attachments.")
         if query["truncated"]:
             notes.append("The query returned more rows than its row limit; the rest were left out.")
-        _table(pdf, query_id, query["header"], query["display"], notes)
+        _table(pdf, str(query.get("title") or query_id), query["header"], query["display"], notes)
     pdf.output(str(path))
 
 
@@ -106,11 +107,18 @@ def _masthead(
     if parameters:
         shown = ", ".join(f"{key} = {value}" for key, value in parameters.items())
         pdf.multi_cell(0, 5, f"Parameters: {shown}", new_x="LMARGIN", new_y="NEXT")
-    counts = "   ".join(
-        f"{query_id}: {query['row_count']:,}{'+' if query['truncated'] else ''} rows"
-        for query_id, query in queries.items()
-    )
-    pdf.multi_cell(0, 6, counts, new_x="LMARGIN", new_y="NEXT")
+    figures = [figure for query in queries.values() for figure in query.get("figures") or []]
+    if figures:  # the queries' summary figures (orders, revenue...), else the row count of each
+        line = "   ".join(f"{figure['label']}: {figure['text']}" for figure in figures)
+    else:
+        line = "   ".join(
+            f"{query.get('title') or query_id}: {query['row_count']:,}{'+' if query['truncated'] else ''}"
+            " rows"
+            for query_id, query in queries.items()
+        )
+    pdf.set_text_color(*_INK)
+    pdf.set_font(_FONT, "B", 11)
+    pdf.multi_cell(0, 7, line, new_x="LMARGIN", new_y="NEXT")
     pdf.set_draw_color(*_RULE)
     pdf.line(pdf.l_margin, pdf.get_y() + 2, pdf.w - pdf.r_margin, pdf.get_y() + 2)
     pdf.ln(4)

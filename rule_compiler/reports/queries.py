@@ -1,14 +1,16 @@
 """A report's queries: values bound from the run and its parameters, rows streamed to a CSV file.
 
 Each query is proved read-only again (:func:`~rule_compiler.sql_check.check_read_only`) and runs
-inside :func:`~rule_compiler.runtime.data_query.read_only_transaction` (the database refuses writes
-and stops a statement at the timeout), through a server-side cursor: rows are fetched
-:data:`FETCH_ROWS` at a time and written straight to the file, so a large result never sits in
-memory. At most ``row_limit`` rows are written; ``truncated`` says the query had more.
+where all author SQL runs, :func:`~rule_compiler.runtime.author_sql.author_sql_connection` (the
+database refuses writes, stops a statement at the timeout and a lock wait after a few seconds, the
+catalog's query role applies, the connection is not reused), through a server-side cursor: rows are
+fetched :data:`FETCH_ROWS` at a time and written straight to the file, so a large result never sits
+in memory. At most ``row_limit`` rows are written; ``truncated`` says the query had more.
 
 A query that can never succeed as it is (not read-only, binding a parameter the run does not have,
-stopped by the database as a write) raises :class:`ReportQueryRefusedError`, which the task fails
-for good; a timeout or a lost connection raises a plain :class:`ReportQueryError` and is retried.
+stopped by the database as a write or for want of a privilege, a query role that is missing or may
+write) raises :class:`ReportQueryRefusedError`, which the task fails for good; a timeout, a lock
+wait or a lost connection raises a plain :class:`ReportQueryError` and is retried.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ import sqlalchemy as sa
 
 from rule_compiler.reports.errors import ReportParameterError, ReportQueryError
 from rule_compiler.reports.workdir import QueryResult
-from rule_compiler.runtime.data_query import DataQueryError, read_only_transaction
+from rule_compiler.runtime.author_sql import LOCK_TIMEOUT_SECONDS, AuthorSqlError, author_sql_connection
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
 
 #: Rows fetched from the server-side cursor per round trip.
 FETCH_ROWS = 5_000
 #: SQLSTATE of a write refused in a read-only transaction (Postgres ``read_only_sql_transaction``).
 _READ_ONLY_VIOLATION = "25006"
+#: SQLSTATE of a ``lock_timeout``.
+_LOCK_NOT_AVAILABLE = "55P03"
+#: SQLSTATEs that retrying cannot change: a write in the read-only transaction, a missing privilege.
+_REFUSED = frozenset({_READ_ONLY_VIOLATION, "42501"})
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 #: Types the CSV writer already writes well (``str()``): no per-value conversion for their columns.
@@ -206,9 +212,11 @@ def run_query_to_csv(
     row_limit: int,
     timeout: int,
     path: Path,
+    role: str | None = None,
 ) -> QueryResult:
-    """Run one report query read-only and stream at most ``row_limit`` rows to ``path`` (CSV with a
-    header row). The file appears only when the query succeeded."""
+    """Run one report query read-only (as the catalog's query ``role`` of the connection when it names
+    one) and stream at most ``row_limit`` rows to ``path`` (CSV with a header row). The file appears
+    only when the query succeeded."""
     try:
         query = check_read_only(sql, engine.dialect.name)
     except UnsafeQueryError as exc:
@@ -224,7 +232,7 @@ def run_query_to_csv(
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     try:
-        with engine.connect() as conn, read_only_transaction(conn, timeout) as ro:
+        with author_sql_connection(engine, timeout, role=role) as ro:
             result = ro.execute(statement, bound, execution_options={"yield_per": FETCH_ROWS})
             with partial.open("w", encoding="utf-8", newline="") as out:
                 written = _write_csv(result, out, row_limit)
@@ -236,10 +244,15 @@ def run_query_to_csv(
                 f"query '{query_id}' ran longer than its timeout of {timeout} s and was stopped; "
                 "make it cheaper or raise `timeout`"
             ) from None
+        if _sqlstate(exc) == _LOCK_NOT_AVAILABLE:
+            raise ReportQueryError(
+                f"query '{query_id}' waited longer than {LOCK_TIMEOUT_SECONDS} s for a lock another "
+                "session holds and was stopped; it is tried again"
+            ) from None
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         failed = ReportQueryRefusedError if _refused_as_write(exc) else ReportQueryError
         raise failed(f"query '{query_id}' failed: {reason}") from None
-    except DataQueryError as exc:  # a database the read-only transaction does not support
+    except AuthorSqlError as exc:  # a database it cannot run on, a query role that may write
         partial.unlink(missing_ok=True)
         raise ReportQueryRefusedError(f"query '{query_id}': {exc}") from None
     except BaseException:
@@ -357,8 +370,9 @@ def _timed_out(exc: sa.exc.DBAPIError) -> bool:
 
 
 def _refused_as_write(exc: sa.exc.DBAPIError) -> bool:
-    """The database stopped a write hidden from the parser (in a function, say)."""
-    return _sqlstate(exc) == _READ_ONLY_VIOLATION or "readonly database" in str(exc.orig)
+    """The database stopped a write hidden from the parser (in a function, say), or a read the query
+    role has no privilege for (a table outside the catalog)."""
+    return _sqlstate(exc) in _REFUSED or "readonly database" in str(exc.orig)
 
 
 def _sqlstate(exc: sa.exc.DBAPIError) -> str | None:

@@ -63,10 +63,13 @@ def render_format(
     charts: list[dict[str, Any]],
     template: str | None,
     formats: Sequence[str] = (),
+    queries: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write ``<workdir>/<output_name>`` for ``fmt`` and return its path.
 
     ``formats``: the report's formats, so a template can name the files (``files``) sent with it.
+    ``queries``: each query's ``id``, ``title`` and ``summary`` (``[[name, figure], ...]``), as the
+    compiled render task holds them.
     """
     if fmt not in FORMATS:
         raise ReportRenderError(f"unknown report format '{fmt}' (formats: {', '.join(FORMATS)})")
@@ -83,7 +86,7 @@ def render_format(
             from rule_compiler.reports.charts import draw_charts
 
             drawn = draw_charts(charts, manifest)
-            context = template_context(manifest, title, description, drawn, formats)
+            context = template_context(manifest, title, description, drawn, formats, query_options=queries)
             if fmt == "html":
                 from rule_compiler.reports.email_body import email_folder, write_email_body
                 from rule_compiler.reports.html import render_html
@@ -123,17 +126,33 @@ def template_context(
     description: str,
     charts: Sequence[Chart],
     formats: Sequence[str] = (),
+    *,
+    query_options: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """What a report template reads: ``report``, ``run``, ``queries``, ``charts``, ``parameters``,
-    ``files`` (see docs/definitions.md, "Reports")."""
+    ``files`` (see docs/definitions.md, "Reports").
+
+    ``query_options``: each query's ``id``, ``title`` and ``summary`` (``[[name, figure], ...]``);
+    the figures are computed from the query's result file. ``run.start`` and ``run.end`` are the
+    interval's bounds in the report's time zone (aware datetimes: ``run.end.strftime('%d %b %Y')``).
+    """
+    from rule_compiler.reports.figures import compute_figures
+
     organization, _, name = manifest.report_id.rpartition("/")
     in_tables = {chart.query for chart in charts if chart.type == "table"}
+    options = {str(option["id"]): option for option in query_options}
     queries: dict[str, Any] = {}
     for result in manifest.results:
         rows = first_rows(result, TABLE_ROWS)
         numeric = _numeric_columns(result.column_types, rows, len(result.columns))
+        option = options.get(result.id, {})
+        computed = [figure.as_context() for figure in compute_figures(result, option.get("summary") or [])]
         queries[result.id] = {
             "id": result.id,
+            "title": str(option.get("title") or result.id),
+            "summary": {figure["name"]: figure["value"] for figure in computed},
+            "figures": computed,
+            "partial_figures": bool(computed) and result.truncated,
             "columns": list(result.columns),
             "rows": rows,
             "row_count": result.row_count,
@@ -158,6 +177,8 @@ def template_context(
             "interval_start": manifest.interval_start,
             "interval_end": manifest.interval_end,
             "logical_date": manifest.logical_date,
+            "start": _local(manifest.interval_start, manifest.timezone),
+            "end": _local(manifest.interval_end, manifest.timezone),
             "period": period_text(manifest),
         },
         "queries": queries,
@@ -193,6 +214,11 @@ def _numeric_columns(kinds: Sequence[str], rows: Sequence[Sequence[Any]], width:
         any(row[i] is not None for row in rows) and all(row[i] is None or is_number(row[i]) for row in rows)
         for i in range(width)
     ]
+
+
+def _local(moment: str, timezone: str) -> dt.datetime:
+    """An ISO timestamp of the manifest (UTC) in the report's time zone."""
+    return dt.datetime.fromisoformat(moment).astimezone(ZoneInfo(timezone))
 
 
 def period_text(manifest: Manifest) -> str:

@@ -2,7 +2,10 @@
 ``constant_memory`` mode writes each row out as soon as the next one starts).
 
 Numbers are written as numbers, booleans as booleans, dates and date-times as Excel dates (UTC);
-text as text, never as a formula. A sheet holds at most :data:`SHEET_ROWS` rows; a larger result
+text as text, never as a formula. Each number column has one number format, chosen from its first
+:data:`SAMPLE_ROWS` values: ``#,##0`` when they are whole, else ``#,##0.00`` with as many decimal
+places as the most any of them has (at most :data:`MAX_PLACES`), so 8130 and 1449.99 in one column
+show as 8,130.00 and 1,449.99. A sheet holds at most :data:`SHEET_ROWS` rows; a larger result
 continues on ``<query id> (2)`` and so on. The last sheet, ``About``, says what the file holds.
 """
 
@@ -26,6 +29,8 @@ SHEET_ROWS = 1_048_576
 #: Rows read ahead to size the columns.
 SAMPLE_ROWS = 200
 MAX_WIDTH = 60
+#: The most decimal places a number column's format shows.
+MAX_PLACES = 6
 _SHEET_UNSAFE = re.compile(r"[\[\]:*?/\\]")
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
@@ -34,13 +39,20 @@ _HEADER = {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F3A5F", "border
 
 class _Formats:
     def __init__(self, book: Any) -> None:
+        self._book = book
+        self._numbers: dict[int, Any] = {}
         self.header = book.add_format(_HEADER)
-        self.integer = book.add_format({"num_format": "#,##0"})
-        self.decimal = book.add_format({"num_format": "#,##0.00"})
         self.date = book.add_format({"num_format": "yyyy-mm-dd"})
         self.datetime = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         self.title = book.add_format({"bold": True, "font_size": 16})
         self.label = book.add_format({"bold": True, "font_color": "#6B7280"})
+
+    def number(self, places: int) -> Any:
+        """``#,##0`` (no places) or ``#,##0.00...``, one format object per number of places."""
+        if places not in self._numbers:
+            pattern = "#,##0" + ("." + "0" * places if places else "")
+            self._numbers[places] = self._book.add_format({"num_format": pattern})
+        return self._numbers[places]
 
 
 def write_xlsx(path: Path, manifest: Manifest, *, title: str, description: str) -> None:
@@ -72,7 +84,8 @@ def _write_query(book: Any, formats: _Formats, result: QueryResult, names: set[s
     """Write ``result`` to one sheet (more when it has more rows than a sheet holds); their names."""
     rows = iter_rows(result)
     sample = list(itertools.islice(rows, SAMPLE_ROWS))
-    writers = _cell_writers(_kinds(result, sample), formats)
+    kinds = _kinds(result, sample)
+    writers = _cell_writers(kinds, formats, _places(kinds, sample))
     widths = _widths(result.columns, sample)
     pending: Iterator[list[str]] = itertools.chain(sample, rows)
     written: list[str] = []
@@ -118,23 +131,40 @@ def _kinds(result: QueryResult, sample: list[list[str]]) -> list[str]:
     return kinds
 
 
-def _cell_writers(kinds: list[str], formats: _Formats) -> list[Writer]:
+def _places(kinds: list[str], sample: list[list[str]]) -> list[int]:
+    """Per column, the decimal places its number format shows: the most any sampled value has as
+    written (a float's ``3300.0`` counts as whole), at most MAX_PLACES; 0 for other columns."""
+    places = []
+    for index, kind in enumerate(kinds):
+        most = 0
+        if kind in ("integer", "number"):
+            for row in sample:
+                value = row[index] if index < len(row) else ""
+                if "." in value and "e" not in value and "E" not in value:
+                    fraction = value.split(".", 1)[1]
+                    most = max(most, 0 if fraction == "0" else len(fraction))
+        places.append(min(most, MAX_PLACES))
+    return places
+
+
+def _cell_writers(kinds: list[str], formats: _Formats, places: list[int]) -> list[Writer]:
     def text(sheet: Any, row: int, column: int, value: str) -> None:
         sheet.write_string(row, column, value)
 
-    def numeric(sheet: Any, row: int, column: int, value: str) -> None:
-        try:  # no exception on the common path: a decimal point or exponent means a float
-            whole = not ("." in value or "e" in value or "E" in value)
-            parsed: float = int(value) if whole else float(value)
-        except ValueError:
-            sheet.write_string(row, column, value)
-            return
-        if whole and abs(parsed) < 2**53:
-            sheet.write_number(row, column, parsed, formats.integer)
-        elif not whole and math.isfinite(parsed):
-            sheet.write_number(row, column, parsed, formats.decimal)
-        else:
-            sheet.write_string(row, column, value)
+    def numeric(number_format: Any) -> Writer:
+        def write(sheet: Any, row: int, column: int, value: str) -> None:
+            try:  # no exception on the common path: a decimal point or exponent means a float
+                whole = not ("." in value or "e" in value or "E" in value)
+                parsed: float = int(value) if whole else float(value)
+            except ValueError:
+                sheet.write_string(row, column, value)
+                return
+            if (whole and abs(parsed) < 2**53) or (not whole and math.isfinite(parsed)):
+                sheet.write_number(row, column, parsed, number_format)
+            else:
+                sheet.write_string(row, column, value)
+
+        return write
 
     def boolean(sheet: Any, row: int, column: int, value: str) -> None:
         lowered = value.lower()
@@ -159,14 +189,11 @@ def _cell_writers(kinds: list[str], formats: _Formats) -> list[Writer]:
             parsed = parsed.astimezone(dt.UTC)
         sheet.write_datetime(row, column, parsed, formats.datetime)
 
-    chosen: dict[str, Writer] = {
-        "integer": numeric,
-        "number": numeric,
-        "boolean": boolean,
-        "date": date,
-        "datetime": moment,
-    }
-    return [chosen.get(kind, text) for kind in kinds]
+    chosen: dict[str, Writer] = {"boolean": boolean, "date": date, "datetime": moment}
+    return [
+        numeric(formats.number(places[index])) if kind in ("integer", "number") else chosen.get(kind, text)
+        for index, kind in enumerate(kinds)
+    ]
 
 
 def _widths(columns: list[str], sample: list[list[str]]) -> list[float]:

@@ -1,4 +1,7 @@
-"""Idempotency keys (DESIGN §6): from (rule, event or run, action, row) — never try number or version."""
+"""Idempotency keys: from (rule, event or run, action, row), never try number or version.
+
+See docs/architecture.md §3.5 and ADR 0003.
+"""
 
 from __future__ import annotations
 

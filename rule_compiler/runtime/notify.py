@@ -7,12 +7,13 @@ clients and archives see one message.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from jinja2 import TemplateError
@@ -105,13 +106,20 @@ def render_message(subject_template: str, body_template: str, context: Mapping[s
 
 
 def email_message(
-    *, sender: str, recipients: Sequence[str], message: Mapping[str, Any], message_id: str
+    *,
+    sender: str,
+    recipients: Sequence[str],
+    message: Mapping[str, Any],
+    message_id: str,
+    date: dt.datetime | None = None,
 ) -> EmailMessage:
-    """An email from an already rendered message (``subject``, ``body``, optional escaped ``html``)."""
+    """An email from an already rendered message (``subject``, ``body``, optional escaped ``html``);
+    ``Date`` is when it is built (``date``, default now, in UTC)."""
     email = EmailMessage()
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     email["Subject"] = " ".join(str(message.get("subject") or "").split())
+    email["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
     email["Message-ID"] = message_id
     text = str(message.get("body") or "")
     email.set_content(text)

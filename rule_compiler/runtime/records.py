@@ -1,8 +1,9 @@
 """Record effects, exactly once: each effect and its ledger row commit in one transaction.
 
-The ledger lives in the application database the effect touches (DESIGN §6). Its primary key is
-the idempotency key, so a retried or duplicated task that reaches the same effect finds the key
-taken and changes nothing. Values are always bound parameters, cast to the live column types.
+The ledger lives in the application database the effect touches (docs/architecture.md §3.5,
+ADR 0003). Its primary key is the idempotency key, so a retried or duplicated task that reaches the
+same effect finds the key taken and changes nothing. Values are always bound parameters, cast to the
+live column types.
 """
 
 from __future__ import annotations

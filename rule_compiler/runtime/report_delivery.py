@@ -15,11 +15,10 @@ import datetime as dt
 import hashlib
 import html
 import mimetypes
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import formataddr, parseaddr
+from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
 from jinja2 import TemplateError
@@ -27,9 +26,9 @@ from jinja2 import TemplateError
 from rule_compiler.canonical import canonical_json
 from rule_compiler.conditions.durations import DURATION_RE, UNIT_SECONDS
 from rule_compiler.errors import PermanentActionError
+from rule_compiler.storage_paths import StoragePathError, clean_folder
 from rule_compiler.templating import TemplateCheckError, render
 
-_PATH_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
 _MIME_TYPES = {
     "csv": "text/csv",
     "zip": "application/zip",
@@ -127,15 +126,21 @@ def grace_period(text: str | None) -> dt.timedelta:
 
 
 def render_subject(template: str | None, info: ReportRunInfo) -> str:
-    """The author's subject in the sandbox (one line), or ours."""
+    """The author's subject in the sandbox (one line), or ours: the report's name and its period in
+    the report's time zone, as the HTML body shows it."""
     if not template:
+        period = (info.template_context.get("run") or {}).get("period")
+        if period:
+            return f"Report {info.name}: {period}"
         return f"Report {info.name}: {info.interval_start} to {info.interval_end}"
     return " ".join(_render(template, info.context(), "subject").split())[:900]
 
 
 def summary_text(info: ReportRunInfo) -> str:
     """A plain-text summary: the interval, rows per query and the files (no row data)."""
-    lines = [f"Report {info.report_id}", f"Interval: {info.interval_start} to {info.interval_end}"]
+    period = (info.template_context.get("run") or {}).get("period")
+    interval = period or f"{info.interval_start} to {info.interval_end}"
+    lines = [f"Report {info.report_id}", f"Interval: {interval}"]
     if info.description:
         lines += ["", info.description]
     if info.rows:
@@ -169,13 +174,15 @@ def report_email(
     html_document: str | None,
     attachments: Sequence[tuple[str, bytes]],
     message_id: str,
+    date: dt.datetime | None = None,
 ) -> EmailMessage:
     """Text and HTML alternatives (the rendered HTML report inline, else the summary escaped), then
-    each file attached."""
+    each file attached. ``Date`` is when it is built (``date``, default now, in UTC)."""
     email = EmailMessage()
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     email["Subject"] = " ".join(subject.split())
+    email["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
     email["Message-ID"] = message_id
     email.set_content(text)
     if html_document is None:
@@ -197,17 +204,17 @@ def mime_type(name: str) -> str:
 
 
 def storage_folder(template: str, info: ReportRunInfo) -> str:
-    """The folder a storage delivery writes to, relative to its location: the author's template
-    rendered in the sandbox, each segment reduced to ``A-Z a-z 0-9 . _ + = @ -`` (``:`` of a
-    timestamp becomes ``-``); empty, ``.`` and ``..`` segments are refused."""
-    text = _render(template, info.context(), "storage path").replace("\\", "/")
-    parts = [_PATH_UNSAFE.sub("-", part).strip("-") for part in text.split("/")]
-    parts = [part for part in parts if part]
-    if not parts:
-        raise PermanentActionError(f"the storage path {template!r} rendered to an empty folder")
-    if any(part in {".", ".."} for part in parts):
-        raise PermanentActionError(f"the storage path {template!r} may not contain '.' or '..' folders")
-    return "/".join(parts)
+    """The folder a storage delivery writes to, relative to its root: the author's template
+    rendered in the sandbox, then :func:`rule_compiler.storage_paths.clean_folder` (each segment
+    reduced to ``A-Z a-z 0-9 . _ + = @ -``, ``:`` of a timestamp becomes ``-``); a NUL byte, an
+    absolute path, ``.`` and ``..`` folders (also behind ``\\`` or URL escapes) fail for good."""
+    text = _render(template, info.context(), "storage path")
+    try:
+        return clean_folder(text)
+    except StoragePathError as exc:
+        raise PermanentActionError(
+            f"the storage path {template[:200]!r} rendered to {text[:200]!r}: {exc}; nothing was written"
+        ) from None
 
 
 def webhook_payload(info: ReportRunInfo, *, key: str) -> dict[str, Any]:

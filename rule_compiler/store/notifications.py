@@ -1,7 +1,7 @@
 """Notification delivery records in the rule store (the inbox and preferences have their own modules).
 
 One ``notification_deliveries`` row per (effect, channel, recipient), keyed by its idempotency key,
-is written *before* anything is sent (DESIGN §6) and counts every attempt:
+is written *before* anything is sent (docs/architecture.md §3.5) and counts every attempt:
 
 - ``sending`` → ``sent`` | ``retrying`` | ``failed`` for a message sent now;
 - ``muted``: a preference muted the channel (recorded for analytics, never sent);

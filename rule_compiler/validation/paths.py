@@ -16,12 +16,12 @@ def join(base: str, key: str | int) -> str:
 
 
 def from_loc(loc: Iterable[Any], data: Any) -> str:
-    """Turn a pydantic error location into a JSON path, dropping union tags (``#event``)."""
+    """Turn a pydantic error location into a JSON path, dropping union tags (``#event``) and ``[key]``."""
     path = ""
     current = data
     for part in loc:
-        if isinstance(part, str) and part.startswith("#"):
-            continue
+        if isinstance(part, str) and (part.startswith("#") or part == "[key]"):
+            continue  # a union tag, or the mark of an error in a mapping's key (at the key's path)
         if isinstance(part, str) and part == "not_" and isinstance(current, dict) and "not" in current:
             part = "not"  # noqa: PLW2901 - the model field `not_` is the key `not` in documents
         path = join(path, part)

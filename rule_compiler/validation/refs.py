@@ -2,16 +2,57 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
+
 from rule_compiler.catalog import Catalog, Connection, Table
 from rule_compiler.errors import Issue
 
+#: kind (``report``, ``workflow``) → the names of the organization's stored definitions of that kind.
+StoredNames = Mapping[str, Collection[str]]
+
 
 class CatalogRefs:
-    """Catalog look-ups that report a JSON-path issue when a name is not allowed."""
+    """Catalog look-ups that report a JSON-path issue when a name is not allowed.
 
-    def __init__(self, organization: str, catalog: Catalog | None) -> None:
+    ``stored``: the names of the organization's stored definitions by kind, for actions that start one
+    (``generate_report``, ``trigger_workflow``); None when the caller did not look them up.
+    """
+
+    def __init__(
+        self, organization: str, catalog: Catalog | None, *, stored: StoredNames | None = None
+    ) -> None:
         self.organization = organization
         self.catalog = catalog
+        self.stored = stored
+
+    def stored_definition(self, kind: str, name: str, path: str, issues: list[Issue]) -> bool:
+        """Whether the organization has a stored ``kind`` named ``name``; an issue at ``path`` if not.
+
+        Fails closed: when the stored names were not given, nothing can be started.
+        """
+        if self.stored is None:
+            issues.append(
+                Issue(
+                    path,
+                    f"the stored {kind}s of organization '{self.organization}' were not looked up, so "
+                    f"{kind} '{name}' cannot be checked; validate against the rule store",
+                    "reference",
+                )
+            )
+            return False
+        names = self.stored.get(kind, ())
+        if name in names:
+            return True
+        known = ", ".join(sorted(names)) or "none"
+        issues.append(
+            Issue(
+                path,
+                f"{kind} '{name}' is not stored in organization '{self.organization}' "
+                f"(its {kind}s: {known}); apply it first",
+                "reference",
+            )
+        )
+        return False
 
     def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
         if self.catalog is None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from rule_compiler.catalog import Catalog, Connection
@@ -25,9 +24,11 @@ from rule_compiler.definitions.report import (
 from rule_compiler.errors import Issue
 from rule_compiler.runtime.notify import is_address, is_user_name
 from rule_compiler.settings import include_dir
-from rule_compiler.sql_check import QUERY_PARAMETERS
+from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, parse_query
 from rule_compiler.storage_locations import is_under, location_prefix, storage_location_problem
+from rule_compiler.storage_paths import static_path_problem
 from rule_compiler.templating import TemplateCheckError, check_template
+from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.triggers import check_interval, check_query
 
@@ -45,13 +46,20 @@ class ReportSources:
     template: str | None = None
 
 
-def check_report(report: ReportDefinition, catalog: Catalog | None) -> tuple[ReportSources, list[Issue]]:
-    """Every problem of ``report`` with its JSON path, and the SQL and template texts it will run."""
+def check_report(
+    report: ReportDefinition, catalog: Catalog | None, parts: Parts = WHOLE
+) -> tuple[ReportSources, list[Issue]]:
+    """Every problem of ``report`` with its JSON path, and the SQL and template texts it will run.
+
+    ``parts``: what of the report did not parse (:mod:`.partial`); checks needing it are skipped, and a
+    name of a query or parameter that did not parse is not reported as unknown.
+    """
     issues: list[Issue] = []
     refs = CatalogRefs(report.organization, catalog)
     sources = ReportSources()
-    issues += check_interval(report.schedule.cron, "schedule.cron")
-    parameter_names = _check_parameters(report, issues)
+    if parts.parsed("schedule"):
+        issues += check_interval(report.schedule.cron, "schedule.cron")
+    parameter_names = _check_parameters(report, issues) | parts.dropped_names("parameters", "name")
     columns: dict[str, list[str] | None] = {}
     seen: set[str] = set()
     for index, query in enumerate(report.queries):
@@ -68,11 +76,22 @@ def check_report(report: ReportDefinition, catalog: Catalog | None) -> tuple[Rep
         query_issues = check_query(sql, query.connection, connection, sql_path, parameter_names)
         issues += query_issues
         columns[query.id] = None if query_issues else output_columns(sql, connection)
-    _check_charts(report, columns, issues)
-    _check_deliveries(report, refs, issues)
-    _check_alert(report, columns, issues)
+    query_ids = {q.id for q in report.queries} | parts.dropped_names("queries", "id")
+    parsed = _Parsed(query_ids if parts.parsed("queries") else None, parts.intact("formats"))
+    _check_charts(report, columns, issues, parsed)
+    _check_deliveries(report, refs, issues, parsed)
+    _check_alert(report, columns, issues, parsed)
     sources.template = _template_text(report, issues)
     return sources, issues
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """What checks of references may rely on: the query ids (None: the queries did not parse) and
+    whether every format parsed."""
+
+    query_ids: set[str] | None
+    formats: bool
 
 
 def _check_parameters(report: ReportDefinition, issues: list[Issue]) -> frozenset[str]:
@@ -119,7 +138,10 @@ def _query_text(query: ReportQuery, path: str, issues: list[Issue]) -> str | Non
 def output_columns(sql: str, connection: Connection | None) -> list[str] | None:
     """The query's result columns when the SQL says them (names or aliases, or ``*`` over one catalog
     table), else None: then the charts are checked when the query runs."""
-    tree = sqlglot.parse_one(sql, read="postgres")
+    try:
+        tree = parse_query(sql)  # on a fresh stack, as the check parsed it
+    except UnsafeQueryError:
+        return None
     if not isinstance(tree, exp.Select):
         return None  # a UNION and the like: known at run time
     names: list[str] = []
@@ -143,9 +165,9 @@ def output_columns(sql: str, connection: Connection | None) -> list[str] | None:
 
 
 def _check_charts(
-    report: ReportDefinition, columns: dict[str, list[str] | None], issues: list[Issue]
+    report: ReportDefinition, columns: dict[str, list[str] | None], issues: list[Issue], parsed: _Parsed
 ) -> None:
-    if report.charts and not {"html", "pdf"} & set(report.formats):
+    if parsed.formats and report.charts and not {"html", "pdf"} & set(report.formats):
         issues.append(
             Issue("charts", "charts are drawn in the html and pdf formats; add one of them to `formats`")
         )
@@ -155,9 +177,12 @@ def _check_charts(
         if chart.id in seen:
             issues.append(Issue(f"{path}.id", f"chart id '{chart.id}' is used twice", "duplicate"))
         seen.add(chart.id)
-        if chart.query not in columns and chart.query not in {q.id for q in report.queries}:
-            known = ", ".join(q.id for q in report.queries)
-            issues.append(Issue(f"{path}.query", f"no query '{chart.query}' (queries: {known})", "reference"))
+        if chart.query not in columns and (parsed.query_ids is None or chart.query not in parsed.query_ids):
+            if parsed.query_ids is not None:
+                names = ", ".join(q.id for q in report.queries)
+                issues.append(
+                    Issue(f"{path}.query", f"no query '{chart.query}' (queries: {names})", "reference")
+                )
             continue
         known_columns = columns.get(chart.query)
         if known_columns is None:
@@ -175,11 +200,13 @@ def _check_charts(
                 )
 
 
-def _check_deliveries(report: ReportDefinition, refs: CatalogRefs, issues: list[Issue]) -> None:
+def _check_deliveries(
+    report: ReportDefinition, refs: CatalogRefs, issues: list[Issue], parsed: _Parsed
+) -> None:
     for index, delivery in enumerate(report.deliver):
         path = f"deliver[{index}]"
         if delivery.type == "email":
-            _check_email(delivery, report, path, issues)
+            _check_email(delivery, report, path, issues, parsed)
         elif delivery.type in ("slack", "webhook"):
             kind = "slack" if delivery.type == "slack" else "http"
             refs.connection(delivery.connection, f"{path}.connection", issues, kind)
@@ -192,20 +219,23 @@ def _check_deliveries(report: ReportDefinition, refs: CatalogRefs, issues: list[
             _check_storage(delivery, refs, path, issues)
 
 
-def _check_email(delivery: EmailDelivery, report: ReportDefinition, path: str, issues: list[Issue]) -> None:
+def _check_email(
+    delivery: EmailDelivery, report: ReportDefinition, path: str, issues: list[Issue], parsed: _Parsed
+) -> None:
     for number, address in enumerate(delivery.to):
         if not is_address(address):
             issues.append(Issue(f"{path}.to[{number}]", f"{address!r} is not an email address"))
     for number, fmt in enumerate(delivery.attach or []):
-        if fmt not in report.formats:
+        if parsed.formats and fmt not in report.formats:
             issues.append(Issue(f"{path}.attach[{number}]", f"'{fmt}' is not one of the report's formats"))
     if delivery.subject:
         _template_issue(delivery.subject, f"{path}.subject", issues)
 
 
 def _check_storage(delivery: StorageDelivery, refs: CatalogRefs, path: str, issues: list[Issue]) -> None:
-    if ".." in delivery.path.split("/"):
-        issues.append(Issue(f"{path}.path", "the folder may not climb out of the location ('..')"))
+    problem = static_path_problem(delivery.path)
+    if problem:
+        issues.append(Issue(f"{path}.path", problem))
     _template_issue(delivery.path, f"{path}.path", issues)
     if delivery.location is not None or delivery.connection is not None:
         _check_storage_place(delivery.location, delivery.connection, refs, path, issues)
@@ -263,12 +293,14 @@ def _needs_storage_connection(catalog: Catalog | None) -> str:
     )
 
 
-def _check_alert(report: ReportDefinition, columns: dict[str, list[str] | None], issues: list[Issue]) -> None:
+def _check_alert(
+    report: ReportDefinition, columns: dict[str, list[str] | None], issues: list[Issue], parsed: _Parsed
+) -> None:
     alert = report.alert
     if alert is None:
         return
     check = alert.check
-    if check.query not in {q.id for q in report.queries}:
+    if parsed.query_ids is not None and check.query not in parsed.query_ids:
         issues.append(Issue("alert.check.query", f"no query '{check.query}'", "reference"))
     known = columns.get(check.query)
     if check.column is not None and known is not None and check.column not in known:

@@ -1,6 +1,12 @@
-"""Semantic validation of a rule: meaning, not shape (references, the action graph, the catalog)."""
+"""Semantic validation of a rule: meaning, not shape (references, the action graph, the catalog).
+
+The checks also run on the parts of a rule that parse when others do not (:mod:`.partial`): each asks
+:class:`~rule_compiler.validation.partial.Parts` whether what it needs was removed and skips only then.
+"""
 
 from __future__ import annotations
+
+import re
 
 from jinja2 import TemplateError
 
@@ -15,31 +21,60 @@ from rule_compiler.definitions import (
     DeleteRecord,
     EventTrigger,
     FieldRef,
+    GenerateReport,
     ParamRef,
     RuleDefinition,
     SendNotification,
+    TriggerWorkflow,
     UpdateRecord,
 )
 from rule_compiler.definitions.conditions import MAX_CONDITION_DEPTH, depth_of, iter_leaves, template_uses
 from rule_compiler.errors import Issue
 from rule_compiler.netpolicy import url_problem
 from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
-from rule_compiler.validation.refs import CatalogRefs
+from rule_compiler.validation.partial import WHOLE, Parts
+from rule_compiler.validation.refs import CatalogRefs, StoredNames
 from rule_compiler.validation.triggers import check_trigger
 
+#: Jinja markup in a ``url``: replaced by a plain word before the static URL check (the send-time
+#: guard checks the rendered URL again; a templated host is checked there only).
+_TEMPLATE_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 #: Task ids the compiler uses itself; action ids may not take them.
 RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error", "wait_for_data"})
+#: Action types the format accepts that no release can run yet (every run would fail at the action):
+#: refused at registration, at the action's ``type``. The models stay, so the format does not change.
+NOT_YET_RUNNABLE: dict[str, str] = {
+    "trigger_workflow": (
+        "trigger_workflow arrives with workflows and cannot run yet; every run would fail at this "
+        "action, so remove it until workflows are supported"
+    ),
+    "generate_report": (
+        "generate_report arrives with workflows and cannot run yet; every run would fail at this "
+        "action, so remove it: a stored report runs on its own schedule, or from its DAG's Trigger button"
+    ),
+}
 
 
-def check_rule(rule: RuleDefinition, catalog: Catalog | None) -> list[Issue]:
-    """Every semantic problem of a structurally valid rule."""
-    refs = CatalogRefs(rule.organization, catalog)
-    issues = _check_action_graph(rule)
-    issues += check_trigger(rule, refs)
-    issues += _check_conditions(rule, refs)
+def check_rule(
+    rule: RuleDefinition, catalog: Catalog | None, parts: Parts = WHOLE, *, stored: StoredNames | None = None
+) -> list[Issue]:
+    """Every semantic problem of a structurally valid rule (``parts``: what of it did not parse).
+
+    ``stored``: the names of the organization's stored definitions by kind, for the actions that start
+    one (:class:`~rule_compiler.validation.refs.CatalogRefs`).
+    """
+    refs = CatalogRefs(rule.organization, catalog, stored=stored)
+    issues = _check_action_graph(rule, parts.dropped_names("actions", "id"))
+    # the row a run is about comes from the trigger: checks of fields and of the triggering row need it
+    row_known = parts.parsed("trigger") and parts.intact("trigger.target")
+    if parts.parsed("trigger"):
+        issues += check_trigger(rule, refs)
+    if row_known:
+        issues += _check_conditions(rule, refs)
     for index in range(len(rule.actions)):
-        issues += _check_action(rule, index, refs)
-        issues += _check_record_references(rule, index, refs)
+        issues += _check_action(rule, index, refs, row_known and parts.parsed(f"actions[{index}].where"))
+        if row_known:
+            issues += _check_record_references(rule, index, refs)
     return issues
 
 
@@ -78,7 +113,11 @@ def _field_problem(connection: Connection, table: str, field: str) -> str | None
     return None
 
 
-def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
+def _check_action_graph(rule: RuleDefinition, unparsed: set[str]) -> list[Issue]:
+    """Reserved and duplicate ids, ``depends_on`` naming an action of the rule, no cycle.
+
+    ``unparsed``: ids of actions that did not parse: a dependency on one is not unknown.
+    """
     issues: list[Issue] = []
     first_index: dict[str, int] = {}
     for index, action in enumerate(rule.actions):
@@ -99,7 +138,7 @@ def _check_action_graph(rule: RuleDefinition) -> list[Issue]:
             path = f"actions[{index}].depends_on[{position}]"
             if dependency == action.id:
                 issues.append(Issue(path, f"action '{action.id}' cannot depend on itself", "cycle"))
-            elif dependency not in first_index:
+            elif dependency not in first_index and dependency not in unparsed:
                 issues.append(
                     Issue(
                         path,
@@ -238,21 +277,43 @@ def _check_templates(value: object, path: str) -> list[Issue]:
     return issues
 
 
-def _check_action(rule: RuleDefinition, index: int, refs: CatalogRefs) -> list[Issue]:
+def _check_action(rule: RuleDefinition, index: int, refs: CatalogRefs, row_known: bool) -> list[Issue]:
+    """One action's problems; ``row_known``: the triggering row's table is known (the trigger parsed)
+    and so is the action's ``where`` when it has one, so an action without one may be told apart."""
     action = rule.actions[index]
     path = f"actions[{index}]"
     issues: list[Issue] = []
     if isinstance(action, CreateRecord | UpdateRecord | DeleteRecord):
-        issues += _check_record_action(rule, action, path, refs)
+        issues += _check_record_action(rule, action, path, refs, row_known)
     elif isinstance(action, SendNotification):
         issues += _check_notification(action, path, refs)
     elif isinstance(action, CallWebhook):
         issues += _check_webhook(action, path, refs)
+    elif isinstance(action, TriggerWorkflow | GenerateReport):
+        issues += _check_start(action, path, refs)
+    return issues
+
+
+def _check_start(action: TriggerWorkflow | GenerateReport, path: str, refs: CatalogRefs) -> list[Issue]:
+    """An action starting another stored definition: it must be runnable, and the target must exist."""
+    issues: list[Issue] = []
+    if refusal := NOT_YET_RUNNABLE.get(action.type):
+        issues.append(Issue(f"{path}.type", refusal, "not_supported"))
+        if refs.stored is None:
+            return issues  # the refusal says it all; a target is checked against names looked up
+    if isinstance(action, TriggerWorkflow):
+        refs.stored_definition("workflow", action.workflow, f"{path}.workflow", issues)
+    else:
+        refs.stored_definition("report", action.report, f"{path}.report", issues)
     return issues
 
 
 def _check_record_action(
-    rule: RuleDefinition, action: CreateRecord | UpdateRecord | DeleteRecord, path: str, refs: CatalogRefs
+    rule: RuleDefinition,
+    action: CreateRecord | UpdateRecord | DeleteRecord,
+    path: str,
+    refs: CatalogRefs,
+    row_known: bool,
 ) -> list[Issue]:
     issues: list[Issue] = []
     found = refs.table(action.connection, action.table, f"{path}.table", issues)
@@ -291,7 +352,11 @@ def _check_record_action(
         issues += check_condition_tree(
             where, f"{path}.where", (action.connection, action.table), refs, "where"
         )
-    elif not isinstance(action, CreateRecord) and _row_source(rule) != (action.connection, action.table):
+    elif (
+        row_known
+        and not isinstance(action, CreateRecord)
+        and _row_source(rule) != (action.connection, action.table)
+    ):
         issues.append(
             Issue(
                 f"{path}.table",
@@ -380,8 +445,10 @@ def _check_webhook(action: CallWebhook, path: str, refs: CatalogRefs) -> list[Is
             issues.append(
                 Issue(f"{path}.path", "path must start with a single '/' and contain no '@' or scheme")
             )
-    if action.url is not None and (problem := url_problem(action.url)):
+    if action.url is not None and (problem := url_problem(_TEMPLATE_MARKUP.sub("x", action.url))):
         issues.append(Issue(f"{path}.url", problem, "url"))
+    issues += _check_templates(action.path, f"{path}.path")
+    issues += _check_templates(action.url, f"{path}.url")
     issues += _check_templates(action.body, f"{path}.body")
     issues += _check_templates(action.headers, f"{path}.headers")
     return issues

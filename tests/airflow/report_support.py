@@ -116,7 +116,9 @@ def expected_week(engine: sa.Engine, min_total: int = 0) -> dict[str, tuple[int,
     with engine.connect() as conn:
         for row in conn.execute(sa.select(orders.c.created_at, orders.c.status, orders.c.total)):
             created = row.created_at.replace(tzinfo=dt.UTC)
-            wanted = row.status != "cancelled" and row.total is not None and row.total >= min_total
+            wanted = (
+                row.status not in ("cancelled", "void") and row.total is not None and row.total >= min_total
+            )
             if WEEK_START <= created < WEEK_END and wanted:
                 day = per_day[created.date().isoformat()]
                 day[0] += 1

@@ -4,12 +4,15 @@ triggerer (``airflow standalone``), the effects back in the application database
 Cost: a few minutes on this 2-core machine (standalone start, the trigger's start after the first
 parse, then the runs of three rules; each task is a process of its own), so it is marked ``slow``.
 
-Three event rules watch ``orders``: ``expedite-vip-payments`` (``include/rules``), one that notes the
-total of a new order, and one whose conditions never hold. About 50 changes are committed one by one
-once the outbox trigger runs; the test waits (with deadlines) until the system is quiet and checks
-the changed rows and their payload-derived values, the automation log, the ledger (one entry per
-event and action), the never-matching rule's action task instances (``skipped``, over REST) and the
-trigger's durable cursor. Timings are printed (``-s`` shows them).
+Three event rules watch ``orders``, each with its own watch (ADR 0008): ``expedite-vip-payments``
+(``include/rules``: updates that change ``status``), one that notes the total of a new order
+(``created``), and one whose conditions never hold (``created`` and ``updated``). About 50 changes are
+committed one by one once the outbox triggers run; the test waits (with deadlines) until the system is
+quiet and checks the changed rows and their payload-derived values, the automation log, the ledger
+(one entry per event and action), that every run was started only by events its rule listens to
+(the runs' asset events, over REST), the never-matching rule's action task instances (``skipped``) and
+its runs' notes (``no match: ...``, over REST), and each trigger's durable cursor. Timings are printed
+(``-s`` shows them).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import yaml
 
 from rule_compiler.events import install
 from rule_compiler.events.outbox import cursor_position
-from rule_compiler.events.reader import consumer_name
+from rule_compiler.events.watch import Watch
 from rule_compiler.runtime.records import LEDGER_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import DEMO_NOW, _demo_module, apply_rules
@@ -88,6 +91,12 @@ RULES = {
     "flag-negative-totals": "flag_negative",
 }
 DAG_IDS = {name: f"rule__acme__{name}" for name in RULES}
+#: Each rule's watch: its trigger, asset and durable cursor (ADR 0008).
+WATCHES = {
+    "expedite-vip-payments": Watch.of("app_db", "orders", ["updated"], ["status"]),
+    "note-new-orders": Watch.of("app_db", "orders", ["created"]),
+    "flag-negative-totals": Watch.of("app_db", "orders", ["created", "updated"]),
+}
 ADMIN = ("admin", "admin-password")
 VIP_CUSTOMERS = (1, 2, 5)
 EXTRA_VIP_PENDING = 6  # added before capture is installed, so 10 VIP orders can go pending -> paid
@@ -178,16 +187,18 @@ def _max_outbox_id(app: sa.Engine) -> int:
     return int(_rows(app, "SELECT COALESCE(MAX(id), 0) AS m FROM rule_engine_outbox")[0]["m"])
 
 
-def _cursor(app: sa.Engine) -> int:
+def _cursors(app: sa.Engine) -> dict[str, int]:
+    """Each rule's trigger's durable cursor."""
     with app.connect() as conn:
-        return cursor_position(conn, consumer_name("orders"))
+        return {name: cursor_position(conn, watch.consumer) for name, watch in WATCHES.items()}
 
 
 def _quiet(scene: Scene, client: httpx.Client) -> bool:
     """Nothing in flight, checked in pipeline order (outbox -> asset event -> queued run -> run ->
-    effect -> outbox): every event handed on, no queued asset event, no active run, no new event."""
+    effect -> outbox): every event passed by every trigger, no queued asset event, no active run, no
+    new event."""
     last = _max_outbox_id(scene.app)
-    if _cursor(scene.app) != last or not dags_idle(client, DAG_IDS.values()):
+    if set(_cursors(scene.app).values()) != {last} or not dags_idle(client, DAG_IDS.values()):
         return False
     if any(run.status == "running" for name in RULES for run in _logs(scene.store, name)):
         return False
@@ -300,8 +311,13 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     airflow_runs = {
         name: pages(client, f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs") for name, dag_id in DAG_IDS.items()
     }
-    order_events = {
-        str(row["id"]) for row in _rows(app, "SELECT id FROM rule_engine_outbox WHERE table_name = 'orders'")
+    outbox_rows = _rows(
+        app, "SELECT id, operation, changed_json FROM rule_engine_outbox WHERE table_name = 'orders'"
+    )
+    order_events = {str(row["id"]) for row in outbox_rows}
+    taken_by = {
+        name: {str(r["id"]) for r in outbox_rows if watch.takes(r["operation"], r["changed_json"])}
+        for name, watch in WATCHES.items()
     }
     print(
         f"\nevent smoke: {sent} changes, {len(order_events)} outbox events, "
@@ -312,16 +328,23 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     if outcome == "landed":
         print(f"  {'first commit -> every effect visible':<55} {first_effect_wait:7.1f} s")
 
-    # Every event reached every rule: each lies in the range of events some run of each rule took
-    # (a run takes every event after the rule's cursor, so none is stranded by apache/airflow#56050).
+    # Every event a rule listens to reached it: each lies in the range of events some run of the rule
+    # took (a run takes every event after the rule's cursor, so none is stranded by
+    # apache/airflow#56050).
+    assert len(taken_by["expedite-vip-payments"]) == len(paid_vip) + len(paid_other)
+    assert (
+        len(taken_by["note-new-orders"]) == len(created) and taken_by["flag-negative-totals"] == order_events
+    )
     for name in RULES:
         ranges = [log.trace["event_range"] for log in _logs(scene.store, name)]
         seen = {event_id for event_id in order_events if any(a < int(event_id) <= b for a, b in ranges)}
-        stranded = sorted(order_events - seen, key=int)
+        stranded = sorted(taken_by[name] - seen, key=int)
         assert not stranded, (
             f"{name}: no run ever got outbox events {stranded} although the trigger handed them on "
-            f"(cursor {_cursor(app)}) and nothing is queued or running"
+            f"(cursors {_cursors(app)}) and nothing is queued or running"
         )
+
+    _assert_runs_started_only_by_their_rules_events(client, airflow_runs, taken_by)
 
     # Rows: the right ones changed, with values from each event's own payload.
     orders = {row["id"]: row for row in _rows(app, "SELECT * FROM orders")}
@@ -382,8 +405,47 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
         states = {ti["task_id"]: ti["state"] for ti in instances}
         assert states["flag_negative"] == "skipped", states
 
-    # The durable cursor reached the last event.
-    assert _cursor(app) == _max_outbox_id(app) >= max(c.event_id for c in noted)
+    _assert_notes_of_runs_without_match(scene, client, airflow_runs)
+
+    # Every trigger's durable cursor reached the last event, the ones it refused included.
+    assert set(_cursors(app).values()) == {_max_outbox_id(app)}
+    assert _max_outbox_id(app) >= max(c.event_id for c in noted)
 
     # The scheduler preloaded the task modules before it forked its workers (rule_engine/preload.py).
     assert "rule engine preload: task modules imported" in standalone.log.read_text(errors="replace")
+
+
+def _assert_runs_started_only_by_their_rules_events(
+    client: httpx.Client, airflow_runs: dict[str, list[dict[str, Any]]], taken_by: dict[str, set[str]]
+) -> None:
+    """No run was started by a change its rule does not listen to (ADR 0008): the asset events of
+    every run (what started it, as Airflow recorded it) name only events of the rule's watch."""
+    for name, dag_id in DAG_IDS.items():
+        every: set[str] = set()
+        for run in airflow_runs[name]:
+            path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}/upstreamAssetEvents"
+            started_by = {
+                str(event_id)
+                for asset_event in pages(client, path, "asset_events")
+                for event_id in ((asset_event.get("extra") or {}).get("payload") or {}).get("event_ids", [])
+            }
+            assert started_by <= taken_by[name], (name, run["dag_run_id"], started_by - taken_by[name])
+            every |= started_by
+        assert every, f"{name}: no run named the events that started it"
+
+
+def _assert_notes_of_runs_without_match(
+    scene: Scene, client: httpx.Client, airflow_runs: dict[str, list[dict[str, Any]]]
+) -> None:
+    """A run that matched nothing carries a note saying so (set by the scheduler's listener,
+    ``rule_engine.run_notes``); the others carry none."""
+    for name, dag_id in DAG_IDS.items():
+        statuses = {log.run_id: log.status for log in _logs(scene.store, name)}
+        for run in airflow_runs[name]:
+            detail = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{quote(run['dag_run_id'], safe='')}")
+            detail.raise_for_status()
+            note = detail.json()["note"]
+            if statuses[run["dag_run_id"]] == "no_match":
+                assert note is not None and note.startswith("no match: 0 of "), (name, note)
+            else:
+                assert note is None, (name, note)

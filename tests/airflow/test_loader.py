@@ -29,14 +29,16 @@ def test_examples_render_with_no_import_errors(store: RuleStore) -> None:
     assert type(bag.dags["rule__acme__flag-big-paid-orders"].timetable).__name__ == "NullTimetable"
 
 
-def test_event_and_data_rules_render_as_placeholders_not_crashes(store: RuleStore) -> None:
+def test_every_trigger_type_renders_a_real_dag_and_templates_render_none(store: RuleStore) -> None:
     apply_rules(store, LOCAL_FIXTURES / "good", EXAMPLES)
     bag = dagbag()
     assert bag.import_errors == {}
     assert not [d for d in bag.dag_ids if d.startswith("condition_template__")]  # stored, not DAGs
     assert "rule__acme__local-uses-templates" in bag.dag_ids
-    assert "render-error" not in bag.dags["rule__acme__failed-payments-spike"].tags  # data: a real DAG
-    assert "render-error" not in bag.dags["rule__acme__remind-stale-orders"].tags
+    assert "render-error" not in bag.dags["rule__acme__failed-payments-spike"].tags  # data
+    assert "render-error" not in bag.dags["rule__acme__remind-stale-orders"].tags  # schedule
+    assert "render-error" not in bag.dags["rule__acme__expedite-vip-payments"].tags  # event
+    assert "render-error" not in bag.dags["rule__acme__archive-void-orders"].tags  # manual
 
 
 def test_one_corrupt_spec_does_not_hide_the_others(store: RuleStore) -> None:

@@ -17,6 +17,7 @@ import yaml
 from rule_compiler.events import install
 from rule_compiler.events.outbox import advance_cursor, outbox
 from rule_compiler.events.reader import consumer_name
+from rule_compiler.events.watch import Watch
 from rule_compiler.schedules import shortest_interval
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
@@ -25,6 +26,8 @@ pytestmark = [pytest.mark.airflow, pytest.mark.usefixtures("airflow_db")]
 DAG_ID = "rule_engine_outbox_purge"
 TASK_ID = "purge_outboxes"
 NOW = dt.datetime.now(dt.UTC)
+#: The cursor of the trigger of the rules below (updates of orders: ADR 0008's watch).
+ORDERS_TRIGGER = Watch.of("app_db", "orders", ["updated"]).consumer
 
 
 def _rule(
@@ -74,7 +77,8 @@ def _events(engine: sa.Engine) -> dict[str, list[int]]:
 def _seed(app_db: sa.Engine) -> tuple[list[int], list[int]]:
     """Four orders events (o3 five days old, the others ten) and two customers events, all old.
 
-    The orders trigger has handed on o1..o3; the customers cursor (left by an inactive rule) is at the end.
+    The orders rules' trigger has handed on o1..o3; the customers cursor (left by an inactive rule) is at
+    the end.
     """
     install(app_db, "orders")
     install(app_db, "customers")
@@ -95,7 +99,7 @@ def _seed(app_db: sa.Engine) -> tuple[list[int], list[int]]:
         app_db, {i: dt.timedelta(days=10) for i in [*orders, *customers]} | {orders[2]: dt.timedelta(days=5)}
     )
     with app_db.begin() as conn:
-        advance_cursor(conn, consumer_name("orders"), orders[2])
+        advance_cursor(conn, ORDERS_TRIGGER, orders[2])
         advance_cursor(conn, consumer_name("customers"), max(customers))
     return orders, customers
 

@@ -118,7 +118,7 @@ def test_the_report_email_shows_its_charts_as_inline_cid_images(
     assert png_data_uris(attached_html) == [png] and "cid:" not in attached_html
 
     # storage gets the four files, not the email body beside the html
-    stored = sorted((folders["storage"] / "weekly-sales").rglob("*"))
+    stored = sorted((folders["storage"] / "acme" / "weekly-sales").rglob("*"))
     assert {path.name for path in stored if path.is_file()} == set(files)
     assert all(path.read_bytes() == files[path.name][1] for path in stored if path.is_file())
 
@@ -141,7 +141,7 @@ def test_a_template_lists_the_files_of_the_run_and_its_chart_goes_inline(
     dag_run = dagbag().dags["report__acme__sales-files"].test(logical_date=WEEK_RUN)
 
     assert str(dag_run.state) == "success", task_states(dag_run)
-    stored = {path.name: path for path in (folders["storage"] / "sales-files").iterdir()}
+    stored = {path.name: path for path in (folders["storage"] / "acme" / "sales-files").iterdir()}
     produced = ["sales-files.csv.zip", "sales-files.xlsx", "sales-files.html"]  # two queries: a zip
     assert sorted(stored) == sorted(produced)
     listed = '<ul class="files">' + "".join(f"<li>{name}</li>" for name in produced) + "</ul>"

@@ -85,7 +85,9 @@ def test_weekly_sales_renders_every_format_emails_and_stores_them_once(
     assert len(smtp.messages) == 1
     recipients, message = smtp.messages[0]
     assert recipients == ["sales-ops@acme.example"]
-    assert message["Subject"] == f"Weekly sales {WEEK_START.isoformat()} to {WEEK_END.isoformat()}"
+    # the subject says the period as the body does, in the report's time zone; the message is dated
+    assert message["Subject"] == "Weekly sales: 16 Nov 2026, 07:00 → 23 Nov 2026, 07:00 (Europe/Berlin)"
+    assert message["Date"] is not None and message["Date"].datetime.tzinfo is not None
     key = delivery_key(WEEKLY_ID, WEEK_END, 0)
     assert message["Message-ID"] == f"<{key}@example.com>"
     files = attachments_of(message)
@@ -140,8 +142,8 @@ def test_weekly_sales_renders_every_format_emails_and_stores_them_once(
     assert "Revenue per day" in text and "Top customers" in text
     assert sum(len(page.images) for page in pdf.pages) >= 1
 
-    # storage: the same files under weekly-sales/<interval end>
-    stored = sorted((folders["storage"] / "weekly-sales").rglob("*.*"))
+    # storage: the same files under <org>/weekly-sales/<interval end>
+    stored = sorted((folders["storage"] / "acme" / "weekly-sales").rglob("*.*"))
     assert {path.name for path in stored} == set(files)
     assert all(path.read_bytes() == files[path.name][1] for path in stored)
     assert stored[0].parent.name.startswith("2026-11-23T06-00-00")
@@ -218,7 +220,7 @@ def test_a_failing_delivery_is_retried_and_recorded_while_storage_succeeds(
     assert (email_delivery.status, email_delivery.attempts) == ("failed", 2)  # tried, retried, recorded
     assert "could not deliver through smtp_default" in (email_delivery.error or "")
     assert (storage_delivery.status, storage_delivery.attempts) == ("sent", 1)
-    assert len(list((folders["storage"] / "weekly-sales").rglob("*.*"))) == len(FORMATS)
+    assert len(list((folders["storage"] / "acme" / "weekly-sales").rglob("*.*"))) == len(FORMATS)
     run = log.get_report_run(store.engine, dag_id=WEEKLY, run_id=dag_run.run_id)
     assert run is not None and run.status == "partial"
     assert "delivery 0 (email) failed" in (run.error or "")

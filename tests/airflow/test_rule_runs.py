@@ -72,7 +72,7 @@ def test_foreign_key_path_and_dependent_actions(store: RuleStore, app_db: sa.Eng
             for r in conn.execute(
                 sa.text(
                     "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.tier = 'vip' "
-                    "AND o.total > 500 AND o.status IN ('pending', 'paid') "
+                    "AND o.total > 500 AND o.status IN ('pending', 'payment_failed') "
                     "AND (o.priority IS NULL OR o.priority <> 'urgent')"
                 )
             )
@@ -190,7 +190,7 @@ def test_a_rule_runs_against_postgres_through_airflow_connections(
             for r in conn.execute(
                 sa.text(
                     "SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.tier = 'vip' "
-                    "AND o.total > 500 AND o.status IN ('pending', 'paid') "
+                    "AND o.total > 500 AND o.status IN ('pending', 'payment_failed') "
                     "AND (o.priority IS NULL OR o.priority <> 'urgent')"
                 )
             )

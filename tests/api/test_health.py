@@ -18,7 +18,6 @@ from rule_engine.api.consumer_lag import STALLED_AFTER
 
 from rule_compiler.events import install
 from rule_compiler.events.outbox import advance_cursor, outbox
-from rule_compiler.events.reader import consumer_name
 from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
 from tests.api.conftest import Api, Recorder, catalog_for, create, rule_body
@@ -94,7 +93,9 @@ def test_degraded_when_airflow_cannot_be_read(
     assert body["status"] == "degraded" and body["loader_errors_checked"] is False
 
 
-EVENT_RULE = "expedite-vip-payments"  # watches app_db.orders
+EVENT_RULE = "expedite-vip-payments"  # watches app_db.orders: updates that change status
+#: The durable cursor of that rule's trigger (ADR 0008: one per table, operations and fields).
+EVENT_CONSUMER = "airflow:orders?events=updated&fields=status"
 
 
 def _app_db(path: Path, monkeypatch: pytest.MonkeyPatch, conn_id: str = "app_db") -> sa.Engine:
@@ -130,13 +131,13 @@ def test_consumer_lag_with_a_cursor_behind(api: Api, tmp_path: Path, monkeypatch
     status, [before] = _consumers(api)
     assert (before["position"], before["newest_id"], before["pending"]) == (0, third, 3)  # no cursor yet
     with engine.begin() as conn:
-        advance_cursor(conn, consumer_name("orders"), first)
+        advance_cursor(conn, EVENT_CONSUMER, first)
         created = conn.execute(sa.select(outbox.c.created_at).where(outbox.c.id == second)).scalar_one()
 
     status, [lag] = _consumers(api)
     assert status == "ok"
     assert lag["connection"] == "app_db" and lag["table"] == "orders"
-    assert lag["consumer"] == "airflow:orders" and lag["rules"] == [f"acme/{EVENT_RULE}"]
+    assert lag["consumer"] == EVENT_CONSUMER and lag["rules"] == [f"acme/{EVENT_RULE}"]
     assert (lag["status"], lag["position"], lag["newest_id"], lag["pending"]) == ("behind", first, third, 2)
     assert lag["pending_capped"] is False and lag["error"] is None
     oldest = dt.datetime.fromisoformat(lag["oldest_pending_at"])
@@ -144,7 +145,7 @@ def test_consumer_lag_with_a_cursor_behind(api: Api, tmp_path: Path, monkeypatch
     assert 0 <= lag["oldest_pending_age_seconds"] < STALLED_AFTER.total_seconds()
 
     with engine.begin() as conn:  # the trigger handed everything on
-        advance_cursor(conn, consumer_name("orders"), third)
+        advance_cursor(conn, EVENT_CONSUMER, third)
     assert _consumers(api)[1][0]["status"] == "ok" and _consumers(api)[1][0]["pending"] == 0
 
 
@@ -202,3 +203,28 @@ def test_consumers_of_inactive_rules_and_other_organizations_are_not_shown(
     etag = api.as_("ed").get(f"/rules/{EVENT_RULE}").headers["ETag"]
     api.as_("ed").patch(f"/rules/{EVENT_RULE}", json={"active": False}, headers={"If-Match": etag})
     assert _consumers(api)[1] == []
+
+
+def test_each_watch_of_a_table_is_its_own_consumer_and_equal_watches_share_one(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0008: rules on one table with different operations or fields have a trigger and a cursor
+    each; rules with the same ones share theirs."""
+    engine = _app_db(tmp_path / "app.db", monkeypatch)
+    install(engine, "orders")
+    create(api, EVENT_RULE)
+    twin = {**rule_body(EVENT_RULE), "name": "expedite-twin"}
+    created = {**rule_body(EVENT_RULE), "name": "note-new-orders"}
+    created["trigger"] = {"type": "event", "connection": "app_db", "table": "orders", "events": ["created"]}
+    created["conditions"] = None
+    for body in (twin, created):
+        assert api.as_("ed").post("/rules", json=body).status_code == 201
+    second = _insert_orders(engine, 3)[1]
+    with engine.begin() as conn:
+        advance_cursor(conn, "airflow:orders?events=created", second)
+
+    _, lags = _consumers(api)
+    assert [(lag["consumer"], lag["rules"], lag["position"], lag["pending"]) for lag in lags] == [
+        ("airflow:orders?events=created", ["acme/note-new-orders"], second, 1),
+        (EVENT_CONSUMER, ["acme/expedite-twin", f"acme/{EVENT_RULE}"], 0, 3),
+    ]

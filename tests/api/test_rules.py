@@ -23,7 +23,7 @@ def test_create_stores_nested_conditions_and_actions_with_the_acting_user(
     assert response.headers["Location"].endswith("/api/v1/rules/escalate-vip-orders")
     stored = store.get(organization="acme", kind="rule", name="escalate-vip-orders")
     conditions = stored.source["conditions"]["all"]
-    assert conditions[2]["any"][1] == {"field": "status", "operator": "equals", "value": "paid"}
+    assert conditions[2]["any"][1] == {"field": "status", "operator": "equals", "value": "payment_failed"}
     assert [a["id"] for a in stored.source["actions"]] == ["escalate", "annotate"]
     assert stored.source["actions"][1]["depends_on"] == ["escalate"]
     [entry] = store.audit_entries(organization="acme", kind="rule")

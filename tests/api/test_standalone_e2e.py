@@ -1,18 +1,32 @@
-"""One end-to-end test against the real api-server started by ``airflow standalone``.
+"""End-to-end checks against the real api-server started by ``airflow standalone``: one standalone
+serves both, as two subtests of one test.
 
-Cost: about 60-90 s on this 2-core machine (standalone start ~15-25 s, then a parse, a run and its
-log), so it is marked ``slow``. It logs in with a password through ``POST /auth/token`` (a real JWT),
-creates a rule through ``/automations/api/v1``, and checks that the DAG appears because the API asked
-Airflow to re-parse the loader file (the periodic re-parse is set to 10 minutes here), that it runs,
-and that its automation log is readable through ``/logs``.
+Cost: about 70-100 s on this 2-core machine (standalone start ~15-25 s, then a parse, a run and its
+log, and a browser), so the test is marked ``slow``. One test rather than two tests sharing a
+module-scoped fixture: ``make test`` runs ``pytest -n 2``, which may send two tests of a module to
+different workers, each then starting its own standalone, and pytest-xdist 3.8's ``--dist loadgroup``
+has no effect under pytest 9 (it renames ``item._nodeid``, which pytest 9 no longer reads). A
+failing subtest does not stop the other one, and each is reported on its own.
+
+- The API check logs in with a password through ``POST /auth/token`` (a real JWT), validates a rule
+  sent as YAML, creates a rule through ``/automations/api/v1``, and checks that the DAG appears
+  because the API asked Airflow to re-parse the loader file (the periodic re-parse is set to 10
+  minutes here), that it runs, and that its automation log is readable through ``/logs``.
+- The browser check drives Debian's Chromium through Playwright (never ``playwright install``: no
+  browser is downloaded): it signs in on Airflow's login page as a user does, is sent on to
+  ``/automations/docs``, and checks that Swagger UI lists the operations, with every request the page
+  made answered by 127.0.0.1 (any other host is aborted and fails the test).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -20,12 +34,23 @@ import sqlalchemy as sa
 
 from rule_compiler.store import RuleStore
 from tests.api.conftest import catalog_for, rule_body
-from tests.conftest import ROOT
+from tests.conftest import ROOT, unavailable
 from tests.standalone import Standalone, connection_env, run_standalone
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 DAG_ID = "rule__acme__flag-big-paid-orders"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _demo_db(path: Path) -> None:
@@ -61,8 +86,17 @@ def standalone(tmp_path: Path) -> Iterator[Standalone]:
         yield running
 
 
-def test_rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:
+def test_one_standalone_serves_the_api_and_its_docs_page(
+    standalone: Standalone, subtests: pytest.Subtests
+) -> None:
     standalone.wait_healthy()
+    with subtests.test("the API: a rule created through /automations runs and its log is readable"):
+        _rule_created_through_the_api_runs_and_its_log_is_readable(standalone)
+    with subtests.test("a browser signed in on Airflow's login page sees the docs, offline"):
+        _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone)
+
+
+def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:
     client = httpx.Client(base_url=standalone.base_url, timeout=30)
 
     assert client.get("/automations/api/v1/rules").status_code == 401
@@ -71,6 +105,20 @@ def test_rule_created_through_the_api_runs_and_its_log_is_readable(standalone: S
     assert login.status_code == 201, login.text
     auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
     assert client.get("/automations/docs", headers=auth).status_code == 200
+
+    index = client.get("/automations/api/v1/", headers=auth)  # the README's URL
+    assert index.status_code == 200, index.text
+    assert index.json()["docs"] == f"{standalone.base_url}/automations/docs"
+    assert index.json()["collections"]["rules"] == f"{standalone.base_url}/automations/api/v1/rules"
+
+    as_yaml = (ROOT / "include" / "rules" / "flag-big-paid-orders.yaml").read_bytes()
+    checked = client.post(
+        "/automations/api/v1/rules/validate",
+        content=as_yaml,
+        headers={**auth, "Content-Type": "application/yaml"},
+    )
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["valid"] is True
 
     created = client.post("/automations/api/v1/rules", json=rule_body(), headers=auth)
     assert created.status_code == 201, created.text
@@ -104,3 +152,61 @@ def test_rule_created_through_the_api_runs_and_its_log_is_readable(standalone: S
     detail = client.get(f"/automations/api/v1/logs/{entry['id']}", headers=auth).json()
     assert detail["trace"] is not None
     assert [(a["action_id"], a["status"]) for a in detail["actions"]] == [("flag", "success")]
+
+
+def _chromium() -> Any:
+    """Playwright's sync API, or a skip (a failure under CI=true) when it or the browser is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - pinned in requirements-dev.txt
+        unavailable(f"the playwright package is not installed ({exc}): run make venv")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"no Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (apt-get install chromium)")
+    return sync_playwright
+
+
+def _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone: Standalone) -> None:
+    sync_playwright = _chromium()
+    local = urlsplit(standalone.base_url).hostname
+    assert local == "127.0.0.1"
+    seen: list[str] = []
+    refused: list[str] = []
+
+    def only_loopback(route: Any) -> None:
+        url = route.request.url
+        seen.append(url)
+        if urlsplit(url).hostname == local:
+            route.continue_()
+        else:
+            refused.append(url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context()
+            context.route("**/*", only_loopback)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{standalone.base_url}/auth/login/?next=/automations/docs")
+            page.fill("input[name=username]", "ed")
+            page.fill("input[name=password]", "ed-password")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{standalone.base_url}/automations/docs")
+            assert any(c["name"] == "_token" for c in context.cookies()), "the login set no _token cookie"
+
+            page.wait_for_selector("#operations-tag-rules")  # the "rules" tag section
+            create = page.locator("#operations-rules-rules-create_rule")
+            create.wait_for()
+            assert "/api/v1/rules" in create.inner_text()
+            assert page.locator(".opblock").count() >= 50  # every operation is listed
+            create.locator(".opblock-summary").click()  # the request body offers YAML beside JSON
+            media_types = page.locator(".opblock-body select.content-type option").all_inner_texts()
+            assert {"application/json", "application/yaml"} <= set(media_types), media_types
+            assert page.locator(".swagger-ui .info .title").inner_text().startswith("Automation rule engine")
+        finally:
+            browser.close()
+
+    assert refused == [], f"requests to other hosts: {refused}"
+    assert f"{standalone.base_url}/automations/docs/assets/swagger-ui-bundle.js" in seen
+    assert f"{standalone.base_url}/automations/openapi.json" in seen

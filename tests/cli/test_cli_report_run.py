@@ -54,7 +54,7 @@ def _expected_daily(min_total: Decimal) -> dict[str, tuple[int, Decimal]]:
     days: dict[str, list[Decimal]] = defaultdict(list)
     for order in orders:
         total = order["total"]
-        counted = total is not None and total >= min_total and order["status"] != "cancelled"
+        counted = total is not None and total >= min_total and order["status"] not in ("cancelled", "void")
         if counted and START <= order["created_at"] < END:
             days[order["created_at"].date().isoformat()].append(total)
     return {day: (len(totals), sum(totals, Decimal(0))) for day, totals in sorted(days.items())}

@@ -54,7 +54,8 @@ def _compile(path: Path) -> tuple[str, str]:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: f"{p.parent.name}-{p.stem}")
 def test_golden(path: Path) -> None:
-    """Changing compiled output needs a COMPILER_VERSION bump and `make goldens` together."""
+    """Changing compiled output needs a COMPILER_VERSION bump and new goldens together (regenerate:
+    `UPDATE_GOLDENS=1 .venv/bin/pytest tests/compiler/test_compiler.py -k golden`)."""
     spec_json, spec_hash = _compile(path)
     golden = GOLDEN / f"{path.parent.name}-{path.stem}.json"
     if os.environ.get("UPDATE_GOLDENS") == "1":

@@ -200,7 +200,7 @@ def test_rule_compiles_from_the_expanded_form_and_keeps_use_as_written() -> None
     written = compiled.definition.model_dump(mode="json", by_alias=True)
     assert written["conditions"]["all"][0] == {
         "use": "big-order",
-        "with": {"min_total": 500, "statuses": ["paid", "shipped"]},
+        "with": {"min_total": 500, "statuses": ["cancelled"]},
     }
     params = json.loads(compiled.spec_json)["tasks"][0]["params"]
     assert "use" not in json.dumps(params["conditions"])

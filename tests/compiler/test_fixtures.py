@@ -1,4 +1,5 @@
-"""The definition format's contract: shared (../shared) and local fixtures, good and bad."""
+"""The definition format's contract: the local fixtures (tests/fixtures/definitions), good and bad, and
+the external shared set when it sits beside the checkout (``SHARED_FIXTURES`` in tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from rule_compiler.reports import queries
 from rule_compiler.reports.errors import ReportParameterError, ReportQueryError
 from rule_compiler.reports.queries import bind_values, coerce, run_query_to_csv
+from rule_compiler.sql_check import ReadOnlyQuery
 
 T0 = dt.datetime(2026, 11, 16, 6, 0, tzinfo=dt.UTC)
 ROWS = 25
@@ -135,16 +136,35 @@ def test_an_empty_result_is_a_header_only_file(engine: sa.Engine, tmp_path: Path
     assert (result.row_count, result.truncated, result.first_row) == (0, False, None)
 
 
+def _numbers(engine: sa.Engine, count: int) -> None:
+    """A ``numbers`` table of ``count`` rows, filled by setup SQL (author SQL may not generate rows)."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE numbers (n integer PRIMARY KEY)"))
+        if engine.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("INSERT INTO numbers SELECT g FROM generate_series(1, :c) AS g"), {"c": count}
+            )
+        else:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO numbers WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s "
+                    "WHERE g < :c) SELECT g FROM s"
+                ),
+                {"c": count},
+            )
+
+
 @pytest.mark.postgres
 def test_postgres_reads_through_a_server_side_cursor(postgres_url: str, tmp_path: Path) -> None:
     engine = sa.create_engine(postgres_url)
+    _numbers(engine, 20_000)
     cursors: list[str | None] = []
     sa.event.listen(
         engine, "before_cursor_execute", lambda c, cursor, s, p, ctx, m: cursors.append(cursor.name)
     )
     result = run_query_to_csv(
         engine,
-        "SELECT g AS n, g * 2 AS twice FROM generate_series(1, 20000) AS g",
+        "SELECT n, n * 2 AS twice FROM numbers ORDER BY n",
         {},
         query_id="g",
         row_limit=50_000,
@@ -162,13 +182,8 @@ def test_rows_are_fetched_in_batches_not_all_at_once(
     """Peak memory while streaming 100,000 rows stays a small part of what holding them takes."""
     monkeypatch.setattr(queries, "FETCH_ROWS", 500)
     engine = sa.create_engine(any_db_url)
-    if engine.dialect.name == "postgresql":
-        sql = "SELECT g AS n, 'row number ' || g AS label FROM generate_series(1, 100000) AS g"
-    else:
-        sql = (
-            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 100000) "
-            "SELECT g AS n, 'row number ' || g AS label FROM s"
-        )
+    _numbers(engine, 100_000)
+    sql = "SELECT n, 'row number ' || n AS label FROM numbers"
     tracemalloc.start()
     try:
         with engine.connect() as conn:
@@ -204,8 +219,11 @@ def test_writes_are_refused_before_they_run(engine: sa.Engine, tmp_path: Path) -
 
 
 @pytest.mark.postgres
-def test_postgres_refuses_a_write_hidden_in_a_function(postgres_url: str, tmp_path: Path) -> None:
-    """The parser cannot see into a function; the read-only transaction stops it."""
+def test_postgres_refuses_a_write_hidden_in_a_function(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user function is not on the allow-list; were the check to miss one, the read-only
+    transaction still stops it."""
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE counter (n integer)"))
@@ -216,6 +234,11 @@ def test_postgres_refuses_a_write_hidden_in_a_function(postgres_url: str, tmp_pa
                 "'UPDATE counter SET n = n + 1 RETURNING n'"
             )
         )
+    with pytest.raises(ReportQueryError, match=r"function bump\(\) is not allowed"):
+        run_query_to_csv(
+            engine, "SELECT bump() AS n", {}, query_id="b", row_limit=10, timeout=5, path=tmp_path / "b.csv"
+        )
+    monkeypatch.setattr(queries, "check_read_only", _no_check)
     with pytest.raises(ReportQueryError, match="read-only transaction"):
         run_query_to_csv(
             engine, "SELECT bump() AS n", {}, query_id="b", row_limit=10, timeout=5, path=tmp_path / "b.csv"
@@ -226,12 +249,15 @@ def test_postgres_refuses_a_write_hidden_in_a_function(postgres_url: str, tmp_pa
     engine.dispose()
 
 
+def _no_check(sql: str, dialect: str | None = None) -> ReadOnlyQuery:
+    """A check that misses everything: what the database's own defences must still stop."""
+    return ReadOnlyQuery(tables=(), parameters=())
+
+
 def test_a_query_past_its_timeout_is_stopped(any_db_url: str, tmp_path: Path) -> None:
     engine = sa.create_engine(any_db_url)
-    if engine.dialect.name == "postgresql":
-        sql = "SELECT count(*) AS n FROM generate_series(1, 2000000000) AS g"
-    else:
-        sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) AS c FROM n"
+    _numbers(engine, 1_000)
+    sql = "SELECT count(*) AS n FROM numbers a, numbers b, numbers c"  # allowed SQL, 10^9 rows
     with pytest.raises(ReportQueryError, match="ran longer than its timeout of 1 s"):
         run_query_to_csv(
             engine, sql, {}, query_id="slow", row_limit=10, timeout=1, path=tmp_path / "slow.csv"

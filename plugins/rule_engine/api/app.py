@@ -3,7 +3,12 @@
 Deny by default: every route, the OpenAPI schema and the docs page included, goes through the
 app-level dependencies — Airflow's ``get_user`` (401 without a valid Airflow token or UI cookie) and
 the per-user rate limit. FastAPI's own docs routes are switched off (they would sit outside the
-app-level dependencies) and served again as ordinary routes.
+app-level dependencies) and served again as ordinary routes, with Swagger UI's files served by the
+app too (:mod:`rule_engine.api.docs_page`: no CDN). Two middlewares come first: the body size limit
+(413) and the input guard (422 for control characters in the path or query and for JSON bodies too
+deep, with non-finite numbers or NUL characters; :mod:`rule_engine.api.input_guard`). The definition
+routes also take YAML bodies (:mod:`rule_engine.api.yaml_bodies`), parsed only after the size limit and
+authentication, then checked like JSON ones. ``GET /api/v1/`` is the API's index.
 """
 
 from __future__ import annotations
@@ -12,19 +17,20 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from airflow.api_fastapi.core_api.security import get_user
-from fastapi import Depends, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from rule_compiler.store import RuleStore
 from rule_engine.api.airflow_sync import RuleChange, notify_airflow
+from rule_engine.api.docs_page import add_docs
 from rule_engine.api.errors import install_error_handlers
+from rule_engine.api.input_guard import InputGuard
 from rule_engine.api.limits import BodySizeLimit, RateLimiter, rate_limit
 from rule_engine.api.loader_errors import render_errors
-from rule_engine.api.routes import api_router
+from rule_engine.api.routes import api_router, index
 from rule_engine.api.routes.events import OutboxEngines
 from rule_engine.api.settings import ApiSettings
+from rule_engine.api.yaml_bodies import accept_yaml_bodies, document_yaml_bodies
 
 TITLE = "Automation rule engine"
 API_VERSION = "1"
@@ -69,24 +75,26 @@ def create_app(
         if settings.rate_limit
         else None
     )
+    app.add_middleware(InputGuard)  # inside the size limit: it reads bodies the limit has capped
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(index.router)
     app.include_router(api_router)
-    _add_docs(app)
+    accept_yaml_bodies(app)
+    _document_yaml(app)
+    add_docs(app, TITLE)
     return app
 
 
-def _add_docs(app: FastAPI) -> None:
-    """The schema and the Swagger page as ordinary routes, so the app-level auth covers them."""
+def _document_yaml(app: FastAPI) -> None:
+    """The schema lists ``application/yaml`` beside ``application/json`` for the YAML-capable bodies."""
 
-    @app.get("/openapi.json", include_in_schema=False)
-    def openapi_schema() -> JSONResponse:
-        return JSONResponse(app.openapi())
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_yaml_bodies(FastAPI.openapi(app))
+        return app.openapi_schema or {}
 
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=f"{TITLE} API")
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def mounted_app_entry() -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """How far each event consumer is behind its outbox, for the health route.
 
-A watched (connection, table) is one Airflow trigger reading the table's events from the outbox of
-that database after its durable cursor (:func:`~rule_compiler.events.reader.consumer_name`). Per
+A watch (connection, table, operations, fields: ``rule_compiler.events.watch``, ADR 0008) is one
+Airflow trigger reading the table's events from the outbox of that database after its durable cursor
+(:attr:`~rule_compiler.events.watch.Watch.consumer`); rules with equal watches share it. Per
 database: one connection and a look at which outbox tables exist; per table: one query whose parts
 all use the outbox's (table_name, id) index or the cursor's primary key. ``pending`` stops counting at
 :data:`MAX_COUNTED`. A database that does not answer is reported per consumer, never raised.
@@ -10,7 +11,6 @@ all use the outbox's (table_name, id) index or the cursor's primary key. ``pendi
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from rule_compiler.events.outbox import CURSOR_TABLE, OUTBOX_TABLE, cursors, outbox
 from rule_compiler.events.reader import consumer_name
+from rule_compiler.events.watch import watch_of_spec_json
 from rule_engine.api.schemas_ops import ConsumerLag
 
 log = logging.getLogger("rule_engine.api")
@@ -32,27 +33,30 @@ STALLED_AFTER = dt.timedelta(minutes=10)
 
 @dataclass
 class Watched:
-    """A table that active event rules watch, and which rules (``organization/name``)."""
+    """A watch of active event rules: its table, its trigger's cursor, and which rules
+    (``organization/name``) it starts."""
 
     connection: str
     table: str
     rules: list[str] = field(default_factory=list)
+    consumer: str = ""
+
+    def __post_init__(self) -> None:
+        self.consumer = self.consumer or consumer_name(self.table)
 
 
 def watched_by(specs: Iterable[tuple[str, bool, str]]) -> list[Watched]:
-    """The tables watched by the active event rules among ``(rule label, active, spec JSON)``."""
-    found: dict[tuple[str, str], Watched] = {}
+    """The watches of the active event rules among ``(rule label, active, spec JSON)``: one per
+    distinct watch (so per trigger and cursor), ordered by connection, table and cursor."""
+    found: dict[tuple[str, str, str], Watched] = {}
     for label, active, spec_json in specs:
-        if not active:
+        watch = watch_of_spec_json(spec_json) if active else None
+        if watch is None:
             continue
-        try:
-            schedule = json.loads(spec_json).get("schedule") or {}
-        except (ValueError, AttributeError):
-            continue
-        connection, table = schedule.get("connection"), schedule.get("table")
-        if schedule.get("kind") != "event" or not isinstance(connection, str) or not isinstance(table, str):
-            continue
-        found.setdefault((connection, table), Watched(connection, table)).rules.append(label)
+        key = (watch.connection, watch.table, watch.consumer)
+        found.setdefault(key, Watched(watch.connection, watch.table, consumer=watch.consumer)).rules.append(
+            label
+        )
     return [found[key] for key in sorted(found)]
 
 
@@ -106,14 +110,14 @@ def _lag(item: Watched, **values: Any) -> ConsumerLag:
     return ConsumerLag(
         connection=item.connection,
         table=item.table,
-        consumer=consumer_name(item.table),
+        consumer=item.consumer,
         rules=sorted(item.rules),
         **values,
     )
 
 
 def _measure(conn: sa.Connection, item: Watched, *, has_cursors: bool, now: dt.datetime) -> ConsumerLag:
-    consumer = consumer_name(item.table)
+    consumer = item.consumer
     position: Any = sa.literal(0)
     if has_cursors:
         cursor = sa.select(cursors.c.last_id).where(cursors.c.consumer == consumer).scalar_subquery()

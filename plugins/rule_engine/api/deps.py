@@ -82,16 +82,36 @@ def current_principal(
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"'{username}' is not a member of any organization"
             )
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            "you can act in several organizations: name one with ?organization="
-            + (f" (yours: {', '.join(sorted(mine))})" if mine else ""),
-        )
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, _choose_one(store, mine, platform_admin))
     if platform_admin:
         return Principal(username, organization, "admin", True)
     if organization not in mine:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no organization '{organization}' among yours")
     return Principal(username, organization, mine[organization], False)
+
+
+#: At most this many organizations are named in the 400 answer.
+MAX_NAMED_ORGANIZATIONS = 50
+
+
+def _named(organizations: list[str]) -> str:
+    shown = ", ".join(organizations[:MAX_NAMED_ORGANIZATIONS])
+    more = len(organizations) - MAX_NAMED_ORGANIZATIONS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _choose_one(store: RuleStore, mine: dict[str, Role], platform_admin: bool) -> str:
+    """The 400 message: name an organization with ``?organization=``, and which ones there are."""
+    if not platform_admin:
+        yours = _named(sorted(mine))
+        return f"you can act in several organizations: name one with ?organization= (yours: {yours})"
+    known = sorted({*store.catalog_organizations(), *mine})
+    listed = (
+        f"organizations: {_named(known)}"
+        if known
+        else "there are none yet: create one's catalog with PUT /catalog?organization=NAME"
+    )
+    return f"as a platform admin you can act in any organization: name one with ?organization= ({listed})"
 
 
 def requires_role(needed: Role) -> Callable[..., Principal]:

@@ -9,8 +9,7 @@ import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
-
+from rule_compiler import schedules
 from rule_compiler.canonical import content_hash
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION
@@ -273,7 +272,6 @@ def schedule_of(source: dict[str, Any]) -> tuple[str, str] | None:
 
 
 def next_runs(cron: str, timezone: str, count: int, now: dt.datetime) -> list[dt.datetime]:
-    """The next ``count`` times ``cron`` fires in ``timezone`` after ``now`` (as Airflow's cron timetable)."""
-    start = now.astimezone(ZoneInfo(timezone))
-    iterator = croniter(cron, start)
-    return [iterator.get_next(dt.datetime) for _ in range(count)]
+    """The next ``count`` times ``cron`` fires in ``timezone`` after ``now`` (as Airflow's cron timetable);
+    none for a cron that never fires (stored before registration refused those)."""
+    return schedules.next_runs(cron, timezone, after=now.astimezone(ZoneInfo(timezone)), count=count)

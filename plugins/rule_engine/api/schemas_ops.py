@@ -157,12 +157,15 @@ ConsumerStatus = Literal["ok", "behind", "stalled", "no_outbox", "unreachable"]
 
 
 class ConsumerLag(_Out):
-    """How far the event trigger of one watched table is behind its outbox."""
+    """How far the event trigger of one watch (a table, its operations and fields) is behind its outbox."""
 
     connection: str
     table: str
-    consumer: str = Field(description="the durable cursor's name (`airflow:<table>`)")
-    rules: list[str] = Field(description="the active event rules watching the table (organization/name)")
+    consumer: str = Field(
+        description="the durable cursor's name: `airflow:<table>`, or "
+        "`airflow:<table>?events=...&fields=...` for a trigger of some operations or fields only"
+    )
+    rules: list[str] = Field(description="the active event rules this trigger starts (organization/name)")
     status: ConsumerStatus = Field(
         description="ok: nothing pending; behind: events pending; stalled: the oldest pending event "
         "waits longer than `stalled_after_seconds`; no_outbox: the database has no outbox yet "

@@ -1,4 +1,9 @@
-"""The first task of every rule: evaluate the conditions and pass the matches' keys on."""
+"""The first task of every rule: evaluate the conditions and pass the matches' keys on.
+
+Its log says why: one entry per row or event tested (by key), with the verdict of each condition
+(``rule_compiler.runtime.verdicts``): the first ``LOGGED_ITEMS`` in full, the rest counted; row values
+only when ``AUTOMATION_LOG_VALUES`` is true. The automation log keeps the traces with values, as before.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import TypeAdapter
 
+from rule_compiler.canonical import canonical_json
 from rule_compiler.conditions import NotTranslatableError, compile_condition
 from rule_compiler.definitions import ConditionNode, EventTrigger
 from rule_compiler.events.outbox import advance_cursor
@@ -31,7 +37,8 @@ from rule_compiler.runtime.events import (
 )
 from rule_compiler.runtime.idempotency import key_values, row_key
 from rule_compiler.runtime.rows import iter_rows, matching_keys
-from rule_compiler.settings import max_matches
+from rule_compiler.runtime.verdicts import VerdictLog, event_head
+from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.base import RuleTaskOperator
 
@@ -72,10 +79,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         now = self.run_time(context)
         trace: dict[str, Any]
         taken: EventRange | None = None
+        verdicts = VerdictLog(values=self._log_values())
         if trigger["type"] == "event" and source is not None:  # an event rule always has its table
             earlier = (previous.trace or {}).get("event_range") if previous is not None else None
+            verdicts.unit = "events"
             events, trace, taken = self._evaluate_events(
-                context, trigger, source, compiled, now, earlier=earlier
+                context, trigger, source, compiled, now, verdicts=verdicts, earlier=earlier
             )
             matched = [event["key"] for event in events]
         elif source is None:
@@ -88,18 +97,31 @@ class EvaluateConditionsOperator(RuleTaskOperator):
                 "note": "no row source: runs once",
             }
         else:
-            matched, trace = self._evaluate_rows(source, node, compiled, now)
+            matched, trace = self._evaluate_rows(source, node, compiled, now, verdicts)
         status = "running" if matched else "no_match"
         self.store.record_evaluation(run_pk, trace=trace, matched_count=len(matched), status=status)
         if taken is not None:  # recorded first: a retry of this task takes the same events
             taken.commit()
-        self.log.info("%d of %d rows matched", trace["matched"], trace["evaluated"])
+        if source is not None:
+            for entry in verdicts.lines(int(trace["evaluated"])):
+                self.log.info("%s", entry)
+        else:
+            self.log.info("the rule has no row source: it runs its actions once")
+        self.log.info("%d of %d %s matched", trace["matched"], trace["evaluated"], verdicts.unit)
         if not matched:
             raise AirflowSkipException("no rows matched the conditions; the actions are skipped")
         result: dict[str, Any] = {"run_pk": run_pk, "spec_hash": self.spec_hash, "matched_keys": matched}
         if trigger["type"] == "event":
             result["matched_events"] = events
         return result
+
+    def _log_values(self) -> bool:
+        """``AUTOMATION_LOG_VALUES``; a value that is not a boolean hides values (and says so)."""
+        try:
+            return log_values()
+        except ValueError as exc:
+            self.log.warning("%s; row values stay out of this log", exc)
+            return False
 
     def _evaluate_events(
         self,
@@ -109,6 +131,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         compiled: Any,
         now: Any,
         *,
+        verdicts: VerdictLog,
         earlier: list[int] | None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any], EventRange | None]:
         """Each event the run takes: does the trigger take it, do the conditions hold; the matches'
@@ -137,23 +160,32 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         with engine.connect() as conn:
             events = events_by_ids(conn, ids)
             for event in events:
+                changed = changed_fields_of(event, [])
                 refusal = why_not_triggered(rule_trigger, event)
                 if refusal is not None:
                     ignored += 1
                     if len(traced) < MAX_TRACED_ROWS:
                         traced.append({"event_id": event.id, "matched": False, "ignored": refusal})
+                    if not verdicts.full:
+                        verdicts.add_ignored(event_head(event.id, event.operation, changed, None), refusal)
                     continue
                 record = event_record(conn, source, event)
-                explained = compiled.explain(
-                    record, old=event.old, changed=changed_fields_of(event, []), now=now
-                )
+                explained = compiled.explain(record, old=event.old, changed=changed, now=now)
                 key = event_key(event, pk)
                 if len(traced) < MAX_TRACED_ROWS:
                     traced.append(
                         {"event_id": event.id, "operation": event.operation, "key": key, **explained}
                     )
+                if not verdicts.full:
+                    verdicts.add(
+                        event_head(event.id, event.operation, changed, canonical_json(key)),
+                        explained
+                        if verdicts.values
+                        else compiled.explain(record, old=event.old, changed=changed, now=now, values=False),
+                    )
                 if explained["matched"]:  # never capped: an event left out would be lost
                     matched.append({"event_id": event.id, "key": key})
+                    verdicts.matched(canonical_json(key))
         missing = sorted(set(ids) - {int(str(event.id)) for event in events})
         trace: dict[str, Any] = {
             "evaluated": len(events),
@@ -170,7 +202,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         return matched, trace, taken
 
     def _evaluate_rows(
-        self, source: Mapping[str, Any], node: ConditionNode | None, compiled: Any, now: Any
+        self,
+        source: Mapping[str, Any],
+        node: ConditionNode | None,
+        compiled: Any,
+        now: Any,
+        verdicts: VerdictLog,
     ) -> tuple[list[Any], dict[str, Any]]:
         """Matches selected in SQL; the first rows' traces from the Python evaluator (same meaning)."""
         pk = list(source["primary_key"])
@@ -178,14 +215,17 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             try:
                 matched = matching_keys(conn, source, node, now=now, limit=max_matches())
             except NotTranslatableError:
-                return self._evaluate_in_python(conn, source, compiled, now)
+                return self._evaluate_in_python(conn, source, compiled, now, verdicts)
             evaluated = conn.execute(
                 sa.select(sa.func.count()).select_from(sa.table(source["table"]))
             ).scalar_one()
-            traced = [
-                {"key": row_key(row, pk), **compiled.explain(row, now=now)}
-                for row in itertools.islice(iter_rows(conn, source), MAX_TRACED_ROWS)
-            ]
+            traced = []
+            for row in itertools.islice(iter_rows(conn, source), MAX_TRACED_ROWS):
+                explained = compiled.explain(row, now=now)
+                traced.append({"key": row_key(row, pk), **explained})
+                _log_row(verdicts, row_key(row, pk), explained, compiled=compiled, row=row, now=now)
+        for key in matched:
+            verdicts.matched(canonical_json(key))
         return matched, {
             "evaluated": evaluated,
             "matched": len(matched),
@@ -194,7 +234,12 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         }
 
     def _evaluate_in_python(
-        self, conn: sa.Connection, source: Mapping[str, Any], compiled: Any, now: Any
+        self,
+        conn: sa.Connection,
+        source: Mapping[str, Any],
+        compiled: Any,
+        now: Any,
+        verdicts: VerdictLog,
     ) -> tuple[list[Any], dict[str, Any]]:
         """Every row through the Python evaluator (conditions SQL cannot express)."""
         pk = list(source["primary_key"])
@@ -208,16 +253,27 @@ class EvaluateConditionsOperator(RuleTaskOperator):
                 explained = compiled.explain(row, now=now)
                 ok = bool(explained["matched"])
                 traced.append({"key": row_key(row, pk), **explained})
+                _log_row(verdicts, row_key(row, pk), explained, compiled=compiled, row=row, now=now)
             else:
                 ok = compiled.matches(row, now=now)
             if ok and len(matched) < cap:
                 matched.append(key_values(row, pk))
+                verdicts.matched(canonical_json(matched[-1]))
         return matched, {
             "evaluated": evaluated,
             "matched": len(matched),
             "rows": traced,
             "selected_in": "python",
         }
+
+
+def _log_row(
+    verdicts: VerdictLog, key: str, explained: Mapping[str, Any], *, compiled: Any, row: Any, now: Any
+) -> None:
+    """One row's verdicts for the task log (explained again without values unless they may show)."""
+    if verdicts.full:
+        return
+    verdicts.add(f"row {key}", explained if verdicts.values else compiled.explain(row, now=now, values=False))
 
 
 def _event_payloads(context: Mapping[str, Any]) -> list[Any]:

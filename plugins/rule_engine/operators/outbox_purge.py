@@ -31,6 +31,7 @@ class OutboxPurgeOperator(BaseOperator):
             outbox_retention,
             purge_connection,
             watched_tables,
+            watching_consumers,
             watching_rules,
         )
         from rule_compiler.store import RuleStore
@@ -43,6 +44,7 @@ class OutboxPurgeOperator(BaseOperator):
             specs = store.loadable_specs()
             watched = watched_tables(specs)
             rules = watching_rules(specs)
+            triggers = watching_consumers(specs)
         finally:
             store.close()
         self.log.info(
@@ -58,7 +60,11 @@ class OutboxPurgeOperator(BaseOperator):
                 engine = RecordsHook(conn_id).engine
                 try:
                     result = purge_connection(
-                        engine, tables, older_than=older_than, rules=rules.get(conn_id, {})
+                        engine,
+                        tables,
+                        older_than=older_than,
+                        rules=rules.get(conn_id, {}),
+                        consumers=triggers.get(conn_id, {}),
                     )
                 finally:
                     engine.dispose()

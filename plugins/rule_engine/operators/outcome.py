@@ -1,4 +1,10 @@
-"""The last task: settle the run's status in the automation log, and fail the run if it failed."""
+"""The last task: settle the run's status in the automation log, and fail the run if it failed.
+
+Its log ends with one line per action (status, attempts, items acted on / skipped / failed: see
+``rule_compiler.runtime.verdicts.action_line``) and the run's status. When nothing matched it also
+pushes the XCom ``run_note`` (``no match: 0 of 40 rows``), which the scheduler's listener
+(``rule_engine.run_notes``) puts on the DAG run, so such a run stands out in the Airflow UI.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from rule_compiler.runtime.verdicts import action_line, no_match_note
 from rule_engine.operators.base import RuleTaskOperator
+
+#: The XCom key of a no-match run's note (read by ``rule_engine.run_notes``).
+RUN_NOTE_KEY = "run_note"
 
 
 class RecordOutcomeOperator(RuleTaskOperator):
@@ -23,19 +33,37 @@ class RecordOutcomeOperator(RuleTaskOperator):
             status = "no_match" if run.status == "no_match" else "failed"
             self.store.finish_run(run.id, status)
             if status == "failed":
+                self.log.info("outcome: failed (evaluating the conditions failed)")
                 raise AirflowFailException(
                     "evaluating the conditions failed; see the evaluate_conditions log"
                 )
+            note = no_match_note(run.trace)
+            self.log.info("outcome: no_match (%s); the actions did not run", note)
+            context["ti"].xcom_push(key=RUN_NOTE_KEY, value=note)
             return status
         results = {result.action_id: result for result in run.actions}
         failed_hard: list[str] = []
         failed_soft: list[str] = []
+        values = self._log_values()
         for action in self.spec_params["actions"]:
             result = results.get(action["id"])
+            self.log.info(
+                "%s", action_line(action["id"], result, on_failure=action["on_failure"], values=values)
+            )
             if result is None or result.status != "success":
                 (failed_soft if action["on_failure"] == "continue" else failed_hard).append(action["id"])
         status = "failed" if failed_hard else "partial" if failed_soft else "success"
         self.store.finish_run(run.id, status)
+        self.log.info("outcome: %s (%d matched)", status, run.matched_count)
         if failed_hard:
             raise AirflowFailException(f"actions failed: {', '.join(failed_hard)}")
         return status
+
+    @staticmethod
+    def _log_values() -> bool:
+        from rule_compiler.settings import log_values
+
+        try:
+            return log_values()
+        except ValueError:  # the evaluate task already warned
+            return False

@@ -133,6 +133,7 @@ class ReportQueriesOperator(ReportTaskOperator):
                     row_limit=int(query["row_limit"]),
                     timeout=int(query["timeout"]),
                     path=workdir / f"{query['id']}.csv",
+                    role=self.query_role(connection),
                 )
             )
         names = {str(parameter["name"]) for parameter in parameters}
@@ -209,6 +210,7 @@ class ReportRenderOperator(ReportTaskOperator):
                 charts=list(params.get("charts") or []),
                 template=params.get("template"),
                 formats=[str(f) for f in self.task_params(DELIVER_TASK).get("formats") or [fmt]],
+                queries=list(params.get("queries") or []),
             )
         except ReportRenderError as exc:  # a chart naming a column the query did not return, ...
             self.note_error(context, describe(exc))
@@ -334,7 +336,9 @@ class ReportDeliverOperator(ReportTaskOperator):
                 ReportFile(format=fmt, name=str(item["file"]), bytes=int(item["bytes"]))
                 for fmt, item in (row.files if row is not None else {}).items()
             ],
-            template_context=template_context(manifest, title, description, (), formats),
+            template_context=template_context(
+                manifest, title, description, (), formats, query_options=list(described.get("queries") or [])
+            ),
         )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import TYPE_CHECKING, Any
 
+import pendulum
 from airflow.sdk import (
     DAG,
     Asset,
@@ -19,6 +21,7 @@ from rule_engine.render.registry import operator_class
 
 if TYPE_CHECKING:
     from rule_compiler.compiler import DagSpec
+    from rule_compiler.events.watch import Watch
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 UNSUPPORTED_TRIGGERS: dict[str, str] = {}
@@ -36,10 +39,11 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
     dag = DAG(
         dag_id=spec.dag_id,
         schedule=_schedule(spec),
-        start_date=START_DATE,
+        start_date=start_date_in(spec.schedule.timezone),
         catchup=False,
         max_active_runs=1,
         tags=list(spec.tags),
+        dag_display_name=spec.display_name or spec.dag_id,  # a spec compiled without one: the id
         description=(spec.description or spec.rule_id)[:200],
         doc_md=_doc_md(spec, spec_hash),
         is_paused_upon_creation=not spec.active,
@@ -61,6 +65,7 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
             retry_exponential_backoff=2.0,
             execution_timeout=dt.timedelta(seconds=task.timeout_seconds),
             trigger_rule=task.trigger_rule,
+            task_display_name=task.display_name,
             **extra,
         )
         if task.kind in MAPPED_KINDS:
@@ -75,6 +80,13 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         for upstream in task.upstream:
             tasks[upstream] >> tasks[task.task_id]
     return dag
+
+
+@functools.cache
+def start_date_in(timezone: str | None) -> pendulum.DateTime:
+    """The DAG's start date, 2024-01-01 at midnight in the schedule's time zone (UTC without one): Airflow
+    takes a DAG's time zone (``dag.timezone``, serialized with the DAG) from its start date's."""
+    return pendulum.datetime(2024, 1, 1, tz=timezone or "UTC")
 
 
 def _default_args(spec: DagSpec) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def _doc_md(spec: DagSpec, spec_hash: str) -> str:
 
 def _schedule(spec: DagSpec) -> Any:
     if spec.schedule.kind == "event":
-        return [table_asset(str(spec.schedule.connection), str(spec.schedule.table))]
+        return [event_asset(spec)]
     timezone = spec.schedule.timezone or "UTC"
     if spec.schedule.kind == "data":
         # the sensor gates each run; its query reads the run's window (:data_interval_start/end),
@@ -110,20 +122,28 @@ def _schedule(spec: DagSpec) -> Any:
     return None
 
 
-def table_asset(connection: str, table: str) -> Asset:
-    """The asset of a watched table: every event rule on it schedules on this one asset, and its one
-    watcher (identical on every rule) is the table's one poller."""
+def event_asset(spec: DagSpec) -> Asset:
+    """The asset of an event rule's watch (its table, operations and, for updates, fields: ADR 0008)."""
+    from rule_compiler.events.watch import watch_of_spec
+
+    watch = watch_of_spec(spec)
+    if watch is None:  # kind "event" always names its table; a spec without one is malformed
+        raise ValueError(f"{spec.dag_id}: an event schedule without a connection and table")
+    return watch_asset(watch)
+
+
+def watch_asset(watch: Watch) -> Asset:
+    """The asset of a watch: every event rule with this watch schedules on it, and its one watcher
+    (identical on every such rule) is the watch's one poller. A change the watch does not take
+    never becomes an event of this asset, so it starts none of these rules' runs."""
     from rule_engine.triggers.outbox import OutboxEventTrigger  # only event rules pay for its imports
 
     return Asset(
-        name=f"rule_engine__{connection}__{table}",
-        uri=f"rule-engine://{connection}/{table}",
+        name=watch.asset_name,
+        uri=watch.asset_uri,
         group="rule_engine",
         watchers=[
-            AssetWatcher(
-                name=f"outbox__{connection}__{table}",
-                trigger=OutboxEventTrigger(connection=connection, table=table),
-            )
+            AssetWatcher(name=watch.watcher_name, trigger=OutboxEventTrigger(**watch.trigger_kwargs()))
         ],
     )
 

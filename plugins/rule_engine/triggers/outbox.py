@@ -1,12 +1,17 @@
-"""The event trigger: one poller per watched table turns new outbox rows into asset events.
+"""The event trigger: one poller per watch turns new outbox rows into asset events.
 
-Every event rule on a table schedules on that table's asset, whose :class:`AssetWatcher` holds an
-:class:`OutboxEventTrigger` with the same arguments, so Airflow keeps one trigger per table however
-many rules watch it. The trigger runs in **ack mode** of Airflow's shared streams: the producer reads
-batches after the table's durable cursor (``rule_compiler.events.reader``), the trigger turns each
+A watch (``rule_compiler.events.watch``, ADR 0008) is a table plus the operations and, for updates,
+the changed columns its rules listen to. Every event rule with that watch schedules on the watch's
+asset, whose :class:`AssetWatcher` holds an :class:`OutboxEventTrigger` with the same arguments, so
+Airflow keeps one trigger per watch however many rules share it. The trigger's reader keeps only the
+events the watch takes: a change no rule of the watch listens to never becomes an asset event, so it
+never starts a run. The trigger runs in **ack mode** of Airflow's shared streams: the producer reads
+batches after the watch's durable cursor (``rule_compiler.events.reader``), the trigger turns each
 batch into one trigger event (ids only), and the producer moves the durable cursor only when Airflow
-has confirmed the asset event persisted. A crash at any point restarts from the cursor: events are
-handed on at least once; the actions' ledgers make their effects exactly once.
+has confirmed the asset event persisted. A read that passed only refused events yields a batch
+without ids, which the trigger turns into nothing; once Airflow's stream has moved past it, the
+cursor moves past those events too. A crash at any point restarts from the cursor: events are handed
+on at least once; the actions' ledgers make their effects exactly once.
 
 On Postgres the producer LISTENs on the outbox channel and wakes at once; it polls every
 ``poll_interval`` seconds as well (and only polls on SQLite).
@@ -25,6 +30,7 @@ from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 from rule_compiler.events.outbox import NOTIFY_CHANNEL
 from rule_compiler.events.reader import OutboxReader
+from rule_compiler.events.watch import Watch, start_cursor
 from rule_compiler.runtime.faults import faultpoint
 
 CLASSPATH = "rule_engine.triggers.outbox.OutboxEventTrigger"
@@ -33,32 +39,41 @@ DEFAULT_BATCH_SIZE = 500
 
 
 class OutboxEventTrigger(BaseEventTrigger):
-    """Asset events for new outbox rows of ``table`` in the database of Airflow connection ``connection``."""
+    """Asset events for new outbox rows of ``table`` in the database of Airflow connection
+    ``connection`` — of the operations ``events`` only (all by default) and, for updates, only when
+    one of ``fields`` changed (any change by default)."""
 
     def __init__(
         self,
         *,
         connection: str,
         table: str,
+        events: list[str] | None = None,
+        fields: list[str] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
+        self.watch = Watch.of(connection, table, events, fields)
         self.connection = connection
         self.table = table
         self.poll_interval = poll_interval
         self.batch_size = batch_size
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        # the plain watch serializes as before ADR 0008, so its existing trigger row is kept
         return CLASSPATH, {
-            "connection": self.connection,
-            "table": self.table,
+            **self.watch.trigger_kwargs(),
             "poll_interval": self.poll_interval,
             "batch_size": self.batch_size,
         }
 
     def shared_stream_key(self) -> Hashable:
-        return ("rule_engine_outbox", self.connection, self.table)
+        """One stream (one reader, one cursor) per watch: triggers of different watches never share
+        one, so none of them can move another's cursor or miss its events."""
+        if self.watch.everything:
+            return ("rule_engine_outbox", self.connection, self.table)
+        return ("rule_engine_outbox", self.connection, self.table, self.watch.filter_text)
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> SharedStreamProducer:
@@ -66,7 +81,8 @@ class OutboxEventTrigger(BaseEventTrigger):
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         async for payload in shared_stream:
-            yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+            if payload is not None:  # None: only refused events were passed; nothing to hand on
+                yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Outside a shared stream (never in the triggerer, which uses ack mode): read, yield, then move
@@ -74,42 +90,59 @@ class OutboxEventTrigger(BaseEventTrigger):
         producer = OutboxProducer(**self.serialize()[1])
         try:
             async for payload, through in producer.open_stream():
-                yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+                if payload is not None:
+                    yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
                 await producer.commit(through)
         finally:
             await producer.aclose()
 
 
 class OutboxProducer(SharedStreamProducer):
-    """Reads one table's outbox after its durable cursor; moves the cursor on confirmed batches."""
+    """Reads one watch's events from the outbox after its durable cursor; moves the cursor on
+    confirmed batches. Yields ``(payload, through)``; the payload is None for a batch that only
+    passed events the watch refuses."""
 
     def __init__(
         self,
         *,
         connection: str,
         table: str,
+        events: list[str] | None = None,
+        fields: list[str] | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         batch_size: int = DEFAULT_BATCH_SIZE,
         engine: sa.Engine | None = None,
     ) -> None:
         self.connection = connection
         self.poll_interval = poll_interval
-        self.reader = OutboxReader(table, batch_size=batch_size)
+        self.watch = Watch.of(connection, table, events, fields)
+        self.reader = OutboxReader(
+            table,
+            consumer=self.watch.consumer,
+            batch_size=batch_size,
+            takes=None if self.watch.everything else self.watch.takes,
+        )
         self._engine = engine
         self._listener: Any = None
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         engine = await self._get_engine()
-        await asyncio.to_thread(self.reader.start, engine)
+        await asyncio.to_thread(self._start, engine)
         self._listener = await _listen(engine)
         while True:
             before = self.reader.position
             batch = await asyncio.to_thread(self.reader.next_batch, engine)
             if batch is not None:
                 faultpoint("outbox.after_read")
-                yield batch.payload(self.connection), batch.through
+                yield (batch.payload(self.connection) if batch.event_ids else None), batch.through
             elif self.reader.position == before:
                 await self._wait()
+
+    def _start(self, engine: sa.Engine) -> None:
+        """Create the watch's cursor on its first start (:func:`start_cursor`), then resume from it."""
+        with engine.begin() as conn:
+            start_cursor(conn, self.watch)
+        self.reader.start(engine)
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
         """Move the cursor past a batch every subscriber accepted; otherwise fail the stream so it
