@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,19 +20,9 @@ from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_document, register
 from rule_compiler.store import RuleStore
 from tests.airflow.notify_helpers import Inbox, running_smtp
-from tests.conftest import DEMO_CATALOG, ROOT
+from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
 
 DEMO_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def _demo_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +45,7 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> sa.Engine:
     """A fresh demo application database behind the Airflow connection `app_db`."""
     path = tmp_path / "demo_app.db"
     engine = sa.create_engine(f"sqlite:///{path}")
-    _demo_module().create_demo_db(engine, DEMO_NOW)
+    demo_db_module().create_demo_db(engine, DEMO_NOW)
     monkeypatch.setenv("AIRFLOW_CONN_APP_DB", json.dumps({"conn_type": "sqlite", "host": str(path)}))
     return engine
 
@@ -105,7 +93,7 @@ def pg_app_db(postgres_databases: Any, monkeypatch: pytest.MonkeyPatch) -> sa.En
     """The demo application database on the real Postgres, behind the Airflow connection `app_db`."""
     url = sa.make_url(postgres_databases.create())
     engine = sa.create_engine(url)
-    _demo_module().create_demo_db(engine, DEMO_NOW)
+    demo_db_module().create_demo_db(engine, DEMO_NOW)
     connection = {
         "conn_type": "postgres",
         "host": url.host,

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import importlib.util
 import io
 import zipfile
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import openpyxl
@@ -21,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.cli import main
-from tests.conftest import DEMO_CATALOG, ROOT
+from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
 
 DEMO_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
@@ -29,28 +27,18 @@ REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
 START, END = dt.datetime(2026, 11, 16, 6, tzinfo=dt.UTC), dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC)
 
 
-def _demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def app_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'demo_app.db'}"
     engine = sa.create_engine(url)
-    _demo().create_demo_db(engine, DEMO_NOW)
+    demo_db_module().create_demo_db(engine, DEMO_NOW)
     engine.dispose()
     return url
 
 
 def _expected_daily(min_total: Decimal) -> dict[str, tuple[int, Decimal]]:
     """What the report's `daily` query must return, from the seed rows."""
-    _, orders = _demo().seed_rows(DEMO_NOW)
+    _, orders = demo_db_module().seed_rows(DEMO_NOW)
     days: dict[str, list[Decimal]] = defaultdict(list)
     for order in orders:
         total = order["total"]

@@ -14,13 +14,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import email.policy
-import importlib.util
 import re
 from collections import defaultdict
 from decimal import Decimal
 from email import message_from_bytes
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,7 +38,7 @@ from rule_compiler.reports.render import template_context
 from rule_compiler.reports.workdir import Manifest, read_manifest
 from rule_compiler.runtime.notify import email_message
 from rule_compiler.runtime.report_delivery import ReportRunInfo, render_subject, report_email
-from tests.conftest import DEMO_CATALOG, ROOT
+from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
 
 REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
 DEMO_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday
@@ -51,19 +49,9 @@ END = dt.datetime(2026, 11, 23, 7, tzinfo=BERLIN)
 NOT_COUNTED = ("cancelled", "void")
 
 
-def _demo() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _counted_orders() -> list[dict[str, Any]]:
     """The seed orders the report must count: created in the week, not cancelled or void, with a total."""
-    customers, orders = _demo().seed_rows(DEMO_NOW)
+    customers, orders = demo_db_module().seed_rows(DEMO_NOW)
     names = {row["id"]: row["name"] for row in customers}
     counted = []
     for order in orders:
@@ -97,7 +85,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo report rendered in every format for the week, as `rule-compiler report run` does it."""
     folder = tmp_path_factory.mktemp("weekly-sales")
     engine = sa.create_engine(f"sqlite:///{folder / 'demo_app.db'}")
-    _demo().create_demo_db(engine, DEMO_NOW)
+    demo_db_module().create_demo_db(engine, DEMO_NOW)
     engine.dispose()
     argv = ["--store", f"sqlite:///{folder / 'store.db'}", "report", "run", str(REPORT)]
     argv += ["--date", "2026-11-23", "--catalog", str(DEMO_CATALOG)]
@@ -122,7 +110,9 @@ def test_the_week_holds_orders_on_some_days_and_none_on_others() -> None:
     days = _expected_daily()
     assert 3 <= len(days) < 8
     statuses = {
-        order["status"] for order in _demo().seed_rows(DEMO_NOW)[1] if START <= order["created_at"] < END
+        order["status"]
+        for order in demo_db_module().seed_rows(DEMO_NOW)[1]
+        if START <= order["created_at"] < END
     }
     assert "cancelled" in statuses  # there is something to leave out
 
