@@ -36,8 +36,8 @@ from rule_compiler.events.outbox import cursor_position
 from rule_compiler.events.watch import Watch
 from rule_compiler.runtime.records import LEDGER_TABLE
 from rule_compiler.store import RuleStore
-from tests.airflow.conftest import DEMO_NOW, _demo_module, apply_rules
-from tests.conftest import DEMO_CATALOG, ROOT
+from tests.airflow.conftest import DEMO_NOW, apply_rules
+from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
 from tests.standalone import (
     Standalone,
     connection_env,
@@ -142,7 +142,7 @@ def _commit(engine: sa.Engine, sql: str, **params: Any) -> Change:
 @pytest.fixture
 def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
     app = sa.create_engine(postgres_databases.create())
-    _demo_module().create_demo_db(app, DEMO_NOW)
+    demo_db_module().create_demo_db(app, DEMO_NOW)
     with app.begin() as conn:
         for i in range(EXTRA_VIP_PENDING):
             conn.execute(
