@@ -22,6 +22,7 @@ from typing import Any
 
 from jinja2 import Template, TemplateError, TemplateRuntimeError, TemplateSyntaxError, nodes
 
+from rule_compiler.template_checks import check_features
 from rule_compiler.template_limits import (
     DEFAULT_REPORT_LIMITS,
     REPORT_LIMITS,
@@ -33,7 +34,7 @@ from rule_compiler.template_limits import (
     TemplateLimits,
     active_budget,
 )
-from rule_compiler.template_sandbox import SandboxEnvironment, check_features
+from rule_compiler.template_sandbox import SandboxEnvironment
 
 __all__ = [
     "DEFAULT_REPORT_LIMITS",
