@@ -62,6 +62,7 @@ from rule_compiler.store import RuleStore
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the standalone launcher is shared with the end-to-end tests
     sys.path.insert(0, str(ROOT))
+from tests.demo_db import demo_db_module  # noqa: E402
 from tests.standalone import (  # noqa: E402
     Standalone,
     connection_env,
@@ -172,23 +173,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- setup -------------------------------------------------------------------------------------------
 
 
-def demo_module() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build_app_db(url: str, orders_per_path: int) -> tuple[sa.Engine, list[int], list[int]]:
     """The demo data plus ``orders_per_path`` VIP pending orders per path, then capture on ``orders``;
     returns the engine and the order ids for each path."""
     app = sa.create_engine(url)
-    demo_module().create_demo_db(app, DEMO_NOW)
+    demo_db_module().create_demo_db(app, DEMO_NOW)
     ids: list[int] = []
     with app.begin() as conn:
         for i in range(2 * orders_per_path):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -27,17 +25,6 @@ PG_ADMIN_URL = os.environ.get(
 )
 _HOME_KEY = pytest.StashKey[Path]()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def demo_db_module() -> ModuleType:
-    """``include/demo/create_demo_db.py`` (a script, not a package module): its seed rows and builder."""
-    spec = importlib.util.spec_from_file_location(
-        "create_demo_db", ROOT / "include" / "demo" / "create_demo_db.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def pytest_configure(config: pytest.Config) -> None:

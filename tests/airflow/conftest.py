@@ -20,7 +20,8 @@ from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_document, register
 from rule_compiler.store import RuleStore
 from tests.airflow.notify_helpers import Inbox, running_smtp
-from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
+from tests.conftest import DEMO_CATALOG, ROOT
+from tests.demo_db import demo_db_module
 
 DEMO_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

@@ -37,7 +37,8 @@ from rule_compiler.events.watch import Watch
 from rule_compiler.runtime.records import LEDGER_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import DEMO_NOW, apply_rules
-from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
+from tests.conftest import DEMO_CATALOG, ROOT
+from tests.demo_db import demo_db_module
 from tests.standalone import (
     Standalone,
     connection_env,

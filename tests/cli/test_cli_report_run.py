@@ -19,7 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.cli import main
-from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
+from tests.conftest import DEMO_CATALOG, ROOT
+from tests.demo_db import demo_db_module
 
 DEMO_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"

@@ -38,7 +38,8 @@ from rule_compiler.reports.render import template_context
 from rule_compiler.reports.workdir import Manifest, read_manifest
 from rule_compiler.runtime.notify import email_message
 from rule_compiler.runtime.report_delivery import ReportRunInfo, render_subject, report_email
-from tests.conftest import DEMO_CATALOG, ROOT, demo_db_module
+from tests.conftest import DEMO_CATALOG, ROOT
+from tests.demo_db import demo_db_module
 
 REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
 DEMO_NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)  # a Friday
