@@ -42,6 +42,10 @@ def nesting_depth(value: Any, limit: int = MAX_NESTING_DEPTH) -> int:
     return deepest
 
 
+#: How a refused anchor or alias is reported (the REST view gives it its own error code).
+ALIAS_MESSAGE = "YAML anchors and aliases are not accepted"
+
+
 class _StrictSafeLoader(yaml.SafeLoader):
     """Safe YAML with duplicate keys rejected, nesting bounded, and no anchors or aliases (a few
     hundred bytes of nested aliases stand for gigabytes once built)."""
@@ -59,7 +63,7 @@ class _StrictSafeLoader(yaml.SafeLoader):
             raise yaml.composer.ComposerError(
                 None,
                 None,
-                f"YAML anchors and aliases are not accepted: {what}; write the value out",
+                f"{ALIAS_MESSAGE}: {what}; write the value out",
                 event.start_mark,
             )
         self._depth += 1

@@ -16,9 +16,10 @@ For each YAML request, in this order:
    again): without a valid token the request goes on unparsed and the route answers 401 or 403 as it
    would for any body, so an anonymous client never makes the server parse YAML;
 3. the body is parsed in a worker thread (PyYAML is pure Python: a large document takes a while, and
-   the event loop keeps serving meanwhile). Anchors and aliases are refused first, before anything is
-   built (422 ``yaml_alias``: a few hundred bytes of nested aliases stand for gigabytes of JSON). Then
-   the loader (422 ``yaml_invalid`` with the line, ``too_deep`` past 64 levels);
+   the event loop keeps serving meanwhile) by the CLI's loader (:func:`rule_compiler.loading.parse_document`),
+   which refuses the first anchor or alias before anything is built (422 ``yaml_alias``: a few hundred
+   bytes of nested aliases stand for gigabytes of JSON), and answers 422 ``yaml_invalid`` with the
+   line, or ``too_deep`` past 64 levels;
 4. the resulting JSON goes through the input guard's own check
    (:func:`rule_engine.api.input_guard.body_issues`: non-finite numbers such as ``.nan``, NUL, lone
    surrogates, nesting; 422 at the value's JSON path), as a JSON body does in the middleware;
@@ -36,7 +37,6 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 import anyio
-import yaml
 from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
 from fastapi import FastAPI, HTTPException, status
 from fastapi.routing import APIRoute
@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rule_compiler.errors import DefinitionLoadError, Issue
-from rule_compiler.loading import MAX_DOCUMENT_BYTES, NESTING_MESSAGE, parse_document
+from rule_compiler.loading import ALIAS_MESSAGE, MAX_DOCUMENT_BYTES, NESTING_MESSAGE, parse_document
 from rule_compiler.validation.paths import DOCUMENT
 from rule_engine.api.errors import error_response
 from rule_engine.api.input_guard import DETAIL as GUARD_DETAIL
@@ -87,42 +87,6 @@ def is_yaml(content_type: str | None) -> bool:
     return content_type.split(";", 1)[0].strip().lower() in YAML_MEDIA_TYPES
 
 
-def _alias_issue(text: str) -> Issue | None:
-    """The first anchor (``&name``) or alias (``*name``) of the document, as an issue.
-
-    Walks the parser's events without building anything (an iterative state machine: any nesting is
-    safe), with libyaml's parser when PyYAML has it (~20 times faster than the pure-Python one) and
-    the pure-Python one otherwise or when libyaml gives up. A document that is not YAML at all is
-    left to the loader, which reports it with its line.
-    """
-    if "&" not in text and "*" not in text:  # neither can appear without its character
-        return None
-    loaders: list[Any] = [yaml.SafeLoader]
-    if yaml.__with_libyaml__:
-        loaders.insert(0, yaml.CSafeLoader)
-    for loader in loaders:
-        try:
-            return _first_alias(yaml.parse(text, Loader=loader))
-        except yaml.YAMLError:
-            continue
-    return None
-
-
-def _first_alias(events: Iterable[yaml.Event]) -> Issue | None:
-    for event in events:
-        if isinstance(event, yaml.AliasEvent):
-            what = f"alias '*{event.anchor}'"
-        elif isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            what = f"anchor '&{event.anchor}'"
-        else:
-            continue
-        line = event.start_mark.line + 1 if event.start_mark is not None else None
-        where = f" (line {line})" if line is not None else ""
-        message = f"YAML anchors and aliases are not accepted: {what}{where}; write the value out"
-        return Issue(DOCUMENT, message, "yaml_alias")
-    return None
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.date):  # datetime is a date too
         return value.isoformat()
@@ -141,12 +105,11 @@ def yaml_to_json(raw: bytes) -> bytes:
     except UnicodeDecodeError as exc:
         message = f"the body is not UTF-8 text (byte {exc.start}); send YAML as UTF-8"
         raise YamlBodyError(READ_DETAIL, [Issue(DOCUMENT, message, "yaml_invalid")]) from None
-    if (alias := _alias_issue(text)) is not None:
-        raise YamlBodyError(READ_DETAIL, [alias])
     try:
         document = parse_document(text, source="the request body", fmt="yaml")
     except DefinitionLoadError as exc:
-        code = "too_deep" if exc.issue.message == NESTING_MESSAGE else "yaml_invalid"
+        codes = {NESTING_MESSAGE: "too_deep", ALIAS_MESSAGE: "yaml_alias"}
+        code = next((c for m, c in codes.items() if exc.issue.message.startswith(m)), "yaml_invalid")
         message = exc.issue.message + (f" (line {exc.line})" if exc.line is not None else "")
         raise YamlBodyError(READ_DETAIL, [Issue(DOCUMENT, message, code)]) from None
     try:
