@@ -202,7 +202,7 @@ def bench_creation(client: Any, headers: dict[str, str], store: Any, count: int)
     def direct(name: str) -> None:
         data = rule_ops.with_organization({**template, "name": name}, ORG)
         compiled = rule_ops.compile_rule_for(store, ORG, data)
-        if store.apply(**rule_ops.apply_args(compiled, EDITOR)).status != "created":
+        if store.apply(rule_ops.apply_args(compiled, EDITOR)).status != "created":
             fail(f"direct apply of {name} did not create it")
 
     for i in range(WARM_UP):
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace, work: Path, store_url: str) -> dict[str, Any]:
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi.testclient import TestClient
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     from rule_compiler.store import RuleStore
 

@@ -53,7 +53,7 @@ from bench_common import emit, progress, seconds, temporary_postgres_database
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.events.watch import Watch
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document, register

@@ -10,8 +10,8 @@ there the columns are typed: numeric, timestamptz, boolean). Every path reads
    ``stream_results=True, yield_per=5000`` — the cursor options of ``run_query_to_csv``, without its
    read-only transaction and timeout, value conversion (ISO dates, true/false), column typing and
    row cap;
-2. ``csv``: :func:`rule_compiler.reports.queries.run_query_to_csv` (what the report's query task does);
-3. ``xlsx``: :func:`rule_compiler.reports.render.render_format` ``"xlsx"`` from that CSV file (what
+2. ``csv``: :func:`rule_compiler.reporting.queries.run_query_to_csv` (what the report's query task does);
+3. ``xlsx``: :func:`rule_compiler.reporting.render_format.render_format` ``"xlsx"`` from that CSV file (what
    the xlsx render task does: XlsxWriter in ``constant_memory`` mode, rows streamed from the file);
 4. ``xlsx-plain`` (a reference, not a target): XlsxWriter ``constant_memory`` ``write_row`` for each
    row of the cursor, no styling or typing.
@@ -86,9 +86,9 @@ def child(path: str, url: str, workdir: Path) -> dict[str, Any]:
     import sqlalchemy as sa
 
     sys.path.insert(0, str(ROOT))
-    from rule_compiler.reports.queries import run_query_to_csv
-    from rule_compiler.reports.render import render_format
-    from rule_compiler.reports.workdir import Manifest, read_manifest, write_manifest
+    from rule_compiler.reporting.queries import run_query_to_csv
+    from rule_compiler.reporting.render_format import render_format
+    from rule_compiler.reporting.workdir import Manifest, read_manifest, write_manifest
 
     engine = sa.create_engine(url)
     with engine.connect() as conn:

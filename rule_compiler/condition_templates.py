@@ -398,3 +398,23 @@ def used_templates(rule: RuleDefinition) -> set[str]:
     """Names of the templates a rule uses directly (in its conditions and actions' ``where``)."""
     trees = [rule.conditions, *(getattr(a, "where", None) for a in rule.actions)]
     return {use.use for tree in trees if tree is not None for _, use in template_uses(tree, "")}
+
+
+def raw_template_uses(data: Mapping[str, Any]) -> set[str]:
+    """Template names a raw document's condition trees name in ``use`` (before any parsing): a rule's
+    ``conditions`` and actions' ``where``, a condition template's ``condition``."""
+    trees: list[Any] = [data.get("conditions"), data.get("condition")]
+    actions = data.get("actions")
+    if isinstance(actions, list):
+        trees += [a.get("where") for a in actions if isinstance(a, dict)]
+    found: set[str] = set()
+    stack = trees
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("use"), str):
+                found.add(node["use"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found

@@ -13,6 +13,7 @@ can catch the whole family, or one branch of it::
     │   ├── StoreUnavailableError  it could not be reached (the loader then serves its snapshot)
     │   ├── NotFoundError          no such definition/version
     │   └── ConflictError          a write lost a race or broke a uniqueness rule
+    │       └── AlreadyExistsError a create found the name taken
     └── ActionError                an action failed at run time
         ├── RetryableActionError   worth retrying: timeouts, lost connections, 5xx, 429
         └── PermanentActionError   retrying cannot help: bad data, constraint violations, 4xx
@@ -97,6 +98,10 @@ class NotFoundError(StoreError):
 
 class ConflictError(StoreError):
     """A write conflicted with another one (name taken, stale version)."""
+
+
+class AlreadyExistsError(ConflictError):
+    """A create found the name taken by a definition that is not deleted (HTTP 409)."""
 
 
 class ActionError(RuleEngineError):

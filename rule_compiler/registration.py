@@ -1,12 +1,14 @@
 """Registration: validate, compile and store one definition — shared by the CLI and the REST view.
 
-A rule is stored as written (``{use: template}`` nodes kept) with the spec compiled from its expanded
-form (notification templates resolved into its actions). A template (condition or notification) has
-no DAG: it is stored with ``dag_id`` ``<kind>__<org>__<name>`` and its canonical JSON as the "spec"; the
-DAG loader reads only rules (``RuleStore.loadable_specs``).
+The document's row of the kinds table (:mod:`rule_compiler.kinds`) decides how: a kind with a DAG
+(rule, report) is lowered to a ``DagSpec``; one without (the templates) is stored with ``dag_id``
+``<kind>__<org>__<name>`` and its canonical JSON as the "spec" (the DAG loader reads only kinds with a
+DAG). A rule is stored as written (``{use: template}`` nodes kept) with the spec compiled from its
+expanded form.
 
 A compiled spec (a template's canonical JSON) larger than :data:`~rule_compiler.canonical.MAX_SPEC_BYTES`
-is refused here, before anything is stored.
+is refused here, before anything is stored. :meth:`CompiledDefinition.write` is the one place a
+store write (:class:`~rule_compiler.store.DefinitionWrite`) is spelled.
 """
 
 from __future__ import annotations
@@ -17,38 +19,68 @@ from typing import Any
 
 from rule_compiler.canonical import MAX_SPEC_BYTES, canonical_json, content_hash
 from rule_compiler.catalog import Catalog
-from rule_compiler.compiler import COMPILER_VERSION, DagSpec, compile_rule, dag_id_for
-from rule_compiler.compiler.report import compile_report
-from rule_compiler.definitions import (
-    ConditionTemplateDefinition,
-    NotificationTemplateDefinition,
-    RuleDefinition,
-)
-from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.compiler import COMPILER_VERSION, DagSpec, dag_id_for
+from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
 from rule_compiler.errors import Issue, RuleValidationError
-from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, NotificationTemplates
-from rule_compiler.store import ApplyResult, RuleStore
-from rule_compiler.validation import validate_document
+from rule_compiler.kinds import KINDS, Kind
+from rule_compiler.notification_templates import NotificationTemplates
+from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
+from rule_compiler.validation.document import check_document
+from rule_compiler.validation.kind_checks import CheckContext, Definition
 from rule_compiler.validation.paths import DOCUMENT
 from rule_compiler.validation.refs import StoredNames
 
-TEMPLATE_KIND = "condition_template"
-TEMPLATE_KINDS = (TEMPLATE_KIND, NOTIFICATION_TEMPLATE_KIND)
+
+@dataclass(frozen=True)
+class CompiledDefinition:
+    """A valid definition ready to store: ``spec_json`` is its compiled spec (a kind without a DAG: its
+    canonical JSON). ``warnings``: problems that do not stop it being stored."""
+
+    definition: Definition
+    spec_json: str
+    spec_hash: str
+    warnings: tuple[Issue, ...]
+
+    @property
+    def kind(self) -> Kind:
+        """The definition's row of the kinds table."""
+        return KINDS[self.definition.kind]
+
+    @property
+    def dag_id(self) -> str:
+        return dag_id_for(self.definition.kind, self.definition.organization, self.definition.name)
+
+    def write(
+        self, actor: str, *, active: bool | None = None, restored_from: int | None = None
+    ) -> DefinitionWrite:
+        """The store write of this version; ``active`` overrides the definition's own flag (a recompiled
+        rule keeps its stored state); kinds without an active flag are always active."""
+        source = self.definition.model_dump(mode="json", by_alias=True)
+        if active is None:
+            active = bool(getattr(self.definition, "active", True)) if self.kind.activatable else True
+        return DefinitionWrite(
+            organization=self.definition.organization,
+            kind=self.definition.kind,
+            name=self.definition.name,
+            dag_id=self.dag_id,
+            source=source,
+            source_hash=content_hash(source),
+            spec_json=self.spec_json,
+            spec_hash=self.spec_hash,
+            active=active,
+            actor=actor,
+            compiler_version=COMPILER_VERSION,
+            restored_from=restored_from,
+        )
 
 
 @dataclass(frozen=True)
-class Compiled:
-    """A valid rule with its compiled spec: ``definition`` as written, ``rule`` with templates expanded.
+class Compiled(CompiledDefinition):
+    """A definition with a DAG (a rule or a report) and its compiled spec; ``rule`` is a rule with its
+    templates expanded (None for other kinds)."""
 
-    ``warnings``: problems that do not stop it being stored (shown by the CLI and the REST view).
-    """
-
-    definition: RuleDefinition | ReportDefinition
     spec: DagSpec
-    spec_json: str
-    spec_hash: str
-    rule: RuleDefinition | None  # None for a report
-    warnings: tuple[Issue, ...] = ()
+    rule: RuleDefinition | None
 
     @property
     def dag_id(self) -> str:
@@ -56,17 +88,8 @@ class Compiled:
 
 
 @dataclass(frozen=True)
-class CompiledTemplate:
-    """A valid template, ready to store (no DAG: ``spec_json`` is its canonical JSON)."""
-
-    definition: ConditionTemplateDefinition | NotificationTemplateDefinition
-    spec_json: str
-    spec_hash: str
-    warnings: tuple[Issue, ...] = ()
-
-    @property
-    def dag_id(self) -> str:
-        return dag_id_for(self.definition.kind, self.definition.organization, self.definition.name)
+class CompiledTemplate(CompiledDefinition):
+    """A definition without a DAG (a condition or notification template), stored as its canonical JSON."""
 
 
 def compile_document(
@@ -84,33 +107,68 @@ def compile_document(
     the document's organization; ``stored``: the names of its stored definitions by kind, which
     actions starting one (``generate_report``) are checked against.
     """
-    validated = validate_document(
-        data,
-        catalog,
-        templates=templates,
-        notification_templates=notification_templates,
-        stored=stored,
-        source=source,
-    )
+    context = CheckContext(catalog, templates or {}, notification_templates or {}, stored)
+    return compile_in(data, context, source=source)
+
+
+def compile_in(
+    data: dict[str, Any], context: CheckContext, *, source: str | None = None
+) -> Compiled | CompiledTemplate:
+    """:func:`compile_document` with the context already gathered (:func:`context_from_store`)."""
+    validated = check_document(data, context, source=source)
     definition = validated.definition
+    kind = KINDS[definition.kind]
     compiled: Compiled | CompiledTemplate
-    if isinstance(definition, ReportDefinition):
-        assert validated.report_sources is not None  # noqa: S101 - set for every valid report
-        spec = compile_report(definition, validated.report_sources)
-        compiled = Compiled(definition, spec, spec.to_json(), spec.spec_hash, None, validated.warnings)
-    elif isinstance(definition, ConditionTemplateDefinition | NotificationTemplateDefinition):
+    if kind.lower is None:
         dumped = definition.model_dump(mode="json", by_alias=True)
-        compiled = CompiledTemplate(definition, canonical_json(dumped), content_hash(dumped))
-    else:
-        rule = validated.rule or definition
-        spec = compile_rule(
-            rule,
-            catalog or Catalog(organization=rule.organization),
-            notification_refs=validated.notification_refs,
+        compiled = CompiledTemplate(
+            definition, canonical_json(dumped), content_hash(dumped), validated.warnings
         )
-        compiled = Compiled(definition, spec, spec.to_json(), spec.spec_hash, rule, validated.warnings)
+    else:
+        spec = kind.lower(validated, context.catalog)
+        compiled = Compiled(
+            definition, spec.to_json(), spec.spec_hash, validated.warnings, spec, validated.rule
+        )
     check_spec_size(compiled.spec_json, source=source)
     return compiled
+
+
+def context_from_store(
+    store: RuleStore,
+    organization: str,
+    data: Mapping[str, Any],
+    *,
+    catalog: Catalog | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CheckContext:
+    """What a document of ``organization`` is checked against, read from the store: the catalog (when
+    its kind needs one and none is given), and the stored definitions its row says it uses.
+
+    ``overrides``: kind → name → parsed definition that replaces the stored one (a template change
+    being tried against the rules that use it).
+    """
+    kind = KINDS.get(str(data.get("kind")))
+    if kind is None:
+        return CheckContext(catalog)
+    if catalog is None and kind.catalog:
+        raw = store.get_catalog(organization)
+        catalog = None if raw is None else Catalog.model_validate(raw)
+    used = {used_kind for used_kind, _ in kind.uses(data)}
+    parsed: dict[str, dict[str, Any]] = {}
+    for used_kind in sorted(used & {"condition_template", "notification_template"}):
+        model = KINDS[used_kind].model
+        parsed[used_kind] = {
+            row.name: model.model_validate(row.source)
+            for row in store.definitions_of_kind(organization, used_kind)
+        }
+        parsed[used_kind].update((overrides or {}).get(used_kind, {}))
+    stored: dict[str, list[str]] = {
+        used_kind: [row.name for row in store.definitions_of_kind(organization, used_kind)]
+        for used_kind in sorted(used - {"condition_template", "notification_template"})
+    }
+    return CheckContext(
+        catalog, parsed.get("condition_template", {}), parsed.get("notification_template", {}), stored
+    )
 
 
 def check_spec_size(spec_json: str, *, source: str | None = None) -> None:
@@ -125,26 +183,10 @@ def check_spec_size(spec_json: str, *, source: str | None = None) -> None:
 
 
 def register(
-    store: RuleStore, compiled: Compiled | CompiledTemplate, *, actor: str, active: bool | None = None
+    store: RuleStore, compiled: CompiledDefinition, *, actor: str, active: bool | None = None
 ) -> ApplyResult:
     """Store the definition version, its spec and the audit row in one transaction.
 
     ``active`` overrides the definition's own flag (a recompiled rule keeps its stored state).
     """
-    definition = compiled.definition
-    source = definition.model_dump(mode="json", by_alias=True)
-    if active is None:
-        active = definition.active if isinstance(definition, RuleDefinition | ReportDefinition) else True
-    return store.apply(
-        organization=definition.organization,
-        kind=definition.kind,
-        name=definition.name,
-        dag_id=compiled.dag_id,
-        source=source,
-        source_hash=content_hash(source),
-        spec_json=compiled.spec_json,
-        spec_hash=compiled.spec_hash,
-        active=active,
-        actor=actor,
-        compiler_version=COMPILER_VERSION,
-    )
+    return store.apply(compiled.write(actor, active=active))

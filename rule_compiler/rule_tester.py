@@ -36,8 +36,8 @@ from rule_compiler.conditions.values import json_safe
 from rule_compiler.definitions import DataTrigger, Event, EventTrigger, RuleDefinition
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
 from rule_compiler.errors import Issue, RuleEngineError
-from rule_compiler.runtime.events import changed_fields_of, event_refusal
 from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.runtime.run_events import changed_fields_of, event_refusal
 from rule_compiler.validation.structural import issues_from_pydantic
 
 __all__ = [

@@ -14,10 +14,10 @@ from typing import Any
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.definitions import Event
-from rule_compiler.validation import KIND_MODELS, SUPPORTED_KINDS
+from rule_compiler.kinds import KINDS
 
 SCHEMAS: dict[str, Any] = {
-    **{f"{kind}.schema.json": KIND_MODELS[kind] for kind in SUPPORTED_KINDS},
+    **{f"{name}.schema.json": kind.model for name, kind in KINDS.items()},
     "event.schema.json": Event,
     "catalog.schema.json": Catalog,
 }

@@ -9,7 +9,7 @@ the organization's own folder of the administrator's storage (``<storage>/<organ
   as ``{{ '..' }}``), no NUL byte;
 - on the worker, the rendered text (:func:`clean_folder`): the same refusals, then each folder name
   reduced to ``A-Z a-z 0-9 . _ + = @ -``; the worker then resolves the final folder (symbolic links
-  followed) and refuses one outside the root (``rule_engine.report_delivery``).
+  followed) and refuses one outside the root (``rule_engine.report_sending``).
 
 Pure: no Airflow import (registration and the worker both use it).
 """

@@ -21,8 +21,8 @@ from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.preferences import Decision, decide
 from rule_compiler.store.notifications import NotificationDelivery, finish_delivery, start_delivery
 from rule_compiler.store.preferences import get_preferences
-from rule_engine.hooks.channels import ChannelSenders, Target
-from rule_engine.hooks.webhooks import utcnow
+from rule_engine.channel_senders import ChannelSenders, Target
+from rule_engine.hooks.webhook_client import utcnow
 
 log = logging.getLogger(__name__)
 

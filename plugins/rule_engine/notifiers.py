@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from rule_compiler.runtime.notify import is_address, is_user_name
+from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.templating import TemplateCheckError, check_template
 
 CHANNELS = ("email", "slack", "webhook", "in_app")
@@ -108,11 +108,11 @@ class RuleEngineNotifier(BaseNotifier):
 
     def send(self, context: Mapping[str, Any]) -> dict[str, int]:
         """Render and deliver; counts per outcome. Raises on failure (``notify`` does not)."""
-        from rule_compiler.runtime.dispatch import delivery_key
-        from rule_compiler.runtime.notify import render_message
+        from rule_compiler.runtime.dispatch_plan import delivery_key
+        from rule_compiler.runtime.messages import render_message
         from rule_compiler.store import RuleStore
         from rule_compiler.store.notifications import NotificationDelivery
-        from rule_engine.hooks.channels import ChannelSenders
+        from rule_engine.channel_senders import ChannelSenders
         from rule_engine.notices import Notice, deliver
 
         template_context = self.template_context(context)
@@ -154,7 +154,7 @@ class RuleEngineNotifier(BaseNotifier):
 
     def recipients(self, template_context: Mapping[str, Any]) -> list[str]:
         """Who gets the notice: rendered ``to``, or the connection of a slack/webhook notice."""
-        from rule_compiler.runtime.notify import render_recipients, render_user_names
+        from rule_compiler.runtime.messages import render_recipients, render_user_names
 
         if self.channel == "email":
             return render_recipients(self.to, template_context)

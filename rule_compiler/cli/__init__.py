@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 invalid definitions (every problem listed), 2 usage or 
 ``test-rule``: 0 the rule matches, 1 it does not (or is not triggered), 2 an error.
 
 This module holds the pure commands (``python -m rule_compiler.cli``). The console script
-``rule-compiler`` is ``rule_engine.cli:main`` (the Airflow side): it calls :func:`main` with an
+``rule-compiler`` is ``rule_engine.console_script:main`` (the Airflow side): it calls :func:`main` with an
 ``engine_for`` that resolves Airflow connection ids, and an extension adding the commands that need
 Airflow (``catalog sync``). Extensions get a :class:`Subcommands` to add parsers to.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rule_compiler.cli import commands, events, notifications, report, report_log
+from rule_compiler.cli import change_capture, commands, notifications, report, report_log
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -35,7 +35,7 @@ class Subcommands:
     groups: dict[str, SubParsers] = field(default_factory=dict)
 
 
-#: Adds commands to the parser (``rule_engine.cli`` adds ``catalog sync``).
+#: Adds commands to the parser (``rule_engine.console_script`` adds ``catalog sync``).
 Extension = Callable[[Subcommands], None]
 #: Resolves a connection id to a SQLAlchemy engine (Airflow connections, on the Airflow side).
 EngineFor = Callable[[str], "sa.Engine"]
@@ -112,7 +112,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     sch = _add_schema(sub)
 
     notes = notifications.add_parser(sub)
-    capture = events.add_parsers(sub)
+    capture = change_capture.add_parsers(sub)
     reports = report.add_parser(sub)
     report_log.add_parser(reports)
 

@@ -13,11 +13,10 @@ import yaml
 from rule_compiler.catalog import Catalog
 from rule_compiler.cli.batch import (
     Counts,
-    TemplateSource,
+    DefinitionSource,
     check_files,
-    find_dependents,
+    dependents_of_batch,
     print_dependent_problems,
-    raw_uses,
 )
 from rule_compiler.cli.common import (
     Catalogs,
@@ -33,8 +32,7 @@ from rule_compiler.cli.common import (
 )
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
 from rule_compiler.loading import MAX_NESTING_DEPTH, nesting_depth, read_definition_file
-from rule_compiler.notification_templates import raw_notification_uses
-from rule_compiler.registration import Compiled, CompiledTemplate, compile_document, register
+from rule_compiler.registration import Compiled, register
 from rule_compiler.schema_export import export_schemas
 
 if TYPE_CHECKING:
@@ -106,11 +104,10 @@ def compile_one(args: argparse.Namespace) -> int:
     compiled = entry.compiled
     assert compiled is not None  # noqa: S101 - no error means compiled
     print_warnings(args.path, compiled.warnings)
-    if isinstance(compiled, CompiledTemplate):
+    if not isinstance(compiled, Compiled):  # a kind without a DAG: its canonical JSON
         data = {"kind": compiled.definition.kind, "spec_hash": compiled.spec_hash}
         print(json.dumps({**data, "template": json.loads(compiled.spec_json)}, indent=2, sort_keys=True))
         return EXIT_OK
-    assert isinstance(compiled, Compiled)  # noqa: S101 - not a template
     print(
         json.dumps(
             {"spec_hash": compiled.spec_hash, "spec": compiled.spec.to_data()}, indent=2, sort_keys=True
@@ -139,7 +136,7 @@ def apply(args: argparse.Namespace) -> int:
     for entry in entries:
         if entry.compiled is not None:
             print_warnings(entry.path, entry.compiled.warnings)
-    dependents = find_dependents(args, catalogs, entries, source)
+    dependents = dependents_of_batch(catalogs, entries, source)
     broken = print_dependent_problems(dependents)
     if broken:
         print(
@@ -215,17 +212,10 @@ def test_rule(args: argparse.Namespace) -> int:
         data = read_definition_file(args.rule)
     except DefinitionLoadError as exc:
         raise CliError(str(exc)) from None
-    catalog = Catalogs(args).for_org(data.get("organization"))
-    templates = TemplateSource(args, [])
-    organization = data.get("organization")
+    catalogs = Catalogs(args)
+    catalog = catalogs.for_org(data.get("organization"))
     try:
-        compiled = compile_document(
-            data,
-            catalog,
-            templates=templates.for_org(organization, raw_uses(data)),
-            notification_templates=templates.notifications_for_org(organization, raw_notification_uses(data)),
-            source=str(args.rule),
-        )
+        compiled = DefinitionSource(args, []).compile(data, catalogs, source=str(args.rule))
         if not isinstance(compiled, Compiled):
             kind = compiled.definition.kind.replace("_", " ")
             raise RuleValidationError([Issue("kind", f"test-rule tests rules; this is a {kind}")])
@@ -253,7 +243,8 @@ def test_rule(args: argparse.Namespace) -> int:
             raise CliError(
                 f"--connection {args.connection}: connections are Airflow's, and this command runs "
                 "without Airflow (`python -m rule_compiler.cli`); use the `rule-compiler` command "
-                "installed with the plugin (entry point rule_engine.cli:main), or leave out --connection"
+                "installed with the plugin (entry point rule_engine.console_script:main), or leave out "
+                "--connection"
             )
         conn_id = args.connection
         related = rule_tester.database_related(lambda _rule_conn: engine_for(conn_id))

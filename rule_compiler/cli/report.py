@@ -3,7 +3,7 @@
 NAME is a report file (YAML/JSON, validated and compiled first, against ``--catalog`` or the
 organization's stored catalog when the store exists) or a stored report (``ORG/NAME``, or ``NAME``
 with ``--org``), which runs the SQL and template texts it was registered with. The run reads the
-data interval a scheduled run at the end of ``--date`` reads (:mod:`rule_compiler.reports.interval`),
+data interval a scheduled run at the end of ``--date`` reads (:mod:`rule_compiler.reporting.interval`),
 runs each query read-only into ``--out`` and renders every format there, as the report DAG does.
 
 Each query's connection is a SQLAlchemy URL given with ``--connection-url ID=URL``, or the Airflow
@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any
 from rule_compiler import settings
 from rule_compiler.cli.common import Catalogs, CliError, print_invalid, print_warnings, store_from_args
 from rule_compiler.errors import DefinitionError, StoreError
-from rule_compiler.reports.errors import ReportError
+from rule_compiler.reporting.report_errors import ReportError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from rule_compiler.compiler.ir import DagSpec
-    from rule_compiler.reports.interval import DataInterval
-    from rule_compiler.reports.workdir import Manifest
+    from rule_compiler.reporting.interval import DataInterval
+    from rule_compiler.reporting.workdir import Manifest
 
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -80,8 +80,8 @@ def add_parser(sub: SubParsers) -> SubParsers:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from rule_compiler.reports.interval import interval_for_date
-    from rule_compiler.reports.queries import bind_values
+    from rule_compiler.reporting.interval import interval_for_date
+    from rule_compiler.reporting.queries import bind_values
 
     day = _date(args.date)
     spec = _spec(args)
@@ -198,9 +198,9 @@ def _run_queries(
     interval: DataInterval,
     out: Path,
 ) -> Manifest:
-    from rule_compiler.reports.queries import json_safe_values, run_query_to_csv
-    from rule_compiler.reports.render import period_text
-    from rule_compiler.reports.workdir import Manifest, write_manifest
+    from rule_compiler.reporting.queries import json_safe_values, run_query_to_csv
+    from rule_compiler.reporting.render_format import period_text
+    from rule_compiler.reporting.workdir import Manifest, write_manifest
     from rule_compiler.sql_check import QUERY_PARAMETERS
 
     engines = _Engines(args)
@@ -241,7 +241,7 @@ def _run_queries(
 
 def _preview_checks(task: dict[str, Any], manifest: Manifest) -> None:
     """Say what a scheduled run would decide (skip when empty, the alert check); render anyway."""
-    from rule_compiler.reports.alerts import alert_holds
+    from rule_compiler.reporting.alerts import alert_holds
 
     if task.get("skip_if_empty") and all(r.row_count == 0 for r in manifest.results):
         print("  note: every query returned no rows: a scheduled run would skip (skipped-empty)")
@@ -256,7 +256,7 @@ def _preview_checks(task: dict[str, Any], manifest: Manifest) -> None:
 
 
 def _render(manifest: Manifest, renders: list[dict[str, Any]], out: Path) -> None:
-    from rule_compiler.reports.render import render_format
+    from rule_compiler.reporting.render_format import render_format
 
     formats = [str(r["format"]) for r in renders]
     for params in renders:

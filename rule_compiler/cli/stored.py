@@ -25,12 +25,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.cli.batch import raw_uses
+from rule_compiler.cli.batch import TEMPLATE_KINDS
 from rule_compiler.cli.common import CliError, issues_of, store_from_args
 from rule_compiler.definitions import ConditionTemplateDefinition, NotificationTemplateDefinition
+from rule_compiler.dependents import uses_of
 from rule_compiler.errors import DefinitionError, Issue, StoreError
-from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, raw_notification_uses
-from rule_compiler.registration import TEMPLATE_KIND, TEMPLATE_KINDS, compile_document
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE
+from rule_compiler.registration import compile_document
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.validation.structural import issues_from_pydantic
 
@@ -130,18 +131,18 @@ def _check_organization(store: RuleStore, organization: str, kinds: list[str], r
         except ValidationError as exc:
             checked.errors = issues_from_pydantic(exc, raw_catalog)
         result.catalogs.append(checked)
-    templates = _parse(stored, TEMPLATE_KIND, ConditionTemplateDefinition)
-    notifications = _parse(stored, NOTIFICATION_TEMPLATE_KIND, NotificationTemplateDefinition)
+    parsed = {kind: _parse(stored, kind) for kind in TEMPLATE_KINDS}
     unparsed = {
         (row.kind, row.name)
         for row in stored
-        if row.kind in TEMPLATE_KINDS
-        and row.name not in (templates if row.kind == TEMPLATE_KIND else notifications)
+        if row.kind in TEMPLATE_KINDS and row.name not in parsed[row.kind]
     }
+    templates, notifications = parsed[CONDITION_TEMPLATE], parsed[NOTIFICATION_TEMPLATE]
     stored.sort(key=lambda row: (row.kind not in TEMPLATE_KINDS, row.kind, row.name))
     for row in stored:
         checked = Checked(organization, row.kind, row.name, row.version, row.dag_id, _active(row))
-        if raw_catalog is not None and catalog is None and row.kind not in TEMPLATE_KINDS:
+        needs_catalog = row.kind in KINDS and KINDS[row.kind].catalog
+        if raw_catalog is not None and catalog is None and needs_catalog:
             message = "cannot be checked: the organization's stored catalog is refused (listed below)"
             checked.errors = [Issue("(catalog)", message, "catalog")]
         else:
@@ -161,7 +162,7 @@ def _check(
     try:
         compiled = compile_document(
             row.source,
-            None if row.kind in TEMPLATE_KINDS else catalog,
+            catalog if row.kind in KINDS and KINDS[row.kind].catalog else None,
             templates=templates,
             notification_templates=notifications,
             source=source,
@@ -176,8 +177,7 @@ def _check(
 
 def _uses_refused(row: StoredDefinition, unparsed: set[tuple[str, str]]) -> list[Issue]:
     """Why a rule naming a stored template that no longer parses is told the template is unknown."""
-    uses = {(TEMPLATE_KIND, name) for name in raw_uses(row.source)}
-    uses |= {(NOTIFICATION_TEMPLATE_KIND, name) for name in raw_notification_uses(row.source)}
+    uses = uses_of(row)
     return [
         Issue(
             "(document)",
@@ -189,22 +189,22 @@ def _uses_refused(row: StoredDefinition, unparsed: set[tuple[str, str]]) -> list
     ]
 
 
-def _parse(stored: list[StoredDefinition], kind: str, model: Any) -> dict[str, Any]:
+def _parse(stored: list[StoredDefinition], kind: str) -> dict[str, Any]:
     """The organization's stored templates of ``kind`` that still parse, by name (as ``apply`` reads
-    them for the rules that use them)."""
+    them for the definitions that use them)."""
     parsed: dict[str, Any] = {}
     for row in stored:
         if row.kind != kind:
             continue
         try:
-            parsed[row.name] = model.model_validate(row.source)
+            parsed[row.name] = KINDS[kind].model.model_validate(row.source)
         except ValidationError:
             continue  # refused: listed with its own problems
     return parsed
 
 
 def _active(row: StoredDefinition) -> bool | None:
-    return None if row.kind in TEMPLATE_KINDS else row.active
+    return row.active if row.kind in KINDS and KINDS[row.kind].activatable else None
 
 
 def validate_stored(args: argparse.Namespace) -> int:

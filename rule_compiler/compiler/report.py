@@ -16,7 +16,7 @@ from rule_compiler.canonical import content_hash
 from rule_compiler.compiler.ir import DagSpec, ScheduleSpec, TaskSpec
 from rule_compiler.compiler.lower import COMPILER_VERSION, dag_display_name, dag_id_for
 from rule_compiler.definitions.report import ReportDefinition
-from rule_compiler.validation.reports import ReportSources
+from rule_compiler.validation.report_checks import ReportSources
 
 QUERIES_TASK = "run_queries"
 DELIVER_TASK = "deliver"

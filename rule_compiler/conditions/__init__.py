@@ -12,8 +12,8 @@ Nothing here imports Airflow.
 from __future__ import annotations
 
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.conditions.evaluate import CompiledCondition, ConditionCompileError, compile_condition
-from rule_compiler.conditions.operators import OPERATORS, OperatorSpec, operators_for, register
+from rule_compiler.conditions.evaluator import CompiledCondition, ConditionCompileError, compile_condition
+from rule_compiler.conditions.operator_registry import OPERATORS, OperatorSpec, operators_for, register
 from rule_compiler.conditions.regex import (
     MAX_PATTERN_LENGTH,
     MAX_SUBJECT_LENGTH,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from rule_compiler.conditions.operators import (
+from rule_compiler.conditions.operator_registry import (
     between,
     did_change,
     ends_with,

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from rule_compiler.conditions.evaluate import ConditionCompileError, leaf_kind, prepare_operand
-from rule_compiler.conditions.operators import OPERATORS
+from rule_compiler.conditions.evaluator import ConditionCompileError, leaf_kind, prepare_operand
+from rule_compiler.conditions.operator_registry import OPERATORS
 from rule_compiler.conditions.regex import MAX_SUBJECT_LENGTH
 from rule_compiler.conditions.sql_functions import (
     UtcDateTime,

@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 from rule_compiler.conditions.durations import DurationError, is_duration, parse_duration
-from rule_compiler.conditions.operators import OPERATORS, OperatorSpec, operators_for
+from rule_compiler.conditions.operator_registry import OPERATORS, OperatorSpec, operators_for
 from rule_compiler.conditions.regex import UnsafePatternError, check_pattern
 from rule_compiler.conditions.values import BAD, ISO_DATE_RE, ISO_TEMPORAL_RE, to_temporal
 from rule_compiler.definitions.conditions import Condition, FieldRef

@@ -1,6 +1,6 @@
 """Pydantic models of the v1 definition format (docs/definitions.md)."""
 
-from rule_compiler.definitions.actions import (
+from rule_compiler.definitions.action_types import (
     ACTION_TYPES,
     Action,
     CallWebhook,
@@ -35,7 +35,7 @@ from rule_compiler.definitions.notification_template import (
     NotificationTemplateDefinition,
 )
 from rule_compiler.definitions.rule import SCHEMA_VERSION, RuleDefinition
-from rule_compiler.definitions.triggers import (
+from rule_compiler.definitions.trigger_types import (
     TRIGGER_TYPES,
     DataCheck,
     DataTrigger,

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from rule_compiler.definitions.common import Identifier, StrictModel
-from rule_compiler.definitions.triggers import EventOperation
+from rule_compiler.definitions.trigger_types import EventOperation
 
 
 class Event(StrictModel):

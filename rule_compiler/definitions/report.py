@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, WithJsonSchema, 
 from pydantic_core import PydanticCustomError
 
 from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictModel, Title, is_none, tag_of
-from rule_compiler.definitions.triggers import Cron, TimeZone
+from rule_compiler.definitions.trigger_types import Cron, TimeZone
 
 ReportFormat = Literal["csv", "xlsx", "html", "pdf"]
 REPORT_FORMATS: tuple[str, ...] = ("csv", "xlsx", "html", "pdf")

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from rule_compiler.definitions.actions import Action
+from rule_compiler.definitions.action_types import Action
 from rule_compiler.definitions.common import Slug, StrictModel, Title, is_none
 from rule_compiler.definitions.conditions import ConditionNode
-from rule_compiler.definitions.triggers import Trigger
+from rule_compiler.definitions.trigger_types import Trigger
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_ACTIONS = 50

@@ -6,7 +6,7 @@ from rule_compiler._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from rule_compiler.events.capture import CaptureError, CaptureStatus, install, status, uninstall
-    from rule_compiler.events.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, event_from_row, read_events
+    from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL, OUTBOX_TABLE, event_from_row, read_events
 
 __getattr__ = lazy_exports(
     __name__,
@@ -16,10 +16,10 @@ __getattr__ = lazy_exports(
         "install": "capture",
         "status": "capture",
         "uninstall": "capture",
-        "NOTIFY_CHANNEL": "outbox",
-        "OUTBOX_TABLE": "outbox",
-        "event_from_row": "outbox",
-        "read_events": "outbox",
+        "NOTIFY_CHANNEL": "outbox_rows",
+        "OUTBOX_TABLE": "outbox_rows",
+        "event_from_row": "outbox_rows",
+        "read_events": "outbox_rows",
     },
 )
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from rule_compiler.definitions.common import IDENTIFIER_RE
 from rule_compiler.errors import RuleEngineError
-from rule_compiler.events.outbox import NOTIFY_CHANNEL, OUTBOX_TABLE, ensure_outbox
+from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL, OUTBOX_TABLE, ensure_outbox
 
 FUNCTION_NAME = "rule_engine_capture"
 TRIGGER_PREFIX = "rule_engine_capture_"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.events.outbox import CURSOR_TABLE, OUTBOX_TABLE, outbox, purge_table
+from rule_compiler.events.outbox_rows import CURSOR_TABLE, OUTBOX_TABLE, outbox, purge_table
 from rule_compiler.events.reader import consumer_name, has_cursor, rule_consumer_name
 from rule_compiler.events.watch import watch_of_spec_json
 from rule_compiler.store.models import SpecRow

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.events.outbox import CURSOR_TABLE, advance_cursor, cursors
+from rule_compiler.events.outbox_rows import CURSOR_TABLE, advance_cursor, cursors
 from rule_compiler.events.reader import consumer_name, saved_position
 from rule_compiler.runtime.rows import table_exists
 
@@ -78,7 +78,7 @@ class Watch:
 
     def takes(self, operation: str, changed: Collection[str] | None) -> bool:
         """Whether an event (its operation and, for an update, its changed columns) is for this watch:
-        the rule-side test of ``rule_compiler.runtime.events.event_refusal`` on outbox rows."""
+        the rule-side test of ``rule_compiler.runtime.run_events.event_refusal`` on outbox rows."""
         if operation not in self.events:
             return False
         if self.fields is not None and operation == "updated":

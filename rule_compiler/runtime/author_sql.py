@@ -1,7 +1,7 @@
 """Where author SQL runs: a read-only transaction with statement and lock timeouts, under the
 catalog's restricted role when it names one, on a connection that leaves nothing behind.
 
-Report queries (:mod:`rule_compiler.reports.queries`) and data triggers
+Report queries (:mod:`rule_compiler.reporting.queries`) and data triggers
 (:mod:`rule_compiler.runtime.data_query`) both run here, after :func:`~rule_compiler.sql_check.
 check_read_only` proved the SQL is made only of allowed functions and constructs. This is the
 defence when that proof misses something (a function whose body writes, a future parser gap):

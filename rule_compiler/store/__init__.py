@@ -23,15 +23,16 @@ if TYPE_CHECKING:
         AuditAction,
         AuditEntry,
         DefinitionSummary,
+        DefinitionWrite,
         RunLog,
         RunStatus,
         SpecRow,
         StoredDefinition,
         VersionInfo,
     )
+    from rule_compiler.store.rule_store import RuleStore, StaleWriteError
     from rule_compiler.store.run_queries import RunPage, RunQuery
     from rule_compiler.store.snapshot import SpecLoad, load_specs
-    from rule_compiler.store.store import RuleStore, StaleWriteError
 
 __getattr__ = lazy_exports(
     __name__,
@@ -48,6 +49,7 @@ __getattr__ = lazy_exports(
         "AuditAction": "models",
         "AuditEntry": "models",
         "DefinitionSummary": "models",
+        "DefinitionWrite": "models",
         "RunLog": "models",
         "RunStatus": "models",
         "SpecRow": "models",
@@ -57,8 +59,8 @@ __getattr__ = lazy_exports(
         "RunQuery": "run_queries",
         "SpecLoad": "snapshot",
         "load_specs": "snapshot",
-        "RuleStore": "store",
-        "StaleWriteError": "store",
+        "RuleStore": "rule_store",
+        "StaleWriteError": "rule_store",
     },
 )
 
@@ -73,6 +75,7 @@ __all__ = [
     "DefinitionPage",
     "DefinitionQuery",
     "DefinitionSummary",
+    "DefinitionWrite",
     "Membership",
     "Role",
     "RuleStore",

@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.store.definitions import _at_version, _stored, _stored_columns
+from rule_compiler.store.definition_rows import _at_version, _stored, _stored_columns
 from rule_compiler.store.models import StoredDefinition
 from rule_compiler.store.schema import definitions as d
 

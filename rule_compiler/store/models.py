@@ -13,6 +13,33 @@ ActionStatus = Literal["success", "failed", "skipped", "running", "retrying"]
 
 
 @dataclass(frozen=True, slots=True)
+class DefinitionWrite:
+    """One version of a definition to store: what every store write takes (spelled here only).
+
+    Built from a compiled definition by :meth:`rule_compiler.registration.CompiledDefinition.write`.
+    ``restored_from``: the version this one restores (recorded in the audit row), or None.
+    """
+
+    organization: str
+    kind: str
+    name: str
+    dag_id: str
+    source: dict[str, Any]
+    source_hash: str
+    spec_json: str
+    spec_hash: str
+    active: bool
+    actor: str
+    compiler_version: str
+    restored_from: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``rule acme/flag-big-orders``: the definition as messages name it."""
+        return f"{self.kind} {self.organization}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
 class ApplyResult:
     """The outcome of :meth:`RuleStore.apply`: ``unchanged`` means nothing was written."""
 

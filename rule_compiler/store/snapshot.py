@@ -36,7 +36,7 @@ from rule_compiler.store._json import canonical_json, content_hash
 from rule_compiler.store.models import SpecRow
 
 if TYPE_CHECKING:
-    from rule_compiler.store.store import RuleStore
+    from rule_compiler.store.rule_store import RuleStore
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def load_specs(
         if entry is not None:
             return SpecLoad([entry], "dag-cache", None)
     if store is None:
-        from rule_compiler.store.store import RuleStore
+        from rule_compiler.store.rule_store import RuleStore
 
         store = RuleStore()
     try:

@@ -34,7 +34,7 @@ from rule_compiler.netpolicy import url_problem
 from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
 from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs, StoredNames
-from rule_compiler.validation.triggers import check_trigger
+from rule_compiler.validation.trigger_checks import check_trigger
 
 #: Jinja markup in a ``url``: replaced by a plain word before the static URL check (the send-time
 #: guard checks the rendered URL again; a templated host is checked there only).

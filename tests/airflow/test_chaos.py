@@ -36,8 +36,8 @@ import yaml
 
 from rule_compiler.events import install
 from rule_compiler.runtime.faults import AFTER_ENV, FAULTPOINT_ENV, ONCE_ENV
-from rule_compiler.runtime.records import LEDGER_TABLE
-from rule_compiler.runtime.webhooks import DELIVERY_TABLE
+from rule_compiler.runtime.record_effects import LEDGER_TABLE
+from rule_compiler.runtime.webhook_requests import DELIVERY_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.chaos_run import CONF_ENV, retry
 from tests.airflow.conftest import apply_rules

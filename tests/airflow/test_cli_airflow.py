@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from rule_engine.cli import main
+from rule_engine.console_script import main
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.store import RuleStore
@@ -179,7 +179,7 @@ def test_catalog_sync_on_postgres(
 def test_pure_commands_do_not_import_airflow() -> None:
     script = (
         "import sys\n"
-        "from rule_engine.cli import main\n"
+        "from rule_engine.console_script import main\n"
         f"code = main(['validate', '--catalog', {str(ROOT / 'include/catalog/acme.yaml')!r}, "
         f"{str(ROOT / 'include/rules')!r}])\n"
         "assert code == 0, code\n"
@@ -196,4 +196,4 @@ def test_console_script_is_the_plugin_entry_point() -> None:
     from importlib.metadata import entry_points
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    assert scripts.get("rule-compiler") == "rule_engine.cli:main"
+    assert scripts.get("rule-compiler") == "rule_engine.console_script:main"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from rule_engine.dispatch import (
+from rule_engine.notification_dispatcher import (
     DIGEST_RULE,
     MAX_DISPATCH_ATTEMPTS,
     STALE_CLAIM,
@@ -18,7 +18,7 @@ from rule_engine.dispatch import (
     dispatch_due,
 )
 
-from rule_compiler.runtime.dispatch import delivery_key
+from rule_compiler.runtime.dispatch_plan import delivery_key
 from rule_compiler.store import RuleStore
 from rule_compiler.store.inbox import list_inbox
 from rule_compiler.store.notifications import NotificationDelivery, claim_due, get_delivery, start_delivery

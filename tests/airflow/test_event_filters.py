@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.conftest import ROOT

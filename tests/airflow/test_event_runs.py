@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import install
-from rule_compiler.runtime.records import LEDGER_TABLE
+from rule_compiler.runtime.record_effects import LEDGER_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.conftest import ROOT
@@ -126,7 +126,7 @@ def test_runs_take_every_event_after_the_rules_cursor_so_none_is_stranded(
     whose asset event Airflow 3.3 attached to no run (apache/airflow#56050) — and moves the cursor."""
     from airflow.utils.state import DagRunState
 
-    from rule_compiler.events.outbox import advance_cursor, cursor_position
+    from rule_compiler.events.outbox_rows import advance_cursor, cursor_position
     from rule_compiler.events.reader import rule_consumer_name
 
     install(app_db, "orders")
@@ -176,7 +176,7 @@ def test_a_retried_evaluate_task_takes_the_events_its_first_try_recorded(
     retry of a real task instance cannot be started from ``dag.test()``."""
     from types import SimpleNamespace
 
-    from rule_compiler.events.outbox import advance_cursor
+    from rule_compiler.events.outbox_rows import advance_cursor
     from rule_compiler.events.reader import rule_consumer_name
 
     install(app_db, "orders")

@@ -32,9 +32,9 @@ import sqlalchemy as sa
 import yaml
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.events.watch import Watch
-from rule_compiler.runtime.records import LEDGER_TABLE
+from rule_compiler.runtime.record_effects import LEDGER_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import DEMO_NOW, apply_rules
 from tests.conftest import DEMO_CATALOG, ROOT

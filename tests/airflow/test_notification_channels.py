@@ -20,7 +20,7 @@ import yaml
 from rule_engine.operators.actions import Match
 
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.dispatch import delivery_key
+from rule_compiler.runtime.dispatch_plan import delivery_key
 from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
@@ -191,7 +191,7 @@ def test_preferences_defer_batch_and_mute_email_and_the_dispatcher_sends_once(
     store: RuleStore, app_db: sa.Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow.utils.state import DagRunState
-    from rule_engine.dispatch import dispatch_digests, dispatch_due
+    from rule_engine.notification_dispatcher import dispatch_digests, dispatch_due
 
     engine = store.engine
     now = dt.datetime.now(dt.UTC)
@@ -314,7 +314,7 @@ def test_a_retry_sends_only_what_is_not_recorded_sent(
     the try number): a 503 on one row retries the task, and the retry posts that row alone."""
     from types import SimpleNamespace
 
-    from rule_compiler.runtime.webhooks import WebhookRetryableError
+    from rule_compiler.runtime.webhook_requests import WebhookRetryableError
 
     _apply(store, tmp_path, {**CHANNELS_RULE, "actions": [{**CHANNELS_RULE["actions"][0], "retries": 2}]})
     task = dagbag().dags[DAG_ID].get_task("ping")

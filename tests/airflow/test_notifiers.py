@@ -21,7 +21,7 @@ import yaml
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.preferences import Preferences
-from rule_compiler.runtime.webhooks import WebhookRetryableError
+from rule_compiler.runtime.webhook_requests import WebhookRetryableError
 from rule_compiler.store import RuleStore
 from rule_compiler.store.inbox import list_inbox
 from rule_compiler.store.preferences import set_preferences

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 import yaml
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import advance_cursor, outbox
+from rule_compiler.events.outbox_rows import advance_cursor, outbox
 from rule_compiler.events.reader import consumer_name
 from rule_compiler.events.watch import Watch
 from rule_compiler.schedules import shortest_interval

@@ -16,7 +16,7 @@ from airflow.triggers.shared_stream import SharedStreamManager
 from rule_engine.triggers.outbox import OutboxEventTrigger
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.events.reader import consumer_name
 
 

@@ -89,7 +89,7 @@ def test_the_scheduler_preloads_every_task_module_when_its_job_starts() -> None:
 def test_other_components_and_a_turned_off_preload_stay_light(argv: list[str], env: dict[str, str]) -> None:
     loaded = _modules_after("from airflow.jobs.job import Job; Job()", argv=argv, env=env)
     assert "rule_engine.operators.evaluate" not in loaded
-    assert "rule_compiler.store.store" not in loaded
+    assert "rule_compiler.store.rule_store" not in loaded
 
 
 def test_a_module_that_fails_to_import_is_reported_not_raised() -> None:

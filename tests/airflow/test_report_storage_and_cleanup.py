@@ -26,7 +26,7 @@ import yaml
 
 from rule_compiler.compiler.report import DELIVER_TASK
 from rule_compiler.registration import Compiled, register
-from rule_compiler.reports.workdir import RETENTION_ENV, run_workdir
+from rule_compiler.reporting.workdir import RETENTION_ENV, run_workdir
 from rule_compiler.store import RuleStore
 from rule_compiler.store import report_runs as log
 from tests.airflow.conftest import apply_rules, dagbag

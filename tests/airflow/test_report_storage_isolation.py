@@ -22,7 +22,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler.report import DELIVER_TASK
 from rule_compiler.errors import RuleValidationError
 from rule_compiler.registration import Compiled, compile_document, register
-from rule_compiler.reports.workdir import run_workdir
+from rule_compiler.reporting.workdir import run_workdir
 from rule_compiler.store import RuleStore
 from rule_compiler.store import report_runs as log
 from tests.airflow.conftest import dagbag

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from rule_compiler.runtime.records import LEDGER_TABLE
+from rule_compiler.runtime.record_effects import LEDGER_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.conftest import ROOT

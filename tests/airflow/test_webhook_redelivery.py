@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from rule_engine.cli import main
+from rule_engine.console_script import main
 
-from rule_compiler.runtime.webhooks import DELIVERY_TABLE, deliveries, delivery_row
+from rule_compiler.runtime.webhook_requests import DELIVERY_TABLE, deliveries, delivery_row
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.airflow.test_webhook_runs import DAG_ID, RULE

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import yaml
 from rule_engine.operators.actions import Match
 
-from rule_compiler.runtime.webhooks import DELIVERY_TABLE
+from rule_compiler.runtime.webhook_requests import DELIVERY_TABLE
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.security.receiver import Receiver, Reply, running_receiver

@@ -115,7 +115,7 @@ def recorder() -> Recorder:
 def make_app(store: RuleStore, recorder: Recorder) -> Callable[..., FastAPI]:
     """``make_app(**settings)``: the app over the test store (rate limit off unless given)."""
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     def make(**settings: Any) -> FastAPI:
         values: dict[str, Any] = {

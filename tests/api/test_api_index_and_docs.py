@@ -106,7 +106,7 @@ def test_a_platform_admin_without_membership_is_told_the_organizations(api: Api)
 def test_with_no_organization_at_all_the_400_says_how_to_make_one(api: Api, tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     empty = RuleStore(f"sqlite:///{tmp_path / 'empty.db'}")
     empty.upgrade()

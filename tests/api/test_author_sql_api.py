@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from rule_engine.api.routes.events import OutboxEngines
+from rule_engine.api.routes.pushed_events import OutboxEngines
 
-from rule_compiler.events import outbox as outbox_module
+from rule_compiler.events import outbox_rows as outbox_module
 from rule_compiler.store import RuleStore
 from tests.api.conftest import Api, catalog_for, rule_body
 from tests.api.test_reports_api import report_body

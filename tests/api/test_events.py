@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import read_events
-from rule_compiler.events.outbox import NOTIFY_CHANNEL, outbox
+from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL, outbox
 from rule_compiler.store import RuleStore
 from tests.api.conftest import Api
 

@@ -11,7 +11,7 @@ import pytest
 from rule_compiler.canonical import MAX_SPEC_BYTES, canonical_json, content_hash
 from rule_compiler.compiler import COMPILER_VERSION
 from rule_compiler.errors import NotFoundError
-from rule_compiler.store import RuleStore
+from rule_compiler.store import DefinitionWrite, RuleStore
 from tests.api.conftest import Api
 from tests.security.test_expansion_limits import (
     ORG,
@@ -28,17 +28,19 @@ def store_templates_unchecked(store: RuleStore, docs: dict[str, dict[str, Any]])
     """Templates written straight to the store, as before the limit (the API refuses t2 and t3 now)."""
     for name, doc in docs.items():
         store.apply(
-            organization=ORG,
-            kind="condition_template",
-            name=name,
-            dag_id=f"condition_template__{ORG}__{name}",
-            source=doc,
-            source_hash=content_hash(doc),
-            spec_json=canonical_json(doc),
-            spec_hash=content_hash(doc),
-            active=True,
-            actor="setup",
-            compiler_version=COMPILER_VERSION,
+            DefinitionWrite(
+                organization=ORG,
+                kind="condition_template",
+                name=name,
+                dag_id=f"condition_template__{ORG}__{name}",
+                source=doc,
+                source_hash=content_hash(doc),
+                spec_json=canonical_json(doc),
+                spec_hash=content_hash(doc),
+                active=True,
+                actor="setup",
+                compiler_version=COMPILER_VERSION,
+            )
         )
 
 

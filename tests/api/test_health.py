@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from rule_engine.api.consumer_lag import STALLED_AFTER
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import advance_cursor, outbox
+from rule_compiler.events.outbox_rows import advance_cursor, outbox
 from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
 from tests.api.conftest import Api, Recorder, catalog_for, create, rule_body
@@ -65,7 +65,7 @@ def test_loader_errors_of_your_organizations_only(api: Api, recorder: Recorder) 
 
 def test_degraded_when_the_store_is_unreachable(issue_token: Callable[[str], str]) -> None:
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     broken = RuleStore("postgresql+psycopg2://nobody@127.0.0.1:1/none")
     app = create_app(

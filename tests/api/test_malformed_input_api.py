@@ -17,7 +17,7 @@ from rule_compiler.canonical import content_hash
 from rule_compiler.compiler import COMPILER_VERSION
 from rule_compiler.errors import NotFoundError
 from rule_compiler.loading import MAX_NESTING_DEPTH
-from rule_compiler.store import RuleStore
+from rule_compiler.store import DefinitionWrite, RuleStore
 from tests.api.conftest import MEMBERS, Api, catalog_for, create, rule_body
 from tests.api.test_reports_api import report_body
 
@@ -40,7 +40,7 @@ def _raw(body: Any, *replacements: tuple[str, str]) -> str:
 def pg_api(postgres_url: str, issue_token: Callable[[str], str]) -> Iterator[tuple[Api, RuleStore]]:
     """The real app over a migrated Postgres store with the usual catalogs and members."""
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     store = RuleStore(postgres_url)
     store.upgrade()
@@ -192,17 +192,19 @@ def _store_cron_unchecked(store: RuleStore, name: str, cron: str) -> None:
     source = json.loads(json.dumps(stored.source))
     source["trigger"]["cron"] = cron
     store.apply(
-        organization="acme",
-        kind="rule",
-        name=name,
-        dag_id=stored.dag_id,
-        source=source,
-        source_hash=content_hash(source),
-        spec_json=stored.spec_json,
-        spec_hash=stored.spec_hash,
-        active=True,
-        actor="setup",
-        compiler_version=COMPILER_VERSION,
+        DefinitionWrite(
+            organization="acme",
+            kind="rule",
+            name=name,
+            dag_id=stored.dag_id,
+            source=source,
+            source_hash=content_hash(source),
+            spec_json=stored.spec_json,
+            spec_hash=stored.spec_hash,
+            active=True,
+            actor="setup",
+            compiler_version=COMPILER_VERSION,
+        )
     )
 
 

@@ -18,8 +18,8 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from rule_engine.api import create_app
+from rule_engine.api.api_settings import ApiSettings
 from rule_engine.api.rate_limit_storage import RuleStoreStorage
-from rule_engine.api.settings import ApiSettings
 
 from rule_compiler.settings import STORE_URL_ENV
 from rule_compiler.store import RuleStore, migrate, rate_limits

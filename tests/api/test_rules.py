@@ -304,7 +304,7 @@ def test_unknown_rule_names_answer_404(api: Api) -> None:
 def test_the_whole_lifecycle_on_postgres(postgres_url: str, issue_token: Callable[[str], str]) -> None:
     from fastapi.testclient import TestClient
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     from tests.api.conftest import catalog_for
 

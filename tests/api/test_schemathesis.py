@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from rule_engine.api import create_app
-from rule_engine.api.settings import ApiSettings
+from rule_engine.api.api_settings import ApiSettings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from rule_compiler.store import RuleStore

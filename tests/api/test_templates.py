@@ -365,7 +365,7 @@ def test_the_template_and_its_recompiled_rules_are_written_in_one_transaction(st
         {**using_rule_body("tell-vip-account-managers"), "organization": "acme"},
         notification_templates={"vip-order": compiled.definition},  # type: ignore[dict-item]
     )
-    store.apply(**rule_ops.apply_args(rule, "setup"))
+    store.apply(rule_ops.apply_args(rule, "setup"))
     writes = [(None, rule_ops.apply_args(compiled, "ed")), ((7, True), rule_ops.apply_args(rule, "ed"))]
     with pytest.raises(StaleWriteError):
         store.apply_all(writes)
@@ -380,7 +380,7 @@ def test_a_template_change_recompiles_its_rules_on_postgres(
 ) -> None:
     from fastapi.testclient import TestClient
     from rule_engine.api import create_app
-    from rule_engine.api.settings import ApiSettings
+    from rule_engine.api.api_settings import ApiSettings
 
     from tests.api.conftest import catalog_for
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 import yaml
-from rule_engine.cli import add_airflow_commands
+from rule_engine.console_script import add_airflow_commands
 
 from rule_compiler.cli import main
 from rule_compiler.store import RuleStore

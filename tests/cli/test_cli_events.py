@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.cli import main
-from rule_compiler.events.outbox import OUTBOX_TABLE
+from rule_compiler.events.outbox_rows import OUTBOX_TABLE
 from tests.conftest import DEMO_CATALOG, ROOT
 
 

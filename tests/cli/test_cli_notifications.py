@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.cli import main
-from rule_compiler.runtime.dispatch import delivery_key
+from rule_compiler.runtime.dispatch_plan import delivery_key
 from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
 from rule_compiler.store import inbox as box

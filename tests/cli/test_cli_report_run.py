@@ -159,7 +159,7 @@ def test_the_plugins_command_reads_the_airflow_connection(
 ) -> None:
     import json
 
-    from rule_engine.cli import main as airflow_main
+    from rule_engine.console_script import main as airflow_main
 
     database = sa.make_url(app_url).database
     monkeypatch.setenv("AIRFLOW_CONN_APP_DB", json.dumps({"conn_type": "sqlite", "host": database}))

@@ -19,7 +19,7 @@ import yaml
 from rule_compiler.canonical import content_hash
 from rule_compiler.cli import main
 from rule_compiler.compiler import COMPILER_VERSION
-from rule_compiler.store import RuleStore
+from rule_compiler.store import DefinitionWrite, RuleStore
 from tests.conftest import DEMO_CATALOG, ROOT
 
 APPLIED = [
@@ -55,17 +55,19 @@ def _store_around_validation(url: str, kind: str, name: str, edit: dict[str, Any
         stored = store.get(organization="acme", kind=kind, name=name)
         source = {**stored.source, **edit}
         store.apply(
-            organization="acme",
-            kind=kind,
-            name=name,
-            dag_id=stored.dag_id,
-            source=source,
-            source_hash=content_hash(source),
-            spec_json=stored.spec_json,
-            spec_hash=stored.spec_hash,
-            active=stored.active,
-            actor="before-hardening",
-            compiler_version=COMPILER_VERSION,
+            DefinitionWrite(
+                organization="acme",
+                kind=kind,
+                name=name,
+                dag_id=stored.dag_id,
+                source=source,
+                source_hash=content_hash(source),
+                spec_json=stored.spec_json,
+                spec_hash=stored.spec_hash,
+                active=stored.active,
+                actor="before-hardening",
+                compiler_version=COMPILER_VERSION,
+            )
         )
     finally:
         store.close()
@@ -104,7 +106,7 @@ def test_definitions_stored_before_a_check_are_listed_with_paths_and_reasons(
     deliver = [*report["deliver"][:1], {"type": "storage", "path": "../globex/{{ run.interval_end }}"}]
     _store_around_validation(store_url, "report", "weekly-sales", {"deliver": deliver})
     # 2. the real apply with one of today's checks switched off: a new report, an absolute path
-    monkeypatch.setattr("rule_compiler.validation.reports.static_path_problem", lambda _path: None)
+    monkeypatch.setattr("rule_compiler.validation.report_checks.static_path_problem", lambda _path: None)
     later = {**report, "name": "monthly-sales", "deliver": [{"type": "storage", "path": "/etc/reports"}]}
     (tmp_path / "monthly.yaml").write_text(yaml.safe_dump(later))
     assert main(["--store", store_url, "apply", str(tmp_path / "monthly.yaml")]) == 0

@@ -11,7 +11,7 @@ import yaml
 from rule_compiler.catalog import Catalog
 from rule_compiler.errors import RuleValidationError
 from rule_compiler.registration import Compiled, compile_document
-from rule_compiler.validation.reports import output_columns
+from rule_compiler.validation.report_checks import output_columns
 from tests.conftest import DEMO_CATALOG, ROOT
 
 WEEKLY = ROOT / "include" / "reports" / "weekly-sales.yaml"

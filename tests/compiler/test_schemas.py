@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rule_compiler.cli import main
+from rule_compiler.kinds import KINDS
 from rule_compiler.schema_export import render_schemas
-from rule_compiler.validation import SUPPORTED_KINDS
 from tests.conftest import ROOT
 
 SCHEMAS = ROOT / "include" / "schemas"
@@ -41,7 +41,7 @@ def test_schema_export_reproduces_every_file_in_include_schemas(
 def test_every_supported_kind_has_a_schema() -> None:
     schemas = render_schemas()
     assert "report.schema.json" in schemas
-    for kind in SUPPORTED_KINDS:
+    for kind in KINDS:
         schema = json.loads(schemas[f"{kind}.schema.json"])
         assert schema["properties"]["kind"]["const"] == kind
 

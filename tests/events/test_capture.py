@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import CaptureError, install, read_events, status, uninstall
-from rule_compiler.events.outbox import (
+from rule_compiler.events.outbox_rows import (
     OUTBOX_TABLE,
     advance_cursor,
     cursor_position,

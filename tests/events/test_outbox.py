@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from rule_compiler.definitions import Event
 from rule_compiler.events import install, read_events
-from rule_compiler.events.outbox import (
+from rule_compiler.events.outbox_rows import (
     CLIENT_ID_INDEX,
     OUTBOX_TABLE,
     EventConflictError,

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.events.reader import consumer_name
 from rule_compiler.runtime.faults import AFTER_ENV, FAULTPOINT_ENV
 from tests.conftest import ROOT

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import OUTBOX_TABLE, advance_cursor, ensure_outbox, outbox, purge_table
+from rule_compiler.events.outbox_rows import OUTBOX_TABLE, advance_cursor, ensure_outbox, outbox, purge_table
 from rule_compiler.events.reader import consumer_name
 from rule_compiler.events.retention import (
     RETENTION_ENV,

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.events import install
-from rule_compiler.events.outbox import cursor_position
+from rule_compiler.events.outbox_rows import cursor_position
 from rule_compiler.events.reader import OutboxReader, consumer_name, events_by_ids
 
 

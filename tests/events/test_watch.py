@@ -16,13 +16,13 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import DagSpec
 from rule_compiler.definitions import Event, EventTrigger
 from rule_compiler.events import install
-from rule_compiler.events.outbox import advance_cursor, cursor_position, outbox
+from rule_compiler.events.outbox_rows import advance_cursor, cursor_position, outbox
 from rule_compiler.events.reader import OutboxReader, consumer_name, rule_consumer_name
 from rule_compiler.events.retention import purge_connection, watching_consumers
 from rule_compiler.events.watch import OPERATIONS, Watch, start_cursor, watch_of_spec, watch_of_spec_json
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import Compiled, compile_document
-from rule_compiler.runtime.events import why_not_triggered
+from rule_compiler.runtime.run_events import why_not_triggered
 from rule_compiler.store.models import SpecRow
 from tests.conftest import DEMO_CATALOG, ROOT
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports.alerts import alert_holds
-from rule_compiler.reports.errors import ReportAlertError
-from rule_compiler.reports.queries import run_query_to_csv
-from rule_compiler.reports.workdir import QueryResult
+from rule_compiler.reporting.alerts import alert_holds
+from rule_compiler.reporting.queries import run_query_to_csv
+from rule_compiler.reporting.report_errors import ReportAlertError
+from rule_compiler.reporting.workdir import QueryResult
 
 
 @pytest.fixture

@@ -33,10 +33,10 @@ from rule_compiler.cli import main
 from rule_compiler.compiler.report import render_task_id
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document
-from rule_compiler.reports.charts import draw_chart
-from rule_compiler.reports.render import template_context
-from rule_compiler.reports.workdir import Manifest, read_manifest
-from rule_compiler.runtime.notify import email_message
+from rule_compiler.reporting.charts import draw_chart
+from rule_compiler.reporting.render_format import template_context
+from rule_compiler.reporting.workdir import Manifest, read_manifest
+from rule_compiler.runtime.messages import email_message
 from rule_compiler.runtime.report_delivery import ReportRunInfo, render_subject, report_email
 from tests.conftest import DEMO_CATALOG, ROOT
 from tests.demo_db import demo_db_module

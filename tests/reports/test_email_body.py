@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports.email_body import (
+from rule_compiler.reporting.email_body import (
     BODY_FILE,
     add_inline_images,
     email_folder,
     read_email_body,
 )
-from rule_compiler.reports.queries import run_query_to_csv
-from rule_compiler.reports.render import render_format
-from rule_compiler.reports.workdir import Manifest, read_manifest, write_manifest
+from rule_compiler.reporting.queries import run_query_to_csv
+from rule_compiler.reporting.render_format import render_format
+from rule_compiler.reporting.workdir import Manifest, read_manifest, write_manifest
 from rule_compiler.runtime.report_delivery import report_email
 
 CHARTS: list[dict[str, Any]] = [

@@ -16,11 +16,11 @@ import pytest
 from pydantic import ValidationError
 
 from rule_compiler.definitions.report import ReportChart, ReportQuery
-from rule_compiler.reports.charts import draw_chart
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.figures import compute_figures
-from rule_compiler.reports.render import render_format, template_context
-from rule_compiler.reports.workdir import Manifest, QueryResult
+from rule_compiler.reporting.charts import draw_chart
+from rule_compiler.reporting.figures import compute_figures
+from rule_compiler.reporting.render_format import render_format, template_context
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.reporting.workdir import Manifest, QueryResult
 
 
 def _result(

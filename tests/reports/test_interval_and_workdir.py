@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rule_compiler.reports.interval import interval_for_date
-from rule_compiler.reports.workdir import Manifest, QueryResult, read_manifest, run_workdir, write_manifest
+from rule_compiler.reporting.interval import interval_for_date
+from rule_compiler.reporting.workdir import Manifest, QueryResult, read_manifest, run_workdir, write_manifest
 
 UTC = dt.UTC
 

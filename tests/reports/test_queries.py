@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports import queries
-from rule_compiler.reports.errors import ReportParameterError, ReportQueryError
-from rule_compiler.reports.queries import bind_values, coerce, run_query_to_csv
+from rule_compiler.reporting import queries
+from rule_compiler.reporting.queries import bind_values, coerce, run_query_to_csv
+from rule_compiler.reporting.report_errors import ReportParameterError, ReportQueryError
 from rule_compiler.sql_check import ReadOnlyQuery
 
 T0 = dt.datetime(2026, 11, 16, 6, 0, tzinfo=dt.UTC)

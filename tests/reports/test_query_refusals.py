@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports import queries
-from rule_compiler.reports.errors import ReportQueryError
-from rule_compiler.reports.queries import ReportQueryRefusedError, run_query_to_csv
+from rule_compiler.reporting import queries
+from rule_compiler.reporting.queries import ReportQueryRefusedError, run_query_to_csv
+from rule_compiler.reporting.report_errors import ReportQueryError
 from rule_compiler.sql_check import ReadOnlyQuery
 
 

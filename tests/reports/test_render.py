@@ -20,13 +20,13 @@ import pypdf
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports import charts as charts_module
-from rule_compiler.reports import xlsx as xlsx_module
-from rule_compiler.reports.charts import HEIGHT_PX, MAX_SLICES, WIDTH_PX, draw_chart
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.queries import run_query_to_csv
-from rule_compiler.reports.render import TABLE_ROWS, render_format
-from rule_compiler.reports.workdir import Manifest, read_manifest, write_manifest
+from rule_compiler.reporting import charts as charts_module
+from rule_compiler.reporting import xlsx as xlsx_module
+from rule_compiler.reporting.charts import HEIGHT_PX, MAX_SLICES, WIDTH_PX, draw_chart
+from rule_compiler.reporting.queries import run_query_to_csv
+from rule_compiler.reporting.render_format import TABLE_ROWS, render_format
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.reporting.workdir import Manifest, read_manifest, write_manifest
 
 DAYS = 250
 REGIONS = ["emea", "amer", "apac", "<b>nordics</b>"]

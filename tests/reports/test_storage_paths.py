@@ -12,7 +12,7 @@ import yaml
 from rule_compiler.catalog import Catalog
 from rule_compiler.errors import PermanentActionError, RuleValidationError
 from rule_compiler.registration import Compiled, compile_document
-from rule_compiler.reports.workdir import run_workdir
+from rule_compiler.reporting.workdir import run_workdir
 from rule_compiler.runtime.report_delivery import ReportRunInfo, storage_folder
 from rule_compiler.storage_paths import (
     CLIMB,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from rule_compiler.reports.workdir import (
+from rule_compiler.reporting.workdir import (
     RETENTION_ENV,
     run_workdir,
     sweep_run_workdirs,

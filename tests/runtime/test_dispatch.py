@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from rule_compiler.runtime.dispatch import MAX_DIGEST_BODY, build_digest, delivery_key, digest_key
+from rule_compiler.runtime.dispatch_plan import MAX_DIGEST_BODY, build_digest, delivery_key, digest_key
 from rule_compiler.runtime.idempotency import idempotency_key
 from rule_compiler.store.notifications import DeliveryRow
 

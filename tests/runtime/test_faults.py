@@ -71,7 +71,7 @@ def test_in_process_it_is_a_no_op_for_other_names(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("name", POINTS)
 def test_every_point_is_wired_into_the_action_code(name: str) -> None:
     sources = {
-        "records": ROOT / "rule_compiler" / "runtime" / "records.py",
+        "records": ROOT / "rule_compiler" / "runtime" / "record_effects.py",
         "webhooks": ROOT / "plugins" / "rule_engine" / "operators" / "webhooks.py",
         "outbox": ROOT / "plugins" / "rule_engine" / "triggers" / "outbox.py",
     }

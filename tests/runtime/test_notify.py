@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.notify import (
+from rule_compiler.runtime.messages import (
     build_email,
     email_message,
     is_address,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.idempotency import idempotency_key, row_key
-from rule_compiler.runtime.records import LEDGER_TABLE, Effect, apply_effect, ensure_ledger
+from rule_compiler.runtime.record_effects import LEDGER_TABLE, Effect, apply_effect, ensure_ledger
 from rule_compiler.runtime.rows import iter_rows
 
 
@@ -278,7 +278,7 @@ def test_upsert_on_a_column_without_a_unique_key_is_a_permanent_error(skus: sa.E
 
 def test_a_held_row_lock_times_out_as_a_retryable_error_and_changes_nothing(engine: sa.Engine) -> None:
     from rule_compiler.errors import RetryableActionError
-    from rule_compiler.runtime.records import Timeouts
+    from rule_compiler.runtime.record_effects import Timeouts
 
     blocker = engine.connect()
     transaction = blocker.begin()

@@ -8,7 +8,7 @@ import decimal
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.runtime.records import LEDGER_TABLE, ensure_ledger
+from rule_compiler.runtime.record_effects import LEDGER_TABLE, ensure_ledger
 from rule_compiler.runtime.rows import reflect_table
 
 DDL = (

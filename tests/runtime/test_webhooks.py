@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from rule_engine.hooks.webhooks import send_webhook
+from rule_engine.hooks.webhook_client import send_webhook
 from rule_engine.operators.webhooks import RetryAfterPolicy, WebhookOperator
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.idempotency import idempotency_key
-from rule_compiler.runtime.webhooks import (
+from rule_compiler.runtime.webhook_requests import (
     MAX_RESPONSE_BYTES,
     Delivery,
     WebhookRequest,

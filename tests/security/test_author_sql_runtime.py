@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from rule_compiler.reports import queries
-from rule_compiler.reports.errors import ReportQueryError
-from rule_compiler.reports.queries import ReportQueryRefusedError, run_query_to_csv
+from rule_compiler.reporting import queries
+from rule_compiler.reporting.queries import ReportQueryRefusedError, run_query_to_csv
+from rule_compiler.reporting.report_errors import ReportQueryError
 from rule_compiler.runtime import author_sql, data_query
 from rule_compiler.runtime.data_query import DataQueryError, run_query
 from rule_compiler.sql_check import (
@@ -142,7 +142,7 @@ def test_a_query_waiting_on_a_lock_gives_up_and_is_retried(
 def test_author_sql_cannot_stall_the_outbox_lock(app_pg: sa.Engine, tmp_path: Path) -> None:
     """The review's attack ran pg_advisory_xact_lock_shared on the outbox key for a query's whole
     timeout; refused now, and ensure_outbox would not wait for it past its own lock timeout."""
-    from rule_compiler.events.outbox import ENSURE_LOCK_TIMEOUT_SECONDS
+    from rule_compiler.events.outbox_rows import ENSURE_LOCK_TIMEOUT_SECONDS
 
     with pytest.raises(ReportQueryRefusedError, match="pg_advisory_xact_lock_shared"):
         _csv(app_pg, ATTACKS[11][0], tmp_path / "q.csv")

@@ -23,7 +23,7 @@ from rule_compiler.catalog import Catalog, Connection, query_role_of
 from rule_compiler.catalog_grants import GrantsError, grant_statements
 from rule_compiler.catalog_reflect import merge_connection
 from rule_compiler.cli import main
-from rule_compiler.reports.queries import ReportQueryRefusedError, run_query_to_csv
+from rule_compiler.reporting.queries import ReportQueryRefusedError, run_query_to_csv
 from rule_compiler.runtime.data_query import DataQueryError, run_query
 from rule_compiler.store._json import content_hash
 from tests.conftest import DEMO_CATALOG, PG_ADMIN_URL

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpcore
 import pytest
-from rule_engine.hooks.webhooks import send_webhook
+from rule_engine.hooks.webhook_client import send_webhook
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.netpolicy import (
@@ -19,7 +19,7 @@ from rule_compiler.netpolicy import (
     parse_ip_host,
     resolve_and_check,
 )
-from rule_compiler.runtime.webhooks import join_url
+from rule_compiler.runtime.webhook_requests import join_url
 from tests.security.receiver import Reply, running_receiver
 
 PUBLIC_V4 = "93.184.215.14"

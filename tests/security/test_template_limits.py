@@ -20,11 +20,11 @@ import pytest
 from jinja2 import TemplateError
 
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.html import default_template, render_html
-from rule_compiler.runtime.notify import render_message
+from rule_compiler.reporting.html import default_template, render_html
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.runtime.messages import render_message
 from rule_compiler.runtime.rendering import render_for_action
-from rule_compiler.runtime.webhooks import build_request
+from rule_compiler.runtime.webhook_requests import build_request
 from rule_compiler.template_sandbox import ALLOWED_FILTERS, ALLOWED_METHODS
 from rule_compiler.templating import (
     DEFAULT_REPORT_LIMITS,

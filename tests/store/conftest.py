@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from rule_compiler.canonical import canonical_json, content_hash
-from rule_compiler.store import ApplyResult, RuleStore
+from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
 
 
 @pytest.fixture
@@ -52,17 +52,19 @@ def _apply_rule(
     dag = dag_id or f"{organization}__{name}"
     spec = {"dag_id": dag, "tasks": ["evaluate", "act"], "revision": revision}
     return store.apply(
-        organization=organization,
-        kind="rule",
-        name=name,
-        dag_id=dag,
-        source=source,
-        source_hash=content_hash(source),
-        spec_json=canonical_json(spec),
-        spec_hash=content_hash(spec),
-        active=active,
-        actor=actor,
-        compiler_version="0.1.0",
+        DefinitionWrite(
+            organization=organization,
+            kind="rule",
+            name=name,
+            dag_id=dag,
+            source=source,
+            source_hash=content_hash(source),
+            spec_json=canonical_json(spec),
+            spec_hash=content_hash(spec),
+            active=active,
+            actor=actor,
+            compiler_version="0.1.0",
+        )
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.canonical import canonical_json, content_hash
-from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition, migrate
+from rule_compiler.store import DefinitionQuery, DefinitionWrite, RuleStore, StoredDefinition, migrate
 
 # Code-point order differs from most locales' order for these (``_`` < ``a``-``z`` < ``é``; upper
 # case first), and ``_`` and ``%`` are LIKE wildcards.
@@ -33,17 +33,19 @@ def _put(
     dag_id = f"{organization}__{kind}__{name}"
     spec = {"dag_id": dag_id, "revision": revision}
     store.apply(
-        organization=organization,
-        kind=kind,
-        name=name,
-        dag_id=dag_id,
-        source=source,
-        source_hash=content_hash(source),
-        spec_json=canonical_json(spec),
-        spec_hash=content_hash(spec),
-        active=active,
-        actor="alice",
-        compiler_version="0.1.0",
+        DefinitionWrite(
+            organization=organization,
+            kind=kind,
+            name=name,
+            dag_id=dag_id,
+            source=source,
+            source_hash=content_hash(source),
+            spec_json=canonical_json(spec),
+            spec_hash=content_hash(spec),
+            active=active,
+            actor="alice",
+            compiler_version="0.1.0",
+        )
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from rule_compiler.canonical import canonical_json, content_hash
 from rule_compiler.errors import ConflictError, NotFoundError
-from rule_compiler.store import ApplyResult, RuleStore, SpecRow
+from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore, SpecRow
 from rule_compiler.store import audit as audit_module
 
 ApplyRule = Callable[..., ApplyResult]
@@ -56,15 +56,17 @@ def test_a_new_spec_hash_alone_is_a_new_version(store: RuleStore, apply_rule: Ap
     apply_rule(store)
     stored = store.get(**KEY)
     result = store.apply(
-        **KEY,
-        dag_id=stored.dag_id,
-        source=stored.source,
-        source_hash=stored.source_hash,
-        spec_json='{"recompiled":true}',
-        spec_hash="new-spec-hash",
-        active=True,
-        actor="compiler-upgrade",
-        compiler_version="0.2.0",
+        DefinitionWrite(
+            **KEY,
+            dag_id=stored.dag_id,
+            source=stored.source,
+            source_hash=stored.source_hash,
+            spec_json='{"recompiled":true}',
+            spec_hash="new-spec-hash",
+            active=True,
+            actor="compiler-upgrade",
+            compiler_version="0.2.0",
+        )
     )
     assert result.status == "updated"
     assert store.get(**KEY).compiler_version == "0.2.0"

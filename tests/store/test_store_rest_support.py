@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.errors import NotFoundError
-from rule_compiler.store import ApplyResult, RuleStore, RunQuery, StaleWriteError
+from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore, RunQuery, StaleWriteError
 from rule_compiler.store.schema import automation_runs
 
 ApplyRule = Callable[..., ApplyResult]
@@ -56,9 +56,9 @@ def _args(store: RuleStore, name: str = "escalate-vip-orders") -> dict[str, obje
 def test_guarded_writes_refuse_a_stale_expectation(store: RuleStore, apply_rule: ApplyRule) -> None:
     apply_rule(store)
     args = _args(store)
-    assert store.apply_guarded(expected=(1, True), **args).version == 2
+    assert store.apply_guarded(DefinitionWrite(**args), expected=(1, True)).version == 2
     with pytest.raises(StaleWriteError, match="version 2"):
-        store.apply_guarded(expected=(1, True), **{**args, "source_hash": "e" * 64})
+        store.apply_guarded(DefinitionWrite(**{**args, "source_hash": "e" * 64}), expected=(1, True))
     with pytest.raises(StaleWriteError):
         store.delete_guarded(
             organization="acme", kind="rule", name="escalate-vip-orders", actor="ed", expected=(2, False)

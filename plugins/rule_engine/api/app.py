@@ -22,14 +22,14 @@ from fastapi.routing import APIRoute
 
 from rule_compiler.store import RuleStore
 from rule_engine.api.airflow_sync import RuleChange, notify_airflow
+from rule_engine.api.api_settings import ApiSettings
 from rule_engine.api.docs_page import add_docs
-from rule_engine.api.errors import install_error_handlers
+from rule_engine.api.error_handlers import install_error_handlers
 from rule_engine.api.input_guard import InputGuard
 from rule_engine.api.limits import BodySizeLimit, RateLimiter, rate_limit
 from rule_engine.api.loader_errors import render_errors
 from rule_engine.api.routes import api_router, index
-from rule_engine.api.routes.events import OutboxEngines
-from rule_engine.api.settings import ApiSettings
+from rule_engine.api.routes.pushed_events import OutboxEngines
 from rule_engine.api.yaml_bodies import accept_yaml_bodies, document_yaml_bodies
 
 TITLE = "Automation rule engine"

@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.events.outbox import CURSOR_TABLE, OUTBOX_TABLE, cursors, outbox
+from rule_compiler.events.outbox_rows import CURSOR_TABLE, OUTBOX_TABLE, cursors, outbox
 from rule_compiler.events.reader import consumer_name
 from rule_compiler.events.watch import watch_of_spec_json
 from rule_engine.api.schemas_ops import ConsumerLag

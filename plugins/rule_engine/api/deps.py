@@ -16,7 +16,7 @@ from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from rule_compiler.store import Role, RuleStore
-from rule_engine.api.settings import ApiSettings
+from rule_engine.api.api_settings import ApiSettings
 
 ROLE_RANK: dict[str, int] = {"viewer": 1, "editor": 2, "admin": 3}
 

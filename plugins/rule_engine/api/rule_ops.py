@@ -10,19 +10,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rule_compiler import schedules
-from rule_compiler.canonical import content_hash
 from rule_compiler.catalog import Catalog
-from rule_compiler.compiler import COMPILER_VERSION
 from rule_compiler.definitions import (
     ConditionTemplateDefinition,
     NotificationTemplateDefinition,
-    RuleDefinition,
 )
 from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.errors import Issue, RuleValidationError
+from rule_compiler.kinds import CONDITION_TEMPLATE as TEMPLATE_KIND
 from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, raw_notification_uses
-from rule_compiler.registration import TEMPLATE_KIND, Compiled, CompiledTemplate, compile_document
-from rule_compiler.store import RuleStore, StoredDefinition
+from rule_compiler.registration import Compiled, CompiledDefinition, compile_document
+from rule_compiler.store import DefinitionWrite, RuleStore, StoredDefinition
 from rule_compiler.validation.paths import join
 from rule_engine.api.schemas import Change, IssueOut, RulePublic, RuleSummary
 
@@ -159,28 +157,9 @@ def warnings_of(compiled: Compiled) -> list[IssueOut]:
     return [IssueOut(**issue.as_dict()) for issue in compiled.warnings]
 
 
-def apply_args(
-    compiled: Compiled | CompiledTemplate, actor: str, *, active: bool | None = None
-) -> dict[str, Any]:
-    """:meth:`RuleStore.apply` arguments for a compiled rule or template (as :func:`registration.register`
-    stores it); ``active`` overrides the definition's own flag (a recompiled rule keeps its state)."""
-    definition = compiled.definition
-    source = definition.model_dump(mode="json", by_alias=True)
-    if active is None:
-        active = definition.active if isinstance(definition, RuleDefinition | ReportDefinition) else True
-    return {
-        "organization": definition.organization,
-        "kind": definition.kind,
-        "name": definition.name,
-        "dag_id": compiled.dag_id,
-        "source": source,
-        "source_hash": content_hash(source),
-        "spec_json": compiled.spec_json,
-        "spec_hash": compiled.spec_hash,
-        "active": active,
-        "actor": actor,
-        "compiler_version": COMPILER_VERSION,
-    }
+def apply_args(compiled: CompiledDefinition, actor: str, *, active: bool | None = None) -> DefinitionWrite:
+    """The store write of a compiled definition; ``active`` overrides the definition's own flag."""
+    return compiled.write(actor, active=active)
 
 
 def trigger_type(source: dict[str, Any]) -> str:

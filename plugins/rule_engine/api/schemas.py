@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.definitions import Event, RuleDefinition
 from rule_compiler.definitions.common import Identifier, Slug
-from rule_compiler.definitions.triggers import EventOperation
+from rule_compiler.definitions.trigger_types import EventOperation
 
 T = TypeVar("T")
 

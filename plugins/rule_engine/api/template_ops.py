@@ -18,9 +18,10 @@ from rule_compiler.definitions import (
 )
 from rule_compiler.definitions.conditions import template_uses
 from rule_compiler.errors import Issue, NotFoundError, RuleValidationError
+from rule_compiler.kinds import CONDITION_TEMPLATE as TEMPLATE_KIND
 from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND, used_notification_templates
-from rule_compiler.registration import TEMPLATE_KIND, Compiled, CompiledTemplate, compile_document
-from rule_compiler.store import RuleStore, StoredDefinition
+from rule_compiler.registration import Compiled, CompiledTemplate, compile_document
+from rule_compiler.store import DefinitionWrite, RuleStore, StoredDefinition
 from rule_engine.api import rule_ops
 from rule_engine.api.schemas_templates import TemplateSummary, UsedBy
 
@@ -152,10 +153,10 @@ def broken_error(dependents: list[Dependent]) -> tuple[str, list[Issue]]:
 
 def writes(
     compiled: CompiledTemplate, dependents: list[Dependent], actor: str, expected: tuple[int, bool] | None
-) -> list[tuple[tuple[int, bool] | None, dict[str, Any]]]:
+) -> list[tuple[tuple[int, bool] | None, DefinitionWrite]]:
     """:meth:`RuleStore.apply_all` writes: the template (checked against ``expected``), then each
     recompiled rule, checked against the version it was compiled from and keeping its active flag."""
-    out: list[tuple[tuple[int, bool] | None, dict[str, Any]]] = [
+    out: list[tuple[tuple[int, bool] | None, DefinitionWrite]] = [
         (expected, rule_ops.apply_args(compiled, actor))
     ]
     for dependent in dependents:

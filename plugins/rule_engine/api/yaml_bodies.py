@@ -46,7 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rule_compiler.errors import DefinitionLoadError, Issue
 from rule_compiler.loading import ALIAS_MESSAGE, MAX_DOCUMENT_BYTES, NESTING_MESSAGE, parse_document
 from rule_compiler.validation.paths import DOCUMENT
-from rule_engine.api.errors import error_response
+from rule_engine.api.error_handlers import error_response
 from rule_engine.api.input_guard import DETAIL as GUARD_DETAIL
 from rule_engine.api.input_guard import body_issues
 

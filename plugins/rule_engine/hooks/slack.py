@@ -19,8 +19,8 @@ from airflow.sdk.log import mask_secret
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.webhooks import classify_response
-from rule_engine.hooks.webhooks import WebhookResponse, send_webhook, utcnow
+from rule_compiler.runtime.webhook_requests import classify_response
+from rule_engine.hooks.webhook_client import WebhookResponse, send_webhook, utcnow
 
 DEFAULT_SLACK_HOST = "https://hooks.slack.com/services"
 

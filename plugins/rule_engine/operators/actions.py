@@ -12,9 +12,9 @@ from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import Event
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.events.reader import events_by_ids
-from rule_compiler.runtime.events import event_occurrence, event_record
 from rule_compiler.runtime.idempotency import idempotency_key, row_key
 from rule_compiler.runtime.rows import iter_rows
+from rule_compiler.runtime.run_events import event_occurrence, event_record
 from rule_engine.hooks.records import RecordsHook
 from rule_engine.operators.base import RuleTaskOperator
 

@@ -1,4 +1,5 @@
-"""The two tasks of the ``rule_engine_notifications`` DAG; the work is in :mod:`rule_engine.dispatch`.
+"""The two tasks of the ``rule_engine_notifications`` DAG; the work is in
+:mod:`rule_engine.notification_dispatcher`.
 
 Imported when the maintenance DAG file is parsed, so the heavy modules load only when a task runs.
 """
@@ -20,7 +21,7 @@ class DispatchDeferredOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from rule_compiler.store import RuleStore
-        from rule_engine.dispatch import dispatch_due
+        from rule_engine.notification_dispatcher import dispatch_due
 
         store = RuleStore()
         try:
@@ -39,7 +40,7 @@ class DispatchDigestsOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         from rule_compiler.store import RuleStore
-        from rule_engine.dispatch import dispatch_digests
+        from rule_engine.notification_dispatcher import dispatch_digests
 
         store = RuleStore()
         try:

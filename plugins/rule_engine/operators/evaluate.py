@@ -19,7 +19,7 @@ from pydantic import TypeAdapter
 from rule_compiler.canonical import canonical_json
 from rule_compiler.conditions import NotTranslatableError, compile_condition
 from rule_compiler.definitions import ConditionNode, EventTrigger
-from rule_compiler.events.outbox import advance_cursor
+from rule_compiler.events.outbox_rows import advance_cursor
 from rule_compiler.events.reader import (
     OutboxReader,
     events_by_ids,
@@ -28,15 +28,15 @@ from rule_compiler.events.reader import (
     saved_position,
     table_event_ids,
 )
-from rule_compiler.runtime.events import (
+from rule_compiler.runtime.idempotency import key_values, row_key
+from rule_compiler.runtime.rows import iter_rows, matching_keys
+from rule_compiler.runtime.run_events import (
     changed_fields_of,
     event_ids_of,
     event_key,
     event_record,
     why_not_triggered,
 )
-from rule_compiler.runtime.idempotency import key_values, row_key
-from rule_compiler.runtime.rows import iter_rows, matching_keys
 from rule_compiler.runtime.verdicts import VerdictLog, event_head
 from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.records import RecordsHook

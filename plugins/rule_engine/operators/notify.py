@@ -13,11 +13,11 @@ from collections import Counter
 from typing import Any
 
 from rule_compiler.errors import PermanentActionError, RetryableActionError
-from rule_compiler.runtime.dispatch import delivery_key
+from rule_compiler.runtime.dispatch_plan import delivery_key
 from rule_compiler.runtime.idempotency import idempotency_key
-from rule_compiler.runtime.notify import render_message, render_recipients, render_user_names
+from rule_compiler.runtime.messages import render_message, render_recipients, render_user_names
 from rule_compiler.store.notifications import NotificationDelivery
-from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION, ChannelSenders
+from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION, ChannelSenders
 from rule_engine.notices import Notice, deliver, describe
 from rule_engine.operators.actions import ActionOperator, Match
 from rule_engine.operators.webhooks import RetryAfterPolicy

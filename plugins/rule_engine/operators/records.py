@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.records import Effect, apply_effect, ensure_ledger
+from rule_compiler.runtime.record_effects import Effect, apply_effect, ensure_ledger
 from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.runtime.rows import matching_keys
 from rule_engine.hooks.records import RecordsHook

@@ -49,7 +49,7 @@ class ReportTaskOperator(RuleTaskOperator):
         return last_complete_interval(spec.schedule.cron, spec.schedule.timezone or "UTC", moment)
 
     def workdir(self, context: Mapping[str, Any]) -> Path:
-        from rule_compiler.reports.workdir import run_workdir, workdir_base
+        from rule_compiler.reporting.workdir import run_workdir, workdir_base
 
         return run_workdir(workdir_base(), self.dag_id, str(context["run_id"]))
 

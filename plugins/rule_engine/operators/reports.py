@@ -13,7 +13,7 @@ folders older than ``AUTOMATION_REPORTS_WORKDIR_RETENTION`` (never its own run's
 
 Nothing here passes through Airflow's templater (``template_fields = ()``): report SQL, templates,
 subjects and paths are rendered only by our sandbox. XCom carries ids, counts and file names.
-``rule_compiler.reports`` (matplotlib, openpyxl, the PDF renderer) is imported inside ``execute``,
+``rule_compiler.reporting`` (matplotlib, openpyxl, the PDF renderer) is imported inside ``execute``,
 so parsing the DAG file stays fast for every automation.
 """
 
@@ -34,14 +34,14 @@ from rule_compiler.runtime.report_delivery import ReportFile, ReportRunInfo, del
 from rule_compiler.store import report_runs
 from rule_compiler.store.report_runs import SETTLED_BEFORE_DELIVERY
 from rule_engine.hooks.records import RecordsHook
-from rule_engine.hooks.webhooks import utcnow
+from rule_engine.hooks.webhook_client import utcnow
 from rule_engine.notices import describe
 from rule_engine.operators.report_base import ReportTaskOperator, utc
 from rule_engine.operators.webhooks import RetryAfterPolicy
-from rule_engine.report_delivery import Outgoing, deliver, target_of
+from rule_engine.report_sending import Outgoing, deliver, target_of
 
 if TYPE_CHECKING:
-    from rule_compiler.reports.workdir import Manifest, QueryResult
+    from rule_compiler.reporting.workdir import Manifest, QueryResult
 
 #: Upper bound of one delivery call (SMTP, Slack, webhook), whatever the task's timeout.
 MAX_DELIVERY_SECONDS = 60.0
@@ -53,8 +53,8 @@ class ReportQueriesOperator(ReportTaskOperator):
     ui_color = "#e8f0fe"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rule_compiler.reports.errors import ReportAlertError, ReportParameterError
-        from rule_compiler.reports.queries import ReportQueryRefusedError
+        from rule_compiler.reporting.queries import ReportQueryRefusedError
+        from rule_compiler.reporting.report_errors import ReportAlertError, ReportParameterError
 
         # no retry can fix these (a timeout or a lost connection is retried)
         permanent_errors = (
@@ -109,8 +109,8 @@ class ReportQueriesOperator(ReportTaskOperator):
     def _run_queries(
         self, context: Mapping[str, Any], overrides: dict[str, Any], start: dt.datetime, end: dt.datetime
     ) -> Manifest:
-        from rule_compiler.reports.queries import bind_values, json_safe_values, run_query_to_csv
-        from rule_compiler.reports.workdir import Manifest, write_manifest
+        from rule_compiler.reporting.queries import bind_values, json_safe_values, run_query_to_csv
+        from rule_compiler.reporting.workdir import Manifest, write_manifest
 
         parameters = list(self.spec_params.get("parameters") or [])
         logical = utc(self.run_time(context))
@@ -154,7 +154,7 @@ class ReportQueriesOperator(ReportTaskOperator):
         self, results: list[QueryResult], end: dt.datetime
     ) -> tuple[dict[str, Any] | None, str | None]:
         """(verdict, digest); a verdict with a ``status`` stops the run (skipped-empty, not-triggered)."""
-        from rule_compiler.reports.alerts import alert_holds
+        from rule_compiler.reporting.alerts import alert_holds
 
         params = self.spec_params
         if params.get("skip_if_empty") and all(result.row_count == 0 for result in results):
@@ -191,9 +191,9 @@ class ReportRenderOperator(ReportTaskOperator):
     ui_color = "#fef7e0"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rule_compiler.reports.errors import ReportRenderError
-        from rule_compiler.reports.render import render_format
-        from rule_compiler.reports.workdir import read_manifest
+        from rule_compiler.reporting.render_format import render_format
+        from rule_compiler.reporting.report_errors import ReportRenderError
+        from rule_compiler.reporting.workdir import read_manifest
 
         self.pin(context)
         params = self.spec_params
@@ -314,8 +314,8 @@ class ReportDeliverOperator(ReportTaskOperator):
         return paths
 
     def _info(self, context: Mapping[str, Any]) -> ReportRunInfo:
-        from rule_compiler.reports.render import template_context
-        from rule_compiler.reports.workdir import read_manifest
+        from rule_compiler.reporting.render_format import template_context
+        from rule_compiler.reporting.workdir import read_manifest
 
         manifest = read_manifest(self.workdir(context))
         row = self.run_row(context)
@@ -402,7 +402,7 @@ class ReportOutcomeOperator(ReportTaskOperator):
     def _sweep_workdirs(self, context: Mapping[str, Any]) -> None:
         """Remove this report's run folders older than the retention, never this run's; a problem
         here is logged, never fails the run."""
-        from rule_compiler.reports.workdir import sweep_run_workdirs, workdir_base, workdir_retention
+        from rule_compiler.reporting.workdir import sweep_run_workdirs, workdir_base, workdir_retention
 
         try:
             sweep = sweep_run_workdirs(

@@ -18,7 +18,7 @@ from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.faults import faultpoint
-from rule_compiler.runtime.webhooks import (
+from rule_compiler.runtime.webhook_requests import (
     Delivery,
     WebhookRequest,
     WebhookRetryableError,
@@ -30,7 +30,7 @@ from rule_compiler.runtime.webhooks import (
     stored_request,
     truncate_body,
 )
-from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
 from rule_engine.operators.actions import ActionOperator, Match
 
 #: Characters of a response body written to the task log.

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
-from rule_compiler.events.outbox import NOTIFY_CHANNEL
+from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL
 from rule_compiler.events.reader import OutboxReader
 from rule_compiler.events.watch import Watch, start_cursor
 from rule_compiler.runtime.faults import faultpoint

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from rule_compiler.conditions import OPERATORS, OperatorSpec, compile_condition, operators_for, register
-from rule_compiler.conditions import operators as operators_module
+from rule_compiler.conditions import operator_registry as operators_module
 from rule_compiler.definitions.conditions import OPERATOR_NAMES
 
 from ._support import NOW, evaluate, node
@@ -300,7 +300,7 @@ def test_registering_a_name_twice_is_refused() -> None:
 def test_a_registered_operator_is_evaluated_by_the_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(operators_module, "_REGISTRY", dict(operators_module._REGISTRY))
     monkeypatch.setattr(operators_module, "OPERATORS", operators_module._REGISTRY)
-    monkeypatch.setattr("rule_compiler.conditions.evaluate.OPERATORS", operators_module._REGISTRY)
+    monkeypatch.setattr("rule_compiler.conditions.evaluator.OPERATORS", operators_module._REGISTRY)
     monkeypatch.setattr(
         "rule_compiler.definitions.conditions.OPERATOR_NAMES", (*OPERATOR_NAMES, "divisible_by")
     )

@@ -5,25 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from rule_engine.api.routes import (
-    catalog,
-    events,
+    catalog_routes,
     health,
     logs,
-    memberships,
-    report_runs,
-    reports,
-    rules,
-    templates,
+    membership_routes,
+    pushed_events,
+    report_routes,
+    report_run_routes,
+    rule_routes,
+    template_routes,
 )
 
 api_router = APIRouter(prefix="/api/v1")
-api_router.include_router(rules.router)
-api_router.include_router(templates.condition_router)
-api_router.include_router(templates.notification_router)
-api_router.include_router(reports.router)
-api_router.include_router(report_runs.router)
-api_router.include_router(events.router)
+api_router.include_router(rule_routes.router)
+api_router.include_router(template_routes.condition_router)
+api_router.include_router(template_routes.notification_router)
+api_router.include_router(report_routes.router)
+api_router.include_router(report_run_routes.router)
+api_router.include_router(pushed_events.router)
 api_router.include_router(logs.router)
-api_router.include_router(memberships.router)
-api_router.include_router(catalog.router)
+api_router.include_router(membership_routes.router)
+api_router.include_router(catalog_routes.router)
 api_router.include_router(health.router)

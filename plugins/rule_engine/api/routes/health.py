@@ -19,7 +19,7 @@ from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
 from rule_engine.api.consumer_lag import STALLED_AFTER, LagEngines, Watched, consumer_lags, watched_by
 from rule_engine.api.deps import CurrentUser, SettingsDep, StoreDep, username_of
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import LoaderError, StoreHealth
 from rule_engine.api.schemas_ops import HealthReport
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from rule_engine.api.deps import CurrentUser, username_of
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas_index import ApiIndex
 
 router = APIRouter(prefix="/api/v1", tags=["index"])  # included by the app itself, not under api_router

@@ -12,7 +12,7 @@ from pydantic import BeforeValidator
 from rule_compiler.store import RunLog, RunQuery
 from rule_compiler.store.schema import RUN_STATUSES
 from rule_engine.api.deps import StoreDep, Viewer
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,

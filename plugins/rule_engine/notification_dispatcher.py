@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.dispatch import build_digest, digest_key
+from rule_compiler.runtime.dispatch_plan import build_digest, digest_key
 from rule_compiler.store.notifications import (
     DigestBatch,
     NotificationDelivery,
@@ -36,8 +36,8 @@ from rule_compiler.store.notifications import (
     requeue_delivery,
     start_delivery,
 )
-from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION, ChannelSenders
-from rule_engine.hooks.webhooks import utcnow
+from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION, ChannelSenders
+from rule_engine.hooks.webhook_client import utcnow
 from rule_engine.notices import describe, send_and_record
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,8 @@ import operator as op
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rule_compiler.reports.errors import ReportAlertError
-from rule_compiler.reports.workdir import QueryResult
+from rule_compiler.reporting.report_errors import ReportAlertError
+from rule_compiler.reporting.workdir import QueryResult
 
 _ORDER: dict[str, tuple[Callable[[Any, Any], bool], str]] = {
     "gt": (op.gt, ">"),

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from rule_compiler.catalog import Table
 from rule_compiler.definitions import Event
 from rule_compiler.definitions.common import IDENTIFIER_RE, MAX_NAME_LENGTH
-from rule_compiler.events.outbox import (
+from rule_compiler.events.outbox_rows import (
     LOCK_NOT_AVAILABLE,
     EventConflictError,
     append_event,
@@ -31,7 +31,7 @@ from rule_compiler.events.outbox import (
 from rule_compiler.store import RuleStore
 from rule_engine.api import rule_ops
 from rule_engine.api.deps import Editor, StoreDep
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import EventCreate, EventPublic
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -67,7 +67,7 @@ class OutboxEngines:
     dictionaries, and the first use of a connection (opening it, ``ensure_outbox``) is serialized by
     a lock of that connection alone, so a database that is slow or whose outbox lock is held
     elsewhere delays only the pushes to that connection (and ``ensure_outbox`` gives up on its lock
-    after :data:`~rule_compiler.events.outbox.ENSURE_LOCK_TIMEOUT_SECONDS`: a 503).
+    after :data:`~rule_compiler.events.outbox_rows.ENSURE_LOCK_TIMEOUT_SECONDS`: a 503).
     """
 
     def __init__(self, open_engine: Callable[[str], sa.Engine] = _records_engine) -> None:

@@ -7,10 +7,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.errors import ConflictError, NotFoundError
+from rule_compiler.errors import AlreadyExistsError, ConflictError, NotFoundError
 from rule_compiler.store import audit
 from rule_compiler.store._json import canonical_json, loads
-from rule_compiler.store.models import ApplyResult, DefinitionSummary, StoredDefinition, VersionInfo
+from rule_compiler.store.models import (
+    ApplyResult,
+    DefinitionSummary,
+    DefinitionWrite,
+    StoredDefinition,
+    VersionInfo,
+)
 from rule_compiler.store.schema import compiled_specs, definition_versions, definitions
 
 d, v, s = definitions, definition_versions, compiled_specs
@@ -40,28 +46,25 @@ def trigger_type_of(source: dict[str, Any]) -> str | None:
 
 
 def apply(
-    conn: sa.Connection,
-    *,
-    organization: str,
-    kind: str,
-    name: str,
-    dag_id: str,
-    source: dict[str, Any],
-    source_hash: str,
-    spec_json: str,
-    spec_hash: str,
-    active: bool,
-    actor: str,
-    compiler_version: str,
-    now: dt.datetime,
+    conn: sa.Connection, write: DefinitionWrite, *, now: dt.datetime, create: bool = False
 ) -> ApplyResult:
-    """Create, update, revive or leave alone one definition (see :meth:`RuleStore.apply`)."""
+    """Create, update, revive or leave alone one definition (see :meth:`RuleStore.apply`).
+
+    ``create``: the definition must not exist (a soft-deleted one comes back); AlreadyExistsError
+    otherwise, also when a concurrent create of the same name commits first.
+    """
+    organization, kind, name, dag_id = write.organization, write.kind, write.name, write.dag_id
+    source_hash, spec_hash = write.source_hash, write.spec_hash
     current = conn.execute(
         sa.select(d.c.id, d.c.dag_id, d.c.current_version, d.c.deleted_at, v.c.source_hash, s.c.spec_hash)
         .select_from(_at_version(d.c.current_version))
         .where(_named(organization, kind, name))
         .with_for_update(of=d)
     ).one_or_none()
+    if create and current is not None and current.deleted_at is None:
+        raise AlreadyExistsError(
+            f"{write.label} exists; change it with a replace or a patch (version {current.current_version})"
+        )
     if (
         current is not None
         and current.deleted_at is None
@@ -83,25 +86,23 @@ def apply(
     revived = current is not None and current.deleted_at is not None
     values = {
         "dag_id": dag_id,
-        "active": active,
-        "trigger_type": trigger_type_of(source),
+        "active": write.active,
+        "trigger_type": trigger_type_of(write.source),
         "updated_at": now,
         "deleted_at": None,
     }
     if current is None:
         version = 1
-        definition_id = conn.execute(
-            d.insert()
-            .values(
-                organization=organization,
-                kind=kind,
-                name=name,
-                current_version=version,
-                created_at=now,
-                **values,
-            )
-            .returning(d.c.id)
-        ).scalar_one()
+        insert = d.insert().values(
+            organization=organization, kind=kind, name=name, current_version=version, created_at=now, **values
+        )
+        try:
+            with conn.begin_nested():  # a savepoint: the check below still runs after a refused insert
+                definition_id = conn.execute(insert.returning(d.c.id)).scalar_one()
+        except sa.exc.IntegrityError:
+            if _exists(conn, organization, kind, name):
+                raise AlreadyExistsError(f"{write.label} exists: it was created concurrently") from None
+            raise
     else:
         version = current.current_version + 1
         definition_id = current.id
@@ -111,9 +112,9 @@ def apply(
         v.insert().values(
             definition_id=definition_id,
             version=version,
-            source_json=canonical_json(source),
+            source_json=canonical_json(write.source),
             source_hash=source_hash,
-            actor=actor,
+            actor=write.actor,
             created_at=now,
         )
     )
@@ -122,34 +123,43 @@ def apply(
             definition_id=definition_id,
             version=version,
             dag_id=dag_id,
-            spec_json=spec_json,
+            spec_json=write.spec_json,
             spec_hash=spec_hash,
-            compiler_version=compiler_version,
+            compiler_version=write.compiler_version,
             created_at=now,
         )
     )
     created = current is None or revived
+    detail: dict[str, Any] = {
+        "dag_id": dag_id,
+        "active": write.active,
+        "revived": revived,
+        "spec_hash_before": None if current is None else current.spec_hash,
+        "spec_hash_after": spec_hash,
+        "compiler_version": write.compiler_version,
+    }
+    if write.restored_from is not None:
+        detail["restored_from"] = write.restored_from
     audit.insert_audit(
         conn,
         organization=organization,
-        actor=actor,
+        actor=write.actor,
         action="create" if created else "update",
         kind=kind,
         name=name,
         version=version,
         hash_before=None if current is None else current.source_hash,
         hash_after=source_hash,
-        detail={
-            "dag_id": dag_id,
-            "active": active,
-            "revived": revived,
-            "spec_hash_before": None if current is None else current.spec_hash,
-            "spec_hash_after": spec_hash,
-            "compiler_version": compiler_version,
-        },
+        detail=detail,
         now=now,
     )
     return ApplyResult("created" if created else "updated", version, dag_id)
+
+
+def _exists(conn: sa.Connection, organization: str, kind: str, name: str) -> bool:
+    """Whether a definition of that name exists and is not deleted (read after a failed insert)."""
+    found = conn.execute(sa.select(d.c.id).where(_named(organization, kind, name), d.c.deleted_at.is_(None)))
+    return found.first() is not None
 
 
 def _live(conn: sa.Connection, organization: str, kind: str, name: str) -> Any:

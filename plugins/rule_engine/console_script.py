@@ -218,7 +218,7 @@ def _add_webhook_commands(groups: cli.Subcommands) -> None:
 def webhook_deliveries(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
-    from rule_compiler.runtime.webhooks import list_deliveries
+    from rule_compiler.runtime.webhook_requests import list_deliveries
 
     store = store_from_args(args)
     try:
@@ -249,7 +249,7 @@ def webhook_redeliver(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from rule_compiler.errors import PermanentActionError
-    from rule_compiler.runtime.webhooks import (
+    from rule_compiler.runtime.webhook_requests import (
         RedeliveryRefusedError,
         WebhookRetryableError,
         find_delivery,
@@ -308,7 +308,7 @@ def _webhook_connection(conn_id: str) -> tuple[str, list[str]]:
         warnings.simplefilter("ignore", DeprecationWarning)
         from airflow.sdk.exceptions import AirflowNotFoundException
 
-        from rule_engine.hooks.webhooks import WebhookHook
+        from rule_engine.hooks.webhook_client import WebhookHook
 
         try:
             return WebhookHook(conn_id).base_url_and_secrets()

@@ -22,7 +22,7 @@ from rule_compiler.definitions.report import (
     StorageDelivery,
 )
 from rule_compiler.errors import Issue
-from rule_compiler.runtime.notify import is_address, is_user_name
+from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.settings import include_dir
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, parse_query
 from rule_compiler.storage_locations import is_under, location_prefix, storage_location_problem
@@ -30,7 +30,7 @@ from rule_compiler.storage_paths import static_path_problem
 from rule_compiler.templating import TemplateCheckError, check_template
 from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs
-from rule_compiler.validation.triggers import check_interval, check_query
+from rule_compiler.validation.trigger_checks import check_interval, check_query
 
 #: What a report's HTML template (and a storage path) may read.
 REPORT_TEMPLATE_VARIABLES = ("report", "run", "queries", "charts", "parameters", "files")

@@ -21,8 +21,8 @@ from typing import Any
 
 import xlsxwriter
 
-from rule_compiler.reports.rows import iter_rows
-from rule_compiler.reports.workdir import Manifest, QueryResult
+from rule_compiler.reporting.result_rows import iter_rows
+from rule_compiler.reporting.workdir import Manifest, QueryResult
 
 #: Excel's row limit, header included.
 SHEET_ROWS = 1_048_576
@@ -224,7 +224,7 @@ def _write_about(
     sheets: list[tuple[str, str]],
     names: set[str],
 ) -> None:
-    from rule_compiler.reports.render import period_text
+    from rule_compiler.reporting.render_format import period_text
 
     sheet = book.add_worksheet(_sheet_name("About", names))
     sheet.set_column(0, 0, 22)

@@ -26,7 +26,7 @@ from rule_compiler.store import RuleStore
 from rule_compiler.store.models import CatalogVersion
 from rule_engine.api import rule_ops
 from rule_engine.api.deps import Admin, Principal, StoreDep
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import IssueOut
 from rule_engine.api.schemas_ops import (
     AllowLists,

@@ -27,8 +27,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.reports.errors import ReportParameterError, ReportQueryError
-from rule_compiler.reports.workdir import QueryResult
+from rule_compiler.reporting.report_errors import ReportParameterError, ReportQueryError
+from rule_compiler.reporting.workdir import QueryResult
 from rule_compiler.runtime.author_sql import LOCK_TIMEOUT_SECONDS, AuthorSqlError, author_sql_connection
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, check_read_only
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 from rule_compiler.store import Membership
 from rule_compiler.store.memberships import USERNAME_PATTERN
 from rule_engine.api.deps import Admin, CurrentUser, SettingsDep, StoreDep, username_of
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import Me, MembershipPublic, MembershipPut
 
 router = APIRouter(tags=["memberships"])

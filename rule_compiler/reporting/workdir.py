@@ -22,7 +22,7 @@ from typing import Any
 
 from rule_compiler import settings
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.reports.errors import ReportError
+from rule_compiler.reporting.report_errors import ReportError
 
 MANIFEST_FILE = "manifest.json"
 WORKDIR_ENV = "AUTOMATION_REPORTS_WORKDIR"

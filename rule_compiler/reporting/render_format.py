@@ -3,14 +3,14 @@
 - ``csv``: the query's result file as is; with several queries, a zip holding one ``<query id>.csv``
   each (``<report name>.csv.zip``). Streamed, never loaded.
 - ``xlsx``: one sheet per query (header row styled, numbers as numbers, dates as dates) and an
-  ``About`` sheet; rows streamed (:mod:`rule_compiler.reports.xlsx`).
+  ``About`` sheet; rows streamed (:mod:`rule_compiler.reporting.xlsx`).
 - ``html``: the report's template (or our default) rendered in the sandbox with the context of
   :func:`template_context`: charts as inline PNG data URIs, the first :data:`TABLE_ROWS` rows of each
-  query (:mod:`rule_compiler.reports.html`). Beside it, ``<report name>.email/``: the same template
+  query (:mod:`rule_compiler.reporting.html`). Beside it, ``<report name>.email/``: the same template
   and context with the charts as ``cid:`` inline images, the email delivery's body
-  (:mod:`rule_compiler.reports.email_body`).
+  (:mod:`rule_compiler.reporting.email_body`).
 - ``pdf``: the same content as the default HTML: title, period, charts, tables that paginate
-  (:mod:`rule_compiler.reports.pdf`). A report's own template shapes the HTML only.
+  (:mod:`rule_compiler.reporting.pdf`). A report's own template shapes the HTML only.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rule_compiler.reports.charts import Chart
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.rows import display_table, first_rows, is_number
-from rule_compiler.reports.workdir import Manifest
+from rule_compiler.reporting.charts import Chart
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.reporting.result_rows import display_table, first_rows, is_number
+from rule_compiler.reporting.workdir import Manifest
 from rule_compiler.sql_check import QUERY_PARAMETERS
 
 __all__ = [
@@ -79,22 +79,22 @@ def render_format(
         if fmt == "csv":
             _render_csv(manifest, partial)
         elif fmt == "xlsx":
-            from rule_compiler.reports.xlsx import write_xlsx
+            from rule_compiler.reporting.xlsx import write_xlsx
 
             write_xlsx(partial, manifest, title=display_title(title), description=description)
         else:
-            from rule_compiler.reports.charts import draw_charts
+            from rule_compiler.reporting.charts import draw_charts
 
             drawn = draw_charts(charts, manifest)
             context = template_context(manifest, title, description, drawn, formats, query_options=queries)
             if fmt == "html":
-                from rule_compiler.reports.email_body import email_folder, write_email_body
-                from rule_compiler.reports.html import render_html
+                from rule_compiler.reporting.email_body import email_folder, write_email_body
+                from rule_compiler.reporting.html import render_html
 
                 partial.write_text(render_html(template, context), encoding="utf-8")
                 write_email_body(email_folder(target), template, context, drawn)
             else:
-                from rule_compiler.reports.pdf import write_pdf
+                from rule_compiler.reporting.pdf import write_pdf
 
                 write_pdf(partial, context, drawn)
         partial.replace(target)
@@ -136,7 +136,7 @@ def template_context(
     the figures are computed from the query's result file. ``run.start`` and ``run.end`` are the
     interval's bounds in the report's time zone (aware datetimes: ``run.end.strftime('%d %b %Y')``).
     """
-    from rule_compiler.reports.figures import compute_figures
+    from rule_compiler.reporting.figures import compute_figures
 
     organization, _, name = manifest.report_id.rpartition("/")
     in_tables = {chart.query for chart in charts if chart.type == "table"}

@@ -17,7 +17,7 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
-from rule_compiler.reports.charts import HEIGHT_PX, WIDTH_PX, Chart
+from rule_compiler.reporting.charts import HEIGHT_PX, WIDTH_PX, Chart
 
 PORTRAIT_COLUMNS = 6
 CELL_CHARACTERS = 60

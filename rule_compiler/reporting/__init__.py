@@ -2,7 +2,7 @@
 charts, and the alert check — pure (no Airflow), shared by the report DAG's operators and
 ``rule-compiler report run``.
 
-A run works in one folder (:func:`~rule_compiler.reports.workdir.run_workdir`): each query's rows go
+A run works in one folder (:func:`~rule_compiler.reporting.workdir.run_workdir`): each query's rows go
 to ``<query id>.csv`` and a ``manifest.json`` describes them; each format is rendered from those
 files into ``<report name>.<format>`` without loading every row into memory.
 """

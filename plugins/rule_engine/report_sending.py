@@ -29,8 +29,8 @@ from airflow.sdk import ObjectStoragePath
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
-from rule_compiler.reports.email_body import InlineImage, add_inline_images, email_folder, read_email_body
-from rule_compiler.runtime.notify import is_address, is_user_name, message_id_for, slack_text
+from rule_compiler.reporting.email_body import InlineImage, add_inline_images, email_folder, read_email_body
+from rule_compiler.runtime.messages import is_address, is_user_name, message_id_for, slack_text
 from rule_compiler.runtime.report_delivery import (
     ReportRunInfo,
     recipient_key,
@@ -40,7 +40,7 @@ from rule_compiler.runtime.report_delivery import (
     summary_text,
     webhook_payload,
 )
-from rule_compiler.runtime.webhooks import classify_response, join_url, signature_headers
+from rule_compiler.runtime.webhook_requests import classify_response, join_url, signature_headers
 from rule_compiler.settings import home
 from rule_compiler.storage_paths import (
     DEFAULT_STORAGE_PATH,
@@ -49,10 +49,10 @@ from rule_compiler.storage_paths import (
     organization_folder,
 )
 from rule_compiler.store.inbox import add_inbox_message
-from rule_engine.hooks.channels import DEFAULT_SMTP_CONNECTION
+from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION
 from rule_engine.hooks.slack import SlackWebhookSender
 from rule_engine.hooks.smtp import SmtpSender
-from rule_engine.hooks.webhooks import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
 
 STORAGE_ENV = "AUTOMATION_REPORTS_STORAGE"
 MAX_ATTACHMENTS_ENV = "AUTOMATION_REPORTS_MAX_ATTACHMENT_MB"

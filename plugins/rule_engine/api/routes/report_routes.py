@@ -19,8 +19,8 @@ from rule_compiler.errors import NotFoundError, RuleValidationError
 from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs, rule_ops
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
-from rule_engine.api.routes import definitions
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes import definition_routes as definitions
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -163,7 +163,7 @@ def create_report(
                 f"report '{name}' exists; change it with PUT or PATCH /reports/{name}",
             )
     compiled = rule_ops.compile_report_for(store, principal.organization, data)
-    result = store.apply(**rule_ops.apply_args(compiled, principal.username))
+    result = store.apply(rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, compiled.definition.name)
     definitions.notify(request, principal.organization, stored.name, result.dag_id, stored.active)
     response.headers["Location"] = str(request.url_for("get_report", name=stored.name))
@@ -207,7 +207,7 @@ def _replace(
 ) -> ReportWritten:
     data = rule_ops.with_organization(body, principal.organization, name=name, kind=KIND)
     compiled = rule_ops.compile_report_for(store, principal.organization, data)
-    result = store.apply_guarded(expected=expected, **rule_ops.apply_args(compiled, principal.username))
+    result = store.apply_guarded(rule_ops.apply_args(compiled, principal.username), expected=expected)
     stored = _current(store, principal.organization, name)
     if result.status != "unchanged" or (stored.active and airflow_runs.paused_in_airflow(stored.dag_id)):
         definitions.notify(request, principal.organization, name, result.dag_id, stored.active)

@@ -1,9 +1,9 @@
-"""``RuleStore``: the one entry point to the rule store (definitions, catalogs, automation log)."""
+"""``RuleStore``: the facade of the rule store's registry (definitions, versions, specs, audit, catalogs);
+its activity methods (automation log, memberships, rate limits) are in :mod:`.activity`."""
 
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -17,34 +17,26 @@ from rule_compiler.store import (
     audit,
     catalogs,
     definition_queries,
-    definitions,
-    memberships,
+    definition_rows,
     migrate,
-    rate_limits,
-    run_queries,
-    runs,
     specs,
 )
 from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
+from rule_compiler.store.activity import ActivityMethods, check_limit
 from rule_compiler.store.models import (
     ApplyResult,
     AuditAction,
     AuditEntry,
     CatalogVersion,
     DefinitionSummary,
-    RunLog,
+    DefinitionWrite,
     SpecRow,
     StoredDefinition,
     VersionInfo,
 )
 
 
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ValueError(f"limit must be at least 1, not {limit}")
-
-
-class RuleStore:
+class RuleStore(ActivityMethods):
     """Definitions with their versions and compiled specs, the audit log, catalogs and the automation log.
 
     SQLite (default: :func:`rule_compiler.settings.store_url`) or Postgres by URL. Creating a store
@@ -101,21 +93,7 @@ class RuleStore:
 
     # -- definitions ------------------------------------------------------------------------------
 
-    def apply(
-        self,
-        *,
-        organization: str,
-        kind: str,
-        name: str,
-        dag_id: str,
-        source: dict[str, Any],
-        source_hash: str,
-        spec_json: str,
-        spec_hash: str,
-        active: bool,
-        actor: str,
-        compiler_version: str,
-    ) -> ApplyResult:
+    def apply(self, write: DefinitionWrite) -> ApplyResult:
         """Store a compiled definition as a new version, with its spec and an audit row, in one transaction.
 
         ``unchanged`` (nothing written) when both hashes equal the current version's; a soft-deleted
@@ -123,26 +101,21 @@ class RuleStore:
         raises :class:`ConflictError`.
         """
         with self._db.transaction(write=True) as conn:
-            return definitions.apply(
-                conn,
-                organization=organization,
-                kind=kind,
-                name=name,
-                dag_id=dag_id,
-                source=source,
-                source_hash=source_hash,
-                spec_json=spec_json,
-                spec_hash=spec_hash,
-                active=active,
-                actor=actor,
-                compiler_version=compiler_version,
-                now=utcnow(),
-            )
+            return definition_rows.apply(conn, write, now=utcnow())
+
+    def create(self, write: DefinitionWrite) -> ApplyResult:
+        """:meth:`apply` for a definition that must not exist yet (a soft-deleted one comes back).
+
+        :class:`AlreadyExistsError` when it exists, also when a concurrent create of the same name
+        commits first: the check and the write are one guarded statement sequence, with no race.
+        """
+        with self._db.transaction(write=True) as conn:
+            return definition_rows.apply(conn, write, now=utcnow(), create=True)
 
     def set_active(self, *, organization: str, kind: str, name: str, active: bool, actor: str) -> bool:
         """Activate or deactivate (audited); False, with nothing written, when already so."""
         with self._db.transaction(write=True) as conn:
-            return definitions.set_active(
+            return definition_rows.set_active(
                 conn,
                 organization=organization,
                 kind=kind,
@@ -155,33 +128,33 @@ class RuleStore:
     def delete(self, *, organization: str, kind: str, name: str, actor: str) -> None:
         """Soft-delete (audited): hidden from the loader and listings, every version kept."""
         with self._db.transaction(write=True) as conn:
-            definitions.delete(
+            definition_rows.delete(
                 conn, organization=organization, kind=kind, name=name, actor=actor, now=utcnow()
             )
 
     def get(self, *, organization: str, kind: str, name: str, version: int | None = None) -> StoredDefinition:
         """The current version (or ``version``) of a definition that is not deleted; NotFoundError."""
         with self._db.transaction() as conn:
-            return definitions.get(conn, organization=organization, kind=kind, name=name, version=version)
+            return definition_rows.get(conn, organization=organization, kind=kind, name=name, version=version)
 
     def definitions_of_kind(self, organization: str, kind: str) -> builtins.list[StoredDefinition]:
         """The current version of every not deleted ``kind`` definition of ``organization``, by name."""
         with self._db.transaction() as conn:
-            return definitions.of_kind(conn, organization=organization, kind=kind)
+            return definition_rows.of_kind(conn, organization=organization, kind=kind)
 
     def list(
         self, *, organization: str | None = None, kind: str | None = None, include_deleted: bool = False
     ) -> builtins.list[DefinitionSummary]:
         """Definitions ordered by organization, kind and name."""
         with self._db.transaction() as conn:
-            return definitions.list_definitions(
+            return definition_rows.list_definitions(
                 conn, organization=organization, kind=kind, include_deleted=include_deleted
             )
 
     def versions(self, *, organization: str, kind: str, name: str) -> builtins.list[VersionInfo]:
         """Every version, oldest first (deleted definitions keep their history); NotFoundError."""
         with self._db.transaction() as conn:
-            return definitions.versions(conn, organization=organization, kind=kind, name=name)
+            return definition_rows.versions(conn, organization=organization, kind=kind, name=name)
 
     def loadable_specs(self, dag_id: str | None = None) -> builtins.list[SpecRow]:
         """The current spec of every definition that is not deleted, by dag_id: one SELECT."""
@@ -221,7 +194,7 @@ class RuleStore:
         limit: int = 100,
     ) -> builtins.list[AuditEntry]:
         """The newest audit entries first."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._db.transaction() as conn:
             return audit.list_audit(conn, organization=organization, kind=kind, name=name, limit=limit)
 
@@ -283,7 +256,7 @@ class RuleStore:
 
     def catalog_versions(self, organization: str, *, limit: int = 100) -> builtins.list[CatalogVersion]:
         """The organization's catalog versions, newest first."""
-        _check_limit(limit)
+        check_limit(limit)
         with self._db.transaction(single_read=True) as conn:
             return catalogs.versions(conn, organization, limit=limit)
 
@@ -302,89 +275,7 @@ class RuleStore:
         with self._db.transaction(single_read=True) as conn:
             return catalogs.organizations(conn)
 
-    # -- automation log ---------------------------------------------------------------------------
-
-    def start_run(
-        self,
-        *,
-        organization: str,
-        rule_name: str,
-        dag_id: str,
-        run_id: str,
-        spec_hash: str,
-        trigger_type: str,
-        trigger_context: dict[str, Any],
-    ) -> int:
-        """Open the log of a run; a retry with the same (dag_id, run_id) gets the same id back."""
-        with self._db.transaction(write=True) as conn:
-            return runs.start_run(
-                conn,
-                organization=organization,
-                rule_name=rule_name,
-                dag_id=dag_id,
-                run_id=run_id,
-                spec_hash=spec_hash,
-                trigger_type=trigger_type,
-                trigger_context=trigger_context,
-                now=utcnow(),
-            )
-
-    def record_evaluation(self, run_pk: int, *, trace: Any, matched_count: int, status: str) -> None:
-        """Store the condition trace and match count; any status but ``running`` ends the run."""
-        with self._db.transaction(write=True) as conn:
-            runs.record_evaluation(
-                conn, run_pk, trace=trace, matched_count=matched_count, status=status, now=utcnow()
-            )
-
-    def record_action(
-        self,
-        run_pk: int,
-        action_id: str,
-        *,
-        status: str,
-        output: Any = None,
-        error: str | None = None,
-        count_attempt: bool = True,
-    ) -> None:
-        """Insert or update an action's result; ``attempts`` grows by one when ``count_attempt``."""
-        with self._db.transaction(write=True) as conn:
-            runs.record_action(
-                conn,
-                run_pk,
-                action_id,
-                status=status,
-                output=output,
-                error=error,
-                count_attempt=count_attempt,
-                now=utcnow(),
-            )
-
-    def finish_run(self, run_pk: int, status: str) -> None:
-        """Set the run's final status and finish time."""
-        with self._db.transaction(write=True) as conn:
-            runs.finish_run(conn, run_pk, status, utcnow())
-
-    def get_run(self, *, dag_id: str, run_id: str) -> RunLog | None:
-        """One run with its action results, or None."""
-        with self._db.transaction() as conn:
-            return runs.get_run(conn, dag_id=dag_id, run_id=run_id)
-
-    def list_runs(
-        self,
-        *,
-        organization: str | None = None,
-        rule_name: str | None = None,
-        status: str | None = None,
-        limit: int = 100,
-    ) -> builtins.list[RunLog]:
-        """The newest runs first, each with its action results."""
-        _check_limit(limit)
-        with self._db.transaction() as conn:
-            return runs.list_runs(
-                conn, organization=organization, rule_name=rule_name, status=status, limit=limit
-            )
-
-    # -- REST view: guarded writes, hard delete, memberships, log queries, health ------------------
+    # -- guarded writes and hard delete (the REST view) -----------------------------------------
 
     def _expect_current(
         self, conn: sa.Connection, organization: str, kind: str, name: str, expected: tuple[int, bool]
@@ -411,31 +302,29 @@ class RuleStore:
                 f"{expected[0]} (active={expected[1]})"
             )
 
-    def apply_guarded(self, *, expected: tuple[int, bool], **apply_args: Any) -> ApplyResult:
+    def apply_guarded(self, write: DefinitionWrite, *, expected: tuple[int, bool]) -> ApplyResult:
         """:meth:`apply` to a live definition still at ``expected`` (version, active); else StaleWriteError.
 
         The check and the write share one transaction, with the definition row locked.
         """
         with self._db.transaction(write=True) as conn:
-            self._expect_current(
-                conn, apply_args["organization"], apply_args["kind"], apply_args["name"], expected
-            )
-            return definitions.apply(conn, **apply_args, now=utcnow())
+            self._expect_current(conn, write.organization, write.kind, write.name, expected)
+            return definition_rows.apply(conn, write, now=utcnow())
 
     def apply_all(
-        self, writes: Sequence[tuple[tuple[int, bool] | None, dict[str, Any]]]
+        self, writes: Sequence[tuple[tuple[int, bool] | None, DefinitionWrite]]
     ) -> builtins.list[ApplyResult]:
         """Several :meth:`apply` writes in one transaction (a template and the rules recompiled with it).
 
-        Each write is ``(expected, apply_args)``: an ``expected`` (version, active) is checked as in
+        Each write is ``(expected, write)``: an ``expected`` (version, active) is checked as in
         :meth:`apply_guarded` (StaleWriteError, and nothing is written); None writes unconditionally.
         """
         with self._db.transaction(write=True) as conn:
             results = []
-            for expected, args in writes:
+            for expected, write in writes:
                 if expected is not None:
-                    self._expect_current(conn, args["organization"], args["kind"], args["name"], expected)
-                results.append(definitions.apply(conn, **args, now=utcnow()))
+                    self._expect_current(conn, write.organization, write.kind, write.name, expected)
+                results.append(definition_rows.apply(conn, write, now=utcnow()))
             return results
 
     def delete_guarded(
@@ -445,7 +334,7 @@ class RuleStore:
         with self._db.transaction(write=True) as conn:
             if expected is not None:
                 self._expect_current(conn, organization, kind, name, expected)
-            definitions.delete(
+            definition_rows.delete(
                 conn, organization=organization, kind=kind, name=name, actor=actor, now=utcnow()
             )
 
@@ -490,42 +379,6 @@ class RuleStore:
             )
             return int(removed)
 
-    def memberships_of(self, username: str) -> builtins.list[memberships.Membership]:
-        """The user's memberships, by organization."""
-        with self._db.transaction(single_read=True) as conn:
-            return memberships.of_user(conn, username)
-
-    def list_memberships(self, organization: str | None = None) -> builtins.list[memberships.Membership]:
-        """Memberships of one organization (or all), by organization and username."""
-        with self._db.transaction(single_read=True) as conn:
-            return memberships.list_memberships(conn, organization)
-
-    def get_membership(self, organization: str, username: str) -> memberships.Membership | None:
-        """One membership, or None."""
-        with self._db.transaction(single_read=True) as conn:
-            return memberships.get(conn, organization, username)
-
-    def put_membership(
-        self, *, organization: str, username: str, role: str, actor: str
-    ) -> tuple[memberships.Membership, bool]:
-        """Create or change a membership (audited); ``(membership, created)``."""
-        with self._db.transaction(write=True) as conn:
-            return memberships.put(
-                conn, organization=organization, username=username, role=role, actor=actor, now=utcnow()
-            )
-
-    def delete_membership(self, *, organization: str, username: str, actor: str) -> None:
-        """Remove a membership (audited); NotFoundError when there is none."""
-        with self._db.transaction(write=True) as conn:
-            memberships.delete(conn, organization=organization, username=username, actor=actor, now=utcnow())
-
-    def query_runs(
-        self, query: run_queries.RunQuery, *, sort: str = "-started_at", limit: int = 50, offset: int = 0
-    ) -> run_queries.RunPage:
-        """A page of one organization's runs (see :mod:`rule_compiler.store.run_queries`)."""
-        with self._db.transaction() as conn:
-            return run_queries.query_runs(conn, query, sort=sort, limit=limit, offset=offset)
-
     def query_definitions(
         self,
         query: definition_queries.DefinitionQuery,
@@ -537,32 +390,6 @@ class RuleStore:
         """A page of definitions and the total (see :mod:`rule_compiler.store.definition_queries`)."""
         with self._db.transaction() as conn:
             return definition_queries.query_definitions(conn, query, sort=sort, limit=limit, offset=offset)
-
-    def rate_limit_hit(self, key: str, *, expiry_s: float, amount: int = 1) -> tuple[int, dt.datetime]:
-        """Count ``amount`` hits in the key's fixed window (see :mod:`rule_compiler.store.rate_limits`)."""
-        with self._db.transaction(write=True) as conn:
-            return rate_limits.hit(conn, key, expiry_s=expiry_s, amount=amount, now=utcnow())
-
-    def rate_limit_window(self, key: str) -> tuple[int, dt.datetime] | None:
-        """(hits, window end) of the key's open window, or None."""
-        with self._db.transaction(single_read=True) as conn:
-            return rate_limits.window(conn, key, utcnow())
-
-    def rate_limit_clear(self, key: str | None = None) -> int:
-        """Forget one key's window (None: every window); how many went."""
-        with self._db.transaction(write=True) as conn:
-            return rate_limits.clear(conn, key)
-
-    def get_run_in(self, organization: str, run_pk: int) -> RunLog | None:
-        """One run of ``organization`` by id, with its action results, or None."""
-        with self._db.transaction() as conn:
-            return run_queries.get_run_in(conn, organization, run_pk)
-
-    def ping(self) -> str | None:
-        """Reach the database (raises StoreUnavailableError); the schema revision it is at."""
-        with self._db.transaction(single_read=True) as conn:
-            conn.execute(sa.text("SELECT 1"))
-            return migrate.current_revision(conn)
 
 
 class StaleWriteError(ConflictError):

@@ -52,7 +52,7 @@ from typing import Any, Literal
 from rule_compiler.conditions import closures
 from rule_compiler.conditions.closures import LeafFn, Record
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.conditions.operators import OPERATORS, OperatorSpec
+from rule_compiler.conditions.operator_registry import OPERATORS, OperatorSpec
 from rule_compiler.conditions.regex import UnsafePatternError, compile_pattern
 from rule_compiler.conditions.values import (
     BAD,

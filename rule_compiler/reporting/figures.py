@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.rows import MAX_DECIMALS, converters, display, is_number, iter_rows, typed
-from rule_compiler.reports.workdir import QueryResult
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.reporting.result_rows import MAX_DECIMALS, converters, display, is_number, iter_rows, typed
+from rule_compiler.reporting.workdir import QueryResult
 
 _FIGURE = re.compile(r"^(?P<function>count|sum|avg|min|max)(?:\((?P<column>[A-Za-z_][A-Za-z0-9_]*)\))?$")
 EMPTY = "\u2013"  # an en dash

@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 
-from rule_compiler.reports.errors import ReportParameterError
-from rule_compiler.reports.queries import coerce
+from rule_compiler.reporting.queries import coerce
+from rule_compiler.reporting.report_errors import ReportParameterError
 from rule_compiler.sql_check import QUERY_PARAMETERS
 from rule_compiler.store import RuleStore, StoredDefinition, report_runs
 from rule_engine.api import airflow_runs
 from rule_engine.api.deps import Editor, StoreDep, Viewer
-from rule_engine.api.routes.common import errors
-from rule_engine.api.routes.reports import KIND, ReportName
+from rule_engine.api.routes.error_responses import errors
+from rule_engine.api.routes.report_routes import KIND, ReportName
 from rule_engine.api.run_trigger import start_audited_run
 from rule_engine.api.schemas import (
     Page,

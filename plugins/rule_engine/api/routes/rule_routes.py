@@ -14,8 +14,8 @@ from rule_compiler.errors import NotFoundError, RuleValidationError
 from rule_compiler.store import DefinitionQuery, RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs, rule_ops
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
-from rule_engine.api.routes import definitions
-from rule_engine.api.routes.common import errors
+from rule_engine.api.routes import definition_routes as definitions
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.run_trigger import start_audited_run
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
@@ -126,7 +126,7 @@ def create_rule(
                 status.HTTP_409_CONFLICT, f"rule '{name}' exists; change it with PUT or PATCH /rules/{name}"
             )
     compiled = rule_ops.compile_rule_for(store, principal.organization, data)
-    result = store.apply(**rule_ops.apply_args(compiled, principal.username))
+    result = store.apply(rule_ops.apply_args(compiled, principal.username))
     stored = _current(store, principal.organization, compiled.definition.name)
     definitions.notify(request, principal.organization, stored.name, result.dag_id, stored.active)
     response.headers["Location"] = str(request.url_for("get_rule", name=stored.name))
@@ -169,7 +169,7 @@ def _replace(
 ) -> RuleWritten:
     data = rule_ops.with_organization(body, principal.organization, name=name)
     compiled = rule_ops.compile_rule_for(store, principal.organization, data)
-    result = store.apply_guarded(expected=expected, **rule_ops.apply_args(compiled, principal.username))
+    result = store.apply_guarded(rule_ops.apply_args(compiled, principal.username), expected=expected)
     stored = _current(store, principal.organization, name)
     if result.status != "unchanged" or (stored.active and airflow_runs.paused_in_airflow(stored.dag_id)):
         definitions.notify(request, principal.organization, name, result.dag_id, stored.active)  # unpauses it
@@ -314,7 +314,7 @@ def test_rule(name: RuleName, body: RuleTestRequest, principal: Viewer, store: S
     )
     related = None
     if body.read_related:
-        from rule_engine.cli import engine_for
+        from rule_engine.console_script import engine_for
 
         related = rule_tester.database_related(engine_for)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rule_compiler.reports.charts import Chart
+    from rule_compiler.reporting.charts import Chart
 
 __all__ = [
     "BODY_FILE",
@@ -58,7 +58,7 @@ def write_email_body(
 ) -> None:
     """Render ``template`` over ``context`` with the charts' images as ``cid:`` references; write
     the body and the images it refers to into ``folder`` (replaced as a whole)."""
-    from rule_compiler.reports.html import render_html  # the sandbox; the email delivery needs none
+    from rule_compiler.reporting.html import render_html  # the sandbox; the email delivery needs none
 
     images = _inline_images(charts)
     body = render_html(template, _with_content_ids(context, images))

@@ -27,7 +27,7 @@ from rule_compiler.netpolicy import (
     check_webhook_url,
     resolve_and_check,
 )
-from rule_compiler.runtime.webhooks import (
+from rule_compiler.runtime.webhook_requests import (
     MAX_RESPONSE_BYTES,
     WebhookRetryableError,
     base_url_from_connection,

@@ -4,7 +4,7 @@ Each chart reads one query's result file, and only its first rows (:data:`MAX_PO
 :data:`MAX_BARS` categories for a bar chart, :data:`MAX_SLICES` for a pie, the rest summed into
 "Other"), so a chart stays legible and its image small (:data:`WIDTH_PX` x :data:`HEIGHT_PX`)
 whatever the result's size. A chart naming a column the query did not return is a
-:class:`~rule_compiler.reports.errors.ReportRenderError` (registration checks it when the SQL says
+:class:`~rule_compiler.reporting.report_errors.ReportRenderError` (registration checks it when the SQL says
 its columns; otherwise here, when the query has run).
 
 A bar or line chart with ``fill: daily`` reads dates on its ``x`` axis and draws every day of the
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from rule_compiler.reports.errors import ReportRenderError
-from rule_compiler.reports.rows import converters, first_rows, is_number, iter_rows, typed
-from rule_compiler.reports.workdir import Manifest, QueryResult
+from rule_compiler.reporting.report_errors import ReportRenderError
+from rule_compiler.reporting.result_rows import converters, first_rows, is_number, iter_rows, typed
+from rule_compiler.reporting.workdir import Manifest, QueryResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

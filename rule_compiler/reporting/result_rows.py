@@ -1,6 +1,6 @@
 """Reading a query's result file back, one row at a time, with values typed by column kind.
 
-CSV has no types: each column's kind (:data:`~rule_compiler.reports.workdir.COLUMN_KINDS`, from the
+CSV has no types: each column's kind (:data:`~rule_compiler.reporting.workdir.COLUMN_KINDS`, from the
 first non-NULL value the query returned) says how to read its cells back. An empty cell is None; a
 cell that does not parse as its column's kind stays text (SQLite columns may mix types).
 """
@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from rule_compiler.reports.workdir import QueryResult
+from rule_compiler.reporting.workdir import QueryResult
 
 #: A cell of a report may hold long text (JSON columns); csv's default cap is 128 KiB.
 _FIELD_LIMIT = 64 * 1024 * 1024

@@ -14,15 +14,15 @@ from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
 from rule_compiler.errors import NotFoundError, RuleValidationError
+from rule_compiler.kinds import CONDITION_TEMPLATE as TEMPLATE_KIND
 from rule_compiler.notification_templates import NOTIFICATION_TEMPLATE_KIND
-from rule_compiler.registration import TEMPLATE_KIND
 from rule_compiler.store import ApplyResult, RuleStore, StoredDefinition
 from rule_engine.api import rule_ops, template_ops
 from rule_engine.api.airflow_sync import RuleChange
 from rule_engine.api.deps import Editor, Principal, StoreDep, Viewer
-from rule_engine.api.errors import error_response
-from rule_engine.api.routes import definitions
-from rule_engine.api.routes.common import errors
+from rule_engine.api.error_handlers import error_response
+from rule_engine.api.routes import definition_routes as definitions
+from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
