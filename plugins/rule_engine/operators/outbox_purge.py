@@ -57,17 +57,13 @@ class OutboxPurgeOperator(BaseOperator):
         failed: list[str] = []
         for conn_id, tables in sorted(watched.items()):
             try:
-                engine = RecordsHook(conn_id).engine
-                try:
-                    result = purge_connection(
-                        engine,
-                        tables,
-                        older_than=older_than,
-                        rules=rules.get(conn_id, {}),
-                        consumers=triggers.get(conn_id, {}),
-                    )
-                finally:
-                    engine.dispose()
+                result = purge_connection(  # the engine is the seam's: shared, never disposed here
+                    RecordsHook(conn_id).engine,
+                    tables,
+                    older_than=older_than,
+                    rules=rules.get(conn_id, {}),
+                    consumers=triggers.get(conn_id, {}),
+                )
             except Exception:
                 self.log.exception("connection %s: outbox purge failed", conn_id)
                 failed.append(conn_id)
