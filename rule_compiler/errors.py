@@ -14,6 +14,9 @@ can catch the whole family, or one branch of it::
     │   ├── NotFoundError          no such definition/version
     │   └── ConflictError          a write lost a race or broke a uniqueness rule
     │       └── AlreadyExistsError a create found the name taken
+    ├── AppDatabaseError           an application database's Airflow connection cannot be used
+    │   ├── ConnectionNotFoundError    no Airflow connection has that id
+    │   └── ConnectionUnusableError    it exists, but is not a SQL database
     └── ActionError                an action failed at run time
         ├── RetryableActionError   worth retrying: timeouts, lost connections, 5xx, 429
         └── PermanentActionError   retrying cannot help: bad data, constraint violations, 4xx
@@ -102,6 +105,39 @@ class ConflictError(StoreError):
 
 class AlreadyExistsError(ConflictError):
     """A create found the name taken by a definition that is not deleted (HTTP 409)."""
+
+
+class AppDatabaseError(RuleEngineError):
+    """An application database cannot be used through its Airflow connection ``conn_id``.
+
+    Raised by the plugin's one connection seam (``rule_engine.hooks.app_database``). ``reason``
+    continues "connection '<id>' ..." (``is not defined in Airflow``), so each caller can word its
+    own answer around it (a REST route: 503 and "ask the platform administrators"; the CLI: exit 2).
+    """
+
+    def __init__(self, conn_id: str, reason: str, message: str | None = None) -> None:
+        self.conn_id = conn_id
+        self.reason = reason
+        super().__init__(message or f"connection '{conn_id}' {reason}")
+
+
+class ConnectionNotFoundError(AppDatabaseError):
+    """No Airflow connection (env var, secrets backend or metadata DB) has this id."""
+
+    def __init__(self, conn_id: str) -> None:
+        super().__init__(
+            conn_id,
+            "is not defined in Airflow",
+            f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
+            "or add it with `airflow connections add`)",
+        )
+
+
+class ConnectionUnusableError(AppDatabaseError):
+    """The connection exists, but no SQL database engine can be made from it (its type)."""
+
+    def __init__(self, conn_id: str, why: str) -> None:
+        super().__init__(conn_id, f"cannot be used: {why}")
 
 
 class ActionError(RuleEngineError):

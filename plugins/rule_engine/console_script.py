@@ -33,21 +33,16 @@ __all__ = ["add_airflow_commands", "engine_for", "main"]
 
 
 def engine_for(conn_id: str) -> sa.Engine:
-    """The SQLAlchemy engine of Airflow connection ``conn_id`` (env var, secrets backend or metadata DB)."""
+    """The engine of Airflow connection ``conn_id`` (env var, secrets backend or metadata DB), from the
+    plugin's one connection seam (:func:`rule_engine.hooks.app_database.engine_for`); a connection
+    that is missing or no SQL database is a :class:`CliError` (exit 2) naming it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # provider manager noise on first import
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        from rule_engine.hooks.records import RecordsHook
+        from rule_engine.hooks import app_database
 
         try:
-            return RecordsHook(conn_id).engine
-        except AirflowNotFoundException:
-            raise CliError(
-                f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
-                "or add it with `airflow connections add`)"
-            ) from None
-        except ValueError as exc:
+            return app_database.engine_for(conn_id)
+        except app_database.AppDatabaseError as exc:
             raise CliError(str(exc)) from None
 
 

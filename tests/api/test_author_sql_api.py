@@ -144,7 +144,9 @@ def test_a_held_outbox_lock_on_one_database_does_not_hold_up_another(
     connection B opens and its ensure_outbox runs: the process-wide lock is not held across A's wait."""
     monkeypatch.setattr(outbox_module, "ENSURE_LOCK_TIMEOUT_SECONDS", 60.0)  # A waits: B must not
     url_a, url_b = postgres_databases.create(), postgres_databases.create()
-    engines = OutboxEngines(lambda conn_id: sa.create_engine({"a": url_a, "b": url_b}[conn_id]))
+    # like the connection seam: one engine per connection, the same on every call
+    seam = {"a": sa.create_engine(url_a), "b": sa.create_engine(url_b)}
+    engines = OutboxEngines(seam.__getitem__)
     a_engine = sa.create_engine(url_a)
     results: dict[str, Any] = {}
 
@@ -170,8 +172,11 @@ def test_a_held_outbox_lock_on_one_database_does_not_hold_up_another(
         holder.execute(sa.text("SELECT pg_advisory_unlock_all()"))
         holder.close()
     waiting.join(timeout=60)
-    assert isinstance(results.get("a"), sa.Engine)
-    assert engines.get("a") is results["a"]  # kept: the next request does not open it again
+    assert results.get("a") is seam["a"]
+    with a_engine.connect() as holder:  # ensured once: the next request does not wait on the lock again
+        holder.execute(sa.text("SELECT pg_advisory_lock(hashtext('rule_engine_outbox'))"))
+        assert _bounded(lambda: engines.get("a")) is seam["a"]
+        holder.execute(sa.text("SELECT pg_advisory_unlock_all()"))
     engines.dispose()
     a_engine.dispose()
 
@@ -186,7 +191,8 @@ def test_ensure_outbox_gives_up_on_a_held_lock_with_a_503(
 
     monkeypatch.setattr(outbox_module, "ENSURE_LOCK_TIMEOUT_SECONDS", 0.2)
     engine = sa.create_engine(postgres_url)
-    engines = OutboxEngines(lambda conn_id: sa.create_engine(postgres_url))
+    app_engine = sa.create_engine(postgres_url)
+    engines = OutboxEngines(lambda conn_id: app_engine)  # like the seam: the same engine every time
     with engine.connect() as holder:
         holder.execute(sa.text("SELECT pg_advisory_lock(hashtext('rule_engine_outbox'))"))
         refused = _bounded(lambda: engines.get("app_db"))
@@ -194,7 +200,7 @@ def test_ensure_outbox_gives_up_on_a_held_lock_with_a_503(
         assert refused.status_code == 503 and "locked by another session" in refused.detail
         holder.execute(sa.text("SELECT pg_advisory_unlock_all()"))
         holder.commit()
-    assert isinstance(engines.get("app_db"), sa.Engine)  # the next request tries again
+    assert engines.get("app_db") is app_engine  # the next request tries again, and gets it
     with engine.begin() as conn:
         conn.execute(sa.text("SET LOCAL lock_timeout = '42s'"))
         outbox_module.ensure_outbox(conn)

@@ -254,6 +254,25 @@ def test_sync_of_an_unreachable_database_answers_503(
     assert store.catalog_version("acme") == 1
 
 
+def test_sync_of_a_connection_airflow_does_not_have_answers_503_naming_it(
+    api: Api, store: RuleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_WAREHOUSE", raising=False)
+    response = api.as_("ada").post("/catalog/sync", json={"connection": "warehouse"})
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == (
+        "connection 'warehouse' is not defined in Airflow; ask the platform administrators"
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps({"conn_type": "http", "host": "example.com"}))
+    response = api.as_("ada").post("/catalog/sync", json={"connection": "warehouse"})
+    assert response.status_code == 503, response.text
+    assert response.json()["detail"] == (
+        "connection 'warehouse' cannot be used: it is a 'http' connection, not a SQL database; "
+        "ask the platform administrators"
+    )
+    assert store.catalog_version("acme") == 1
+
+
 CATALOG_CALLS = [
     ("GET", "/catalog", None),
     ("GET", "/catalog/versions", None),

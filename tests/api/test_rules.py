@@ -3,12 +3,19 @@ paths, optimistic concurrency, versions and diffs, the audit log, the rule teste
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
+import sqlalchemy as sa
 
 from rule_compiler.store import RuleStore
 from tests.api.conftest import Api, Recorder, create, rule_body
+from tests.demo_db import demo_db_module
 
 
 def test_create_stores_nested_conditions_and_actions_with_the_acting_user(
@@ -276,6 +283,37 @@ def test_the_rule_tester_returns_the_trace(api: Api) -> None:
     bad = api.as_("vera").post("/rules/flag-big-paid-orders/test", json={"event": {"table": "orders"}})
     assert bad.status_code == 422
     assert ("event.operation", "missing") in _issues(bad)
+
+
+def test_the_rule_tester_reads_related_rows_through_the_connection_seam(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_related``: foreign-key paths the event lacks come from the rule's database, through the
+    plugin's connection seam; a connection Airflow does not have answers 503 naming it."""
+    path = tmp_path / "app.db"
+    demo_db_module().create_demo_db(
+        sa.create_engine(f"sqlite:///{path}"), dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_APP_DB", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    create(api, "expedite-vip-payments")
+    old = {"id": 5, "customer_id": 2, "status": "pending", "total": 15200}  # customer 2 is vip
+    event = {"table": "orders", "operation": "updated", "old": old, "new": {**old, "status": "paid"}}
+    body = {"event": event, "read_related": True, "now": "2026-11-20T12:00:00Z"}
+    response = api.as_("vera").post("/rules/expedite-vip-payments/test", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["matched"] is True
+    assert response.json()["record"]["customer__tier"] == "vip"
+    unrelated = api.as_("vera").post(
+        "/rules/expedite-vip-payments/test", json={**body, "read_related": False}
+    )
+    assert unrelated.json()["matched"] is False  # without the database, customer__tier is unknown
+
+    monkeypatch.delenv("AIRFLOW_CONN_APP_DB")
+    missing = api.as_("vera").post("/rules/expedite-vip-payments/test", json=body)
+    assert missing.status_code == 503, missing.text
+    assert missing.json()["detail"] == (
+        "connection 'app_db' is not defined in Airflow; ask the platform administrators"
+    )
 
 
 def test_next_runs_follow_the_cron_in_its_time_zone(api: Api) -> None:

@@ -5,14 +5,14 @@ Airflow trigger reading the table's events from the outbox of that database afte
 (:attr:`~rule_compiler.events.watch.Watch.consumer`); rules with equal watches share it. Per
 database: one connection and a look at which outbox tables exist; per table: one query whose parts
 all use the outbox's (table_name, id) index or the cursor's primary key. ``pending`` stops counting at
-:data:`MAX_COUNTED`. A database that does not answer is reported per consumer, never raised.
+:data:`MAX_COUNTED`. A database that does not answer (or whose connection is missing) is reported per
+consumer, never raised.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from rule_compiler.events.outbox_rows import CURSOR_TABLE, OUTBOX_TABLE, cursors
 from rule_compiler.events.reader import consumer_name
 from rule_compiler.events.watch import watch_of_spec_json
 from rule_engine.api.schemas_ops import ConsumerLag
+from rule_engine.hooks import app_database
 
 log = logging.getLogger("rule_engine.api")
 
@@ -60,42 +61,28 @@ def watched_by(specs: Iterable[tuple[str, bool, str]]) -> list[Watched]:
     return [found[key] for key in sorted(found)]
 
 
-def _records_engine(conn_id: str) -> sa.Engine:
-    from rule_engine.hooks.records import RecordsHook
-
-    return RecordsHook(conn_id).engine
-
-
-class LagEngines:
-    """One engine per application database, opened through its Airflow connection on first use."""
-
-    def __init__(self, open_engine: Callable[[str], sa.Engine] = _records_engine) -> None:
-        self._open = open_engine
-        self._engines: dict[str, sa.Engine] = {}
-        self._lock = threading.Lock()
-
-    def get(self, conn_id: str) -> sa.Engine:
-        with self._lock:
-            engine = self._engines.get(conn_id)
-            if engine is None:
-                engine = self._engines[conn_id] = self._open(conn_id)
-            return engine
-
-
-def consumer_lags(watched: list[Watched], engines: LagEngines, now: dt.datetime) -> list[ConsumerLag]:
-    """The lag of every watched table's consumer, one database at a time."""
+def consumer_lags(
+    watched: list[Watched],
+    now: dt.datetime,
+    *,
+    open_engine: Callable[[str], sa.Engine] = app_database.engine_for,
+) -> list[ConsumerLag]:
+    """The lag of every watched table's consumer, one database at a time. Engines come from the
+    plugin's one connection seam (its process-wide cache: the health route opens no pool of its own)."""
     by_connection: dict[str, list[Watched]] = {}
     for item in watched:
         by_connection.setdefault(item.connection, []).append(item)
     lags: list[ConsumerLag] = []
     for conn_id, items in sorted(by_connection.items()):
-        lags += _lags_of(conn_id, items, engines, now)
+        lags += _lags_of(conn_id, items, open_engine, now)
     return lags
 
 
-def _lags_of(conn_id: str, items: list[Watched], engines: LagEngines, now: dt.datetime) -> list[ConsumerLag]:
-    try:
-        with engines.get(conn_id).connect() as conn:
+def _lags_of(
+    conn_id: str, items: list[Watched], open_engine: Callable[[str], sa.Engine], now: dt.datetime
+) -> list[ConsumerLag]:
+    try:  # a connection missing from Airflow is reported like a database that does not answer
+        with open_engine(conn_id).connect() as conn:
             inspector = sa.inspect(conn)
             if not inspector.has_table(OUTBOX_TABLE):
                 return [_lag(item, status="no_outbox") for item in items]

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from rule_compiler.errors import (
+    AppDatabaseError,
     ConflictError,
     DefinitionLoadError,
     Issue,
@@ -92,6 +93,17 @@ async def _store_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _app_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A connection the plugin's connection seam cannot give (missing from Airflow, or no SQL
+    database): the deployment's to fix, so 503, naming the connection and never its details."""
+    assert isinstance(exc, AppDatabaseError)  # noqa: S101 - registered for this type only
+    log.warning("application database on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"connection '{exc.conn_id}' {exc.reason}; ask the platform administrators",
+    )
+
+
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     """405 whose ``Allow`` lists the path's methods (Starlette names only the first route's).
 
@@ -116,5 +128,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RuleValidationError, _definition_invalid)
     app.add_exception_handler(DefinitionLoadError, _definition_invalid)
     app.add_exception_handler(StoreError, _store_error)
+    app.add_exception_handler(AppDatabaseError, _app_database_error)
     app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_exception_handler(Exception, _unexpected)

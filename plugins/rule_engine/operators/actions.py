@@ -15,7 +15,7 @@ from rule_compiler.events.reader import events_by_ids
 from rule_compiler.runtime.idempotency import idempotency_key, row_key
 from rule_compiler.runtime.rows import iter_rows
 from rule_compiler.runtime.run_events import event_occurrence, event_record
-from rule_engine.hooks.records import RecordsHook
+from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
 
 
@@ -106,7 +106,7 @@ class ActionOperator(RuleTaskOperator):
         if source is None:
             raise PermanentActionError("an event rule's action has no row source; recompile the rule")
         ids = [int(match.event_id) for match in matches if match.event_id is not None]
-        with RecordsHook(source["connection"]).engine.connect() as conn:
+        with AppDatabaseHook(source["connection"]).engine.connect() as conn:
             events = {str(event.id): event for event in events_by_ids(conn, ids)}
             records = {event_id: event_record(conn, source, event) for event_id, event in events.items()}
         return [(records.get(str(match.event_id), {}), events.get(str(match.event_id))) for match in matches]
@@ -117,7 +117,7 @@ class ActionOperator(RuleTaskOperator):
         wanted = [k for k in keys if k is not None]
         if source is None or not wanted:
             return {}
-        with RecordsHook(source["connection"]).engine.connect() as conn:
+        with AppDatabaseHook(source["connection"]).engine.connect() as conn:
             return {row_key(row, source["primary_key"]): row for row in iter_rows(conn, source, wanted)}
 
     def template_context(

@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowSkipException
 
 from rule_compiler.runtime.data_query import check_result, result_summary, run_query
-from rule_engine.hooks.records import RecordsHook
+from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
 
 
@@ -51,7 +51,7 @@ class DataTriggerSensor(RuleTaskOperator, BaseSensorOperator):
     def poke(self, context: Any) -> PokeReturnValue:
         check = self.spec_params["check"]
         connection = str(self.spec_params["connection"])
-        engine = RecordsHook(connection).engine
+        engine = AppDatabaseHook(connection).engine
         result = run_query(
             engine,
             str(self.spec_params["sql"]),

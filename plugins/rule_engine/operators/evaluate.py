@@ -39,7 +39,7 @@ from rule_compiler.runtime.run_events import (
 )
 from rule_compiler.runtime.verdicts import VerdictLog, event_head
 from rule_compiler.settings import log_values, max_matches
-from rule_engine.hooks.records import RecordsHook
+from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
 
 #: How many per-row traces the automation log keeps for one run (the counts are always complete).
@@ -143,7 +143,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         run configured with ``event_ids`` re-processes exactly those (the cursor stays).
         """
         rule_trigger = EventTrigger.model_validate(trigger)
-        engine = RecordsHook(source["connection"]).engine
+        engine = AppDatabaseHook(source["connection"]).engine
         conf_ids = event_ids_of([_conf(context)])
         taken: EventRange | None = None
         if conf_ids:
@@ -211,7 +211,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
     ) -> tuple[list[Any], dict[str, Any]]:
         """Matches selected in SQL; the first rows' traces from the Python evaluator (same meaning)."""
         pk = list(source["primary_key"])
-        with RecordsHook(source["connection"]).engine.connect() as conn:
+        with AppDatabaseHook(source["connection"]).engine.connect() as conn:
             try:
                 matched = matching_keys(conn, source, node, now=now, limit=max_matches())
             except NotTranslatableError:

@@ -35,7 +35,7 @@ class OutboxPurgeOperator(BaseOperator):
             watching_rules,
         )
         from rule_compiler.store import RuleStore
-        from rule_engine.hooks.records import RecordsHook
+        from rule_engine.hooks.app_database import AppDatabaseHook
 
         retention = outbox_retention()
         older_than = dt.datetime.now(dt.UTC) - retention
@@ -57,17 +57,13 @@ class OutboxPurgeOperator(BaseOperator):
         failed: list[str] = []
         for conn_id, tables in sorted(watched.items()):
             try:
-                engine = RecordsHook(conn_id).engine
-                try:
-                    result = purge_connection(
-                        engine,
-                        tables,
-                        older_than=older_than,
-                        rules=rules.get(conn_id, {}),
-                        consumers=triggers.get(conn_id, {}),
-                    )
-                finally:
-                    engine.dispose()
+                result = purge_connection(  # the engine is the seam's: shared, never disposed here
+                    AppDatabaseHook(conn_id).engine,
+                    tables,
+                    older_than=older_than,
+                    rules=rules.get(conn_id, {}),
+                    consumers=triggers.get(conn_id, {}),
+                )
             except Exception:
                 self.log.exception("connection %s: outbox purge failed", conn_id)
                 failed.append(conn_id)

@@ -13,7 +13,7 @@ from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.record_effects import Effect, apply_effect, ensure_ledger
 from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.runtime.rows import matching_keys
-from rule_engine.hooks.records import RecordsHook
+from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.actions import ActionOperator, Match
 
 _CONDITION = TypeAdapter(ConditionNode)
@@ -29,7 +29,7 @@ class RecordActionOperator(ActionOperator):
     def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         params = self.spec_params
         plan = params["plan"]
-        engine = RecordsHook(params["connection"]).engine
+        engine = AppDatabaseHook(params["connection"]).engine
         ensure_ledger(engine)
         kind = self.action_kind
         counts = {"applied": 0, "already_applied": 0, "missing_row": 0}

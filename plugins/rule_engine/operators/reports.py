@@ -33,7 +33,7 @@ from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.report_delivery import ReportFile, ReportRunInfo, delivery_key, grace_period
 from rule_compiler.store import report_runs
 from rule_compiler.store.report_runs import SETTLED_BEFORE_DELIVERY
-from rule_engine.hooks.records import RecordsHook
+from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.hooks.webhook_client import utcnow
 from rule_engine.notices import describe
 from rule_engine.operators.report_base import ReportTaskOperator, utc
@@ -123,7 +123,7 @@ class ReportQueriesOperator(ReportTaskOperator):
         for query in self.spec_params["queries"]:
             connection = str(query["connection"])
             if connection not in engines:
-                engines[connection] = RecordsHook(connection).engine
+                engines[connection] = AppDatabaseHook(connection).engine
             results.append(
                 run_query_to_csv(
                     engines[connection],

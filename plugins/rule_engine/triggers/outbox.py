@@ -32,6 +32,7 @@ from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL
 from rule_compiler.events.reader import OutboxReader
 from rule_compiler.events.watch import Watch, start_cursor
 from rule_compiler.runtime.faults import faultpoint
+from rule_engine.hooks import app_database
 
 CLASSPATH = "rule_engine.triggers.outbox.OutboxEventTrigger"
 DEFAULT_POLL_INTERVAL = 2.0
@@ -172,7 +173,8 @@ class OutboxProducer(SharedStreamProducer):
 
     async def _get_engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = await asyncio.to_thread(_engine_for, self.connection)
+            # the plugin's one connection seam; off the event loop (it reads the Airflow connection)
+            self._engine = await asyncio.to_thread(app_database.engine_for, self.connection)
         return self._engine
 
     async def _wait(self) -> None:
@@ -187,12 +189,6 @@ class OutboxProducer(SharedStreamProducer):
             await self.aclose()
             await asyncio.sleep(self.poll_interval)
             self._listener = await _listen(await self._get_engine())
-
-
-def _engine_for(conn_id: str) -> sa.Engine:
-    from rule_engine.hooks.records import RecordsHook
-
-    return RecordsHook(conn_id).engine
 
 
 async def _listen(engine: sa.Engine) -> Any:

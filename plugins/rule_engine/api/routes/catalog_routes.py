@@ -38,6 +38,7 @@ from rule_engine.api.schemas_ops import (
     CatalogWritten,
     RuleProblems,
 )
+from rule_engine.hooks import app_database
 
 router = APIRouter(prefix="/catalog", tags=["catalog"])
 log = logging.getLogger("rule_engine.api")
@@ -254,25 +255,10 @@ def _written(store: RuleStore, organization: str, response: Response, *, changed
     )
 
 
-def _reflection_engine(conn_id: str) -> sa.Engine:
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from rule_engine.hooks.records import RecordsHook
-
-    try:
-        return RecordsHook(conn_id).engine
-    except AirflowNotFoundException:
-        reason = "is not defined in Airflow"
-    except ValueError as exc:
-        reason = f"cannot be used: {exc}"
-    raise HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        f"connection '{conn_id}' {reason}; ask the platform administrators",
-    )
-
-
 def _reflect(conn_id: str, tables: list[str] | None, notes: list[str]) -> dict[str, Table]:
-    engine = _reflection_engine(conn_id)
+    """The connection's tables, reflected through the plugin's one connection seam (a connection
+    Airflow cannot give answers 503 through the app's :class:`AppDatabaseError` handler)."""
+    engine = app_database.engine_for(conn_id)
     try:
         return reflect_tables(engine, tables, notes=notes)
     except ReflectionError as exc:
@@ -286,8 +272,6 @@ def _reflect(conn_id: str, tables: list[str] | None, notes: list[str]) -> dict[s
         raise RequestValidationError(
             [{"loc": ("body", "tables"), "msg": str(exc), "type": "reflection"}]
         ) from None
-    finally:
-        engine.dispose()
 
 
 @router.post("/sync", responses=errors(409, 412, 413))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from rule_compiler.errors import StoreError
 from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
-from rule_engine.api.consumer_lag import STALLED_AFTER, LagEngines, Watched, consumer_lags, watched_by
+from rule_engine.api.consumer_lag import STALLED_AFTER, Watched, consumer_lags, watched_by
 from rule_engine.api.deps import CurrentUser, SettingsDep, StoreDep, username_of
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import LoaderError, StoreHealth
@@ -56,7 +56,7 @@ def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, reque
         log.warning("could not read render errors from Airflow's metadata DB", exc_info=True)
         found, checked = {}, False
     loader_errors = [LoaderError(dag_id=d, rule_name=rules.get(d), reason=r) for d, r in found.items()]
-    consumers = consumer_lags(watched, _lag_engines(request), dt.datetime.now(dt.UTC))
+    consumers = consumer_lags(watched, dt.datetime.now(dt.UTC))
     troubled = any(c.status in ("unreachable", "stalled") for c in consumers)
     ok = checked and not loader_errors and not troubled
     return HealthReport(
@@ -67,14 +67,6 @@ def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, reque
         consumers=consumers,
         stalled_after_seconds=stalled_after,
     )
-
-
-def _lag_engines(request: Request) -> LagEngines:
-    """The app's engines to the application databases (made on first use)."""
-    engines: LagEngines | None = getattr(request.app.state, "lag_engines", None)
-    if engines is None:
-        engines = request.app.state.lag_engines = LagEngines()
-    return engines
 
 
 def _rules_of(store: RuleStore, username: str, platform_admin: bool) -> tuple[dict[str, str], list[Watched]]:

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from rule_compiler.catalog import Table
 from rule_compiler.definitions import Event
 from rule_compiler.definitions.common import IDENTIFIER_RE, MAX_NAME_LENGTH
+from rule_compiler.errors import AppDatabaseError
 from rule_compiler.events.outbox_rows import (
     LOCK_NOT_AVAILABLE,
     EventConflictError,
@@ -33,6 +34,7 @@ from rule_engine.api import rule_ops
 from rule_engine.api.deps import Editor, StoreDep
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import EventCreate, EventPublic
+from rule_engine.hooks import app_database
 
 router = APIRouter(prefix="/events", tags=["events"])
 
@@ -43,65 +45,58 @@ ConnectionName = Annotated[
 OutboxId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the outbox id of the event")]
 
 
-def _records_engine(conn_id: str) -> sa.Engine:
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    from rule_engine.hooks.records import RecordsHook
-
+def _app_engine(conn_id: str) -> sa.Engine:
+    """The engine of ``conn_id`` from the plugin's one connection seam; a connection Airflow cannot
+    give (the catalog lists it, the deployment lacks it) is a 503."""
     try:
-        return RecordsHook(conn_id).engine
-    except AirflowNotFoundException:
-        reason = "is not defined in Airflow"
-    except ValueError as exc:
-        reason = f"cannot be used: {exc}"
-    raise HTTPException(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        f"connection '{conn_id}' is in your catalog but {reason}; ask the platform administrators",
-    )
+        return app_database.engine_for(conn_id)
+    except AppDatabaseError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"connection '{conn_id}' is in your catalog but {exc.reason}; ask the platform administrators",
+        ) from None
 
 
 class OutboxEngines:
-    """One engine per connection events go to, its outbox created (or upgraded) on first use.
+    """The engines events go to, each with its outbox created (or upgraded) on first use.
 
-    No lock of ours is held while waiting on a database: the process-wide lock only guards the
-    dictionaries, and the first use of a connection (opening it, ``ensure_outbox``) is serialized by
-    a lock of that connection alone, so a database that is slow or whose outbox lock is held
-    elsewhere delays only the pushes to that connection (and ``ensure_outbox`` gives up on its lock
-    after :data:`~rule_compiler.events.outbox_rows.ENSURE_LOCK_TIMEOUT_SECONDS`: a 503).
+    Engines come from ``open_engine`` (the plugin's one connection seam and its process-wide cache:
+    the same engine for a connection until the connection changes in Airflow); this class only
+    remembers which engine's outbox is ensured, so a connection edited to point at another database
+    gets its outbox there too. No lock of ours is held while waiting on a database: the lock of this
+    class only guards its dictionaries, and ensuring a connection's outbox is serialized by a lock of
+    that connection alone, so a database that is slow or whose outbox lock is held elsewhere delays
+    only the pushes to that connection (and ``ensure_outbox`` gives up on its lock after
+    :data:`~rule_compiler.events.outbox_rows.ENSURE_LOCK_TIMEOUT_SECONDS`: a 503).
     """
 
-    def __init__(self, open_engine: Callable[[str], sa.Engine] = _records_engine) -> None:
+    def __init__(self, open_engine: Callable[[str], sa.Engine] = _app_engine) -> None:
         self._open = open_engine
-        self._engines: dict[str, sa.Engine] = {}
+        self._ready: dict[str, sa.Engine] = {}  # connection id -> the engine whose outbox is ensured
         self._opening: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, conn_id: str) -> sa.Engine:
+        engine = self._open(conn_id)
         with self._lock:
-            engine = self._engines.get(conn_id)
-            if engine is not None:
+            if self._ready.get(conn_id) is engine:
                 return engine
             opening = self._opening.setdefault(conn_id, threading.Lock())
         with opening:
             with self._lock:
-                engine = self._engines.get(conn_id)
-            if engine is not None:  # opened while this request waited for the connection's lock
-                return engine
-            engine = self._open(conn_id)
-            try:
-                with _database_errors(conn_id), engine.begin() as conn:
-                    ensure_outbox(conn)
-            except BaseException:
-                engine.dispose()  # not kept: the next request tries again
-                raise
+                if self._ready.get(conn_id) is engine:  # ensured while this request waited its turn
+                    return engine
+            # a failure is not remembered: the next request tries again
+            with _database_errors(conn_id), engine.begin() as conn:
+                ensure_outbox(conn)
             with self._lock:
-                self._engines[conn_id] = engine
+                self._ready[conn_id] = engine
             return engine
 
     def dispose(self) -> None:
-        """Close every engine's connections."""
+        """Forget every ensured outbox and close the idle connections of their engines."""
         with self._lock:
-            engines, self._engines = list(self._engines.values()), {}
+            engines, self._ready = list(self._ready.values()), {}
         for engine in engines:
             engine.dispose()
 

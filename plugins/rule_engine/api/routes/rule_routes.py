@@ -38,6 +38,7 @@ from rule_engine.api.schemas import (
     VersionPublic,
 )
 from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
+from rule_engine.hooks import app_database
 
 router = APIRouter(prefix="/rules", tags=["rules"])
 log = logging.getLogger("rule_engine.api")
@@ -313,10 +314,8 @@ def test_rule(name: RuleName, body: RuleTestRequest, principal: Viewer, store: S
         organization=principal.organization
     )
     related = None
-    if body.read_related:
-        from rule_engine.console_script import engine_for
-
-        related = rule_tester.database_related(engine_for)
+    if body.read_related:  # a connection Airflow cannot give: 503 (the AppDatabaseError handler)
+        related = rule_tester.database_related(app_database.engine_for)
     try:
         assert compiled.rule is not None  # noqa: S101 - this route compiles rules only
         result = rule_tester.test_rule(
