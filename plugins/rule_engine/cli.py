@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rule_compiler import cli
 from rule_compiler.cli.commands import CliError, actor_from_args, store_from_args
-from rule_compiler.errors import StoreError
+from rule_compiler.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -29,7 +29,12 @@ if TYPE_CHECKING:
     from rule_compiler.catalog import Catalog
     from rule_compiler.store import RuleStore
 
-__all__ = ["add_airflow_commands", "engine_for", "main"]
+__all__ = ["ConnectionUnusableError", "add_airflow_commands", "engine_for", "main"]
+
+
+class ConnectionUnusableError(ConfigurationError, CliError):
+    """An Airflow connection is not defined or cannot be used: a CliError (exit code 2), and in the
+    REST view a ConfigurationError (503: the platform administrators must add or fix it)."""
 
 
 def engine_for(conn_id: str) -> sa.Engine:
@@ -43,12 +48,12 @@ def engine_for(conn_id: str) -> sa.Engine:
         try:
             return RecordsHook(conn_id).engine
         except AirflowNotFoundException:
-            raise CliError(
+            raise ConnectionUnusableError(
                 f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
                 "or add it with `airflow connections add`)"
             ) from None
         except ValueError as exc:
-            raise CliError(str(exc)) from None
+            raise ConnectionUnusableError(str(exc)) from None
 
 
 def add_airflow_commands(groups: cli.Subcommands) -> None:
@@ -313,7 +318,7 @@ def _webhook_connection(conn_id: str) -> tuple[str, list[str]]:
         try:
             return WebhookHook(conn_id).base_url_and_secrets()
         except AirflowNotFoundException:
-            raise CliError(
+            raise ConnectionUnusableError(
                 f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
                 "or add it with `airflow connections add`)"
             ) from None
