@@ -7,6 +7,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from rule_compiler.store import RuleStore
 from tests.api.conftest import Api, Recorder, create, rule_body
 
@@ -276,6 +278,24 @@ def test_the_rule_tester_returns_the_trace(api: Api) -> None:
     bad = api.as_("vera").post("/rules/flag-big-paid-orders/test", json={"event": {"table": "orders"}})
     assert bad.status_code == 422
     assert ("event.operation", "missing") in _issues(bad)
+
+
+def test_the_rule_tester_reading_related_rows_through_an_undefined_connection_answers_503(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # escalate-vip-orders reads customer__tier through app_db, which this Airflow does not define
+    monkeypatch.delenv("AIRFLOW_CONN_APP_DB", raising=False)
+    create(api, "escalate-vip-orders")
+    new = {"id": 7, "status": "pending", "total": 900, "priority": "normal", "customer_id": 3}
+    body = {"event": {"table": "orders", "operation": "updated", "new": new}, "read_related": True}
+    response = api.as_("vera").post("/rules/escalate-vip-orders/test", json=body)
+    assert response.status_code == 503, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("Airflow connection 'app_db' is not defined"), detail
+    assert "Retry-After" not in response.headers
+    # without read_related the path reads as NULL, with a note: the same request otherwise works
+    plain = api.as_("vera").post("/rules/escalate-vip-orders/test", json={**body, "read_related": False})
+    assert plain.status_code == 200, plain.text
 
 
 def test_next_runs_follow_the_cron_in_its_time_zone(api: Api) -> None:
