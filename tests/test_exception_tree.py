@@ -9,7 +9,7 @@ import importlib
 import inspect
 import pkgutil
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -85,6 +85,12 @@ def exception_classes(walked: tuple[list[ModuleType], set[str]]) -> list[type[Ba
     return sorted(found, key=lambda cls: (cls.__module__, cls.__qualname__))
 
 
+@pytest.fixture(scope="module")
+def by_name(exception_classes: list[type[BaseException]]) -> dict[str, type[BaseException]]:
+    """The classes by name (unique: see below); the tests name classes, not the modules they are in."""
+    return {cls.__name__: cls for cls in exception_classes}
+
+
 def test_the_walk_imports_every_python_file_of_both_packages(
     walked: tuple[list[ModuleType], set[str]],
 ) -> None:
@@ -143,31 +149,21 @@ def test_class_names_are_unique(exception_classes: list[type[BaseException]]) ->
     assert sorted(n for n in set(names) if names.count(n) > 1) == []
 
 
-def test_value_errors_stay_value_errors() -> None:
+def test_value_errors_stay_value_errors(by_name: dict[str, type[BaseException]]) -> None:
     """pydantic validators and ``except ValueError`` callers rely on these."""
-    from rule_compiler.catalog import FieldResolutionError
-    from rule_compiler.catalog_grants import GrantsError
-    from rule_compiler.conditions.durations import DurationError
-    from rule_compiler.conditions.regex import UnsafePatternError
-    from rule_compiler.runtime.preferences import PreferencesError
-    from rule_compiler.runtime.webhooks import RedeliveryRefusedError
-    from rule_compiler.sql_check import UnsafeQueryError
-    from rule_compiler.storage_paths import StoragePathError
-    from rule_compiler.template_limits import TemplateCheckError, TemplateLimitError
-
-    for cls in (
-        FieldResolutionError,
-        GrantsError,
-        DurationError,
-        UnsafePatternError,
-        PreferencesError,
-        RedeliveryRefusedError,
-        UnsafeQueryError,
-        StoragePathError,
-        TemplateCheckError,
-        TemplateLimitError,
+    for name in (
+        "FieldResolutionError",
+        "GrantsError",
+        "DurationError",
+        "UnsafePatternError",
+        "PreferencesError",
+        "RedeliveryRefusedError",
+        "UnsafeQueryError",
+        "StoragePathError",
+        "TemplateCheckError",
+        "TemplateLimitError",
     ):
-        assert issubclass(cls, ValueError) and issubclass(cls, RuleEngineError), cls
+        assert issubclass(by_name[name], ValueError) and issubclass(by_name[name], RuleEngineError), name
 
 
 def _tree() -> list[tuple[str, str | None]]:
@@ -189,9 +185,8 @@ def _tree() -> list[tuple[str, str | None]]:
 
 
 def test_the_docstring_tree_draws_every_class_under_its_own_base(
-    exception_classes: list[type[BaseException]],
+    exception_classes: list[type[BaseException]], by_name: dict[str, type[BaseException]]
 ) -> None:
-    by_name = {cls.__name__: cls for cls in exception_classes}
     entries = _tree()
     assert {name for name, _ in entries} == set(by_name)
     for name, parent in entries:
@@ -250,31 +245,23 @@ def test_every_class_maps_to_a_documented_status(exception_classes: list[type[Ba
 MESSAGE = "what went wrong, and what to change"
 
 
-def _factories() -> dict[str, Callable[[], BaseException]]:
-    """Classes whose constructor is not ``cls(message)``."""
-    from rule_engine.api.airflow_runs import NotRunnableError
-    from rule_engine.api.yaml_bodies import YamlBodyError
-
-    from rule_compiler.definitions.conditions import UnexpandedTemplateError, UseTemplate
-    from rule_compiler.errors import DefinitionLoadError, RuleValidationError
-    from rule_compiler.rule_tester import EventError
-    from rule_compiler.template_limits import TemplateLimitError
-
-    issues = [Issue("actions[0].values", "unknown column 'x'", "column"), Issue("name", "too long")]
-    return {
-        "DefinitionLoadError": lambda: DefinitionLoadError(MESSAGE, line=3),
-        "RuleValidationError": lambda: RuleValidationError(issues),
-        "EventError": lambda: EventError([Issue("event.operation", "missing", "missing")]),
-        "TemplateLimitError": lambda: TemplateLimitError("max_output", 10, 20, "the output"),
-        "UnexpandedTemplateError": lambda: UnexpandedTemplateError(UseTemplate(use="big-order")),
-        "NotRunnableError": lambda: NotRunnableError(MESSAGE, 30),
-        "YamlBodyError": lambda: YamlBodyError("the YAML body cannot be read", issues),
-    }
+ISSUES = [Issue("actions[0].values", "unknown column 'x'", "column"), Issue("name", "too long")]
+#: Arguments of the classes whose constructor is not ``cls(message)``.
+ARGUMENTS: dict[str, tuple[Any, ...]] = {
+    "RuleValidationError": (ISSUES,),
+    "EventError": ([Issue("event.operation", "missing", "missing")],),
+    "TemplateLimitError": ("max_output", 10, 20, "the output"),
+    "NotRunnableError": (MESSAGE, 30),
+    "YamlBodyError": ("the YAML body cannot be read", ISSUES),
+}
 
 
 def _instance(cls: type[BaseException]) -> BaseException:
-    factory = _factories().get(cls.__name__)
-    return factory() if factory is not None else cls(MESSAGE)
+    if cls.__name__ == "UnexpandedTemplateError":  # takes a UseTemplate node: its message is enough
+        error = cls.__new__(cls)
+        BaseException.__init__(error, MESSAGE)
+        return error
+    return cls(*ARGUMENTS.get(cls.__name__, (MESSAGE,)))
 
 
 @pytest.fixture(scope="module")
@@ -323,22 +310,19 @@ def test_raising_each_class_in_a_route_answers_its_mapped_status(
 
 
 def test_bodies_and_headers_of_particular_answers(
+    by_name: dict[str, type[BaseException]],
     raising_client: tuple[TestClient, dict[str, BaseException]],
 ) -> None:
-    from rule_engine.api.airflow_runs import NotRunnableError
-    from rule_engine.cli import ConnectionUnusableError
-
-    from rule_compiler.errors import DefinitionLoadError, StoreError, StoreUnavailableError
-    from rule_compiler.rule_tester import RuleTestError
-    from rule_compiler.store import StaleWriteError
-
     client, raised = raising_client
 
     def answer(error: BaseException) -> Any:
         raised["it"] = error
         return client.get("/raise/it")
 
-    invalid = answer(_factories()["RuleValidationError"]())
+    def error(name: str, *args: Any) -> BaseException:
+        return by_name[name](*args) if args else _instance(by_name[name])
+
+    invalid = answer(error("RuleValidationError"))
     assert invalid.status_code == 422
     assert invalid.json() == {
         "detail": "the definition has 2 problems",
@@ -347,26 +331,26 @@ def test_bodies_and_headers_of_particular_answers(
             {"path": "name", "message": "too long", "code": "invalid"},
         ],
     }
-    unreadable = answer(DefinitionLoadError("bad YAML", line=2)).json()
+    unreadable = answer(by_name["DefinitionLoadError"]("bad YAML", line=2)).json()
     assert unreadable == {
         "detail": "the definition cannot be read",
         "errors": [{"path": "(document)", "message": "bad YAML", "code": "load"}],
     }
-    event = answer(_factories()["EventError"]())
+    event = answer(error("EventError"))
     assert event.status_code == 422 and event.json()["errors"][0]["path"] == "event.operation"
-    assert answer(RuleTestError("a data trigger")).json() == {"detail": "a data trigger"}
-    stale = answer(StaleWriteError("changed since you read it"))
+    assert answer(error("RuleTestError", "a data trigger")).json() == {"detail": "a data trigger"}
+    stale = answer(error("StaleWriteError", "changed since you read it"))
     assert (stale.status_code, stale.json()) == (412, {"detail": "changed since you read it"})
-    down = answer(StoreUnavailableError("connection refused"))
+    down = answer(error("StoreUnavailableError", "connection refused"))
     assert (down.status_code, down.headers["Retry-After"]) == (503, "5")
     assert down.json() == {"detail": "the rule store is unreachable; try again later"}
-    assert answer(StoreError("no schema")).json() == {
+    assert answer(error("StoreError", "no schema")).json() == {
         "detail": "the rule store is not ready; try again later"
     }
-    waiting = answer(NotRunnableError("Airflow does not know DAG x yet", 30))
+    waiting = answer(error("NotRunnableError", "Airflow does not know DAG x yet", 30))
     assert (waiting.status_code, waiting.headers["Retry-After"]) == (409, "30")
-    assert answer(NotRunnableError("paused")).headers.get("Retry-After") is None
-    missing = answer(ConnectionUnusableError("Airflow connection 'app_db' is not defined"))
+    assert answer(error("NotRunnableError", "paused")).headers.get("Retry-After") is None
+    missing = answer(error("ConnectionUnusableError", "Airflow connection 'app_db' is not defined"))
     assert (missing.status_code, missing.json()) == (
         503,
         {"detail": "Airflow connection 'app_db' is not defined"},
