@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR, Identifier, Slug, StrictModel
+from rule_compiler.errors import InvalidValueError
 from rule_compiler.storage_locations import storage_location_problem
 
 ColumnType = Literal["text", "integer", "numeric", "boolean", "timestamp", "date", "json", "other"]
@@ -136,7 +137,7 @@ class ResolvedField:
         self.column = column
 
 
-class FieldResolutionError(ValueError):
+class FieldResolutionError(InvalidValueError):
     """A field path names a hop or column the catalog does not have; the message says which."""
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.definitions.common import IDENTIFIER_RE, MAX_NAME_LENGTH
+from rule_compiler.errors import InvalidValueError
 
 
-class GrantsError(ValueError):
+class GrantsError(InvalidValueError):
     """The statements cannot be written for these names; the message says why."""
 
 

@@ -35,7 +35,7 @@ from rule_compiler.conditions.trace import format_trace
 from rule_compiler.conditions.values import json_safe
 from rule_compiler.definitions import DataTrigger, Event, EventTrigger, RuleDefinition
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
-from rule_compiler.errors import Issue, RuleEngineError
+from rule_compiler.errors import Issue, UsageError
 from rule_compiler.runtime.rows import reflect_table
 from rule_compiler.runtime.run_events import changed_fields_of, event_refusal
 from rule_compiler.validation.structural import issues_from_pydantic
@@ -58,7 +58,7 @@ __all__ = [
 CONNECTION_HINT = "pass --connection to read related rows"
 
 
-class RuleTestError(RuleEngineError):
+class RuleTestError(UsageError):
     """The rule cannot be tested with this input (a data trigger, an event without a row, a DB error)."""
 
 

@@ -25,6 +25,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from rule_compiler.errors import InvalidValueError
 from rule_compiler.sql_allowlist import (
     ALLOWED_SUMMARY,
     CAST_TYPES,
@@ -79,7 +80,7 @@ _WRITES = (
 QUERY_PARAMETERS = frozenset({"data_interval_start", "data_interval_end", "logical_date"})
 
 
-class UnsafeQueryError(ValueError):
+class UnsafeQueryError(InvalidValueError):
     """The SQL is not one read-only query; the message says what to change."""
 
 

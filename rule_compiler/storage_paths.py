@@ -24,6 +24,7 @@ from jinja2 import Environment, TemplateSyntaxError, nodes
 from jinja2.nodes import EvalContext
 
 from rule_compiler.definitions.common import SLUG_RE
+from rule_compiler.errors import InvalidValueError
 
 #: What a folder name may hold after the worker cleaned it; anything else becomes ``-``.
 _PATH_UNSAFE = re.compile(r"[^A-Za-z0-9._+=@-]+")
@@ -39,7 +40,7 @@ DEFAULT_STORAGE_PATH = "{{ report.name }}/{{ run.interval_end }}"
 CLIMB = "the folder may not climb out of the location ('..')"
 
 
-class StoragePathError(ValueError):
+class StoragePathError(InvalidValueError):
     """A storage folder that could leave its root; the message says why."""
 
 

@@ -7,7 +7,7 @@ inputs — an operator, a filter, a method call, a loop iteration, a piece of ou
 stops with a :class:`TemplateLimitError` *before* it makes a string, list or number that is too big,
 never after::
 
-    ValueError
+    InvalidValueError             (rule_compiler.errors: a RuleEngineError, also a ValueError)
     └── TemplateCheckError        a template is not acceptable (syntax, unknown name, refused feature)
         └── TemplateLimitError    a template would pass one of the limits below (``.limit`` names it,
                                   ``.maximum`` is its value); raised at registration when the limit
@@ -37,6 +37,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from rule_compiler.errors import InvalidValueError
+
 __all__ = [
     "DEFAULT_REPORT_LIMITS",
     "REPORT_LIMITS",
@@ -52,7 +54,7 @@ __all__ = [
 ]
 
 
-class TemplateCheckError(ValueError):
+class TemplateCheckError(InvalidValueError):
     """A template is not acceptable; the message says why (syntax, unknown variable, unsafe access)."""
 
 

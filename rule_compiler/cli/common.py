@@ -13,7 +13,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
+from rule_compiler.errors import (
+    DefinitionError,
+    DefinitionLoadError,
+    Issue,
+    RuleValidationError,
+    StoreError,
+    UsageError,
+)
 from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.store import RuleStore
 
@@ -21,7 +28,7 @@ from rule_compiler.store import RuleStore
 PROGRESS_THRESHOLD = 10
 
 
-class CliError(Exception):
+class CliError(UsageError):
     """A usage or environment problem (exit code 2)."""
 
 

@@ -12,6 +12,8 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from rule_compiler.errors import InvalidValueError
+
 DURATION_RE = re.compile(r"^(\d+)(s|m|h|d|w)$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 #: The longest duration accepted (about 100 years).
@@ -19,7 +21,7 @@ MAX_DURATION = timedelta(days=36_500)
 _EXAMPLES = "for example '90m', '12h', '3d' or '2w'"
 
 
-class DurationError(ValueError):
+class DurationError(InvalidValueError):
     """A duration that cannot be used; the message says what is wrong and how to write it."""
 
 

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import re2
 
+from rule_compiler.errors import InvalidValueError
+
 MAX_PATTERN_LENGTH = 500
 MAX_SUBJECT_LENGTH = 10_000
 
@@ -35,7 +37,7 @@ class Pattern(Protocol):
     def search(self, text: str) -> Any: ...
 
 
-class UnsafePatternError(ValueError):
+class UnsafePatternError(InvalidValueError):
     """A pattern the ``matches`` operator does not accept; the message says why and what to do."""
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from rule_compiler.definitions import Event
-from rule_compiler.errors import RuleEngineError
+from rule_compiler.errors import RefusedError
 
 OUTBOX_TABLE = "rule_engine_outbox"
 #: The pg_notify channel the Postgres trigger signals after each insert (payload ``table:id``).
@@ -170,7 +170,7 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
     )
 
 
-class EventConflictError(RuleEngineError):
+class EventConflictError(RefusedError):
     """A client event id was already used for a different event."""
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rule_compiler.errors import InvalidValueError
 from rule_compiler.store.schema import DIGEST_MODES, NOTIFICATION_CHANNELS
 
 Decision = Literal["send", "muted", "deferred", "digest"]
@@ -39,7 +40,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 assert set(get_args(DigestMode)) == set(DIGEST_MODES)  # noqa: S101 - one list of modes
 
 
-class PreferencesError(ValueError):
+class PreferencesError(InvalidValueError):
     """Preferences that cannot be accepted; the message names the field and what is allowed."""
 
 

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from rule_compiler.canonical import canonical_json
-from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.errors import PermanentActionError, RetryableActionError, RuleEngineError
 from rule_compiler.runtime.faults import faultpoint
 from rule_compiler.runtime.rows import reflect_table, table_exists
 from rule_compiler.upserts import conflict_insert
@@ -40,7 +40,7 @@ ledger = sa.Table(
 Outcome = Literal["applied", "already_applied", "missing_row"]
 
 
-class _MissingRowError(Exception):
+class _MissingRowError(RuleEngineError):
     """The row to change is gone; raised inside the transaction so nothing is committed."""
 
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from standardwebhooks import Webhook
 
 from rule_compiler.canonical import canonical_json
-from rule_compiler.errors import PermanentActionError, RetryableActionError
+from rule_compiler.errors import PermanentActionError, RefusedError, RetryableActionError
 from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.store.schema import webhook_deliveries
 
@@ -328,7 +328,7 @@ def organization_of(rule_id: str) -> str:
     return rule_id.partition("/")[0]
 
 
-class RedeliveryRefusedError(ValueError):
+class RedeliveryRefusedError(RefusedError, ValueError):
     """A key that cannot be redelivered: unknown, ambiguous, without a stored request, or delivered."""
 
 

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
+from rule_compiler.errors import RefusedError
 from rule_engine.api.schemas import RuleSummary
 
 log = logging.getLogger("rule_engine.api")
@@ -32,7 +33,7 @@ MAX_OUTBOX_ID = 2**63 - 1
 S = TypeVar("S", bound=RuleSummary)
 
 
-class NotRunnableError(Exception):
+class NotRunnableError(RefusedError):
     """Airflow cannot start the rule's run now; ``retry_after`` when waiting helps."""
 
     def __init__(self, message: str, retry_after: int | None = None) -> None:

@@ -3,12 +3,17 @@
 Validation problems (FastAPI's own request checks, and the rule compiler's) answer 422 with
 ``errors: [{path, message, code}]`` — the JSON paths the CLI prints (``actions[1].values``); a
 request parameter's path is ``query.limit`` / ``header.if-match``.
+
+Every error of the exception tree (:mod:`rule_compiler.errors`) answers by its class: the first
+class of its MRO that :data:`ANSWERS` lists decides the status (docs/api.md, "Errors and statuses",
+lists the same table; tests/test_exception_tree.py checks that they agree).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -18,18 +23,69 @@ from fastapi.routing import APIRoute
 
 from rule_compiler.errors import (
     AppDatabaseError,
+    CompileError,
+    ConfigurationError,
     ConflictError,
+    DefinitionError,
     DefinitionLoadError,
+    InvalidValueError,
     Issue,
     NotFoundError,
+    RefusedError,
+    RuleEngineError,
     RuleValidationError,
+    SpecError,
     StoreError,
     StoreUnavailableError,
+    UsageError,
 )
+from rule_compiler.reporting.report_errors import ReportParameterError
 from rule_compiler.store import StaleWriteError
 from rule_compiler.validation.paths import DOCUMENT, from_loc
 
 log = logging.getLogger("rule_engine.api")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How an error class is answered: ``status``; ``detail`` a fixed sentence (``{error}`` is the
+    class name, ``{problems}`` "3 problems") or None for the error's own message; ``retry_after``
+    seconds for a ``Retry-After`` header (an error's own ``retry_after`` wins, except in a 500).
+    A 4xx answer carries the error's issues (``errors``); a 5xx answer is logged."""
+
+    status: int
+    detail: str | None = None
+    retry_after: int | None = None
+
+
+#: Error class → answer; an error is answered by the first class of its MRO listed here.
+ANSWERS: dict[type[RuleEngineError], Answer] = {
+    RuleEngineError: Answer(500, "internal error ({error}); it has been logged"),
+    DefinitionError: Answer(422),
+    DefinitionLoadError: Answer(422, "the definition cannot be read"),
+    RuleValidationError: Answer(422, "the definition has {problems}"),
+    InvalidValueError: Answer(422),
+    CompileError: Answer(500, "the definition could not be compiled ({error}, a bug); it has been logged"),
+    SpecError: Answer(500, "a stored compiled spec cannot be read ({error}); it has been logged"),
+    StoreError: Answer(503, "the rule store is not ready; try again later", retry_after=5),
+    StoreUnavailableError: Answer(503, "the rule store is unreachable; try again later", retry_after=5),
+    NotFoundError: Answer(404),
+    ConflictError: Answer(409),
+    StaleWriteError: Answer(412),
+    UsageError: Answer(422),
+    RefusedError: Answer(409),
+    ConfigurationError: Answer(503),
+    AppDatabaseError: Answer(503, "connection '{exc.conn_id}' {exc.reason}; ask the platform administrators"),
+    ReportParameterError: Answer(422),
+}
+
+
+def answer_for(error: type[BaseException]) -> Answer:
+    """The :data:`ANSWERS` entry of the first class of ``error``'s MRO listed there."""
+    for cls in error.__mro__:
+        if cls in ANSWERS:
+            return ANSWERS[cls]
+    raise LookupError(f"{error.__name__} is not a RuleEngineError")
 
 
 def error_response(
@@ -68,40 +124,42 @@ async def _request_invalid(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request is not valid", issues)
 
 
-async def _definition_invalid(request: Request, exc: Exception) -> JSONResponse:
+def _issues_of(exc: BaseException) -> list[Issue] | None:
+    if isinstance(exc, DefinitionLoadError):
+        return [exc.issue]
     if isinstance(exc, RuleValidationError):
-        count = len(exc.issues)
-        detail = f"the definition has {count} problem{'s' if count != 1 else ''}"
-        return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, exc.issues)
-    assert isinstance(exc, DefinitionLoadError)  # noqa: S101
-    return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, "the definition cannot be read", [exc.issue])
+        return list(exc.issues)
+    issues = getattr(exc, "issues", None)
+    return list(issues) if issues else None
 
 
-async def _store_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, NotFoundError):
-        return error_response(status.HTTP_404_NOT_FOUND, str(exc))
-    if isinstance(exc, StaleWriteError):
-        return error_response(status.HTTP_412_PRECONDITION_FAILED, str(exc))
-    if isinstance(exc, ConflictError):
-        return error_response(status.HTTP_409_CONFLICT, str(exc))
-    log.error("rule store error on %s %s: %s", request.method, request.url.path, exc)
-    reason = "unreachable" if isinstance(exc, StoreUnavailableError) else "not ready"
-    return error_response(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        f"the rule store is {reason}; try again later",
-        headers={"Retry-After": "5"},
+async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any :class:`RuleEngineError`, answered as :data:`ANSWERS` says for its class."""
+    answer = answer_for(type(exc))
+    issues = _issues_of(exc)
+    count = len(issues or ())
+    problems = f"{count} problem{'s' if count != 1 else ''}"
+    detail = (
+        str(exc)
+        if answer.detail is None
+        else answer.detail.format(error=type(exc).__name__, problems=problems, exc=exc)
     )
-
-
-async def _app_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A connection the plugin's connection seam cannot give (missing from Airflow, or no SQL
-    database): the deployment's to fix, so 503, naming the connection and never its details."""
-    assert isinstance(exc, AppDatabaseError)  # noqa: S101 - registered for this type only
-    log.warning("application database on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(
-        status.HTTP_503_SERVICE_UNAVAILABLE,
-        f"connection '{exc.conn_id}' {exc.reason}; ask the platform administrators",
-    )
+    own_wait = getattr(exc, "retry_after", None)
+    if not isinstance(own_wait, int) or answer.status == status.HTTP_500_INTERNAL_SERVER_ERROR:
+        own_wait = None
+    wait = own_wait if own_wait is not None else answer.retry_after
+    headers = {"Retry-After": str(wait)} if wait is not None else None
+    if answer.status >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+        log.error(
+            "%s on %s %s: %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            exc,
+            exc_info=exc if answer.status == status.HTTP_500_INTERNAL_SERVER_ERROR else None,
+        )
+        issues = None
+    return error_response(answer.status, detail, issues, headers=headers)
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
@@ -125,9 +183,6 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(RequestValidationError, _request_invalid)
-    app.add_exception_handler(RuleValidationError, _definition_invalid)
-    app.add_exception_handler(DefinitionLoadError, _definition_invalid)
-    app.add_exception_handler(StoreError, _store_error)
-    app.add_exception_handler(AppDatabaseError, _app_database_error)
+    app.add_exception_handler(RuleEngineError, _engine_error)
     app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.add_exception_handler(Exception, _unexpected)

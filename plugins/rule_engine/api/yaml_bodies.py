@@ -43,7 +43,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rule_compiler.errors import DefinitionLoadError, Issue
+from rule_compiler.errors import DefinitionLoadError, Issue, UsageError
 from rule_compiler.loading import ALIAS_MESSAGE, MAX_DOCUMENT_BYTES, NESTING_MESSAGE, parse_document
 from rule_compiler.validation.paths import DOCUMENT
 from rule_engine.api.error_handlers import error_response
@@ -70,7 +70,7 @@ YAML_OPERATIONS = frozenset(
 READ_DETAIL = "the YAML body cannot be read"
 
 
-class YamlBodyError(Exception):
+class YamlBodyError(UsageError):
     """The YAML body is refused: ``status_code`` with ``detail`` and the issues at their paths."""
 
     def __init__(self, detail: str, issues: list[Issue], status_code: int = 422) -> None:
