@@ -15,7 +15,7 @@ and an action result for each run that matched, generated inside Postgres with `
 
 1. ``rule creation``: ``--creates`` (200) ``POST /api/v1/rules`` of the example rule
    ``flag-big-paid-orders`` under new names; baseline: the same compile and store write called
-   directly (``rule_ops.compile_rule_for`` + ``RuleStore.apply``), alternating with the API.
+   directly (``definition_ops.compile_for`` + ``RuleStore.apply``), alternating with the API.
 2. ``log queries``: ``--queries`` (200) ``GET /api/v1/logs`` per filter case (the organization alone;
    and a rule, a status, a time range, all three), each drawing its filters from ``random.Random
    (--seed)``; baseline: the same page as plain SQL through SQLAlchemy (``api_workload.baseline``),
@@ -187,7 +187,7 @@ def fail(message: str) -> None:
 
 
 def bench_creation(client: Any, headers: dict[str, str], store: Any, count: int) -> dict[str, Any]:
-    from rule_engine.api import rule_ops
+    from rule_engine.api import definition_ops
 
     from rule_compiler.loading import read_definition_file
 
@@ -200,9 +200,9 @@ def bench_creation(client: Any, headers: dict[str, str], store: Any, count: int)
             fail(f"POST /rules {name}: {response.status_code} {response.text[:500]}")
 
     def direct(name: str) -> None:
-        data = rule_ops.with_organization({**template, "name": name}, ORG)
-        compiled = rule_ops.compile_rule_for(store, ORG, data)
-        if store.apply(rule_ops.apply_args(compiled, EDITOR)).status != "created":
+        data = definition_ops.with_organization({**template, "name": name}, ORG, kind="rule")
+        compiled = definition_ops.compile_for(store, ORG, data)
+        if store.apply(compiled.write(EDITOR)).status != "created":
             fail(f"direct apply of {name} did not create it")
 
     for i in range(WARM_UP):

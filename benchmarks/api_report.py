@@ -48,7 +48,7 @@ def table(result: dict[str, Any]) -> str:
         f"{info['action_results']:,} action results; loaded in {info['load_s']:.1f} s",
         f"Postgres {info['postgres']}, Python {info['python']}, Airflow {info['airflow']}; rate limit "
         f"{info['rate_limit'] or 'off'} (counted in the store); seed {info['seed']}",
-        "baselines: rule creation = rule_ops.compile_rule_for + RuleStore.apply called directly; log query "
+        "baselines: rule creation = definition_ops.compile_for + RuleStore.apply called directly; log query "
         "= the same page as plain SQL through SQLAlchemy (runs, then their action results), same run ids",
         f"plan check ({enforced} under {check['min_rows']:,} rows):"
         + (" every plan uses indexes, no sequential scan" if check["passed"] else " A PLAN USES NO INDEX"),

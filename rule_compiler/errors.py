@@ -29,7 +29,8 @@ each branch with its own status (``rule_engine.api.error_handlers.ANSWERS``, lis
     │   ├── NotFoundError                       no such definition/version
     │   └── ConflictError                       a write lost a race or broke a uniqueness rule
     │       ├── store.rule_store.StaleWriteError  a guarded write found the definition changed (If-Match)
-    │       └── AlreadyExistsError              a create found the name taken
+    │       ├── AlreadyExistsError              a create found the name taken
+    │       └── BrokenDependentsError           a change would make stored definitions using it invalid
     ├── UsageError                              the caller asked for something that cannot be done as asked
     │   ├── cli.common.CliError                 a CLI usage or environment problem (exit code 2)
     │   ├── rule_tester.RuleTestError           the rule cannot be tested with this input
@@ -147,6 +148,15 @@ class ConflictError(StoreError):
 
 class AlreadyExistsError(ConflictError):
     """A create found the name taken by a definition that is not deleted (HTTP 409)."""
+
+
+class BrokenDependentsError(ConflictError):
+    """A change would make stored definitions that use it invalid; ``issues`` are their problems, each
+    at its path in the stored definition, the message naming it (HTTP 409; nothing is stored)."""
+
+    def __init__(self, message: str, issues: Iterable[Issue]) -> None:
+        self.issues: tuple[Issue, ...] = tuple(issues)
+        super().__init__(message)
 
 
 class InvalidValueError(RuleEngineError, ValueError):

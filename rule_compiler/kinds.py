@@ -60,13 +60,15 @@ class Kind:
     document that does not parse still finds what it depends on); ``summary``: the kind's own listing
     fields, from the stored source; ``salvage``: when pydantic refuses some parts, the meaning checks
     still run on the parts that parse; ``catalog``: checked against the organization's catalog;
-    ``activatable``: has an active flag (its DAG can be paused); templates are always active.
+    ``activatable``: has an active flag (its DAG can be paused); templates are always active;
+    ``uses_kinds``: the kinds ``uses`` may name (where a "used by" search looks).
     """
 
     name: str
     model: type[Definition]
     check: Check
     lower: Lower | None
+    uses_kinds: tuple[str, ...]
     uses: Callable[[Mapping[str, Any]], set[Ref]]
     summary: Callable[[Mapping[str, Any]], dict[str, Any]]
     salvage: bool
@@ -151,6 +153,7 @@ KINDS: Mapping[str, Kind] = {
             RuleDefinition,
             check_rule_kind,
             _lower_rule,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
             _rule_uses,
             _rule_summary,
             salvage=True,
@@ -162,6 +165,7 @@ KINDS: Mapping[str, Kind] = {
             ReportDefinition,
             check_report_kind,
             _lower_report,
+            (),
             _uses_nothing,
             _report_summary,
             salvage=True,
@@ -173,6 +177,7 @@ KINDS: Mapping[str, Kind] = {
             ConditionTemplateDefinition,
             check_condition_template_kind,
             None,
+            (CONDITION_TEMPLATE,),
             _condition_template_uses,
             _template_summary,
             salvage=False,
@@ -184,6 +189,7 @@ KINDS: Mapping[str, Kind] = {
             NotificationTemplateDefinition,
             check_notification_template_kind,
             None,
+            (),
             _uses_nothing,
             _template_summary,
             salvage=False,
@@ -196,6 +202,11 @@ KINDS: Mapping[str, Kind] = {
 PLANNED_KINDS = ("workflow", "rule_template", "workflow_template")
 #: The kinds in the order a batch is checked and applied: what is used before what uses it.
 APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, RULE)
+
+
+def users_of_kind(kind: str) -> tuple[str, ...]:
+    """The kinds whose definitions may name a definition of ``kind``."""
+    return tuple(name for name, row in KINDS.items() if kind in row.uses_kinds)
 
 
 def kind_named(name: Any) -> Kind:

@@ -22,7 +22,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION, DagSpec, dag_id_for
 from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
 from rule_compiler.errors import Issue, RuleValidationError
-from rule_compiler.kinds import KINDS, Kind
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, Kind
 from rule_compiler.notification_templates import NotificationTemplates
 from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
 from rule_compiler.validation.document import check_document
@@ -153,9 +153,10 @@ def context_from_store(
     if catalog is None and kind.catalog:
         raw = store.get_catalog(organization)
         catalog = None if raw is None else Catalog.model_validate(raw)
-    used = {used_kind for used_kind, _ in kind.uses(data)}
+    used = {used_kind for used_kind, _ in kind.uses(data)} & set(kind.uses_kinds)
     parsed: dict[str, dict[str, Any]] = {}
-    for used_kind in sorted(used & {"condition_template", "notification_template"}):
+    inlined = {used_kind for used_kind in used if not KINDS[used_kind].has_dag}
+    for used_kind in sorted(inlined):
         model = KINDS[used_kind].model
         parsed[used_kind] = {
             row.name: model.model_validate(row.source)
@@ -164,10 +165,10 @@ def context_from_store(
         parsed[used_kind].update((overrides or {}).get(used_kind, {}))
     stored: dict[str, list[str]] = {
         used_kind: [row.name for row in store.definitions_of_kind(organization, used_kind)]
-        for used_kind in sorted(used - {"condition_template", "notification_template"})
+        for used_kind in sorted(used - inlined)
     }
     return CheckContext(
-        catalog, parsed.get("condition_template", {}), parsed.get("notification_template", {}), stored
+        catalog, parsed.get(CONDITION_TEMPLATE, {}), parsed.get(NOTIFICATION_TEMPLATE, {}), stored
     )
 
 

@@ -35,6 +35,12 @@ from rule_compiler.store.models import (
     VersionInfo,
 )
 
+#: An ``expected`` of :meth:`RuleStore.apply_all` saying the definition must not exist yet (a create).
+MUST_NOT_EXIST = "must-not-exist"
+#: What a write expects to find: (version, active) of a live definition, :data:`MUST_NOT_EXIST`, or
+#: None (anything).
+Expected = tuple[int, bool] | str | None
+
 
 class RuleStore(ActivityMethods):
     """Definitions with their versions and compiled specs, the audit log, catalogs and the automation log.
@@ -311,20 +317,20 @@ class RuleStore(ActivityMethods):
             self._expect_current(conn, write.organization, write.kind, write.name, expected)
             return definition_rows.apply(conn, write, now=utcnow())
 
-    def apply_all(
-        self, writes: Sequence[tuple[tuple[int, bool] | None, DefinitionWrite]]
-    ) -> builtins.list[ApplyResult]:
+    def apply_all(self, writes: Sequence[tuple[Expected, DefinitionWrite]]) -> builtins.list[ApplyResult]:
         """Several :meth:`apply` writes in one transaction (a template and the rules recompiled with it).
 
         Each write is ``(expected, write)``: an ``expected`` (version, active) is checked as in
-        :meth:`apply_guarded` (StaleWriteError, and nothing is written); None writes unconditionally.
+        :meth:`apply_guarded` (StaleWriteError, and nothing is written); :data:`MUST_NOT_EXIST` as in
+        :meth:`create` (AlreadyExistsError); None writes unconditionally.
         """
         with self._db.transaction(write=True) as conn:
             results = []
             for expected, write in writes:
-                if expected is not None:
+                if isinstance(expected, tuple):
                     self._expect_current(conn, write.organization, write.kind, write.name, expected)
-                results.append(definition_rows.apply(conn, write, now=utcnow()))
+                now = utcnow()
+                results.append(definition_rows.apply(conn, write, now=now, create=expected == MUST_NOT_EXIST))
             return results
 
     def delete_guarded(

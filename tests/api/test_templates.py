@@ -354,19 +354,19 @@ def test_a_template_in_use_cannot_be_deleted(api: Api, store: RuleStore) -> None
 
 def test_the_template_and_its_recompiled_rules_are_written_in_one_transaction(store: RuleStore) -> None:
     """A stale rule in the batch rolls back the template written before it."""
-    from rule_engine.api import rule_ops, template_ops
+    from rule_engine.api import definition_ops
 
-    compiled = template_ops.compile_template_for(
+    compiled = definition_ops.compile_for(
         store, "acme", {**template_body(NOTIFICATION), "organization": "acme"}
     )
-    rule = rule_ops.compile_rule_for(
+    rule = definition_ops.compile_for(
         store,
         "acme",
         {**using_rule_body("tell-vip-account-managers"), "organization": "acme"},
-        notification_templates={"vip-order": compiled.definition},  # type: ignore[dict-item]
+        overrides={"notification_template": {"vip-order": compiled.definition}},
     )
-    store.apply(rule_ops.apply_args(rule, "setup"))
-    writes = [(None, rule_ops.apply_args(compiled, "ed")), ((7, True), rule_ops.apply_args(rule, "ed"))]
+    store.apply(rule.write("setup"))
+    writes: list[tuple[Any, Any]] = [(None, compiled.write("ed")), ((7, True), rule.write("ed"))]
     with pytest.raises(StaleWriteError):
         store.apply_all(writes)
     with pytest.raises(NotFoundError):

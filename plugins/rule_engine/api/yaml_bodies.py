@@ -49,6 +49,7 @@ from rule_compiler.validation.paths import DOCUMENT
 from rule_engine.api.error_handlers import error_response
 from rule_engine.api.input_guard import DETAIL as GUARD_DETAIL
 from rule_engine.api.input_guard import body_issues
+from rule_engine.api.resource_kinds import API_KINDS
 
 #: The media types read as YAML; the first is the registered one (RFC 9512), documented in OpenAPI.
 YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
@@ -56,13 +57,7 @@ YAML_MEDIA_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
 #: The operations (OpenAPI operation ids) whose body may be YAML: the definition writes and dry runs.
 YAML_OPERATIONS = frozenset(
     {
-        *(f"rules-{verb}_rule" for verb in ("create", "replace", "validate")),
-        *(
-            f"{kind}-templates-{verb}_{kind}_template"
-            for kind in ("condition", "notification")
-            for verb in ("create", "replace", "validate")
-        ),
-        *(f"reports-{verb}_report" for verb in ("create", "replace", "validate")),
+        *(f"{row.tag}-{verb}_{row.slug}" for row in API_KINDS for verb in ("create", "replace", "validate")),
         "catalog-replace_catalog",
     }
 )

@@ -1,26 +1,26 @@
-"""One router per resource, combined under ``/api/v1``."""
+"""The routers under ``/api/v1``: one resource router per row of the kinds table, then the routes of
+one kind alone (rule tests and runs, report runs) and the other resources."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from rule_engine.api.resource_kinds import API_KINDS
+from rule_engine.api.resource_router import resource_router
 from rule_engine.api.routes import (
     catalog_routes,
     health,
     logs,
     membership_routes,
     pushed_events,
-    report_routes,
     report_run_routes,
     rule_routes,
-    template_routes,
 )
 
 api_router = APIRouter(prefix="/api/v1")
+for api_kind in API_KINDS:
+    api_router.include_router(resource_router(api_kind))
 api_router.include_router(rule_routes.router)
-api_router.include_router(template_routes.condition_router)
-api_router.include_router(template_routes.notification_router)
-api_router.include_router(report_routes.router)
 api_router.include_router(report_run_routes.router)
 api_router.include_router(pushed_events.router)
 api_router.include_router(logs.router)

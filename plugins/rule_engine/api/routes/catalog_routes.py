@@ -21,10 +21,11 @@ from rule_compiler import netpolicy
 from rule_compiler.catalog import Catalog, ConnectionKind, Table
 from rule_compiler.catalog_reflect import MergeResult, ReflectionError, merge_connection, reflect_tables
 from rule_compiler.errors import RuleValidationError
+from rule_compiler.kinds import RULE
 from rule_compiler.registration import compile_document
 from rule_compiler.store import RuleStore
 from rule_compiler.store.models import CatalogVersion
-from rule_engine.api import rule_ops
+from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Admin, Principal, StoreDep
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import IssueOut
@@ -192,11 +193,11 @@ def _check_connections(principal: Principal, current: Catalog | None, new: Catal
 
 def _invalid_rules(store: RuleStore, organization: str, catalog: Catalog) -> list[RuleProblems]:
     """The organization's rules that fail validation against ``catalog``."""
-    rows = store.definitions_of_kind(organization, rule_ops.RULE_KIND)[:MAX_RULES_CHECKED]
+    rows = store.definitions_of_kind(organization, RULE)[:MAX_RULES_CHECKED]
     if not rows:
         return []
-    templates = rule_ops.templates_of(store, organization)
-    notification_templates = rule_ops.notification_templates_of(store, organization)
+    templates = ops.templates_of(store, organization)
+    notification_templates = ops.notification_templates_of(store, organization)
     found = []
     for row in rows:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from rule_engine.api.deps import CurrentUser, username_of
+from rule_engine.api.resource_kinds import API_KINDS
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas_index import ApiIndex
 
@@ -15,10 +16,7 @@ router = APIRouter(prefix="/api/v1", tags=["index"])  # included by the app itse
 
 #: collection -> the route listing it (GET): what the index links to.
 COLLECTIONS = {
-    "rules": "list_rules",
-    "condition-templates": "list_condition_templates",
-    "notification-templates": "list_notification_templates",
-    "reports": "list_reports",
+    **{row.tag: f"list_{row.slug}s" for row in API_KINDS},
     "logs": "list_logs",
     "memberships": "list_memberships",
     "catalog": "get_catalog",

@@ -30,7 +30,7 @@ from rule_compiler.events.outbox_rows import (
     get_event,
 )
 from rule_compiler.store import RuleStore
-from rule_engine.api import rule_ops
+from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import EventCreate, EventPublic
@@ -139,7 +139,7 @@ def _engines(request: Request) -> OutboxEngines:
 
 def _catalog_tables(store: RuleStore, organization: str, conn_id: str) -> dict[str, Table]:
     """The tables ``conn_id`` has in the organization's catalog (404 when it is not in it)."""
-    catalog = rule_ops.catalog_of(store, organization)
+    catalog = ops.catalog_of(store, organization)
     if catalog is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,

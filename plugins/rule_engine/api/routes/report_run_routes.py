@@ -1,26 +1,27 @@
-"""Running reports: ``POST /reports/{name}/trigger`` starts a run through Airflow with parameter
-overrides, and ``GET /reports/{name}/runs`` reads the report execution log."""
+"""``/reports`` routes of reports alone: ``GET /reports/{name}/next-runs``, ``POST /reports/{name}/trigger``
+(a run through Airflow with parameter overrides) and ``GET /reports/{name}/runs`` (the report execution
+log). The rest of ``/reports`` is the one resource router (:mod:`rule_engine.api.resource_router`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 
+from rule_compiler.kinds import REPORT
 from rule_compiler.reporting.queries import coerce
 from rule_compiler.reporting.report_errors import ReportParameterError
 from rule_compiler.sql_check import QUERY_PARAMETERS
 from rule_compiler.store import RuleStore, StoredDefinition, report_runs
 from rule_engine.api import airflow_runs
+from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.routes.report_routes import KIND, ReportName
 from rule_engine.api.run_trigger import start_audited_run
-from rule_engine.api.schemas import (
-    Page,
-)
+from rule_engine.api.schemas import NextRuns, Page
 from rule_engine.api.schemas_reports import (
     QueryRows,
     ReportDeliveryPublic,
@@ -35,6 +36,8 @@ MAX_RUNS_PAGE = 100
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 log = logging.getLogger("rule_engine.api")
+KIND = REPORT
+ReportName = Annotated[str, Path(max_length=200, description="the report's name (a slug)")]
 
 
 def _current(store: RuleStore, organization: str, name: str) -> StoredDefinition:
@@ -197,3 +200,18 @@ def list_report_runs(
         for run in runs[:limit]
     ]
     return Page[ReportRunPublic](items=items, limit=limit, offset=offset, has_more=len(runs) > limit)
+
+
+@router.get("/{name}/next-runs", responses=errors())
+def next_report_runs(
+    name: ReportName,
+    principal: Viewer,
+    store: StoreDep,
+    count: Annotated[int, Query(ge=1, le=ops.MAX_NEXT_RUNS)] = 5,
+) -> NextRuns:
+    """When the report runs next, in its time zone (each run reads the interval since the one before)."""
+    schedule = ops.schedule_of(_current(store, principal.organization, name).source)
+    assert schedule is not None  # noqa: S101 - every report has a schedule
+    cron, timezone = schedule
+    runs = ops.next_runs(cron, timezone, count, dt.datetime.now(dt.UTC))
+    return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)

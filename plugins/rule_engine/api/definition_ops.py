@@ -1,0 +1,291 @@
+"""What the definition routes do besides HTTP, for every kind alike: compile a body in its
+organization's context, plan a write (the definition and the stored definitions recompiled with it),
+ETags, JSON merge patch, version diffs and the fields of the answers.
+
+No HTTP here: errors are the project's exceptions (``RuleValidationError``, ``StoreError`` …), which
+the REST view answers by class (:mod:`rule_engine.api.error_handlers`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel
+
+from rule_compiler import schedules
+from rule_compiler.catalog import Catalog
+from rule_compiler.dependents import Dependent, direct_users, find_dependents
+from rule_compiler.errors import Issue, NotFoundError, RuleValidationError
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, Ref, users_of_kind
+from rule_compiler.registration import Compiled, CompiledTemplate, compile_in, context_from_store
+from rule_compiler.store import DefinitionWrite, RuleStore, StoredDefinition
+from rule_compiler.store.rule_store import MUST_NOT_EXIST, Expected
+from rule_compiler.validation.paths import join
+from rule_engine.api.schemas import Change, IssueOut
+
+MAX_NEXT_RUNS = 50
+
+
+def etag_of(version: int, active: bool, source_hash: str) -> str:
+    """A strong ETag for a definition's current state (version, active flag and content)."""
+    digest = hashlib.sha256(f"{version}:{int(active)}:{source_hash}".encode()).hexdigest()[:32]
+    return f'"{digest}"'
+
+
+def etag_matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 ``If-Match``: ``*`` or a list of strong tags, one equal to ``etag``."""
+    if if_match.strip() == "*":
+        return True
+    return any(tag.strip() == etag for tag in if_match.split(",") if not tag.strip().startswith("W/"))
+
+
+def catalog_of(store: RuleStore, organization: str) -> Catalog | None:
+    """The organization's catalog, or None when it has none (validation then says so)."""
+    raw = store.get_catalog(organization)
+    return None if raw is None else Catalog.model_validate(raw)
+
+
+def templates_of(store: RuleStore, organization: str, kind: str = CONDITION_TEMPLATE) -> dict[str, Any]:
+    """The organization's stored templates of ``kind`` (condition templates by default), parsed, by name."""
+    model = KINDS[kind].model
+    return {
+        row.name: model.model_validate(row.source) for row in store.definitions_of_kind(organization, kind)
+    }
+
+
+def notification_templates_of(store: RuleStore, organization: str) -> dict[str, Any]:
+    """The organization's stored notification templates, parsed, by name."""
+    return templates_of(store, organization, NOTIFICATION_TEMPLATE)
+
+
+def with_organization(
+    body: dict[str, Any], organization: str, *, kind: str, name: str | None = None
+) -> dict[str, Any]:
+    """The body as a ``kind`` of ``organization`` (and ``name``); RuleValidationError when it names others."""
+    issues = []
+    given = body.get("organization")
+    if given is not None and given != organization:
+        issues.append(
+            Issue(
+                "organization",
+                f"the organization comes from your membership ('{organization}'); leave it out or "
+                f"give '{organization}'",
+                "organization",
+            )
+        )
+    if body.get("kind", kind) != kind:
+        noun = kind.replace("_", " ")
+        issues.append(
+            Issue("kind", f"this route takes {noun}s (kind: {kind}), not '{body.get('kind')}'", "kind")
+        )
+    if name is not None and body.get("name", name) != name:
+        issues.append(Issue("name", f"the name is the one in the path ('{name}'); renaming is not supported"))
+    if issues:
+        raise RuleValidationError(issues)
+    data = {**body, "organization": organization, "kind": kind}
+    if name is not None:
+        data["name"] = name
+    return data
+
+
+def compile_for(
+    store: RuleStore,
+    organization: str,
+    data: dict[str, Any],
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Compiled | CompiledTemplate:
+    """Validate and compile a document of ``organization`` against its catalog and the stored
+    definitions its kind uses (``overrides``: kind → name → parsed, in place of stored ones)."""
+    return compile_in(data, context_from_store(store, organization, data, overrides=overrides))
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """A compiled definition and the stored definitions recompiled with it (a changed template's users)."""
+
+    compiled: Compiled | CompiledTemplate
+    dependents: list[Dependent] = field(default_factory=list)
+
+    @property
+    def broken(self) -> list[Dependent]:
+        return [d for d in self.dependents if d.compiled is None]
+
+    def writes(
+        self, actor: str, expected: Expected, *, restored_from: int | None = None
+    ) -> list[tuple[Expected, DefinitionWrite]]:
+        """:meth:`RuleStore.apply_all` writes: the definition (checked against ``expected``; a restore
+        of version ``restored_from``), then each recompiled dependent, checked against the version it
+        was compiled from, keeping its active flag."""
+        first = self.compiled.write(actor, restored_from=restored_from)
+        out: list[tuple[Expected, DefinitionWrite]] = [(expected, first)]
+        for dependent in self.dependents:
+            assert dependent.compiled is not None  # noqa: S101 - broken plans are refused before
+            row = dependent.stored
+            out.append(((row.version, row.active), dependent.compiled.write(actor, active=row.active)))
+        return out
+
+
+def plan_write(store: RuleStore, organization: str, data: dict[str, Any]) -> WritePlan:
+    """Compile ``data`` and, when its content changed, recompile what uses it (each compiled, or with
+    the problems the change gives it); RuleValidationError when ``data`` itself is invalid."""
+    compiled = compile_for(store, organization, data)
+    definition = compiled.definition
+    ref: Ref = (definition.kind, definition.name)
+    try:
+        current = store.get(organization=organization, kind=ref[0], name=ref[1])
+    except NotFoundError:
+        current = None
+    if compiled.kind.has_dag or (current is not None and current.spec_hash == compiled.spec_hash):
+        return WritePlan(compiled)  # nothing expands a kind with a DAG into what uses it
+    overrides = {ref[0]: {ref[1]: definition}}
+    new_uses = {ref: compiled.kind.uses(definition.model_dump(mode="json", by_alias=True))}
+    rows = [row for kind in KINDS for row in store.definitions_of_kind(organization, kind)]
+    dependents = find_dependents(
+        {ref},
+        rows,
+        lambda row: compile_for(store, organization, row.source, overrides=overrides),
+        template_uses=new_uses,
+    )
+    return WritePlan(compiled, dependents)
+
+
+def broken_error(broken: list[Dependent]) -> tuple[str, list[Issue]]:
+    """The 409 answer when a change would break stored definitions: a sentence and every problem, at
+    its path in the definition, the message naming it."""
+    names = ", ".join(f"'{d.stored.name}'" for d in broken)
+    count = len(broken)
+    noun = " and ".join(sorted({d.stored.kind for d in broken}))
+    detail = (
+        f"this change would make {count} stored {noun}{'s' if count != 1 else ''} invalid ({names}); "
+        "nothing was stored: change those first, or the template so that they still fit"
+    )
+    issues = [
+        Issue(
+            issue.path,
+            f"stored {d.stored.kind} '{d.stored.name}' (uses {', '.join(d.uses)}): {issue.message}",
+            issue.code,
+        )
+        for d in broken
+        for issue in d.issues
+    ]
+    return detail, issues
+
+
+def used_by(store: RuleStore, organization: str, kind: str, name: str) -> dict[str, list[str]]:
+    """kind → names of the stored definitions that name this one themselves."""
+    rows = [row for user in users_of_kind(kind) for row in store.definitions_of_kind(organization, user)]
+    return direct_users(rows, (kind, name))
+
+
+def issues_out(issues: Any) -> list[IssueOut]:
+    """Issues as the API shows them."""
+    return [IssueOut(**issue.as_dict()) for issue in issues]
+
+
+def answer(model: type[BaseModel], fields: Mapping[str, Any]) -> Any:
+    """``model`` built from the fields of ``fields`` it has (one superset serves every kind's models)."""
+    return model(**{name: fields[name] for name in model.model_fields if name in fields})
+
+
+def stored_fields(stored: StoredDefinition) -> dict[str, Any]:
+    """Every field a summary or public model of any kind may show of a stored definition."""
+    return {
+        "name": stored.name,
+        "organization": stored.organization,
+        "kind": stored.kind,
+        "dag_id": stored.dag_id,
+        "active": stored.active,
+        "description": str(stored.source.get("description", "")),
+        "version": stored.version,
+        "etag": etag_of(stored.version, stored.active, stored.source_hash),
+        "updated_at": stored.updated_at,
+        "definition": stored.source,
+        "source_hash": stored.source_hash,
+        "spec_hash": stored.spec_hash,
+        "compiler_version": stored.compiler_version,
+        "updated_by": stored.actor,
+        "created_at": stored.created_at,
+        **(KINDS[stored.kind].summary(stored.source) if stored.kind in KINDS else {}),
+    }
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge recursively, ``null`` removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def diff(before: Any, after: Any, path: str = "") -> list[Change]:
+    """Every difference between two JSON values, at JSON paths (``actions[0].values.priority``)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes: list[Change] = []
+        for key in sorted(set(before) | set(after)):
+            where = join(path, key)
+            if key not in before:
+                changes.append(Change(path=where, op="added", after=after[key]))
+            elif key not in after:
+                changes.append(Change(path=where, op="removed", before=before[key]))
+            else:
+                changes += diff(before[key], after[key], where)
+        return changes
+    if isinstance(before, list) and isinstance(after, list):
+        changes = []
+        for index in range(max(len(before), len(after))):
+            where = join(path, index)
+            if index >= len(before):
+                changes.append(Change(path=where, op="added", after=after[index]))
+            elif index >= len(after):
+                changes.append(Change(path=where, op="removed", before=before[index]))
+            else:
+                changes += diff(before[index], after[index], where)
+        return changes
+    if json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True):
+        return []
+    return [Change(path=path or "(document)", op="changed", before=before, after=after)]
+
+
+def trigger_type(source: Mapping[str, Any]) -> str:
+    """``trigger.type`` of a rule's source ("" when it has none)."""
+    trigger = source.get("trigger")
+    return str(trigger.get("type", "")) if isinstance(trigger, dict) else ""
+
+
+def schedule_of(source: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(cron, timezone) of a rule's schedule or data trigger, or of a report's schedule; None for
+    event and manual rules."""
+    trigger = source.get("trigger")
+    if isinstance(trigger, dict):
+        cron = trigger.get("cron") if trigger.get("type") == "schedule" else None
+        if trigger.get("type") == "data":
+            cron = trigger.get("schedule")
+        timezone = trigger.get("timezone")
+    else:
+        schedule = source.get("schedule")
+        schedule = schedule if isinstance(schedule, dict) else {}
+        cron, timezone = schedule.get("cron"), schedule.get("timezone")
+    if not isinstance(cron, str):
+        return None
+    return cron, str(timezone or "UTC")
+
+
+def next_runs(cron: str, timezone: str, count: int, now: dt.datetime) -> list[dt.datetime]:
+    """The next ``count`` times ``cron`` fires in ``timezone`` after ``now`` (as Airflow's cron timetable);
+    none for a cron that never fires (stored before registration refused those)."""
+    return schedules.next_runs(cron, timezone, after=now.astimezone(ZoneInfo(timezone)), count=count)
+
+
+__all__ = ["MUST_NOT_EXIST", "WritePlan"]
