@@ -25,10 +25,11 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
 from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.templating import TemplateCheckError, check_template
 
-CHANNELS = ("email", "slack", "webhook", "in_app")
+CHANNELS = NOTIFICATION_CHANNELS
 #: Environment variable naming the SMTP connection of owner failure notices (default ``smtp_default``).
 FAILURE_SMTP_CONN_ENV = "AUTOMATION_FAILURE_SMTP_CONN"
 MAX_EXCEPTION_CHARS = 500

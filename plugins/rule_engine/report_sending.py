@@ -19,7 +19,7 @@ import errno
 import os
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,17 +78,10 @@ def deliver(
 ) -> dict[str, Any]:
     """Send ``outgoing`` to the destination ``delivery`` describes; what was sent (names, counts, where)."""
     kind = str(delivery.get("type"))
-    if kind == "email":
-        return _email(delivery, outgoing)
-    if kind == "slack":
-        return _slack(delivery, outgoing, timeout)
-    if kind == "webhook":
-        return _webhook(delivery, outgoing, timeout)
-    if kind == "in_app":
-        return _in_app(engine, delivery, outgoing)
-    if kind == "storage":
-        return _storage(delivery, outgoing)
-    raise PermanentActionError(f"unknown report delivery type '{kind}'")
+    send = SENDERS.get(kind)
+    if send is None:
+        raise PermanentActionError(f"unknown report delivery type '{kind}'")
+    return send(engine, delivery, outgoing, timeout)
 
 
 def target_of(delivery: Mapping[str, Any]) -> str:
@@ -103,7 +96,9 @@ def target_of(delivery: Mapping[str, Any]) -> str:
     return f"{location} {delivery.get('path', '')}".strip()
 
 
-def _email(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+def _email(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float
+) -> dict[str, Any]:
     recipients = [str(address) for address in delivery.get("to") or []]
     bad = [address for address in recipients if not is_address(address)]
     if bad or not recipients:
@@ -144,14 +139,18 @@ def _email_body(outgoing: Outgoing) -> tuple[str | None, list[InlineImage]]:
     return body, images
 
 
-def _slack(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) -> dict[str, Any]:
+def _slack(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float
+) -> dict[str, Any]:
     sender = SlackWebhookSender(_connection(delivery))
     text = slack_text(render_subject(None, outgoing.info), summary_text(outgoing.info))
     sender.post({"text": text}, timeout=timeout)
     return {"files": [path.name for path in outgoing.paths.values()]}
 
 
-def _webhook(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) -> dict[str, Any]:
+def _webhook(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float
+) -> dict[str, Any]:
     base_url, secrets = WebhookHook(_connection(delivery)).base_url_and_secrets()
     url = join_url(base_url, str(delivery.get("path") or "/"))
     body = canonical_json(webhook_payload(outgoing.info, key=outgoing.key))
@@ -163,7 +162,9 @@ def _webhook(delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float) ->
     return {"status": response.status, "files": [file.name for file in outgoing.info.files]}
 
 
-def _in_app(engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+def _in_app(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float
+) -> dict[str, Any]:
     names = [str(name) for name in delivery.get("to") or []]
     if not names or any(not is_user_name(name) for name in names):
         raise PermanentActionError("every in-app recipient must be a user name")
@@ -231,7 +232,9 @@ def _organization_folder(organization: str) -> str:
         raise PermanentActionError(f"the report's organization cannot be stored: {exc}") from None
 
 
-def _storage(delivery: Mapping[str, Any], outgoing: Outgoing) -> dict[str, Any]:
+def _storage(
+    engine: sa.Engine, delivery: Mapping[str, Any], outgoing: Outgoing, timeout: float
+) -> dict[str, Any]:
     """Write the run's files into ``<root>/<path>``; the rendered path was cleaned
     (:func:`storage_folder`), and the final folder is checked to lie under the root: for a local
     folder, with symbolic links resolved and then never followed while writing."""
@@ -370,3 +373,13 @@ def _max_attachment_bytes() -> int:
     value = os.environ.get(MAX_ATTACHMENTS_ENV, "")
     megabytes = int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_ATTACHMENTS_MB
     return megabytes * 1024 * 1024
+
+
+#: delivery type → its sender (engine: the rule store's, for ``in_app``; timeout: for HTTP senders).
+SENDERS: dict[str, Callable[[sa.Engine, Mapping[str, Any], Outgoing, float], dict[str, Any]]] = {
+    "email": _email,
+    "slack": _slack,
+    "webhook": _webhook,
+    "in_app": _in_app,
+    "storage": _storage,
+}

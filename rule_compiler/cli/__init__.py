@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rule_compiler.cli import change_capture, commands, notifications, report, report_log
+from rule_compiler.cli import change_capture, commands, notifications, report, report_log, restore
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -90,6 +90,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     p.add_argument("--out", type=commands.Path, default=None, help="folder (default: print to stdout)")
     p.set_defaults(run=commands.export)
 
+    restore.add_parser(sub)
     _add_test_rule(sub, with_catalog)
 
     p = sub.add_parser("db", help="rule store database")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rule_compiler import settings
 from rule_compiler.cli.common import Catalogs, CliError, print_invalid, print_warnings, store_from_args
+from rule_compiler.definitions.report import REPORT_FORMATS
 from rule_compiler.errors import DefinitionError, StoreError
 from rule_compiler.reporting.report_errors import ReportError
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_OK, EXIT_INVALID = 0, 1
-FORMATS = ("csv", "xlsx", "html", "pdf")
+FORMATS = REPORT_FORMATS
 
 
 def add_parser(sub: SubParsers) -> SubParsers:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Discriminator, Field, JsonValue, Tag
 
 from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictModel, tag_of
 from rule_compiler.definitions.conditions import ConditionNode
+
+#: The channels a notification goes out on (one table: the models, the store's check, the CLI).
+NotificationChannel = Literal["email", "slack", "webhook", "in_app"]
+NOTIFICATION_CHANNELS: tuple[str, ...] = get_args(NotificationChannel)
 
 MAX_RETRIES = 10
 MAX_TIMEOUT_SECONDS = 6 * 3_600
@@ -61,7 +65,7 @@ class SendNotification(ActionBase):
     """
 
     type: Literal["send_notification"]
-    channel: Literal["email", "slack", "webhook", "in_app"]
+    channel: NotificationChannel
     to: list[str] = Field(default_factory=list, max_length=100)
     connection: Identifier | None = None
     template: Slug | None = None

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
 from rule_compiler.definitions.common import Slug, StrictModel, Title, is_none
 
 MAX_SUBJECT_LENGTH = 1_000
@@ -59,7 +60,7 @@ class NotificationChannels(StrictModel):
 
     def listed(self) -> list[str]:
         """The channels with content, in a fixed order."""
-        return [name for name in ("email", "slack", "webhook", "in_app") if getattr(self, name) is not None]
+        return [name for name in NOTIFICATION_CHANNELS if getattr(self, name) is not None]
 
 
 class NotificationTemplateDefinition(StrictModel):

@@ -9,7 +9,7 @@ and not again within the grace period.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
@@ -18,7 +18,7 @@ from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictM
 from rule_compiler.definitions.trigger_types import Cron, TimeZone
 
 ReportFormat = Literal["csv", "xlsx", "html", "pdf"]
-REPORT_FORMATS: tuple[str, ...] = ("csv", "xlsx", "html", "pdf")
+REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
 ChartType = Literal["bar", "line", "pie", "table"]
 ReportParameterType = Literal["string", "number", "integer", "boolean", "date"]
 Scalar = str | int | float | bool
@@ -26,7 +26,8 @@ Scalar = str | int | float | bool
 #: and folders, no ``..`` (each part starts with a letter, digit or underscore).
 _FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*\.(sql|html|j2)$"
 RelativeFile = Annotated[str, Field(pattern=_FILE_PATTERN, max_length=200)]
-DELIVERY_TYPES = ("email", "slack", "webhook", "in_app", "storage")
+DeliveryType = Literal["email", "slack", "webhook", "in_app", "storage"]
+DELIVERY_TYPES: tuple[str, ...] = get_args(DeliveryType)
 MAX_ROW_LIMIT = 5_000_000
 #: How a chart fills its x axis: ``daily``, every day of the run's interval (0 where the query has no row).
 ChartFill = Literal["daily"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -13,7 +13,8 @@ from pydantic_core import PydanticCustomError
 from rule_compiler.definitions.common import Identifier, StrictModel, tag_of
 
 EventOperation = Literal["created", "updated", "deleted"]
-TRIGGER_TYPES = ("event", "schedule", "data", "manual")
+TriggerType = Literal["event", "schedule", "data", "manual"]
+TRIGGER_TYPES: tuple[str, ...] = get_args(TriggerType)
 _CRON_PROBE_START = dt.datetime(2026, 1, 1)  # fixed: the same verdict on every run
 
 

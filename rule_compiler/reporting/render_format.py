@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rule_compiler.definitions.report import REPORT_FORMATS
 from rule_compiler.reporting.charts import Chart
 from rule_compiler.reporting.report_errors import ReportRenderError
 from rule_compiler.reporting.result_rows import display_table, first_rows, is_number
@@ -39,7 +40,7 @@ __all__ = [
     "template_context",
 ]
 
-FORMATS = ("csv", "xlsx", "html", "pdf")
+FORMATS = REPORT_FORMATS
 #: Rows of each query shown in the HTML and PDF (every row is in the csv and xlsx files).
 TABLE_ROWS = 200
 _SLUG = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
 from rule_compiler.errors import InvalidValueError
-from rule_compiler.store.schema import DIGEST_MODES, NOTIFICATION_CHANNELS
+from rule_compiler.store.schema import DIGEST_MODES
 
 Decision = Literal["send", "muted", "deferred", "digest"]
 DigestMode = Literal["off", "daily"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from rule_compiler.definitions.report import DELIVERY_TYPES
 from rule_compiler.store._db import UtcDateTime
 
 NAMING_CONVENTION = {
@@ -169,7 +170,6 @@ webhook_deliveries = sa.Table(
     sa.Column("request_json", sa.Text, nullable=True),  # method, url, headers (unsigned), body
 )
 
-NOTIFICATION_CHANNELS = ("email", "slack", "webhook", "in_app")
 #: sending → sent | retrying | failed; muted (preference); deferred (quiet hours, ``deliver_after``);
 #: digest (waiting for the recipient's daily digest) → digested.
 DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed", "muted", "deferred", "digest", "digested")
@@ -263,7 +263,7 @@ api_rate_limits = sa.Table(
 
 REPORT_RUN_STATUSES = ("running", "success", "partial", "skipped-empty", "not-triggered", "error")
 REPORT_DELIVERY_STATUSES = ("sending", "sent", "retrying", "failed")
-REPORT_DELIVERY_TYPES = ("email", "slack", "webhook", "in_app", "storage")
+REPORT_DELIVERY_TYPES = DELIVERY_TYPES
 
 report_runs = sa.Table(
     "report_runs",

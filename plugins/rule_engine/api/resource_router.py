@@ -32,6 +32,7 @@ from rule_compiler.errors import (
 )
 from rule_compiler.store import ApplyResult, DefinitionQuery, RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST, Expected
+from rule_compiler.write_plans import restored_document
 from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.airflow_sync import RuleChange
@@ -507,10 +508,7 @@ def _add_version_routes(router: APIRouter, resource: Resource) -> None:
                 response: Response, if_match: IfMatch = None) -> Any:  # fmt: skip
         stored = resource.current(store, principal.organization, name)
         expected = precondition(stored, if_match, noun)
-        old = store.get(organization=principal.organization, kind=kind.name, name=name, version=version)
-        document = dict(old.source)
-        if kind.activatable:
-            document["active"] = stored.active
+        document = restored_document(store, principal.organization, kind.name, name, version)
         return resource.replace(
             store=store,
             request=request,

@@ -14,21 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.definitions import Event, RuleDefinition
 from rule_compiler.definitions.common import Identifier, Slug
-from rule_compiler.definitions.trigger_types import EventOperation
+from rule_compiler.definitions.trigger_types import EventOperation, TriggerType
 
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
-TRIGGER_TYPES = Literal["event", "schedule", "data", "manual"]
+TRIGGER_TYPES = TriggerType
 RoleName = Literal["viewer", "editor", "admin"]
 
 
-class _Out(BaseModel):
+class OutModel(BaseModel):
+    """The base of every answer model: unknown fields are refused (the OpenAPI schema is closed)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class IssueOut(_Out):
+class IssueOut(OutModel):
     """One problem: where (a JSON path such as ``actions[1].values``), what, and a stable code."""
 
     path: str
@@ -36,14 +38,14 @@ class IssueOut(_Out):
     code: str
 
 
-class ErrorBody(_Out):
+class ErrorBody(OutModel):
     """Every error response: a sentence, and for invalid input every problem with its path."""
 
     detail: str
     errors: list[IssueOut] | None = None
 
 
-class Page(_Out, Generic[T]):
+class Page(OutModel, Generic[T]):
     """One page of a listing. ``total`` is given where counting is cheap (rules), not for logs."""
 
     items: list[T]
@@ -76,7 +78,7 @@ RULE_PATCH_SCHEMA: dict[str, Any] = {
 }
 
 
-class RuleSummary(_Out):
+class RuleSummary(OutModel):
     """A rule in a listing."""
 
     name: str
@@ -110,7 +112,7 @@ class RuleWritten(RulePublic):
     )
 
 
-class ValidationResult(_Out):
+class ValidationResult(OutModel):
     """A dry run: whether the definition is valid, every problem, and what it would compile to."""
 
     valid: bool
@@ -122,7 +124,7 @@ class ValidationResult(_Out):
     spec_hash: str | None = None
 
 
-class RuleSpecPublic(_Out):
+class RuleSpecPublic(OutModel):
     """The compiled spec of a rule's current version."""
 
     name: str
@@ -133,7 +135,7 @@ class RuleSpecPublic(_Out):
     spec: dict[str, Any]
 
 
-class VersionPublic(_Out):
+class VersionPublic(OutModel):
     """One stored version."""
 
     version: int
@@ -144,7 +146,7 @@ class VersionPublic(_Out):
     created_at: dt.datetime
 
 
-class Change(_Out):
+class Change(OutModel):
     """One difference between two versions, at a JSON path."""
 
     path: str
@@ -153,7 +155,7 @@ class Change(_Out):
     after: Any = None
 
 
-class VersionDiff(_Out):
+class VersionDiff(OutModel):
     """What changed from version ``from_version`` to ``to_version``."""
 
     name: str
@@ -175,7 +177,7 @@ class RuleTestRequest(BaseModel):
     )
 
 
-class RuleTestResult(_Out):
+class RuleTestResult(OutModel):
     """Whether the rule fires for the event and why: the condition trace."""
 
     rule: str
@@ -188,7 +190,7 @@ class RuleTestResult(_Out):
     notes: list[str]
 
 
-class NextRuns(_Out):
+class NextRuns(OutModel):
     """The next start times of a scheduled rule (its cron in its time zone)."""
 
     name: str
@@ -224,7 +226,7 @@ class EventCreate(BaseModel):
     old: dict[str, Any] | None = Field(default=None, description="the row before (updated, deleted)")
 
 
-class EventPublic(_Out):
+class EventPublic(OutModel):
     """An event as stored in the connection's outbox."""
 
     id: str = Field(description="the outbox id (what asset events and `conf.event_ids` carry)")
@@ -242,7 +244,7 @@ class EventPublic(_Out):
 # -- logs -------------------------------------------------------------------------------------------
 
 
-class ActionResultPublic(_Out):
+class ActionResultPublic(OutModel):
     """One action of a run: its latest status, attempts, output and error."""
 
     action_id: str
@@ -253,7 +255,7 @@ class ActionResultPublic(_Out):
     updated_at: dt.datetime
 
 
-class RunPublic(_Out):
+class RunPublic(OutModel):
     """One automation run in a listing."""
 
     id: int
@@ -287,7 +289,7 @@ class MembershipPut(BaseModel):
     role: RoleName
 
 
-class MembershipPublic(_Out):
+class MembershipPublic(OutModel):
     """A user's role in an organization."""
 
     organization: str
@@ -298,7 +300,7 @@ class MembershipPublic(_Out):
     updated_by: str
 
 
-class Me(_Out):
+class Me(OutModel):
     """Who the caller is here: their memberships, and whether they are a platform admin."""
 
     username: str
@@ -306,7 +308,7 @@ class Me(_Out):
     memberships: list[MembershipPublic]
 
 
-class StoreHealth(_Out):
+class StoreHealth(OutModel):
     """Whether the rule store answers and is migrated."""
 
     reachable: bool
@@ -315,7 +317,7 @@ class StoreHealth(_Out):
     error: str | None = None
 
 
-class LoaderError(_Out):
+class LoaderError(OutModel):
     """A stored spec that Airflow shows as a placeholder DAG, and why."""
 
     dag_id: str
@@ -323,7 +325,7 @@ class LoaderError(_Out):
     reason: str
 
 
-class Health(_Out):
+class Health(OutModel):
     """``ok`` when the store is reachable and current and no rule of yours failed to render."""
 
     status: Literal["ok", "degraded"]

@@ -9,14 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.catalog import Catalog, ConnectionKind
 from rule_compiler.definitions.common import Identifier, Slug
-from rule_engine.api.schemas import Health, IssueOut
+from rule_engine.api.schemas import Health, IssueOut, OutModel
 
 MAX_TRIGGER_NOTE = 1_000
 MAX_SYNC_TABLES = 500
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # -- trigger ----------------------------------------------------------------------------------------
@@ -37,7 +33,7 @@ class TriggerRequest(BaseModel):
     )
 
 
-class RunStarted(_Out):
+class RunStarted(OutModel):
     """The run Airflow queued."""
 
     rule: str
@@ -61,7 +57,7 @@ class CatalogPut(Catalog):
     organization: Slug | None = None  # type: ignore[assignment]
 
 
-class AllowLists(_Out):
+class AllowLists(OutModel):
     """What the organization's rules may reach besides tables."""
 
     connections: dict[ConnectionKind, list[str]] = Field(
@@ -74,7 +70,7 @@ class AllowLists(_Out):
     )
 
 
-class CatalogPublic(_Out):
+class CatalogPublic(OutModel):
     """The organization's current catalog version and its allow-lists."""
 
     organization: str
@@ -87,7 +83,7 @@ class CatalogPublic(_Out):
     allow_lists: AllowLists
 
 
-class RuleProblems(_Out):
+class RuleProblems(OutModel):
     """A stored rule that no longer validates against the catalog (its compiled DAG still runs)."""
 
     name: str
@@ -106,7 +102,7 @@ class CatalogWritten(CatalogPublic):
     )
 
 
-class CatalogVersionPublic(_Out):
+class CatalogVersionPublic(OutModel):
     """One stored catalog version."""
 
     version: int
@@ -130,7 +126,7 @@ class CatalogSyncRequest(BaseModel):
     dry_run: bool = Field(default=False, description="report what would change; store nothing")
 
 
-class CatalogSyncResult(_Out):
+class CatalogSyncResult(OutModel):
     """What a sync reflected and changed (the lines `rule-compiler catalog sync` prints)."""
 
     organization: str
@@ -156,7 +152,7 @@ class CatalogSyncResult(_Out):
 ConsumerStatus = Literal["ok", "behind", "stalled", "no_outbox", "unreachable"]
 
 
-class ConsumerLag(_Out):
+class ConsumerLag(OutModel):
     """How far the event trigger of one watch (a table, its operations and fields) is behind its outbox."""
 
     connection: str

@@ -14,17 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.definitions.common import Slug
 from rule_compiler.definitions.report import ReportDefinition, Scalar
-from rule_engine.api.schemas import IssueOut
+from rule_engine.api.schemas import IssueOut, OutModel
 from rule_engine.api.schemas_ops import MAX_TRIGGER_NOTE
 from rule_engine.api.schemas_templates import patch_schema
 
 REPORT_PATCH_SCHEMA = patch_schema("report")
 #: The statuses of ``rule_compiler.store.schema.REPORT_RUN_STATUSES`` (a test checks they agree).
 ReportRunStatus = Literal["running", "success", "partial", "skipped-empty", "not-triggered", "error"]
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # -- request bodies ---------------------------------------------------------------------------------
@@ -61,7 +57,7 @@ class ReportTriggerRequest(BaseModel):
 # -- responses --------------------------------------------------------------------------------------
 
 
-class ReportSummary(_Out):
+class ReportSummary(OutModel):
     """A report in a listing."""
 
     name: str
@@ -94,7 +90,7 @@ class ReportWritten(ReportPublic):
     warnings: list[IssueOut] = Field(default_factory=list)
 
 
-class ReportRunStarted(_Out):
+class ReportRunStarted(OutModel):
     """The report run Airflow queued."""
 
     report: str
@@ -109,14 +105,14 @@ class ReportRunStarted(_Out):
     url: str = Field(description="the run in the Airflow UI")
 
 
-class QueryRows(_Out):
+class QueryRows(OutModel):
     """What one query returned."""
 
     rows: int
     truncated: bool = Field(default=False, description="the query's row_limit cut it short")
 
 
-class ReportFile(_Out):
+class ReportFile(OutModel):
     """One rendered file."""
 
     file: str
@@ -124,7 +120,7 @@ class ReportFile(_Out):
     seconds: float | None = None
 
 
-class ReportDeliveryPublic(_Out):
+class ReportDeliveryPublic(OutModel):
     """One delivery of the run's interval (deliveries belong to the interval, not to one run)."""
 
     index: int
@@ -139,7 +135,7 @@ class ReportDeliveryPublic(_Out):
     sent_at: dt.datetime | None = None
 
 
-class ReportRunPublic(_Out):
+class ReportRunPublic(OutModel):
     """One run of a report from the execution log: status, rows per query, files, deliveries."""
 
     id: int

@@ -9,17 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rule_compiler.definitions import ConditionTemplateDefinition, NotificationTemplateDefinition
 from rule_compiler.definitions.common import Slug
-from rule_engine.api.schemas import IssueOut
+from rule_engine.api.schemas import IssueOut, OutModel
 
 TemplateKindName = Literal["condition_template", "notification_template"]
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def patch_schema(noun: str) -> dict[str, Any]:
@@ -63,7 +59,7 @@ class NotificationTemplateUpdate(NotificationTemplateCreate):
 # -- responses --------------------------------------------------------------------------------------
 
 
-class TemplateSummary(_Out):
+class TemplateSummary(OutModel):
     """A template in a listing."""
 
     name: str
@@ -75,7 +71,7 @@ class TemplateSummary(_Out):
     updated_at: dt.datetime
 
 
-class UsedBy(_Out):
+class UsedBy(OutModel):
     """What uses a template directly (a template in use cannot be deleted)."""
 
     rules: list[str]
@@ -106,7 +102,7 @@ class NotificationTemplatePublic(_TemplatePublic):
     kind: Literal["notification_template"] = "notification_template"
 
 
-class RecompiledRule(_Out):
+class RecompiledRule(OutModel):
     """A stored rule compiled again because a template it uses changed."""
 
     name: str
@@ -131,7 +127,7 @@ class NotificationTemplateWritten(NotificationTemplatePublic, _Written):
     """A notification template just created or changed, and the rules recompiled with it."""
 
 
-class BrokenRule(_Out):
+class BrokenRule(OutModel):
     """A stored rule the template change would make invalid, with its problems (paths in the rule)."""
 
     name: str
@@ -139,7 +135,7 @@ class BrokenRule(_Out):
     errors: list[IssueOut]
 
 
-class TemplateValidationResult(_Out):
+class TemplateValidationResult(OutModel):
     """A dry run: whether the template is valid and can be stored, every problem, and what it touches.
 
     ``valid`` is false when the template has ``errors`` or when a stored rule using it would become

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -106,20 +107,28 @@ def _doc_md(spec: DagSpec, spec_hash: str) -> str:
     return f"{spec.doc_md}\n---\n{stamp}\n"
 
 
+def _cron_trigger(spec: DagSpec) -> Any:
+    return CronTriggerTimetable(str(spec.schedule.cron), timezone=spec.schedule.timezone or "UTC")
+
+
+def _cron_interval(spec: DagSpec) -> Any:
+    # a data rule's sensor query reads the run's window (:data_interval_start/end), which
+    # CronTriggerTimetable would leave empty; a report's run reads the interval since the previous run
+    return CronDataIntervalTimetable(str(spec.schedule.cron), timezone=spec.schedule.timezone or "UTC")
+
+
+#: IR schedule kind → the DAG's schedule (``manual``: none, runs start only when asked).
+SCHEDULES: dict[str, Callable[[DagSpec], Any]] = {
+    "event": lambda spec: [event_asset(spec)],
+    "data": _cron_interval,
+    "cron": _cron_trigger,
+    "interval": _cron_interval,
+    "manual": lambda spec: None,
+}
+
+
 def _schedule(spec: DagSpec) -> Any:
-    if spec.schedule.kind == "event":
-        return [event_asset(spec)]
-    timezone = spec.schedule.timezone or "UTC"
-    if spec.schedule.kind == "data":
-        # the sensor gates each run; its query reads the run's window (:data_interval_start/end),
-        # which CronTriggerTimetable would leave empty
-        return CronDataIntervalTimetable(str(spec.schedule.cron), timezone=timezone)
-    if spec.schedule.kind == "cron":
-        return CronTriggerTimetable(str(spec.schedule.cron), timezone=timezone)
-    if spec.schedule.kind == "interval":
-        # a report's run reads the interval since the previous run (last week for a weekly report)
-        return CronDataIntervalTimetable(str(spec.schedule.cron), timezone=timezone)
-    return None
+    return SCHEDULES[spec.schedule.kind](spec)
 
 
 def event_asset(spec: DagSpec) -> Asset:
