@@ -18,6 +18,7 @@ their own small modules.
 import json
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Request, Response, status
@@ -109,6 +110,23 @@ def precondition(stored: StoredDefinition, if_match: str | None, noun: str) -> t
     return stored.version, stored.active
 
 
+@dataclass(frozen=True)
+class Call:
+    """One write request: who asks (an editor), the store, and the request and response."""
+
+    principal: Principal
+    store: RuleStore
+    request: Request
+    response: Response
+
+
+def _editor_call(principal: Editor, store: StoreDep, request: Request, response: Response) -> Call:
+    return Call(principal, store, request, response)
+
+
+EditorCall = Annotated[Call, Depends(_editor_call)]
+
+
 class Resource:
     """What the routes of one kind do, over :mod:`.definition_ops`; the router below is HTTP only."""
 
@@ -146,17 +164,10 @@ class Resource:
             on_change(RuleChange(organization, name, dag_id, active))
 
     def write(
-        self,
-        *,
-        store: RuleStore,
-        request: Request,
-        response: Response,
-        principal: Principal,
-        data: dict[str, Any],
-        expected: Expected,
-        restored_from: int | None = None,
+        self, call: Call, data: dict[str, Any], expected: Expected, restored_from: int | None = None
     ) -> Any:
         """Store the definition and recompile what uses it, in one transaction; the Written answer."""
+        store, request, principal = call.store, call.request, call.principal
         organization = principal.organization
         plan = ops.plan_write(store, organization, data)
         if broken := plan.broken:
@@ -167,7 +178,7 @@ class Resource:
         if changed or (stored.active and self.kind.has_dag and airflow_runs.paused_in_airflow(stored.dag_id)):
             self.notify(request, organization, stored.name, results[0].dag_id, stored.active)  # unpauses it
         fields = {
-            **self.public(store, stored, response).model_dump(),
+            **self.public(store, stored, call.response).model_dump(),
             "warnings": ops.issues_out(plan.compiled.warnings),
             "recompiled": self._recompiled(request, organization, plan.dependents, results[1:]),
         }
@@ -198,27 +209,15 @@ class Resource:
 
     def replace(
         self,
-        *,
-        store: RuleStore,
-        request: Request,
-        response: Response,
-        principal: Principal,
+        call: Call,
         name: str,
         document: dict[str, Any],
-        expected: tuple[int, bool],
+        expected: Expected,
         restored_from: int | None = None,
     ) -> Any:
         """PUT, PATCH (the merged document) and restore (an old version's document) of ``name``."""
-        data = ops.with_organization(document, principal.organization, kind=self.kind.name, name=name)
-        return self.write(
-            store=store,
-            request=request,
-            response=response,
-            principal=principal,
-            data=data,
-            expected=expected,
-            restored_from=restored_from,
-        )
+        data = ops.with_organization(document, call.principal.organization, kind=self.kind.name, name=name)
+        return self.write(call, data, expected, restored_from)
 
     def validate(self, store: RuleStore, organization: str, body: dict[str, Any]) -> Any:
         try:
@@ -240,8 +239,8 @@ class Resource:
         }
         return ops.answer(self.api.validation, fields)
 
-    def delete(self, *, store: RuleStore, request: Request, principal: Principal, name: str, hard: bool,
-               if_match: str | None) -> None:  # fmt: skip
+    def delete(self, call: Call, name: str, *, hard: bool, if_match: str | None) -> None:
+        store, principal = call.store, call.principal
         if hard and not principal.has("admin"):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "a hard delete needs the admin role")
         organization = principal.organization
@@ -270,7 +269,7 @@ class Resource:
         else:
             store.delete_guarded(**args, expected=expected)
         if stored is not None:
-            self.notify(request, organization, name, stored.dag_id, None)
+            self.notify(call.request, organization, name, stored.dag_id, None)
 
 
 def resource_router(api_kind: ApiKind) -> APIRouter:
@@ -323,9 +322,8 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
         description=f"Validate and store a new {noun} (a deleted one of that name comes back as a new "
         "version).",
     )
-    def create(
-        body: DefinitionBody, principal: Editor, store: StoreDep, request: Request, response: Response
-    ) -> Any:
+    def create(body: DefinitionBody, call: EditorCall) -> Any:
+        principal, store = call.principal, call.store
         data = ops.with_organization(body, principal.organization, kind=kind.name)
         name = data.get("name")
         if isinstance(name, str):  # answered before compiling; the write below is guarded too
@@ -335,15 +333,8 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
                 pass
             else:
                 raise AlreadyExistsError(f"{noun} '{name}' exists; change it with PUT or PATCH {path}/{name}")
-        written = resource.write(
-            store=store,
-            request=request,
-            response=response,
-            principal=principal,
-            data=data,
-            expected=MUST_NOT_EXIST,
-        )
-        response.headers["Location"] = str(request.url_for(f"get_{slug}", name=written.name))
+        written = resource.write(call, data, MUST_NOT_EXIST)
+        call.response.headers["Location"] = str(call.request.url_for(f"get_{slug}", name=written.name))
         return written
 
     @router.post(
@@ -376,18 +367,9 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
         description=f"Replace the whole {noun} (a new version; an identical one writes nothing), and "
         "recompile what uses it, in one transaction.",
     )
-    def replace(*, name: Name, body: DefinitionBody, principal: Editor, store: StoreDep, request: Request,
-                response: Response, if_match: IfMatch = None) -> Any:  # fmt: skip
-        expected = precondition(resource.current(store, principal.organization, name), if_match, noun)
-        return resource.replace(
-            store=store,
-            request=request,
-            response=response,
-            principal=principal,
-            name=name,
-            document=body,
-            expected=expected,
-        )
+    def replace(*, name: Name, body: DefinitionBody, call: EditorCall, if_match: IfMatch = None) -> Any:
+        stored = resource.current(call.store, call.principal.organization, name)
+        return resource.replace(call, name, body, precondition(stored, if_match, noun))
 
     @router.patch(
         "/{name}",
@@ -402,19 +384,10 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
         name=f"patch_{slug}",
         description=f"Change part of the {noun} with a JSON merge patch (`null` removes a key).",
     )
-    def patch(*, name: Name, body: PatchBody, principal: Editor, store: StoreDep, request: Request,
-              response: Response, if_match: IfMatch = None) -> Any:  # fmt: skip
-        stored = resource.current(store, principal.organization, name)
+    def patch(*, name: Name, body: PatchBody, call: EditorCall, if_match: IfMatch = None) -> Any:
+        stored = resource.current(call.store, call.principal.organization, name)
         expected = precondition(stored, if_match, noun)
-        return resource.replace(
-            store=store,
-            request=request,
-            response=response,
-            principal=principal,
-            name=name,
-            document=ops.merge_patch(stored.source, body),
-            expected=expected,
-        )
+        return resource.replace(call, name, ops.merge_patch(stored.source, body), expected)
 
     @router.delete(
         "/{name}",
@@ -424,12 +397,14 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
         description=f"Delete a {noun} that nothing uses (409 names its users): hidden, deactivated, its "
         "history kept; `?hard=true` (admins) removes every version.",
     )
-    def delete(*, name: Name, principal: Editor, store: StoreDep, request: Request,
-               hard: Annotated[bool, Query(description="remove every version too (admins only)")] = False,
-               if_match: IfMatch = None) -> None:  # fmt: skip
-        resource.delete(
-            store=store, request=request, principal=principal, name=name, hard=hard, if_match=if_match
-        )
+    def delete(
+        *,
+        name: Name,
+        call: EditorCall,
+        hard: Annotated[bool, Query(description="remove every version too (admins only)")] = False,
+        if_match: IfMatch = None,
+    ) -> None:
+        resource.delete(call, name, hard=hard, if_match=if_match)
 
     _add_version_routes(router, resource)
     return router
@@ -504,18 +479,8 @@ def _add_version_routes(router: APIRouter, resource: Resource) -> None:
         "(validated and compiled as today's rules say; audited with `restored_from`). Its active flag "
         "is kept.",
     )
-    def restore(*, name: Name, version: Version, principal: Editor, store: StoreDep, request: Request,
-                response: Response, if_match: IfMatch = None) -> Any:  # fmt: skip
-        stored = resource.current(store, principal.organization, name)
-        expected = precondition(stored, if_match, noun)
-        document = restored_document(store, principal.organization, kind.name, name, version)
-        return resource.replace(
-            store=store,
-            request=request,
-            response=response,
-            principal=principal,
-            name=name,
-            document=document,
-            expected=expected,
-            restored_from=version,
-        )
+    def restore(*, name: Name, version: Version, call: EditorCall, if_match: IfMatch = None) -> Any:
+        organization = call.principal.organization
+        expected = precondition(resource.current(call.store, organization, name), if_match, noun)
+        document = restored_document(call.store, organization, kind.name, name, version)
+        return resource.replace(call, name, document, expected, restored_from=version)

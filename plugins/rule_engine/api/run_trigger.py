@@ -13,8 +13,49 @@ from sqlalchemy.exc import SQLAlchemyError
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs
 from rule_engine.api.deps import Principal
+from rule_engine.api.routes.error_responses import errors
 
 log = logging.getLogger("rule_engine.api")
+
+
+def trigger_responses(noun: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a ``POST …/{name}/trigger`` of ``noun`` (a rule, a report)."""
+    return {
+        **errors(409, 413),
+        409: {
+            **errors(409)[409],
+            "description": f"The {noun} cannot run now: inactive, paused, or not (yet) loaded by Airflow "
+            "(then with Retry-After)",
+            "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+        },
+    }
+
+
+def started_fields(started: airflow_runs.StartedRun, stored: StoredDefinition, conf: dict[str, Any],
+                   principal: Principal) -> dict[str, Any]:  # fmt: skip
+    """The fields every "run started" answer has (besides the definition's name)."""
+    return {
+        "version": stored.version,
+        "dag_id": started.dag_id,
+        "run_id": started.run_id,
+        "state": started.state,
+        "logical_date": started.logical_date,
+        "run_after": started.run_after,
+        "conf": conf,
+        "triggered_by": principal.username,
+        "url": started.url,
+    }
+
+
+def refuse_inactive(stored: StoredDefinition, path: str) -> None:
+    """409 when ``stored`` is inactive: a run starts only for an active definition."""
+    if not stored.active:
+        noun = stored.kind.replace("_", " ")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{noun} '{stored.name}' is inactive: activate it first (PATCH {path}/{stored.name} with "
+            '{"active": true})',
+        )
 
 
 def start_audited_run(

@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 
 from rule_compiler.kinds import REPORT
@@ -20,7 +20,7 @@ from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.run_trigger import start_audited_run
+from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
 from rule_engine.api.schemas import NextRuns, Page
 from rule_engine.api.schemas_reports import (
     QueryRows,
@@ -70,18 +70,7 @@ def _overrides(source: dict[str, Any], payload: dict[str, Any] | None) -> dict[s
     return conf
 
 
-_TRIGGER_RESPONSES = {
-    **errors(409, 413),
-    409: {
-        **errors(409)[409],
-        "description": "The report cannot run now: inactive, paused, or not (yet) loaded by Airflow "
-        "(then with Retry-After)",
-        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-    },
-}
-
-
-@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=_TRIGGER_RESPONSES)
+@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=trigger_responses("report"))
 def trigger_report(
     name: ReportName,
     principal: Editor,
@@ -92,12 +81,7 @@ def trigger_report(
     """Run the report now through Airflow (over the last complete interval of its schedule);
     ``payload`` overrides its parameters and becomes the run's conf (audited)."""
     stored = _current(store, principal.organization, name)
-    if not stored.active:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"report '{name}' is inactive: activate it first (PATCH /reports/{name} with "
-            '{"active": true})',
-        )
+    refuse_inactive(stored, "/reports")
     trigger = body or ReportTriggerRequest()
     conf = _overrides(stored.source, trigger.payload)
     started = start_audited_run(
@@ -110,18 +94,7 @@ def trigger_report(
         what="report",
         audit_kind="report_run",
     )
-    return ReportRunStarted(
-        report=name,
-        version=stored.version,
-        dag_id=started.dag_id,
-        run_id=started.run_id,
-        state=started.state,
-        logical_date=started.logical_date,
-        run_after=started.run_after,
-        conf=conf,
-        triggered_by=principal.username,
-        url=started.url,
-    )
+    return ReportRunStarted(report=name, **started_fields(started, stored, conf, principal))
 
 
 def _run_public(

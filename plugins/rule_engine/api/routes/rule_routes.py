@@ -20,7 +20,7 @@ from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.run_trigger import start_audited_run
+from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
 from rule_engine.api.schemas import NextRuns, RuleTestRequest, RuleTestResult
 from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
 from rule_engine.hooks import app_database
@@ -76,18 +76,7 @@ def next_rule_runs(
     return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
 
 
-_TRIGGER_RESPONSES = {
-    **errors(409, 413),
-    409: {
-        **errors(409)[409],
-        "description": "The rule cannot run now: inactive, paused, or not (yet) loaded by Airflow "
-        "(then with Retry-After)",
-        "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
-    },
-}
-
-
-@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=_TRIGGER_RESPONSES)
+@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=trigger_responses("rule"))
 def trigger_rule(
     name: RuleName,
     principal: Editor,
@@ -97,11 +86,7 @@ def trigger_rule(
 ) -> RunStarted:
     """Start a run now through Airflow; ``payload`` becomes the run's conf (audited)."""
     stored = _current(store, principal.organization, name)
-    if not stored.active:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"rule '{name}' is inactive: activate it first (PATCH /rules/{name} with {{\"active\": true}})",
-        )
+    refuse_inactive(stored, "/rules")
     trigger = body or TriggerRequest()
     conf = airflow_runs.run_conf(ops.trigger_type(stored.source), trigger.payload)
     started = start_audited_run(
@@ -114,15 +99,4 @@ def trigger_rule(
         what="rule",
         audit_kind="run",
     )
-    return RunStarted(
-        rule=name,
-        version=stored.version,
-        dag_id=started.dag_id,
-        run_id=started.run_id,
-        state=started.state,
-        logical_date=started.logical_date,
-        run_after=started.run_after,
-        conf=conf,
-        triggered_by=principal.username,
-        url=started.url,
-    )
+    return RunStarted(rule=name, **started_fields(started, stored, conf, principal))
