@@ -258,6 +258,12 @@ def _model_kinds() -> dict[str, type[pydantic.BaseModel]]:
     return found
 
 
+def test_the_loaders_dag_kinds_are_the_kinds_with_a_dag() -> None:
+    from rule_compiler.store.specs import DAG_KINDS
+
+    assert set(DAG_KINDS) == {name for name, kind in KINDS.items() if kind.has_dag}
+
+
 def test_the_kinds_table_covers_every_kind_the_models_declare() -> None:
     declared = _model_kinds()
     assert set(declared) == set(KINDS), (

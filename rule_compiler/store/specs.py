@@ -11,7 +11,9 @@ from rule_compiler.store.models import SpecRow
 from rule_compiler.store.schema import compiled_specs as s
 from rule_compiler.store.schema import definitions as d
 
-#: The kinds whose definitions are Airflow DAGs (the others, templates, are not).
+#: The kinds whose definitions are Airflow DAGs (the others, templates, are not): the kinds table's
+#: rows with a lowering (``rule_compiler.kinds``, too heavy for the loader's query path to import;
+#: tests/test_kinds_contract.py checks the two agree).
 DAG_KINDS = ("rule", "report")
 
 _LOADABLE = (
@@ -35,7 +37,7 @@ def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
 _LOADABLE_SQL = (
     "SELECT d.dag_id, s.spec_json, s.spec_hash, d.active FROM definitions AS d "
     "JOIN compiled_specs AS s ON s.definition_id = d.id AND s.version = d.current_version "
-    "WHERE d.deleted_at IS NULL AND d.kind IN ('rule', 'report')"
+    f"WHERE d.deleted_at IS NULL AND d.kind IN ({', '.join(repr(kind) for kind in DAG_KINDS)})"
 )
 
 
