@@ -259,9 +259,10 @@ def _model_kinds() -> dict[str, type[pydantic.BaseModel]]:
 
 
 def test_the_loaders_dag_kinds_are_the_kinds_with_a_dag() -> None:
-    from rule_compiler.store.specs import DAG_KINDS
+    from rule_compiler.store.specs import _LOADABLE_SQL, DAG_KINDS
 
     assert set(DAG_KINDS) == {name for name, kind in KINDS.items() if kind.has_dag}
+    assert _LOADABLE_SQL.endswith(f"d.kind IN ({', '.join(repr(kind) for kind in DAG_KINDS)})")
 
 
 def test_the_kinds_table_covers_every_kind_the_models_declare() -> None:
