@@ -254,6 +254,7 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "NotRunnableError": (MESSAGE, 30),
     "YamlBodyError": ("the YAML body cannot be read", ISSUES),
     "AppDatabaseError": ("app_db", "is not reachable"),
+    "BrokenDependentsError": (MESSAGE, ISSUES),
     "ConnectionNotFoundError": ("app_db",),
     "ConnectionUnusableError": ("app_db", "it is a 'http' connection, not a SQL database"),
 }

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
 from rule_compiler.runtime.preferences import (
     Preferences,
     PreferencesError,
@@ -17,7 +18,6 @@ from rule_compiler.runtime.preferences import (
     parse_preferences,
     quiet_window_end,
 )
-from rule_compiler.store.schema import NOTIFICATION_CHANNELS
 
 UTC = dt.UTC
 BERLIN = "Europe/Berlin"  # 2026: CET→CEST 29 March 02:00→03:00; CEST→CET 25 October 03:00→02:00
