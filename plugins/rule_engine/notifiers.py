@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from rule_compiler.runtime.messages import is_address, is_user_name
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.templating import TemplateCheckError, check_template
 
 CHANNELS = ("email", "slack", "webhook", "in_app")

@@ -27,10 +27,11 @@ from typing import Any
 import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.reporting.email_body import InlineImage, add_inline_images, email_folder, read_email_body
-from rule_compiler.runtime.messages import is_address, is_user_name, message_id_for, slack_text
+from rule_compiler.runtime.messages import message_id_for, slack_text
 from rule_compiler.runtime.report_delivery import (
     ReportRunInfo,
     recipient_key,

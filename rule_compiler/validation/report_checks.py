@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.catalog import Catalog, Connection
 from rule_compiler.conditions.durations import DURATION_RE, DurationError, parse_duration
 from rule_compiler.definitions.report import (
@@ -22,7 +23,6 @@ from rule_compiler.definitions.report import (
     StorageDelivery,
 )
 from rule_compiler.errors import Issue
-from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.settings import include_dir
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, parse_query
 from rule_compiler.storage_locations import is_under, location_prefix, storage_location_problem
