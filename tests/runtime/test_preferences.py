@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rule_compiler.runtime.preferences import (
-    Preferences,
-    PreferencesError,
-    decide,
-    next_digest_at,
-    parse_preferences,
-    quiet_window_end,
-)
+from rule_compiler.runtime.preferences import decide, next_digest_at, quiet_window_end
+from rule_compiler.store.preferences import Preferences, PreferencesError, parse_preferences
 from rule_compiler.store.schema import NOTIFICATION_CHANNELS
 
 UTC = dt.UTC
