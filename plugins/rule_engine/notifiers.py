@@ -131,7 +131,7 @@ class RuleEngineNotifier(BaseNotifier):
         counts: dict[str, int] = {}
         store = RuleStore()
         try:
-            senders = ChannelSenders(store.engine)
+            senders = ChannelSenders()
             for recipient in recipients:
                 key = delivery_key(
                     rule_id, run["id"], notice_id, None, channel=self.channel, recipient=recipient
