@@ -15,12 +15,13 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.messages import email_message, message_id_for, notification_payload, slack_text
 from rule_compiler.runtime.webhook_requests import classify_response, signature_headers
 from rule_engine.hooks.slack import SlackWebhookSender
 from rule_engine.hooks.smtp import SmtpSender
-from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook
 
 DEFAULT_SMTP_CONNECTION = "smtp_default"
 

@@ -19,13 +19,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.preferences import Decision, decide
 from rule_compiler.store.inbox import add_inbox_message
 from rule_compiler.store.notifications import NotificationDelivery, finish_delivery, start_delivery
 from rule_compiler.store.preferences import get_preferences
 from rule_engine.channel_senders import ChannelSenders, Target
-from rule_engine.hooks.webhook_client import utcnow
 
 log = logging.getLogger(__name__)
 

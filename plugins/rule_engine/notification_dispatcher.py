@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.dispatch_plan import build_digest, digest_key
 from rule_compiler.store.notifications import (
@@ -37,7 +38,6 @@ from rule_compiler.store.notifications import (
     start_delivery,
 )
 from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION, ChannelSenders
-from rule_engine.hooks.webhook_client import utcnow
 from rule_engine.notices import describe, send_and_record, send_notice
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from rule_compiler.addresses import is_address, is_user_name
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.templating import TemplateCheckError, render
 
@@ -105,7 +106,7 @@ def email_message(
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     email["Subject"] = " ".join(str(message.get("subject") or "").split())
-    email["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    email["Date"] = format_datetime((date or utcnow()).astimezone(dt.UTC))
     email["Message-ID"] = message_id
     text = str(message.get("body") or "")
     email.set_content(text)

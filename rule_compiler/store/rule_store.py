@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler import settings
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
 from rule_compiler.store import (
     audit,
@@ -21,7 +22,7 @@ from rule_compiler.store import (
     migrate,
     specs,
 )
-from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
+from rule_compiler.store._db import UPGRADE_HINT, Database
 from rule_compiler.store.activity import ActivityMethods, check_limit
 from rule_compiler.store.models import (
     ApplyResult,
