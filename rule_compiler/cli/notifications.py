@@ -21,7 +21,7 @@ from rule_compiler.store import notifications as store_notifications
 from rule_compiler.store import preferences as store_preferences
 from rule_compiler.store._bookkeeping import MAX_PAGE
 from rule_compiler.store.preferences import Preferences, PreferencesError, format_time, parse_quiet, zone
-from rule_compiler.store.schema import DELIVERY_STATUSES, DIGEST_MODES, NOTIFICATION_CHANNELS
+from rule_compiler.store.tables import DELIVERY_STATUSES, DIGEST_MODES, NOTIFICATION_CHANNELS
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

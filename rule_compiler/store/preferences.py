@@ -21,8 +21,8 @@ from rule_compiler.errors import InvalidValueError
 from rule_compiler.store._bookkeeping import transaction
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.runs import upsert
-from rule_compiler.store.schema import DIGEST_MODES, NOTIFICATION_CHANNELS
-from rule_compiler.store.schema import notification_preferences as prefs_table
+from rule_compiler.store.tables import DIGEST_MODES, NOTIFICATION_CHANNELS
+from rule_compiler.store.tables import notification_preferences as prefs_table
 
 DigestMode = Literal["off", "daily"]
 #: Keys :func:`parse_preferences` accepts (``quiet`` is ``"22:00-07:00"``, both ends at once).

@@ -282,7 +282,7 @@ class RuleStore(ActivityMethods):
         self, conn: sa.Connection, organization: str, kind: str, name: str, expected: tuple[int, bool]
     ) -> None:
         """Lock the live definition and check it is still at ``expected`` (version, active)."""
-        from rule_compiler.store.schema import definitions as d
+        from rule_compiler.store.tables import definitions as d
 
         row = conn.execute(
             sa.select(d.c.current_version, d.c.active)
@@ -347,8 +347,8 @@ class RuleStore(ActivityMethods):
         Works on live and soft-deleted definitions (``expected`` is checked only on a live one);
         audited as ``delete`` with ``hard: true``. Returns how many versions were removed.
         """
-        from rule_compiler.store.schema import compiled_specs, definition_versions
-        from rule_compiler.store.schema import definitions as d
+        from rule_compiler.store.tables import compiled_specs, definition_versions
+        from rule_compiler.store.tables import definitions as d
 
         with self._db.transaction(write=True) as conn:
             row = conn.execute(

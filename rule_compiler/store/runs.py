@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rule_compiler.errors import NotFoundError, StoreError
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.models import ActionResult, RunLog
-from rule_compiler.store.schema import (
+from rule_compiler.store.tables import (
     ACTION_STATUSES,
     RUN_STATUSES,
     automation_action_results,

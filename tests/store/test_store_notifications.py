@@ -17,7 +17,7 @@ from rule_compiler.store import inbox as box
 from rule_compiler.store import notifications as n
 from rule_compiler.store import preferences as prefs_store
 from rule_compiler.store.preferences import Preferences
-from rule_compiler.store.schema import notification_deliveries, notification_inbox
+from rule_compiler.store.tables import notification_deliveries, notification_inbox
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(hours=9)
