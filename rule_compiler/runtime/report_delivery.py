@@ -4,7 +4,7 @@ A delivery is identified by (report, data interval end, delivery index) — neve
 number or the report's version — so a second run of the same interval finds it sent, and an email
 retried after a crash carries the same ``Message-ID``. Subjects and storage paths are the author's
 templates, rendered here in our sandbox with the HTML template's variables
-(:data:`rule_compiler.validation.report_checks.REPORT_TEMPLATE_VARIABLES`, built by
+(:data:`rule_compiler.definitions.report.REPORT_TEMPLATE_VARIABLES`, built by
 :func:`rule_compiler.reporting.render_format.template_context`). Summaries, Slack texts and webhook bodies
 carry counts and file names, never rows.
 """

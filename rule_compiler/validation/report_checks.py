@@ -17,6 +17,7 @@ from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.catalog import Catalog, Connection
 from rule_compiler.conditions.durations import DURATION_RE, DurationError, parse_duration
 from rule_compiler.definitions.report import (
+    REPORT_TEMPLATE_VARIABLES,
     EmailDelivery,
     ReportDefinition,
     ReportQuery,
@@ -32,8 +33,6 @@ from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.trigger_checks import check_interval, check_query
 
-#: What a report's HTML template (and a storage path) may read.
-REPORT_TEMPLATE_VARIABLES = ("report", "run", "queries", "charts", "parameters", "files")
 SQL_FOLDER = Path("sql") / "reports"
 TEMPLATE_FOLDER = Path("templates") / "reports"
 
