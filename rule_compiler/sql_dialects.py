@@ -1,4 +1,5 @@
-"""``INSERT ... ON CONFLICT`` for the two databases we run on (the rule store and application DBs)."""
+"""SQL that differs between the two databases we run on (Postgres and SQLite; the rule store and
+application databases): ``INSERT ... ON CONFLICT``, and whether a table exists."""
 
 from __future__ import annotations
 
@@ -13,3 +14,12 @@ def conflict_insert(dialect: str, table: sa.Table) -> postgresql.Insert | sqlite
     if dialect == "sqlite":
         return sqlite.insert(table)
     return None
+
+
+def table_exists(conn: sa.Connection, name: str) -> bool:
+    """Whether the table exists: one ``to_regclass`` on Postgres (no catalog reflection query to
+    compile in a fresh task process), the inspector elsewhere."""
+    if conn.dialect.name == "postgresql":
+        quoted = conn.dialect.identifier_preparer.quote(name)
+        return conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quoted}).scalar() is not None
+    return bool(sa.inspect(conn).has_table(name))

@@ -21,8 +21,8 @@ from rule_compiler.canonical import canonical_json
 from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError, RetryableActionError, RuleEngineError
 from rule_compiler.runtime.faults import faultpoint
-from rule_compiler.runtime.rows import reflect_table, table_exists
-from rule_compiler.upserts import conflict_insert
+from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.sql_dialects import conflict_insert, table_exists
 
 LEDGER_TABLE = "rule_engine_ledger"
 _ledger_metadata = sa.MetaData()
