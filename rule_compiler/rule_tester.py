@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog, Connection, FieldResolutionError, resolve_field
+from rule_compiler.clock import utcnow
 from rule_compiler.compiler import field_plan
 from rule_compiler.conditions import compile_condition
 from rule_compiler.conditions.trace import format_trace
@@ -344,6 +345,6 @@ def format_text(result: TestResult) -> str:
 def parse_now(text: str | None) -> datetime:
     """``--now``: an ISO date-time (naive means UTC); None means the current time."""
     if text is None:
-        return datetime.now(UTC)
+        return utcnow()
     value = datetime.fromisoformat(text)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,28 +1,27 @@
-"""Send one already rendered notification on its channel: email, slack, webhook or in_app.
+"""Send one already rendered notification on its channel: email, slack or webhook.
 
 A message is the mapping stored with a delivery (``subject``, ``body``, the escaped ``html`` of an
 email, the ``connection`` of email/slack/webhook, and ``message_key``, the effect's key that makes
 an email's ``Message-ID``), so a message deferred by quiet hours is sent later exactly as it was
 rendered. Failures raise :class:`~rule_compiler.errors.PermanentActionError` or
-:class:`~rule_compiler.errors.RetryableActionError`; recording them is the caller's job.
+:class:`~rule_compiler.errors.RetryableActionError`; recording them is the caller's job. Nothing
+here writes the rule store: an ``in_app`` message is a row of the recipient's inbox, which
+:func:`rule_engine.notices.send_notice` writes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.messages import email_message, message_id_for, notification_payload, slack_text
 from rule_compiler.runtime.webhook_requests import classify_response, signature_headers
-from rule_compiler.store.inbox import add_inbox_message
 from rule_engine.hooks.slack import SlackWebhookSender
 from rule_engine.hooks.smtp import SmtpSender
-from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook
 
 DEFAULT_SMTP_CONNECTION = "smtp_default"
 
@@ -49,35 +48,27 @@ class Target(Protocol):
 class ChannelSenders:
     """The senders one task needs, each connection read once."""
 
-    def __init__(self, engine: sa.Engine, *, timeout: float = 30.0) -> None:
-        self.engine = engine
+    def __init__(self, *, timeout: float = 30.0) -> None:
         self.timeout = timeout
         self._smtp: dict[str, SmtpSender] = {}
         self._slack: dict[str, SlackWebhookSender] = {}
         self._webhooks: dict[str, tuple[str, list[str]]] = {}
 
-    def send(self, target: Target, message: Mapping[str, Any], *, now: dt.datetime | None = None) -> None:
+    def send(self, target: Target, message: Mapping[str, Any]) -> None:
         """Deliver ``message`` to ``target`` once; raise on failure."""
         channel = target.channel
         if channel == "email":
             self._email(target, message)
-        elif channel == "in_app":
-            add_inbox_message(
-                self.engine,
-                idempotency_key=target.idempotency_key,
-                organization=target.organization,
-                recipient=target.recipient,
-                rule_id=target.rule_id,
-                subject=str(message.get("subject") or ""),
-                body=str(message.get("body") or ""),
-                now=now or utcnow(),
-            )
         elif channel == "slack":
             sender = self._slack_sender(_connection(message, channel))
             text = slack_text(str(message.get("subject") or ""), str(message.get("body") or ""))
             sender.post({"text": text}, timeout=self.timeout)
         elif channel == "webhook":
             self._webhook(target, message)
+        elif channel == "in_app":
+            raise PermanentActionError(
+                "an in-app message is written to the inbox (notices.send_notice), not sent"
+            )
         else:
             raise PermanentActionError(f"unknown notification channel '{channel}'")
 

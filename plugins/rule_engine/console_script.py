@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rule_compiler import cli
 from rule_compiler.cli.commands import CliError, actor_from_args, store_from_args
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import StoreError
 
 if TYPE_CHECKING:
@@ -267,7 +268,7 @@ def webhook_redeliver(args: argparse.Namespace) -> int:
         conn_id = stored.get("connection")
         base_url, secrets = _webhook_connection(str(conn_id)) if conn_id else (None, [])
         request = request_from_stored(stored, base_url=base_url)
-        attempt = start_redelivery(engine, key, _utcnow(), force=args.force)
+        attempt = start_redelivery(engine, key, utcnow(), force=args.force)
     except (RedeliveryRefusedError, PermanentActionError) as exc:
         raise CliError(str(exc)) from None
     except sa.exc.SQLAlchemyError as exc:
@@ -349,10 +350,6 @@ def _delivery_cells(row: dict[str, Any]) -> tuple[str, ...]:
 def _store_failure(store: RuleStore, exc: Exception) -> str:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return f"rule store {store.url}: {reason} (run `rule-compiler db upgrade` if its tables are missing)"
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

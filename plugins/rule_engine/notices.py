@@ -4,7 +4,9 @@ Shared by the ``send_notification`` operator, the notifiers (failure notices) an
 The delivery is recorded *before* anything is sent (``sending``) and again after (``sent``,
 ``retrying`` or ``failed``), so a retry after a recorded ``sent`` never sends again. Email and
 in-app notices follow the recipient's preferences (muted, quiet hours, daily digest); slack and
-webhook notices go to a connection, not a person, and are always sent.
+webhook notices go to a connection, not a person, and are always sent. An in-app notice is "sent"
+by writing it to the recipient's inbox in the rule store (:func:`send_notice`); the other channels
+go out through :class:`~rule_engine.channel_senders.ChannelSenders`.
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.runtime.preferences import Decision, decide
+from rule_compiler.store.inbox import add_inbox_message
 from rule_compiler.store.notifications import NotificationDelivery, finish_delivery, start_delivery
 from rule_compiler.store.preferences import get_preferences
 from rule_engine.channel_senders import ChannelSenders, Target
-from rule_engine.hooks.webhook_client import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ def send_and_record(
     """Send a delivery already recorded as ``sending`` and record how it ended; re-raise a failure."""
     key = target.idempotency_key
     try:
-        senders.send(target, message)
+        send_notice(engine, senders, target, message)
     except PermanentActionError as exc:
         finish_delivery(engine, key, status="failed", now=utcnow(), error=describe(exc))
         raise
@@ -95,6 +98,34 @@ def send_and_record(
             raise
         raise RetryableActionError(describe(exc)) from exc
     finish_delivery(engine, key, status="sent", now=utcnow())
+
+
+def send_notice(
+    engine: sa.Engine,
+    senders: ChannelSenders,
+    target: Target,
+    message: Mapping[str, Any],
+    *,
+    now: dt.datetime | None = None,
+) -> None:
+    """Deliver ``message`` to ``target`` once, recording nothing about the delivery; raise on failure.
+
+    ``in_app``: the message goes into the recipient's inbox (the rule store behind ``engine``), once
+    per idempotency key, created ``now``; other channels: :meth:`ChannelSenders.send`.
+    """
+    if target.channel != "in_app":
+        senders.send(target, message)
+        return
+    add_inbox_message(
+        engine,
+        idempotency_key=target.idempotency_key,
+        organization=target.organization,
+        recipient=target.recipient,
+        rule_id=target.rule_id,
+        subject=str(message.get("subject") or ""),
+        body=str(message.get("body") or ""),
+        now=now or utcnow(),
+    )
 
 
 def describe(exc: BaseException) -> str:

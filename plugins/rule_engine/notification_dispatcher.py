@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.dispatch_plan import build_digest, digest_key
 from rule_compiler.store.notifications import (
@@ -37,8 +38,7 @@ from rule_compiler.store.notifications import (
     start_delivery,
 )
 from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION, ChannelSenders
-from rule_engine.hooks.webhook_client import utcnow
-from rule_engine.notices import describe, send_and_record
+from rule_engine.notices import describe, send_and_record, send_notice
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def dispatch_due(
     Stops claiming after ``budget_seconds``: what is left waits for the next run.
     """
     moment = now or utcnow()
-    senders = senders or ChannelSenders(engine)
+    senders = senders or ChannelSenders()
     deadline = time.monotonic() + budget_seconds
     counts: Counter[str] = Counter()
     recovered = recover_stale_claims(engine, moment)
@@ -82,7 +82,7 @@ def dispatch_due(
             counts["taken"] += 1  # another dispatcher got it first
             continue
         try:
-            senders.send(row, row.message or {}, now=moment)
+            send_notice(engine, senders, row, row.message or {}, now=moment)
         except PermanentActionError as exc:
             finish_delivery(engine, row.idempotency_key, status="failed", now=moment, error=describe(exc))
             counts["failed"] += 1
@@ -134,7 +134,7 @@ def dispatch_digests(
 ) -> dict[str, int]:
     """Send one digest per recipient and channel whose digest time has come; counts per outcome."""
     moment = now or utcnow()
-    senders = senders or ChannelSenders(engine)
+    senders = senders or ChannelSenders()
     deadline = time.monotonic() + budget_seconds
     counts: Counter[str] = Counter()
     for batch in digest_recipients(engine, moment):

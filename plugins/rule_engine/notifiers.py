@@ -25,8 +25,8 @@ from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
-from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.templating import TemplateCheckError, check_template
 
 CHANNELS = NOTIFICATION_CHANNELS
@@ -132,7 +132,7 @@ class RuleEngineNotifier(BaseNotifier):
         counts: dict[str, int] = {}
         store = RuleStore()
         try:
-            senders = ChannelSenders(store.engine)
+            senders = ChannelSenders()
             for recipient in recipients:
                 key = delivery_key(
                     rule_id, run["id"], notice_id, None, channel=self.channel, recipient=recipient

@@ -27,10 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from airflow.sdk import ObjectStoragePath
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.reporting.email_body import InlineImage, add_inline_images, email_folder, read_email_body
-from rule_compiler.runtime.messages import is_address, is_user_name, message_id_for, slack_text
+from rule_compiler.runtime.messages import message_id_for, slack_text
 from rule_compiler.runtime.report_delivery import (
     ReportRunInfo,
     recipient_key,
@@ -52,7 +54,7 @@ from rule_compiler.store.inbox import add_inbox_message
 from rule_engine.channel_senders import DEFAULT_SMTP_CONNECTION
 from rule_engine.hooks.slack import SlackWebhookSender
 from rule_engine.hooks.smtp import SmtpSender
-from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook
 
 STORAGE_ENV = "AUTOMATION_REPORTS_STORAGE"
 MAX_ATTACHMENTS_ENV = "AUTOMATION_REPORTS_MAX_ATTACHMENT_MB"

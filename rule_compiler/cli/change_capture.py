@@ -23,6 +23,7 @@ from rule_compiler import events as capture
 from rule_compiler import settings
 from rule_compiler.catalog import Catalog
 from rule_compiler.cli.common import CliError, actor_from_args, store_from_args
+from rule_compiler.clock import utcnow
 from rule_compiler.definitions import DataTrigger, RuleDefinition, ScheduleTrigger
 from rule_compiler.errors import DefinitionError, StoreError
 from rule_compiler.loading import read_definition_file
@@ -224,7 +225,7 @@ def preview_runs(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= MAX_PREVIEW:
         raise CliError(f"--count must be between 1 and {MAX_PREVIEW}")
     try:
-        after = dt.datetime.fromisoformat(args.after) if args.after else dt.datetime.now(dt.UTC)
+        after = dt.datetime.fromisoformat(args.after) if args.after else utcnow()
     except ValueError:
         raise CliError(
             f"--after {args.after!r} is not an ISO date-time (e.g. 2026-11-20T12:00:00Z)"

@@ -31,9 +31,9 @@ from rule_compiler.cli.common import (
     store_from_args,
 )
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError, StoreError
+from rule_compiler.json_schemas import export_schemas
 from rule_compiler.loading import MAX_NESTING_DEPTH, nesting_depth, read_definition_file
 from rule_compiler.registration import Compiled, register
-from rule_compiler.schema_export import export_schemas
 
 if TYPE_CHECKING:
     from rule_compiler.definitions import Event

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rule_compiler.cli.common import CliError, actor_from_args, store_from_args
+from rule_compiler.clock import utcnow
 from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
 from rule_compiler.errors import StoreError
-from rule_compiler.runtime.preferences import Preferences, PreferencesError, format_time, parse_quiet, zone
 from rule_compiler.store import inbox as store_inbox
 from rule_compiler.store import notifications as store_notifications
 from rule_compiler.store import preferences as store_preferences
 from rule_compiler.store._bookkeeping import MAX_PAGE
-from rule_compiler.store._db import utcnow
-from rule_compiler.store.schema import DELIVERY_STATUSES, DIGEST_MODES
+from rule_compiler.store.preferences import Preferences, PreferencesError, format_time, parse_quiet, zone
+from rule_compiler.store.tables import DELIVERY_STATUSES, DIGEST_MODES
 
 if TYPE_CHECKING:
     import sqlalchemy as sa

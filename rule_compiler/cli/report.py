@@ -199,8 +199,8 @@ def _run_queries(
     interval: DataInterval,
     out: Path,
 ) -> Manifest:
+    from rule_compiler.reporting.interval import period_text
     from rule_compiler.reporting.queries import json_safe_values, run_query_to_csv
-    from rule_compiler.reporting.render_format import period_text
     from rule_compiler.reporting.workdir import Manifest, write_manifest
     from rule_compiler.sql_check import QUERY_PARAMETERS
 

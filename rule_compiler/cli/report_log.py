@@ -14,7 +14,7 @@ from rule_compiler.cli.common import CliError, store_from_args
 from rule_compiler.errors import StoreError
 from rule_compiler.runtime.report_delivery import human_size
 from rule_compiler.store import report_runs
-from rule_compiler.store.schema import REPORT_RUN_STATUSES
+from rule_compiler.store.tables import REPORT_RUN_STATUSES
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -1,8 +1,9 @@
 """The condition language at work: operators, validation, Python evaluation and SQL translation.
 
-- :mod:`.operators` — the registry of operators (column types, arity, event-only, test);
+- :mod:`.operator_registry` — the registry of operators (column types, arity, event-only, test);
 - :mod:`.validate` — :func:`validate_operand`, the per-condition operator/value checks;
-- :mod:`.evaluate` — :func:`compile_condition` → :class:`CompiledCondition` (``matches``/``explain``);
+- :mod:`.evaluator` — :func:`compile_condition` → :class:`CompiledCondition` (``matches``/``explain``),
+  a tree of :mod:`.compiled_nodes` whose verdicts :mod:`.trace` explains;
 - :mod:`.sql` — :func:`condition_to_sql`, the same semantics as a SQLAlchemy Core expression;
 - :mod:`.durations`, :mod:`.regex`, :mod:`.values` — the building blocks they share.
 

@@ -45,15 +45,16 @@ Dates, decimals and durations appear as strings; text longer than 500 characters
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 from rule_compiler.conditions import closures
 from rule_compiler.conditions.closures import LeafFn, Record
+from rule_compiler.conditions.compiled_nodes import Group, Leaf
 from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.conditions.operator_registry import OPERATORS, OperatorSpec
 from rule_compiler.conditions.regex import UnsafePatternError, compile_pattern
+from rule_compiler.conditions.trace import Inputs, explain_node
 from rule_compiler.conditions.values import (
     BAD,
     COERCE,
@@ -76,29 +77,6 @@ from rule_compiler.errors import CompileError
 
 class ConditionCompileError(CompileError):
     """A condition that validation should have rejected (bad regex, duration, operand type)."""
-
-
-@dataclass(slots=True)
-class Leaf:
-    """A compiled condition: its closure and what the trace needs."""
-
-    path: str
-    condition: Condition
-    spec: OperatorSpec
-    kind: Kind
-    operand: Any
-    ref: str | None
-    fn: LeafFn
-
-
-@dataclass(slots=True)
-class Group:
-    """A compiled ``all``/``any``/``not`` group."""
-
-    kind: Literal["all", "any", "not"]
-    path: str
-    children: list[Leaf | Group]
-    fn: LeafFn = field(repr=False)
 
 
 def _always_true(record: Record, old: Record | None, changed: Collection[str] | None, now: datetime) -> bool:
@@ -136,8 +114,6 @@ class CompiledCondition:
     ) -> dict[str, Any]:
         """The same verdict as :meth:`matches`, with a JSON-serializable trace (module docstring);
         ``values=False`` keeps the record's values out of it (:mod:`.trace`)."""
-        from rule_compiler.conditions.trace import Inputs, explain_node
-
         if self._root is None:
             return {"matched": True, "node": None}
         node = explain_node(self._root, Inputs(record, old, changed, now), values=values)

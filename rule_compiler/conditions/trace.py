@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
+from rule_compiler.conditions.compiled_nodes import Group, Leaf
 from rule_compiler.conditions.operator_registry import did_change
 from rule_compiler.conditions.values import BAD, COERCE, KIND_NOUN, json_safe, to_temporal
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
 from rule_compiler.definitions.conditions import FieldRef
-
-if TYPE_CHECKING:
-    from rule_compiler.conditions.evaluator import Group, Leaf
 
 Record = Mapping[str, Any]
 _NOT_EVALUATED = "not evaluated: an earlier member already decided the group"
@@ -42,8 +40,6 @@ class Inputs(NamedTuple):
 def explain_node(node: Leaf | Group, inputs: Inputs, *, values: bool = True) -> dict[str, Any]:
     """The trace of ``node`` (evaluated, with short-circuit marks); ``values=False`` leaves the
     record's values out (module docstring)."""
-    from rule_compiler.conditions.evaluator import Leaf
-
     if isinstance(node, Leaf):
         result = bool(node.fn(*inputs))
         actual, reason = _describe(node, inputs, result, values)
@@ -94,8 +90,6 @@ def _leaf_entry(
 
 
 def _skipped(node: Leaf | Group) -> dict[str, Any]:
-    from rule_compiler.conditions.evaluator import Leaf
-
     if isinstance(node, Leaf):
         return _leaf_entry(node, None, None, _NOT_EVALUATED)
     children = [_skipped(child) for child in node.children]

@@ -28,6 +28,8 @@ _FILE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*(/[A-Za-z0-9_][A-Za-z0-9_-]*)*\.(sq
 RelativeFile = Annotated[str, Field(pattern=_FILE_PATTERN, max_length=200)]
 DeliveryType = Literal["email", "slack", "webhook", "in_app", "storage"]
 DELIVERY_TYPES: tuple[str, ...] = get_args(DeliveryType)
+#: What a report's HTML template (and a delivery's subject and storage path) may read.
+REPORT_TEMPLATE_VARIABLES = ("report", "run", "queries", "charts", "parameters", "files")
 MAX_ROW_LIMIT = 5_000_000
 #: How a chart fills its x axis: ``daily``, every day of the run's interval (0 where the query has no row).
 ChartFill = Literal["daily"]

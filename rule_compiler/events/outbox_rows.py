@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from rule_compiler.clock import utcnow
 from rule_compiler.definitions import Event
 from rule_compiler.errors import RefusedError
 
@@ -116,7 +117,7 @@ def cursor_position(conn: sa.Connection, consumer: str) -> int:
 
 def advance_cursor(conn: sa.Connection, consumer: str, to_id: int) -> int:
     """Move ``consumer``'s cursor forward to ``to_id`` (never back); returns the position after."""
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     moved = conn.execute(
         cursors.update()
         .where(cursors.c.consumer == consumer, cursors.c.last_id < to_id)
@@ -261,7 +262,7 @@ def _insert(conn: sa.Connection, event: Event, client_id: str) -> int:
     changed = event.changed_fields
     if event.operation == "updated" and event.old is not None and event.new is not None:
         changed = event.changed()
-    occurred = event.occurred_at or dt.datetime.now(dt.UTC)
+    occurred = event.occurred_at or utcnow()
     created_at: Any = occurred
     if conn.dialect.name == "sqlite":  # the text the SQLite triggers write
         created_at = occurred.astimezone(dt.UTC).isoformat(timespec="milliseconds")

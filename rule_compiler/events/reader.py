@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from rule_compiler.definitions import Event
 from rule_compiler.events.outbox_rows import advance_cursor, cursor_position, cursors, event_from_row, outbox
-from rule_compiler.runtime.rows import table_exists
+from rule_compiler.sql_dialects import table_exists
 
 __all__ = [
     "Batch",

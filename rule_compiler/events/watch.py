@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from rule_compiler.events.outbox_rows import CURSOR_TABLE, advance_cursor, cursors
 from rule_compiler.events.reader import consumer_name, saved_position
-from rule_compiler.runtime.rows import table_exists
+from rule_compiler.sql_dialects import table_exists
 
 __all__ = [
     "OPERATIONS",

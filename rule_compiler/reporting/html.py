@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from rule_compiler.definitions.report import REPORT_TEMPLATE_VARIABLES
 from rule_compiler.reporting.report_errors import ReportRenderError
 from rule_compiler.templating import (
     DEFAULT_REPORT_LIMITS,
@@ -22,7 +23,6 @@ from rule_compiler.templating import (
     check_template,
     render,
 )
-from rule_compiler.validation.report_checks import REPORT_TEMPLATE_VARIABLES
 
 #: An HTML report holds inline chart images and up to 200 rows per query.
 MAX_HTML_CHARACTERS = REPORT_LIMITS.max_output

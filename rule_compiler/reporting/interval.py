@@ -6,6 +6,9 @@ complete by the end of that date in the report's time zone — what a run trigge
 after the date reads (``CronDataIntervalTimetable.infer_manual_data_interval``): for a weekly Monday
 07:00 report and any date from Monday to Sunday, the week ending that Monday at 07:00. The logical
 date is the interval's start, as Airflow sets it for data-interval timetables.
+
+:func:`period_text` says a run's interval in words, in the report's time zone (the xlsx ``About`` sheet,
+the html and pdf templates' ``run.period`` and ``report run`` show it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+
+from rule_compiler.reporting.workdir import Manifest
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,15 @@ def _prev(cron: str, zone: ZoneInfo, moment: dt.datetime) -> dt.datetime:
     naive = moment.astimezone(zone).replace(tzinfo=None)
     scheduled: dt.datetime = croniter(cron, naive).get_prev(dt.datetime)
     return scheduled.replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+def period_text(manifest: Manifest) -> str:
+    """``9 Nov 2026, 07:00 → 16 Nov 2026, 07:00 (Europe/Berlin)`` in the report's time zone."""
+    zone = ZoneInfo(manifest.timezone)
+    start = dt.datetime.fromisoformat(manifest.interval_start).astimezone(zone)
+    end = dt.datetime.fromisoformat(manifest.interval_end).astimezone(zone)
+
+    def when(moment: dt.datetime) -> str:
+        return f"{moment.day} {moment:%b %Y, %H:%M}"
+
+    return f"{when(start)} → {when(end)} ({manifest.timezone})"

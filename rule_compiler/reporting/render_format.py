@@ -26,9 +26,11 @@ from zoneinfo import ZoneInfo
 
 from rule_compiler.definitions.report import REPORT_FORMATS
 from rule_compiler.reporting.charts import Chart
+from rule_compiler.reporting.interval import period_text
 from rule_compiler.reporting.report_errors import ReportRenderError
 from rule_compiler.reporting.result_rows import display_table, first_rows, is_number
 from rule_compiler.reporting.workdir import Manifest
+from rule_compiler.reporting.xlsx import write_xlsx
 from rule_compiler.sql_check import QUERY_PARAMETERS
 
 __all__ = [
@@ -80,8 +82,6 @@ def render_format(
         if fmt == "csv":
             _render_csv(manifest, partial)
         elif fmt == "xlsx":
-            from rule_compiler.reporting.xlsx import write_xlsx
-
             write_xlsx(partial, manifest, title=display_title(title), description=description)
         else:
             from rule_compiler.reporting.charts import draw_charts
@@ -220,15 +220,3 @@ def _numeric_columns(kinds: Sequence[str], rows: Sequence[Sequence[Any]], width:
 def _local(moment: str, timezone: str) -> dt.datetime:
     """An ISO timestamp of the manifest (UTC) in the report's time zone."""
     return dt.datetime.fromisoformat(moment).astimezone(ZoneInfo(timezone))
-
-
-def period_text(manifest: Manifest) -> str:
-    """``9 Nov 2026, 07:00 → 16 Nov 2026, 07:00 (Europe/Berlin)`` in the report's time zone."""
-    zone = ZoneInfo(manifest.timezone)
-    start = dt.datetime.fromisoformat(manifest.interval_start).astimezone(zone)
-    end = dt.datetime.fromisoformat(manifest.interval_end).astimezone(zone)
-
-    def when(moment: dt.datetime) -> str:
-        return f"{moment.day} {moment:%b %Y, %H:%M}"
-
-    return f"{when(start)} → {when(end)} ({manifest.timezone})"

@@ -21,6 +21,7 @@ from typing import Any
 
 import xlsxwriter
 
+from rule_compiler.reporting.interval import period_text
 from rule_compiler.reporting.result_rows import iter_rows
 from rule_compiler.reporting.workdir import Manifest, QueryResult
 
@@ -224,8 +225,6 @@ def _write_about(
     sheets: list[tuple[str, str]],
     names: set[str],
 ) -> None:
-    from rule_compiler.reporting.render_format import period_text
-
     sheet = book.add_worksheet(_sheet_name("About", names))
     sheet.set_column(0, 0, 22)
     sheet.set_column(1, 1, 70)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -18,19 +17,12 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from rule_compiler.addresses import is_address, is_user_name
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.templating import TemplateCheckError, render
 
-#: A pragmatic address check: one @, no spaces or angle brackets, a dot in the domain.
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 MAX_RECIPIENTS = 100
-#: An in-app recipient: a user name of the organization (letters, digits and ``. _ @ + -``).
-_USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,149}$")
-
-
-def is_address(text: str) -> bool:
-    """Whether ``text`` is one plain email address (``ops@example.com``)."""
-    return bool(_ADDRESS.match(text))
 
 
 def render_recipients(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
@@ -45,11 +37,6 @@ def render_recipients(templates: Sequence[str], context: Mapping[str, Any]) -> l
         if address not in recipients:
             recipients.append(address)
     return recipients[:MAX_RECIPIENTS]
-
-
-def is_user_name(text: str) -> bool:
-    """Whether ``text`` is a plausible user name for in-app messages (``sales-ops``, ``ann.lee``)."""
-    return bool(_USER_NAME.match(text))
 
 
 def render_user_names(templates: Sequence[str], context: Mapping[str, Any]) -> list[str]:
@@ -119,7 +106,7 @@ def email_message(
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     email["Subject"] = " ".join(str(message.get("subject") or "").split())
-    email["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    email["Date"] = format_datetime((date or utcnow()).astimezone(dt.UTC))
     email["Message-ID"] = message_id
     text = str(message.get("body") or "")
     email.set_content(text)

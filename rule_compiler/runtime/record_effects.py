@@ -18,10 +18,11 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError, RetryableActionError, RuleEngineError
 from rule_compiler.runtime.faults import faultpoint
-from rule_compiler.runtime.rows import reflect_table, table_exists
-from rule_compiler.upserts import conflict_insert
+from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.sql_dialects import conflict_insert, table_exists
 
 LEDGER_TABLE = "rule_engine_ledger"
 _ledger_metadata = sa.MetaData()
@@ -140,7 +141,7 @@ def _claim(conn: sa.Connection, effect: Effect, description: Mapping[str, Any]) 
             occurrence_id=effect.occurrence_id,
             row_key=effect.row_key,
             effect=canonical_json(dict(description)),
-            applied_at=dt.datetime.now(dt.UTC),
+            applied_at=utcnow(),
         )
     )
     return True

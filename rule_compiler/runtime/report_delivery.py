@@ -4,7 +4,7 @@ A delivery is identified by (report, data interval end, delivery index) — neve
 number or the report's version — so a second run of the same interval finds it sent, and an email
 retried after a crash carries the same ``Message-ID``. Subjects and storage paths are the author's
 templates, rendered here in our sandbox with the HTML template's variables
-(:data:`rule_compiler.validation.report_checks.REPORT_TEMPLATE_VARIABLES`, built by
+(:data:`rule_compiler.definitions.report.REPORT_TEMPLATE_VARIABLES`, built by
 :func:`rule_compiler.reporting.render_format.template_context`). Summaries, Slack texts and webhook bodies
 carry counts and file names, never rows.
 """
@@ -24,6 +24,7 @@ from typing import Any
 from jinja2 import TemplateError
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.conditions.durations import DURATION_RE, UNIT_SECONDS
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.storage_paths import StoragePathError, clean_folder
@@ -182,7 +183,7 @@ def report_email(
     email["From"] = formataddr(parseaddr(sender))
     email["To"] = ", ".join(recipients)
     email["Subject"] = " ".join(subject.split())
-    email["Date"] = format_datetime((date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC))
+    email["Date"] = format_datetime((date or utcnow()).astimezone(dt.UTC))
     email["Message-ID"] = message_id
     email.set_content(text)
     if html_document is None:

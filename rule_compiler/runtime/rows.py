@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from rule_compiler.conditions import condition_to_sql, register_sqlite_functions
 from rule_compiler.definitions import ConditionNode
 from rule_compiler.runtime.idempotency import key_values
+from rule_compiler.sql_dialects import table_exists
 
 BATCH_SIZE = 1_000
 
@@ -33,15 +34,6 @@ def reflect_table(conn: sa.Connection, name: str) -> sa.Table:
         return _described_table(conn, name)
     columns = sa.inspect(conn).get_columns(name)
     return sa.Table(name, sa.MetaData(), *(sa.Column(c["name"], c["type"]) for c in columns))
-
-
-def table_exists(conn: sa.Connection, name: str) -> bool:
-    """Whether the table exists: one ``to_regclass`` on Postgres (no catalog reflection query to
-    compile in a fresh task process), the inspector elsewhere."""
-    if conn.dialect.name == "postgresql":
-        quoted = conn.dialect.identifier_preparer.quote(name)
-        return conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quoted}).scalar() is not None
-    return bool(sa.inspect(conn).has_table(name))
 
 
 def _described_table(conn: sa.Connection, name: str) -> sa.Table:

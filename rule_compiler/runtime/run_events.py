@@ -3,23 +3,31 @@
 A run of an event rule is started by asset events whose payloads carry outbox ids (never row data);
 the run reads those events back from the outbox, keeps the ones the trigger listens to (operation,
 ``fields``), and tests the conditions on each event's row: ``new`` (``old`` for a delete), plus the
-foreign-key paths the rule reads, followed from the event's own values in SQL.
+foreign-key paths the rule reads, followed from the event's own values in SQL
+(:func:`evaluate_events`). Which events a run takes is :mod:`rule_compiler.runtime.event_cursor`'s.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
+from rule_compiler.canonical import canonical_json
+from rule_compiler.conditions import CompiledCondition
 from rule_compiler.definitions import Event, EventTrigger
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
+from rule_compiler.events.reader import events_by_ids
 from rule_compiler.runtime.idempotency import key_values
 from rule_compiler.runtime.rows import reflect_table
+from rule_compiler.runtime.verdicts import VerdictLog, event_head
 
 __all__ = [
+    "MAX_TRACED_ROWS",
     "changed_fields_of",
+    "evaluate_events",
     "event_ids_of",
     "event_key",
     "event_occurrence",
@@ -27,6 +35,9 @@ __all__ = [
     "event_refusal",
     "why_not_triggered",
 ]
+
+#: How many per-row (or per-event) traces the automation log keeps for one run (counts are complete).
+MAX_TRACED_ROWS = 100
 
 
 def event_ids_of(payloads: Iterable[Any]) -> list[int]:
@@ -109,3 +120,62 @@ def event_refusal(trigger: EventTrigger, event: Event, changed: list[str] | None
             seen = ", ".join(changed) if changed else "nothing (no `old` or `changed_fields`)"
             return f"the rule fires only when one of {', '.join(trigger.fields)} changed; changed: {seen}"
     return None
+
+
+def evaluate_events(
+    engine: sa.Engine,
+    ids: list[int],
+    trigger: EventTrigger,
+    *,
+    source: Mapping[str, Any],
+    compiled: CompiledCondition,
+    now: dt.datetime,
+    verdicts: VerdictLog,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Each event of ``ids``: does the trigger take it, do the conditions hold on its row. Returns the
+    matches (outbox id and row key each, never row data) and the automation log's trace; every
+    verdict also goes to ``verdicts`` (the task log). An id no longer in the outbox (purged) is named
+    in the trace's ``missing_event_ids``."""
+    pk = list(source["primary_key"])
+    matched: list[dict[str, Any]] = []
+    traced: list[dict[str, Any]] = []
+    ignored = 0
+    with engine.connect() as conn:
+        events = events_by_ids(conn, ids)
+        for event in events:
+            changed = changed_fields_of(event, [])
+            refusal = why_not_triggered(trigger, event)
+            if refusal is not None:
+                ignored += 1
+                if len(traced) < MAX_TRACED_ROWS:
+                    traced.append({"event_id": event.id, "matched": False, "ignored": refusal})
+                if not verdicts.full:
+                    verdicts.add_ignored(event_head(event.id, event.operation, changed, None), refusal)
+                continue
+            record = event_record(conn, source, event)
+            explained = compiled.explain(record, old=event.old, changed=changed, now=now)
+            key = event_key(event, pk)
+            if len(traced) < MAX_TRACED_ROWS:
+                traced.append({"event_id": event.id, "operation": event.operation, "key": key, **explained})
+            if not verdicts.full:
+                verdicts.add(
+                    event_head(event.id, event.operation, changed, canonical_json(key)),
+                    explained
+                    if verdicts.values
+                    else compiled.explain(record, old=event.old, changed=changed, now=now, values=False),
+                )
+            if explained["matched"]:  # never capped: an event left out would be lost
+                matched.append({"event_id": event.id, "key": key})
+                verdicts.matched(canonical_json(key))
+    missing = sorted(set(ids) - {int(str(event.id)) for event in events})
+    trace: dict[str, Any] = {
+        "evaluated": len(events),
+        "matched": len(matched),
+        "ignored": ignored,
+        "rows": traced,
+        "selected_in": "events",
+        "event_ids": [str(i) for i in ids[:MAX_TRACED_ROWS]],
+    }
+    if missing:
+        trace["missing_event_ids"] = [str(i) for i in missing]  # purged before the run read them
+    return matched, trace

@@ -26,7 +26,7 @@ from standardwebhooks import Webhook
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RefusedError, RetryableActionError
 from rule_compiler.runtime.rendering import render_for_action
-from rule_compiler.store.schema import webhook_deliveries
+from rule_compiler.store.tables import webhook_deliveries
 
 #: Bytes of a response body read at most (the rest is never downloaded).
 MAX_RESPONSE_BYTES = 64 * 1024

@@ -30,11 +30,6 @@ _POSTGRES_DRIVERS_WITH_CONNECT_TIMEOUT = {"psycopg2", "psycopg"}
 UPGRADE_HINT = "run `rule-compiler db upgrade` to create or migrate its tables"
 
 
-def utcnow() -> dt.datetime:
-    """The current time, timezone-aware, in UTC."""
-    return dt.datetime.now(dt.UTC)
-
-
 def mask_url(url: str | sa.URL) -> str:
     """The URL with its password replaced by ``***``."""
     try:

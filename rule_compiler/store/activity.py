@@ -12,8 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from rule_compiler.clock import utcnow
 from rule_compiler.store import memberships, migrate, rate_limits, run_queries, runs
-from rule_compiler.store._db import Database, utcnow
+from rule_compiler.store._db import Database
 from rule_compiler.store.models import RunLog
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store._json import canonical_json, loads
 from rule_compiler.store.models import AuditAction, AuditEntry
-from rule_compiler.store.schema import audit_log
+from rule_compiler.store.tables import audit_log
 
 
 def insert_audit(

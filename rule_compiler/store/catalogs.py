@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from rule_compiler.store import audit
 from rule_compiler.store._json import canonical_json, content_hash, loads
 from rule_compiler.store.models import CatalogVersion
-from rule_compiler.store.schema import catalogs as c
+from rule_compiler.store.tables import catalogs as c
 
 
 def put_catalog(

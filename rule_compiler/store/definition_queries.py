@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store.definition_rows import _at_version, _stored, _stored_columns
 from rule_compiler.store.models import StoredDefinition
-from rule_compiler.store.schema import definitions as d
+from rule_compiler.store.tables import definitions as d
 
 #: Sort keys a listing accepts; a leading ``-`` means descending. Ties go by name, in the same direction.
 DEFINITION_SORT_KEYS = ("name", "created_at", "updated_at")

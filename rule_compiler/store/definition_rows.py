@@ -17,7 +17,7 @@ from rule_compiler.store.models import (
     StoredDefinition,
     VersionInfo,
 )
-from rule_compiler.store.schema import compiled_specs, definition_versions, definitions
+from rule_compiler.store.tables import compiled_specs, definition_versions, definitions
 
 d, v, s = definitions, definition_versions, compiled_specs
 TRIGGER_TYPE_LENGTH = 64

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store.runs import upsert
-from rule_compiler.store.schema import notification_inbox as inbox
+from rule_compiler.store.tables import notification_inbox as inbox
 
 
 @dataclass(frozen=True)

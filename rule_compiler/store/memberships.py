@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import NotFoundError
 from rule_compiler.store import audit
-from rule_compiler.store.schema import MEMBERSHIP_ROLES, memberships
+from rule_compiler.store.tables import MEMBERSHIP_ROLES, memberships
 
 Role = Literal["viewer", "editor", "admin"]
 MEMBERSHIP_KIND = "membership"

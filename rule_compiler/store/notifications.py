@@ -26,12 +26,12 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
-from rule_compiler.runtime.preferences import MAX_RECIPIENT
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
+from rule_compiler.store.preferences import MAX_RECIPIENT
 from rule_compiler.store.runs import upsert
-from rule_compiler.store.schema import DELIVERY_STATUSES
-from rule_compiler.store.schema import notification_deliveries as d
+from rule_compiler.store.tables import DELIVERY_STATUSES
+from rule_compiler.store.tables import notification_deliveries as d
 
 StartStatus = Literal["sending", "muted", "deferred", "digest"]
 FinishStatus = Literal["sent", "retrying", "failed"]

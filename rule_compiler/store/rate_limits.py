@@ -15,7 +15,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from rule_compiler.store.runs import upsert
-from rule_compiler.store.schema import api_rate_limits as t
+from rule_compiler.store.tables import api_rate_limits as t
 
 
 def hit(

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.runs import upsert
-from rule_compiler.store.schema import (
+from rule_compiler.store.tables import (
     REPORT_DELIVERY_TYPES,
     REPORT_RUN_STATUSES,
     report_alerts,

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler import settings
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import ConflictError, NotFoundError, StoreError, StoreUnavailableError
 from rule_compiler.store import (
     audit,
@@ -21,7 +22,7 @@ from rule_compiler.store import (
     migrate,
     specs,
 )
-from rule_compiler.store._db import UPGRADE_HINT, Database, utcnow
+from rule_compiler.store._db import UPGRADE_HINT, Database
 from rule_compiler.store.activity import ActivityMethods, check_limit
 from rule_compiler.store.models import (
     ApplyResult,
@@ -287,7 +288,7 @@ class RuleStore(ActivityMethods):
         self, conn: sa.Connection, organization: str, kind: str, name: str, expected: tuple[int, bool]
     ) -> None:
         """Lock the live definition and check it is still at ``expected`` (version, active)."""
-        from rule_compiler.store.schema import definitions as d
+        from rule_compiler.store.tables import definitions as d
 
         row = conn.execute(
             sa.select(d.c.current_version, d.c.active)
@@ -352,8 +353,8 @@ class RuleStore(ActivityMethods):
         Works on live and soft-deleted definitions (``expected`` is checked only on a live one);
         audited as ``delete`` with ``hard: true``. Returns how many versions were removed.
         """
-        from rule_compiler.store.schema import compiled_specs, definition_versions
-        from rule_compiler.store.schema import definitions as d
+        from rule_compiler.store.tables import compiled_specs, definition_versions
+        from rule_compiler.store.tables import definitions as d
 
         with self._db.transaction(write=True) as conn:
             row = conn.execute(

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store.models import RunLog
 from rule_compiler.store.runs import _RUN_COLUMNS, _with_actions
-from rule_compiler.store.schema import automation_runs as r
+from rule_compiler.store.tables import automation_runs as r
 
 #: Sort keys a listing accepts; a leading ``-`` means descending.
 RUN_SORT_KEYS = ("started_at", "finished_at", "status", "rule_name")

@@ -17,15 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from rule_compiler.errors import NotFoundError, StoreError
+from rule_compiler.sql_dialects import conflict_insert
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.models import ActionResult, RunLog
-from rule_compiler.store.schema import (
+from rule_compiler.store.tables import (
     ACTION_STATUSES,
     RUN_STATUSES,
     automation_action_results,
     automation_runs,
 )
-from rule_compiler.upserts import conflict_insert
 
 r, a = automation_runs, automation_action_results
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import StoreError
-from rule_compiler.store._db import utcnow
 from rule_compiler.store._json import canonical_json, content_hash
 from rule_compiler.store.models import SpecRow
 

@@ -8,8 +8,8 @@ import urllib.parse
 import sqlalchemy as sa
 
 from rule_compiler.store.models import SpecRow
-from rule_compiler.store.schema import compiled_specs as s
-from rule_compiler.store.schema import definitions as d
+from rule_compiler.store.tables import compiled_specs as s
+from rule_compiler.store.tables import definitions as d
 
 #: The kinds whose definitions are Airflow DAGs (the others, templates, are not): the kinds table's
 #: rows with a lowering (``rule_compiler.kinds``, too heavy for the loader's query path to import;

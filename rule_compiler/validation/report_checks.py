@@ -13,16 +13,17 @@ from typing import Any
 
 from sqlglot import exp
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.catalog import Catalog, Connection
 from rule_compiler.conditions.durations import DURATION_RE, DurationError, parse_duration
 from rule_compiler.definitions.report import (
+    REPORT_TEMPLATE_VARIABLES,
     EmailDelivery,
     ReportDefinition,
     ReportQuery,
     StorageDelivery,
 )
 from rule_compiler.errors import Issue
-from rule_compiler.runtime.messages import is_address, is_user_name
 from rule_compiler.settings import include_dir
 from rule_compiler.sql_check import QUERY_PARAMETERS, UnsafeQueryError, parse_query
 from rule_compiler.storage_locations import is_under, location_prefix, storage_location_problem
@@ -32,8 +33,6 @@ from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.trigger_checks import check_interval, check_query
 
-#: What a report's HTML template (and a storage path) may read.
-REPORT_TEMPLATE_VARIABLES = ("report", "run", "queries", "charts", "parameters", "files")
 SQL_FOLDER = Path("sql") / "reports"
 TEMPLATE_FOLDER = Path("templates") / "reports"
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from rule_compiler.store import RuleStore
-from rule_compiler.store.schema import notification_deliveries, notification_inbox
+from rule_compiler.store.tables import notification_deliveries, notification_inbox
 
 
 class Inbox:

@@ -27,7 +27,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler.report import DELIVER_TASK
 from rule_compiler.registration import Compiled, compile_document, register
 from rule_compiler.store import RuleStore
-from rule_compiler.store.schema import notification_inbox
+from rule_compiler.store.tables import notification_inbox
 from tests.airflow.conftest import ROOT
 
 WEEKLY = "report__acme__weekly-sales"

@@ -19,7 +19,7 @@ from rule_engine.console_script import main
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.store import RuleStore
-from rule_compiler.store.schema import catalogs
+from rule_compiler.store.tables import catalogs
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.airflow

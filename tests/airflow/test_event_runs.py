@@ -152,7 +152,7 @@ def test_runs_take_every_event_after_the_rules_cursor_so_none_is_stranded(
 
 
 def test_an_event_range_is_taken_once_and_a_retry_takes_the_same(app_db: sa.Engine) -> None:
-    from rule_engine.operators.evaluate import EventRange
+    from rule_compiler.runtime.event_cursor import EventRange
 
     install(app_db, "orders")
     _change(app_db, "UPDATE orders SET note = 'a' WHERE id IN (SELECT id FROM orders ORDER BY id LIMIT 3)")

@@ -22,9 +22,8 @@ from rule_engine.operators.actions import Match
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.dispatch_plan import delivery_key
 from rule_compiler.runtime.idempotency import idempotency_key
-from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
-from rule_compiler.store.preferences import set_preferences
+from rule_compiler.store.preferences import Preferences, set_preferences
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.airflow.notify_helpers import deliveries, inbox_rows, running_smtp
 from tests.security.receiver import Receiver, Reply, running_receiver

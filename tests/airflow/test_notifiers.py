@@ -20,11 +20,10 @@ import sqlalchemy as sa
 import yaml
 
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.runtime.webhook_requests import WebhookRetryableError
 from rule_compiler.store import RuleStore
 from rule_compiler.store.inbox import list_inbox
-from rule_compiler.store.preferences import set_preferences
+from rule_compiler.store.preferences import Preferences, set_preferences
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.airflow.notify_helpers import Inbox, deliveries, free_port, running_smtp
 from tests.security.receiver import Receiver, Reply, running_receiver

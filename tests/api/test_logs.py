@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.store import RuleStore
-from rule_compiler.store.schema import automation_runs
+from rule_compiler.store.tables import automation_runs
 from tests.api.conftest import Api
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)

@@ -19,7 +19,7 @@ from rule_compiler.loading import read_definition_file
 from rule_compiler.runtime.report_delivery import delivery_key
 from rule_compiler.store import RuleStore
 from rule_compiler.store import report_runs as log
-from rule_compiler.store.schema import REPORT_RUN_STATUSES
+from rule_compiler.store.tables import REPORT_RUN_STATUSES
 from tests.api.airflow_dags import dag_run, dag_syncer
 from tests.api.conftest import Api, Recorder
 from tests.conftest import ROOT

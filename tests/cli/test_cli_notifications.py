@@ -12,11 +12,11 @@ import sqlalchemy as sa
 
 from rule_compiler.cli import main
 from rule_compiler.runtime.dispatch_plan import delivery_key
-from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
 from rule_compiler.store import inbox as box
 from rule_compiler.store import notifications as n
 from rule_compiler.store import preferences as prefs_store
+from rule_compiler.store.preferences import Preferences
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 ANN = ["--org", "acme", "--recipient", "ann@example.com"]

@@ -17,9 +17,9 @@ from rule_compiler.compiler import DagSpec
 from rule_compiler.definitions import RuleDefinition
 from rule_compiler.definitions.common import MAX_TITLE_LENGTH, TITLE_PATTERN
 from rule_compiler.errors import RuleValidationError
+from rule_compiler.json_schemas import render_schemas
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import Compiled, compile_document
-from rule_compiler.schema_export import render_schemas
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

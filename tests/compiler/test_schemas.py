@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from rule_compiler.cli import main
+from rule_compiler.json_schemas import render_schemas
 from rule_compiler.kinds import KINDS
-from rule_compiler.schema_export import render_schemas
 from tests.conftest import ROOT
 
 SCHEMAS = ROOT / "include" / "schemas"

@@ -6,12 +6,11 @@ import json
 
 import pytest
 
+from rule_compiler.addresses import is_address, is_user_name
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.messages import (
     build_email,
     email_message,
-    is_address,
-    is_user_name,
     message_id_for,
     notification_payload,
     render_message,

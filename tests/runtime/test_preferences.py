@@ -10,14 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
-from rule_compiler.runtime.preferences import (
-    Preferences,
-    PreferencesError,
-    decide,
-    next_digest_at,
-    parse_preferences,
-    quiet_window_end,
-)
+from rule_compiler.runtime.preferences import decide, next_digest_at, quiet_window_end
+from rule_compiler.store.preferences import Preferences, PreferencesError, parse_preferences
 
 UTC = dt.UTC
 BERLIN = "Europe/Berlin"  # 2026: CET→CEST 29 March 02:00→03:00; CEST→CET 25 October 03:00→02:00

@@ -15,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 
 from rule_compiler.store import VERSION_TABLE, ApplyResult, RuleStore
 from rule_compiler.store.migrate import alembic_config, head_revision
-from rule_compiler.store.schema import metadata
+from rule_compiler.store.tables import metadata
 
 STORE_TABLES = {
     "notification_deliveries",

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import StoreError
 from rule_compiler.runtime.dispatch_plan import delivery_key
-from rule_compiler.runtime.preferences import Preferences
 from rule_compiler.store import RuleStore
 from rule_compiler.store import inbox as box
 from rule_compiler.store import notifications as n
 from rule_compiler.store import preferences as prefs_store
-from rule_compiler.store.schema import notification_deliveries, notification_inbox
+from rule_compiler.store.preferences import Preferences
+from rule_compiler.store.tables import notification_deliveries, notification_inbox
 
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 LATER = NOW + dt.timedelta(hours=9)

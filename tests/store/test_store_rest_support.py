@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import NotFoundError
 from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore, RunQuery, StaleWriteError
-from rule_compiler.store.schema import automation_runs
+from rule_compiler.store.tables import automation_runs
 
 ApplyRule = Callable[..., ApplyResult]
 

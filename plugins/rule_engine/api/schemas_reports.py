@@ -19,7 +19,7 @@ from rule_engine.api.schemas_ops import MAX_TRIGGER_NOTE
 from rule_engine.api.schemas_templates import patch_schema
 
 REPORT_PATCH_SCHEMA = patch_schema("report")
-#: The statuses of ``rule_compiler.store.schema.REPORT_RUN_STATUSES`` (a test checks they agree).
+#: The statuses of ``rule_compiler.store.tables.REPORT_RUN_STATUSES`` (a test checks they agree).
 ReportRunStatus = Literal["running", "success", "partial", "skipped-empty", "not-triggered", "error"]
 
 

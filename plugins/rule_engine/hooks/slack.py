@@ -18,9 +18,10 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.webhook_requests import classify_response
-from rule_engine.hooks.webhook_client import WebhookResponse, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookResponse, send_webhook
 
 DEFAULT_SLACK_HOST = "https://hooks.slack.com/services"
 

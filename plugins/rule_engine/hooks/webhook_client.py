@@ -10,7 +10,6 @@ up to :data:`MAX_RESPONSE_BYTES` and the whole call is bounded in time.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -198,7 +197,3 @@ def send_webhook(
 def _more(response: httpx.Response) -> bool:
     length = response.headers.get("content-length")
     return not (length is not None and length.isdigit() and int(length) <= MAX_RESPONSE_BYTES)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

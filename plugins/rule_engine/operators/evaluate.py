@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,31 +18,15 @@ from pydantic import TypeAdapter
 from rule_compiler.canonical import canonical_json
 from rule_compiler.conditions import NotTranslatableError, compile_condition
 from rule_compiler.definitions import ConditionNode, EventTrigger
-from rule_compiler.events.outbox_rows import advance_cursor
-from rule_compiler.events.reader import (
-    OutboxReader,
-    events_by_ids,
-    newest_id,
-    rule_consumer_name,
-    saved_position,
-    table_event_ids,
-)
+from rule_compiler.runtime.event_cursor import EventRange
 from rule_compiler.runtime.idempotency import key_values, row_key
 from rule_compiler.runtime.rows import iter_rows, matching_keys
-from rule_compiler.runtime.run_events import (
-    changed_fields_of,
-    event_ids_of,
-    event_key,
-    event_record,
-    why_not_triggered,
-)
-from rule_compiler.runtime.verdicts import VerdictLog, event_head
+from rule_compiler.runtime.run_events import MAX_TRACED_ROWS, evaluate_events, event_ids_of
+from rule_compiler.runtime.verdicts import VerdictLog
 from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
 
-#: How many per-row traces the automation log keeps for one run (the counts are always complete).
-MAX_TRACED_ROWS = 100
 _CONDITION = TypeAdapter(ConditionNode)
 
 
@@ -153,52 +136,11 @@ class EvaluateConditionsOperator(RuleTaskOperator):
                 engine, rule_trigger.table, self.dag_id, _event_payloads(context), earlier
             )
             ids = taken.ids
-        pk = list(source["primary_key"])
-        matched: list[dict[str, Any]] = []
-        traced: list[dict[str, Any]] = []
-        ignored = 0
-        with engine.connect() as conn:
-            events = events_by_ids(conn, ids)
-            for event in events:
-                changed = changed_fields_of(event, [])
-                refusal = why_not_triggered(rule_trigger, event)
-                if refusal is not None:
-                    ignored += 1
-                    if len(traced) < MAX_TRACED_ROWS:
-                        traced.append({"event_id": event.id, "matched": False, "ignored": refusal})
-                    if not verdicts.full:
-                        verdicts.add_ignored(event_head(event.id, event.operation, changed, None), refusal)
-                    continue
-                record = event_record(conn, source, event)
-                explained = compiled.explain(record, old=event.old, changed=changed, now=now)
-                key = event_key(event, pk)
-                if len(traced) < MAX_TRACED_ROWS:
-                    traced.append(
-                        {"event_id": event.id, "operation": event.operation, "key": key, **explained}
-                    )
-                if not verdicts.full:
-                    verdicts.add(
-                        event_head(event.id, event.operation, changed, canonical_json(key)),
-                        explained
-                        if verdicts.values
-                        else compiled.explain(record, old=event.old, changed=changed, now=now, values=False),
-                    )
-                if explained["matched"]:  # never capped: an event left out would be lost
-                    matched.append({"event_id": event.id, "key": key})
-                    verdicts.matched(canonical_json(key))
-        missing = sorted(set(ids) - {int(str(event.id)) for event in events})
-        trace: dict[str, Any] = {
-            "evaluated": len(events),
-            "matched": len(matched),
-            "ignored": ignored,
-            "rows": traced,
-            "selected_in": "events",
-            "event_ids": [str(i) for i in ids[:MAX_TRACED_ROWS]],
-        }
+        matched, trace = evaluate_events(
+            engine, ids, rule_trigger, source=source, compiled=compiled, now=now, verdicts=verdicts
+        )
         if taken is not None:
             trace["event_range"] = [taken.after, taken.through]
-        if missing:
-            trace["missing_event_ids"] = [str(i) for i in missing]  # purged before the run read them
         return matched, trace, taken
 
     def _evaluate_rows(
@@ -288,54 +230,6 @@ def _event_payloads(context: Mapping[str, Any]) -> list[Any]:
 
 def _conf(context: Mapping[str, Any]) -> dict[str, Any]:
     return dict(getattr(context.get("dag_run"), "conf", None) or {})
-
-
-@dataclass(frozen=True)
-class EventRange:
-    """The outbox events one run of an event rule takes: ``(after, through]`` of its table, read
-    after the rule's cursor (``airflow:<table>:<dag_id>``) up to the first id that may still commit.
-
-    A rule's first run starts just before the first event that started it. The range is recorded in
-    the automation log before the cursor moves, so a retried task takes the same events.
-    """
-
-    engine: Any
-    consumer: str
-    after: int
-    through: int
-    ids: list[int]
-
-    @classmethod
-    def take(
-        cls, engine: Any, table: str, dag_id: str, payloads: list[Any], earlier: list[int] | None
-    ) -> EventRange:
-        consumer = rule_consumer_name(table, dag_id)
-        with engine.connect() as conn:
-            if earlier is not None:  # this task's retry: the same events
-                after, through = int(earlier[0]), int(earlier[1])
-                return cls(engine, consumer, after, through, table_event_ids(conn, table, after, through))
-            saved = saved_position(conn, consumer)
-            if saved is not None:
-                after = saved
-            else:
-                started_by = event_ids_of(payloads)
-                after = started_by[0] - 1 if started_by else newest_id(conn)
-        reader = OutboxReader(table, consumer=consumer, batch_size=1_000)
-        reader.start_at(after)
-        ids: list[int] = []
-        while True:
-            before = reader.position
-            batch = reader.next_batch(engine)
-            if batch is not None:
-                ids += batch.event_ids
-            elif reader.position == before:
-                break
-        return cls(engine, consumer, after, max(after, reader.position or after), ids)
-
-    def commit(self) -> None:
-        """Move the rule's cursor past the events this run took."""
-        with self.engine.begin() as conn:
-            advance_cursor(conn, self.consumer, self.through)
 
 
 def _trigger_context(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -49,7 +49,7 @@ class NotificationOperator(ActionOperator):
     def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
         channel = str(self.spec_params.get("channel"))
         timeout = self.execution_timeout.total_seconds() if self.execution_timeout else 30.0
-        senders = ChannelSenders(self.store.engine, timeout=timeout)
+        senders = ChannelSenders(timeout=timeout)
         ti = context.get("ti")
         tally = _Tally(final_attempt=ti is None or int(ti.try_number) > int(self.retries or 0))
         for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):

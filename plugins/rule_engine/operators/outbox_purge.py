@@ -5,7 +5,6 @@ Imported when the maintenance DAG file is parsed, so the heavy modules load only
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -27,6 +26,7 @@ class OutboxPurgeOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
 
+        from rule_compiler.clock import utcnow
         from rule_compiler.events.retention import (
             outbox_retention,
             purge_connection,
@@ -38,7 +38,7 @@ class OutboxPurgeOperator(BaseOperator):
         from rule_engine.hooks.app_database import AppDatabaseHook
 
         retention = outbox_retention()
-        older_than = dt.datetime.now(dt.UTC) - retention
+        older_than = utcnow() - retention
         store = RuleStore()
         try:
             specs = store.loadable_specs()

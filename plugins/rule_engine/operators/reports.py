@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from rule_compiler.clock import utcnow
 from rule_compiler.compiler.report import DELIVER_TASK, render_task_id
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.report_delivery import ReportFile, ReportRunInfo, delivery_key, grace_period
 from rule_compiler.store import report_runs
 from rule_compiler.store.report_runs import SETTLED_BEFORE_DELIVERY
 from rule_engine.hooks.app_database import AppDatabaseHook
-from rule_engine.hooks.webhook_client import utcnow
 from rule_engine.notices import describe
 from rule_engine.operators.report_base import ReportTaskOperator, utc
 from rule_engine.operators.webhooks import RetryAfterPolicy

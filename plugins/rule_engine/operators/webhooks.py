@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.faults import faultpoint
 from rule_compiler.runtime.webhook_requests import (
@@ -30,7 +31,7 @@ from rule_compiler.runtime.webhook_requests import (
     stored_request,
     truncate_body,
 )
-from rule_engine.hooks.webhook_client import WebhookHook, send_webhook, utcnow
+from rule_engine.hooks.webhook_client import WebhookHook, send_webhook
 from rule_engine.operators.actions import ActionOperator, Match
 
 #: Characters of a response body written to the task log.

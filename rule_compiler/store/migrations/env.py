@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from rule_compiler.store.migrate import UPGRADE_LOCK_KEY, VERSION_TABLE
-from rule_compiler.store.schema import metadata
+from rule_compiler.store.tables import metadata
 
 
 def _run(connection: sa.Connection) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BeforeValidator
 
 from rule_compiler.store import RunLog, RunQuery
-from rule_compiler.store.schema import RUN_STATUSES
+from rule_compiler.store.tables import RUN_STATUSES
 from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import (

@@ -1,7 +1,7 @@
 """The rule store's tables, as SQLAlchemy Core metadata used by the queries.
 
 The DDL itself lives in the Alembic migrations (``migrations/versions``), which are frozen history;
-``tests/store/test_migrations.py`` proves this module and the migrated database agree. JSON is TEXT
+``tests/store/test_store_migrations.py`` proves this module and the migrated database agree. JSON is TEXT
 holding canonical JSON, and every timestamp is a timezone-aware UTC :class:`UtcDateTime`.
 """
 
