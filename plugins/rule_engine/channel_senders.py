@@ -55,22 +55,19 @@ class ChannelSenders:
         self._webhooks: dict[str, tuple[str, list[str]]] = {}
 
     def send(self, target: Target, message: Mapping[str, Any]) -> None:
-        """Deliver ``message`` to ``target`` once; raise on failure."""
-        channel = target.channel
-        if channel == "email":
-            self._email(target, message)
-        elif channel == "slack":
-            sender = self._slack_sender(_connection(message, channel))
-            text = slack_text(str(message.get("subject") or ""), str(message.get("body") or ""))
-            sender.post({"text": text}, timeout=self.timeout)
-        elif channel == "webhook":
-            self._webhook(target, message)
-        elif channel == "in_app":
-            raise PermanentActionError(
-                "an in-app message is written to the inbox (notices.send_notice), not sent"
-            )
-        else:
-            raise PermanentActionError(f"unknown notification channel '{channel}'")
+        """Deliver ``message`` to ``target`` once; raise on failure. (An ``in_app`` message is not
+        sent: it is written to the inbox, by ``notices.send_notice``.)"""
+        send = {"email": self._email, "slack": self._slack_message, "webhook": self._webhook}.get(
+            target.channel
+        )
+        if send is None:
+            raise PermanentActionError(f"notification channel '{target.channel}' is not sent by a sender")
+        send(target, message)
+
+    def _slack_message(self, target: Target, message: Mapping[str, Any]) -> None:
+        sender = self._slack_sender(_connection(message, target.channel))
+        text = slack_text(str(message.get("subject") or ""), str(message.get("body") or ""))
+        sender.post({"text": text}, timeout=self.timeout)
 
     def _email(self, target: Target, message: Mapping[str, Any]) -> None:
         conn_id = str(message.get("connection") or DEFAULT_SMTP_CONNECTION)

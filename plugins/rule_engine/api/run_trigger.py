@@ -3,13 +3,13 @@ the trigger, start the run, and map what goes wrong to HTTP (409 with Retry-Afte
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 from fastapi import HTTPException, Request, status
 from sqlalchemy.exc import SQLAlchemyError
 
+from rule_compiler.clock import utcnow
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_engine.api import airflow_runs
 from rule_engine.api.deps import Principal
@@ -71,7 +71,7 @@ def start_audited_run(
 ) -> airflow_runs.StartedRun:
     """Start ``stored``'s DAG now with ``conf`` as the acting user; ``what`` names it in messages
     (``rule``, ``report``) and ``audit_kind`` is the audit row's kind."""
-    now = dt.datetime.now(dt.UTC)
+    now = utcnow()
     run_id = airflow_runs.new_run_id(now)
     try:
         reason = request.app.state.render_errors([stored.dag_id]).get(stored.dag_id)

@@ -9,11 +9,11 @@ consumer (and ``degraded``), never as an error of this route.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from fastapi import APIRouter, Request
 
+from rule_compiler.clock import utcnow
 from rule_compiler.errors import StoreError
 from rule_compiler.store import RuleStore
 from rule_compiler.store.migrate import head_revision
@@ -56,7 +56,7 @@ def read_health(user: CurrentUser, store: StoreDep, settings: SettingsDep, reque
         log.warning("could not read render errors from Airflow's metadata DB", exc_info=True)
         found, checked = {}, False
     loader_errors = [LoaderError(dag_id=d, rule_name=rules.get(d), reason=r) for d, r in found.items()]
-    consumers = consumer_lags(watched, dt.datetime.now(dt.UTC))
+    consumers = consumer_lags(watched, utcnow())
     troubled = any(c.status in ("unreachable", "stalled") for c in consumers)
     ok = checked and not loader_errors and not troubled
     return HealthReport(

@@ -4,13 +4,13 @@ log). The rest of ``/reports`` is the one resource router (:mod:`rule_engine.api
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 
+from rule_compiler.clock import utcnow
 from rule_compiler.kinds import REPORT
 from rule_compiler.reporting.queries import coerce
 from rule_compiler.reporting.report_errors import ReportParameterError
@@ -186,5 +186,5 @@ def next_report_runs(
     schedule = ops.schedule_of(_current(store, principal.organization, name).source)
     assert schedule is not None  # noqa: S101 - every report has a schedule
     cron, timezone = schedule
-    runs = ops.next_runs(cron, timezone, count, dt.datetime.now(dt.UTC))
+    runs = ops.next_runs(cron, timezone, count, utcnow())
     return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)

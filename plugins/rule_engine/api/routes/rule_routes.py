@@ -6,13 +6,13 @@ restore) is the one resource router (:mod:`rule_engine.api.resource_router`) eve
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 
 from rule_compiler import rule_tester
 from rule_compiler.catalog import Catalog
+from rule_compiler.clock import utcnow
 from rule_compiler.kinds import RULE
 from rule_compiler.registration import Compiled
 from rule_compiler.store import RuleStore, StoredDefinition
@@ -49,7 +49,7 @@ def test_rule(name: RuleName, body: RuleTestRequest, principal: Viewer, store: S
             body.event,
             catalog=catalog,
             related=related,
-            now=body.now or dt.datetime.now(dt.UTC),
+            now=body.now or utcnow(),
         )
     except rule_tester.RuleTestError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
@@ -72,7 +72,7 @@ def next_rule_runs(
             status.HTTP_409_CONFLICT, f"rule '{name}' has a {kind} trigger: it has no schedule"
         )
     cron, timezone = schedule
-    runs = ops.next_runs(cron, timezone, count, dt.datetime.now(dt.UTC))
+    runs = ops.next_runs(cron, timezone, count, utcnow())
     return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
 
 
