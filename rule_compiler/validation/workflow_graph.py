@@ -124,7 +124,8 @@ def _when_issues(connection: Connection, path: str, source_type: str) -> list[Is
             return []
         message = (
             f"only connections out of condition and approval nodes take `when`; '{connection.from_}' "
-            f"is a {source_type} node, so all its items go this way: remove `when`"
+            f"is {'an' if source_type[0] in 'aeiou' else 'a'} {source_type} node, so all its items go "
+            "this way: remove `when`"
         )
         return [Issue(where, message, "when")]
     choices = " or ".join(f'"{value}"' for value in allowed)
