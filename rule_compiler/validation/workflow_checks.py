@@ -230,4 +230,4 @@ def _at_node(issue: Issue, path: str, own_trigger: bool) -> Issue | None:
 
 def _reworded(issue: Issue) -> Issue:
     """The rule checks' messages, as said of a workflow."""
-    return Issue(issue.path, issue.message.replace("this rule's", "this workflow's"), issue.code)
+    return Issue(issue.path, issue.message.replace("this rule", "this workflow"), issue.code)

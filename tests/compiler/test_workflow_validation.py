@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.definitions import Condition, ConditionTemplateDefinition
+from rule_compiler.definitions import Condition, ConditionTemplateDefinition, NotificationTemplateDefinition
 from rule_compiler.definitions.action_steps import ACTION_MODELS, STEP_MODELS, as_action, as_step
-from rule_compiler.definitions.action_types import ACTION_TYPES, UpdateRecord
+from rule_compiler.definitions.action_types import ACTION_TYPES, SendNotification, UpdateRecord
 from rule_compiler.definitions.workflow import MAX_NODES, ActionNode, ConditionStep, WorkflowDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import KINDS, PLANNED_KINDS
@@ -99,6 +99,31 @@ def test_a_condition_template_in_a_condition_node_is_expanded() -> None:
     node = validated.workflow.nodes[1]
     assert isinstance(node, ConditionStep) and isinstance(node.conditions, Condition)
     assert node.conditions.field == "customer__tier"
+
+
+def test_a_notification_template_of_an_action_node_is_resolved_and_named_by_node_id() -> None:
+    data = _example()
+    action = _node(data, "thank")["action"]
+    del action["subject"], action["body"]
+    action["template"] = "vip-order"
+    template = NotificationTemplateDefinition.model_validate(
+        read_definition_file(ROOT / "include" / "templates" / "vip-order.yaml")
+    )
+    validated = validate_workflow(
+        data, _catalog(), notification_templates={"vip-order": template}, stored=STORED
+    )
+    assert validated.notification_refs["thank"].name == "vip-order"
+    assert validated.workflow is not None
+    node = validated.workflow.nodes[2]
+    assert isinstance(node, ActionNode)
+    sent = as_action(node.action, node.id)
+    assert isinstance(sent, SendNotification)
+    assert sent.template is None and sent.subject is not None and "VIP order" in sent.subject
+    with pytest.raises(RuleValidationError) as caught:
+        validate_workflow(data, _catalog(), stored=STORED)
+    assert [(i.path, i.code) for i in caught.value.issues] == [
+        ("nodes[2].action.template", "unknown_template")
+    ]
 
 
 def test_a_report_node_naming_a_stored_report_validates() -> None:
@@ -310,6 +335,16 @@ def test_the_trigger_node_is_checked_like_a_rule_trigger_once() -> None:
     data = _example()
     data["nodes"][0]["trigger"]["fields"] = ["discount"]
     assert _found(data) == [("nodes[0].trigger.fields[0]", "invalid")]
+
+
+def test_the_trigger_warns_once_at_its_node_of_a_table_without_change_capture() -> None:
+    catalog = _catalog().model_dump()
+    catalog["connections"]["app_db"]["tables"]["orders"]["capture_installed"] = False
+    validated = validate_workflow(_example(), Catalog.model_validate(catalog), stored=STORED)
+    assert [(w.path, w.code) for w in validated.warnings] == [
+        ("nodes[0].trigger.table", "capture_not_installed")
+    ]
+    assert "so this workflow will never fire" in validated.warnings[0].message
 
 
 def test_a_report_node_naming_an_unknown_report() -> None:
