@@ -78,7 +78,6 @@ class ApprovalNode(NodeBase):
 
     type: Literal["approval"]
     subject: str = Field(min_length=1, max_length=1_000)
-    body: str | None = Field(default=None, max_length=10_000, exclude_if=is_none)
     assignees: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=50)
     timeout: str = Field(max_length=20, description="a duration such as 1d")
     on_timeout: Literal["approved", "rejected"] = "rejected"

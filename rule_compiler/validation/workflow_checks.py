@@ -163,7 +163,7 @@ class _Nodes:
 
     def _check_approval(self, node: ApprovalNode, path: str) -> None:
         self._check_duration(node.timeout, f"{path}.timeout")
-        for key in ("subject", "body", "assignees"):
+        for key in ("subject", "assignees"):
             self._check_texts(getattr(node, key), f"{path}.{key}")
 
     def _check_duration(self, text: str, path: str) -> None:
