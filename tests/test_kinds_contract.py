@@ -266,10 +266,13 @@ def test_the_loaders_dag_kinds_are_the_kinds_with_a_dag() -> None:
 
 
 def test_the_kinds_table_covers_every_kind_the_models_declare() -> None:
+    """A planned kind may have its model before its row (workflow: its models and checks are built, its
+    lowering is not), and is still refused; every other kind a model declares has its row."""
     declared = _model_kinds()
-    assert set(declared) == set(KINDS), (
-        f"kinds in a model but not in KINDS: {sorted(set(declared) - set(KINDS))}; "
-        f"in KINDS but no model declares them: {sorted(set(KINDS) - set(declared))}"
+    built = set(declared) - set(PLANNED_KINDS)
+    assert built == set(KINDS), (
+        f"kinds in a model but not in KINDS: {sorted(built - set(KINDS))}; "
+        f"in KINDS but no model declares them: {sorted(set(KINDS) - built)}"
     )
     for name, kind in KINDS.items():
         assert kind.model is declared[name], f"KINDS[{name!r}].model is not the model declaring it"

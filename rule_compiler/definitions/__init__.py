@@ -45,9 +45,11 @@ from rule_compiler.definitions.trigger_types import (
     Target,
     Trigger,
 )
+from rule_compiler.definitions.workflow import NODE_TYPES, WorkflowDefinition, WorkflowNode
 
 __all__ = [
     "ACTION_TYPES",
+    "NODE_TYPES",
     "OPERATOR_NAMES",
     "PARAMETER_TYPES",
     "SCHEMA_VERSION",
@@ -83,4 +85,6 @@ __all__ = [
     "UnexpandedTemplateError",
     "UpdateRecord",
     "UseTemplate",
+    "WorkflowDefinition",
+    "WorkflowNode",
 ]

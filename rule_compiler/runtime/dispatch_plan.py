@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Sequence
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.runtime.idempotency import RULE_KIND, definition_part
 from rule_compiler.store.notifications import DeliveryRow
 
 #: Characters of one message's body kept in a digest (the digest stays readable and bounded).
@@ -20,10 +21,23 @@ MAX_DIGEST_BODY = 4_000
 
 
 def delivery_key(
-    rule_id: str, occurrence_id: str, action_id: str, row_key: str | None, *, channel: str, recipient: str
+    rule_id: str,
+    occurrence_id: str,
+    action_id: str,
+    row_key: str | None,
+    *,
+    channel: str,
+    recipient: str,
+    kind: str = RULE_KIND,
 ) -> str:
-    """The idempotency key of one (effect, channel, recipient): 64 hex characters, stable across retries."""
-    material = canonical_json([rule_id, occurrence_id, action_id, row_key, channel, recipient])
+    """The idempotency key of one (effect, channel, recipient): 64 hex characters, stable across retries.
+
+    ``kind``: the definition's kind, named in the key for every kind but rules (as in
+    :func:`~rule_compiler.runtime.idempotency.idempotency_key`).
+    """
+    material = canonical_json(
+        [definition_part(rule_id, kind), occurrence_id, action_id, row_key, channel, recipient]
+    )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -1,6 +1,8 @@
-"""Idempotency keys: from (rule, event or run, action, row), never try number or version.
+"""Idempotency keys: from (definition, event or run, action, row), never try number or version.
 
-See docs/architecture.md §3.5 and ADR 0003.
+See docs/architecture.md §3.5 and ADR 0003. The definition part of a key names the kind for every
+kind but ``rule`` (ADR 0010): a rule and a workflow of the same name, with an action and a node of the
+same id, have different keys for the same event, while every rule key stays what it always was.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ import hashlib
 from typing import Any
 
 from rule_compiler.canonical import canonical_json
+
+#: The kind whose keys carry no kind: rule keys predate the other kinds and must never change.
+RULE_KIND = "rule"
 
 
 def key_values(row: Any, primary_key: list[str]) -> list[Any]:
@@ -21,9 +26,21 @@ def row_key(row: Any, primary_key: list[str]) -> str:
     return canonical_json(key_values(row, primary_key))
 
 
-def idempotency_key(rule_id: str, occurrence_id: str, action_id: str, key_of_row: str | None) -> str:
-    """64 hex characters naming one effect; equal inputs give equal keys in every process."""
-    material = canonical_json([rule_id, occurrence_id, action_id, key_of_row])
+def definition_part(definition_id: str, kind: str = RULE_KIND) -> str:
+    """What a key says of its definition: a rule's id as it is (``acme/x``), any other kind's id after
+    its kind (``workflow:acme/x``), which no rule id (two slugs joined by ``/``) can equal."""
+    return definition_id if kind == RULE_KIND else f"{kind}:{definition_id}"
+
+
+def idempotency_key(
+    rule_id: str, occurrence_id: str, action_id: str, key_of_row: str | None, *, kind: str = RULE_KIND
+) -> str:
+    """64 hex characters naming one effect; equal inputs give equal keys in every process.
+
+    ``rule_id``: the definition's id (``org/name``); ``kind``: its kind (a workflow's ``action_id`` is
+    the node id).
+    """
+    material = canonical_json([definition_part(rule_id, kind), occurrence_id, action_id, key_of_row])
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 

@@ -20,6 +20,7 @@ from rule_compiler.definitions import (
     RuleDefinition,
 )
 from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue
 from rule_compiler.notification_templates import NotificationTemplates, TemplateRef
 from rule_compiler.validation.partial import Parts
@@ -29,7 +30,13 @@ from rule_compiler.validation.semantic import check_rule
 from rule_compiler.validation.templates import check_condition_template
 from rule_compiler.validation.trigger_checks import capture_warnings
 
-Definition = RuleDefinition | ReportDefinition | ConditionTemplateDefinition | NotificationTemplateDefinition
+Definition = (
+    RuleDefinition
+    | ReportDefinition
+    | ConditionTemplateDefinition
+    | NotificationTemplateDefinition
+    | WorkflowDefinition
+)
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,10 @@ class Validated:
     """A valid definition as written (stored as the source) and, for a rule, the rule to compile.
 
     ``rule`` has every ``{use: template}`` expanded and every notification ``template`` resolved; it is
-    ``None`` for other kinds. ``notification_refs``: action id → the notification template it uses.
-    ``warnings``: problems that do not block it (an event rule whose table has no change capture).
-    ``report_sources``: a report's SQL and template texts, read from their files.
+    ``None`` for other kinds. ``notification_refs``: action id (a workflow's node id) → the notification
+    template it uses. ``warnings``: problems that do not block it (an event rule whose table has no
+    change capture). ``report_sources``: a report's SQL and template texts, read from their files.
+    ``workflow``: for a workflow, the workflow to compile, expanded like ``rule``.
     """
 
     definition: Definition
@@ -61,13 +69,13 @@ class Validated:
     notification_refs: Mapping[str, TemplateRef] = field(default_factory=dict)
     warnings: tuple[Issue, ...] = ()
     report_sources: ReportSources | None = None
+    workflow: WorkflowDefinition | None = None
 
 
-def _organization_issues(
-    definition: RuleDefinition | ReportDefinition, catalog: Catalog | None
-) -> list[Issue]:
-    if catalog is not None and catalog.organization != definition.organization:
-        message = f"the catalog given is for '{catalog.organization}', not '{definition.organization}'"
+def organization_issues(organization: str, catalog: Catalog | None) -> list[Issue]:
+    """A catalog of another organization than the definition's: nothing else can be checked."""
+    if catalog is not None and catalog.organization != organization:
+        message = f"the catalog given is for '{catalog.organization}', not '{organization}'"
         return [Issue("organization", message)]
     return []
 
@@ -75,7 +83,7 @@ def _organization_issues(
 def check_rule_kind(definition: Any, context: CheckContext, parts: Parts) -> tuple[list[Issue], Validated]:
     """A rule: templates expanded, notification templates resolved, then every meaning check."""
     assert isinstance(definition, RuleDefinition)  # noqa: S101 - the kinds table routes rules here
-    if issues := _organization_issues(definition, context.catalog):
+    if issues := organization_issues(definition.organization, context.catalog):
         return issues, Validated(definition)
     rule, issues, origins = expand_rule(definition, context.templates)
     resolved = notifications.expand_notifications(rule, context.notification_templates)
@@ -89,7 +97,7 @@ def check_rule_kind(definition: Any, context: CheckContext, parts: Parts) -> tup
 def check_report_kind(definition: Any, context: CheckContext, parts: Parts) -> tuple[list[Issue], Validated]:
     """A report: connections, read-only SQL, columns, recipients and templates."""
     assert isinstance(definition, ReportDefinition)  # noqa: S101 - the kinds table routes reports here
-    if issues := _organization_issues(definition, context.catalog):
+    if issues := organization_issues(definition.organization, context.catalog):
         return issues, Validated(definition)
     sources, issues = check_report(definition, context.catalog, parts)
     return issues, Validated(definition, report_sources=sources)

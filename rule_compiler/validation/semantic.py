@@ -81,11 +81,17 @@ def check_rule(
 def _check_record_references(rule: RuleDefinition, index: int, refs: CatalogRefs) -> list[Issue]:
     """Every ``{{ record.x }}`` an action's templates read must be a field of the triggering row."""
     data = rule.actions[index].model_dump(mode="json", by_alias=True, exclude_none=True)
+    return check_record_references(rule, data, f"actions[{index}]", refs)
+
+
+def check_record_references(rule: RuleDefinition, value: object, path: str, refs: CatalogRefs) -> list[Issue]:
+    """Every ``{{ record.x }}`` the texts in ``value`` (at ``path``) read must be a field of the row
+    ``rule``'s trigger gives a run."""
     source = _row_source(rule)
     scratch: list[Issue] = []
     found = refs.table(source[0], source[1], "trigger.table", scratch) if source is not None else None
     issues: list[Issue] = []
-    for where, text in template_strings(data, f"actions[{index}]"):
+    for where, text in template_strings(value, path):
         try:
             fields = record_fields(text)
         except TemplateError:
@@ -267,7 +273,8 @@ def _operand_issues(leaf: Condition, path: str, column_type: str | None, trigger
     return [Issue(f"{path}.{suffix}" if suffix else path, message, "operand") for suffix, message in found]
 
 
-def _check_templates(value: object, path: str) -> list[Issue]:
+def check_templates(value: object, path: str) -> list[Issue]:
+    """Every text in ``value`` (at ``path``) must be a template our sandbox renders safely."""
     issues = []
     for where, text in template_strings(value, path):
         try:
@@ -365,7 +372,7 @@ def _check_record_action(
                 f"of '{action.table}'",
             )
         )
-    issues += _check_templates(values, f"{path}.values")
+    issues += check_templates(values, f"{path}.values")
     return issues
 
 
@@ -423,8 +430,8 @@ def _check_notification(action: SendNotification, path: str, refs: CatalogRefs) 
         if kind is not None:
             refs.connection(action.connection, f"{path}.connection", issues, kind)
     for field in ("subject", "body"):
-        issues += _check_templates(getattr(action, field), f"{path}.{field}")
-    issues += _check_templates(action.to, f"{path}.to")
+        issues += check_templates(getattr(action, field), f"{path}.{field}")
+    issues += check_templates(action.to, f"{path}.to")
     return issues
 
 
@@ -447,8 +454,8 @@ def _check_webhook(action: CallWebhook, path: str, refs: CatalogRefs) -> list[Is
             )
     if action.url is not None and (problem := url_problem(_TEMPLATE_MARKUP.sub("x", action.url))):
         issues.append(Issue(f"{path}.url", problem, "url"))
-    issues += _check_templates(action.path, f"{path}.path")
-    issues += _check_templates(action.url, f"{path}.url")
-    issues += _check_templates(action.body, f"{path}.body")
-    issues += _check_templates(action.headers, f"{path}.headers")
+    issues += check_templates(action.path, f"{path}.path")
+    issues += check_templates(action.url, f"{path}.url")
+    issues += check_templates(action.body, f"{path}.body")
+    issues += check_templates(action.headers, f"{path}.headers")
     return issues
