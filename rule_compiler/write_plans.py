@@ -65,12 +65,14 @@ def plan_write(store: RuleStore, organization: str, data: dict[str, Any]) -> Wri
     compiled = compile_for(store, organization, data)
     definition = compiled.definition
     ref: Ref = (definition.kind, definition.name)
+    if compiled.kind.has_dag:
+        return WritePlan(compiled)  # nothing expands a kind with a DAG into what uses it
     try:
         current = store.get(organization=organization, kind=ref[0], name=ref[1])
     except NotFoundError:
         current = None
-    if compiled.kind.has_dag or (current is not None and current.spec_hash == compiled.spec_hash):
-        return WritePlan(compiled)  # nothing expands a kind with a DAG into what uses it
+    if current is not None and current.spec_hash == compiled.spec_hash:
+        return WritePlan(compiled)  # unchanged content: its users compile as they did
     overrides = {ref[0]: {ref[1]: definition}}
     new_uses = {ref: compiled.kind.uses(definition.model_dump(mode="json", by_alias=True))}
     rows = [row for kind in KINDS for row in store.definitions_of_kind(organization, kind)]
