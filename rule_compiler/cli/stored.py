@@ -138,6 +138,7 @@ def _check_organization(store: RuleStore, organization: str, kinds: list[str], r
         if row.kind in TEMPLATE_KINDS and row.name not in parsed[row.kind]
     }
     templates, notifications = parsed[CONDITION_TEMPLATE], parsed[NOTIFICATION_TEMPLATE]
+    names = {kind: sorted(row.name for row in stored if row.kind == kind) for kind in KINDS}
     stored.sort(key=lambda row: (row.kind not in TEMPLATE_KINDS, row.kind, row.name))
     for row in stored:
         checked = Checked(organization, row.kind, row.name, row.version, row.dag_id, _active(row))
@@ -146,7 +147,7 @@ def _check_organization(store: RuleStore, organization: str, kinds: list[str], r
             message = "cannot be checked: the organization's stored catalog is refused (listed below)"
             checked.errors = [Issue("(catalog)", message, "catalog")]
         else:
-            checked.errors, checked.warnings = _check(row, catalog, templates, notifications)
+            checked.errors, checked.warnings = _check(row, catalog, templates, notifications, names)
             checked.errors += _uses_refused(row, unparsed) if checked.errors else []
         result.definitions.append(checked)
 
@@ -156,8 +157,10 @@ def _check(
     catalog: Catalog | None,
     templates: Mapping[str, ConditionTemplateDefinition],
     notifications: Mapping[str, NotificationTemplateDefinition],
+    names: Mapping[str, list[str]],
 ) -> tuple[list[Issue], list[Issue]]:
-    """The problems (and warnings) today's validation finds in a stored definition."""
+    """The problems (and warnings) today's validation finds in a stored definition (``names``: the
+    organization's stored definitions by kind, what its actions may start)."""
     source = f"stored {row.kind} {row.organization}/{row.name} v{row.version}"
     try:
         compiled = compile_document(
@@ -165,6 +168,7 @@ def _check(
             catalog if row.kind in KINDS and KINDS[row.kind].catalog else None,
             templates=templates,
             notification_templates=notifications,
+            stored=names,
             source=source,
         )
     except DefinitionError as exc:
