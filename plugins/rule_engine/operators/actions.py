@@ -33,9 +33,12 @@ class Match:
     def key_text(self) -> str | None:
         return canonical_json(self.key) if self.key is not None else None
 
-    def effect_key(self, rule_id: str, action_id: str, key_text: str | None = None) -> str:
-        """The idempotency key of this match's effect on the row ``key_text`` (default: its own)."""
-        return idempotency_key(rule_id, self.occurrence, action_id, key_text or self.key_text)
+    def effect_key(
+        self, rule_id: str, action_id: str, key_text: str | None = None, *, kind: str = "rule"
+    ) -> str:
+        """The idempotency key of this match's effect on the row ``key_text`` (default: its own);
+        ``kind``: the definition's kind (ADR 0010: named in every key but a rule's)."""
+        return idempotency_key(rule_id, self.occurrence, action_id, key_text or self.key_text, kind=kind)
 
 
 class ActionOperator(RuleTaskOperator):

@@ -39,6 +39,11 @@ class RuleTaskOperator(BaseOperator):
     def rule_id(self) -> str:
         return str(self.spec_params["rule_id"])
 
+    @property
+    def definition_kind(self) -> str:
+        """The kind of the definition this task belongs to (``rule``, ``workflow``): part of its keys."""
+        return str(self.spec_params.get("definition_kind") or "rule")
+
     def query_role(self, conn_id: str) -> str | None:
         """The restricted role the organization's current catalog names for author SQL on ``conn_id``
         (read at run time: a platform administrator's change applies to what was registered before)."""

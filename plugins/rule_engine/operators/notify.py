@@ -85,7 +85,9 @@ class NotificationOperator(ActionOperator):
         if not recipients:
             tally.counts["no_recipient"] += 1
             return
-        effect = idempotency_key(self.rule_id, occurrence, self.task_id, key_text)
+        effect = idempotency_key(
+            self.rule_id, occurrence, self.task_id, key_text, kind=self.definition_kind
+        )
         message = {**rendered.as_dict(), "message_key": effect, "connection": self._connection(channel)}
         for number, recipient in enumerate(recipients, start=1):
             notice = Notice(self._delivery(occurrence, key_text, channel, recipient), message)
@@ -122,7 +124,13 @@ class NotificationOperator(ActionOperator):
     ) -> NotificationDelivery:
         return NotificationDelivery(
             idempotency_key=delivery_key(
-                self.rule_id, occurrence, self.task_id, row_key, channel=channel, recipient=recipient
+                self.rule_id,
+                occurrence,
+                self.task_id,
+                row_key,
+                channel=channel,
+                recipient=recipient,
+                kind=self.definition_kind,
             ),
             organization=self.organization,
             rule_id=self.rule_id,

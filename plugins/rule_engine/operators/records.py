@@ -51,7 +51,7 @@ class RecordActionOperator(ActionOperator):
                 targets = [match.key]
             for target in targets:
                 key_text = canonical_json(target) if target is not None else None
-                effect_key = match.effect_key(self.rule_id, self.task_id, key_text)
+                effect_key = match.effect_key(self.rule_id, self.task_id, key_text, kind=self.definition_kind)
                 if effect_key in done:  # a `where` row already handled for this run
                     continue
                 done.add(effect_key)

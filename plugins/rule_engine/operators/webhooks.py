@@ -76,7 +76,7 @@ class WebhookOperator(ActionOperator):
         for match, (record, event) in zip(matches, self.rows_of(matches), strict=True):
             key_text = match.key_text
             delivery = Delivery(
-                match.effect_key(self.rule_id, self.task_id),
+                match.effect_key(self.rule_id, self.task_id, kind=self.definition_kind),
                 self.rule_id,
                 self.task_id,
                 match.occurrence,
