@@ -21,6 +21,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler.ir import DagSpec
 from rule_compiler.compiler.lower import compile_rule
 from rule_compiler.compiler.report import compile_report
+from rule_compiler.compiler.workflow import compile_workflow
 from rule_compiler.condition_templates import raw_template_uses
 from rule_compiler.definitions import (
     ConditionTemplateDefinition,
@@ -28,6 +29,7 @@ from rule_compiler.definitions import (
     RuleDefinition,
 )
 from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.notification_templates import raw_notification_uses
 from rule_compiler.validation.kind_checks import (
@@ -40,11 +42,13 @@ from rule_compiler.validation.kind_checks import (
     check_rule_kind,
 )
 from rule_compiler.validation.partial import Parts
+from rule_compiler.validation.workflow_checks import check_workflow_kind
 
 RULE = "rule"
 REPORT = "report"
 CONDITION_TEMPLATE = "condition_template"
 NOTIFICATION_TEMPLATE = "notification_template"
+WORKFLOW = "workflow"
 
 #: A stored definition another one names: (kind, name).
 Ref = tuple[str, str]
@@ -100,6 +104,40 @@ def _lower_report(validated: Validated, catalog: Catalog | None) -> DagSpec:
     assert isinstance(validated.definition, ReportDefinition)  # noqa: S101 - the report row
     assert validated.report_sources is not None  # noqa: S101 - set for every valid report
     return compile_report(validated.definition, validated.report_sources)
+
+
+def _lower_workflow(validated: Validated, catalog: Catalog | None) -> DagSpec:
+    workflow = validated.workflow
+    assert workflow is not None  # noqa: S101 - set for every valid workflow
+    return compile_workflow(
+        workflow,
+        catalog or Catalog(organization=workflow.organization),
+        notification_refs=validated.notification_refs,
+    )
+
+
+def _nodes(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    nodes = data.get("nodes")
+    return [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
+
+
+def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """What a raw workflow names: its condition and action nodes as a rule's parts would, and reports."""
+    nodes = _nodes(data)
+    as_rule = {
+        "conditions": [node.get("conditions") for node in nodes if node.get("type") == "condition"],
+        "actions": [node["action"] for node in nodes if isinstance(node.get("action"), dict)],
+    }
+    refs = _rule_uses(as_rule)
+    refs |= {
+        (REPORT, n["report"]) for n in nodes if n.get("type") == "report" and isinstance(n.get("report"), str)
+    }
+    return refs
+
+
+def _workflow_summary(source: Mapping[str, Any]) -> dict[str, Any]:
+    start = next((node for node in _nodes(source) if node.get("type") == "trigger"), {})
+    return {"trigger_type": _trigger_type(start)}
 
 
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
@@ -173,6 +211,18 @@ KINDS: Mapping[str, Kind] = {
             activatable=True,
         ),
         Kind(
+            WORKFLOW,
+            WorkflowDefinition,
+            check_workflow_kind,
+            _lower_workflow,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
+            _workflow_uses,
+            _workflow_summary,
+            salvage=True,
+            catalog=True,
+            activatable=True,
+        ),
+        Kind(
             CONDITION_TEMPLATE,
             ConditionTemplateDefinition,
             check_condition_template_kind,
@@ -199,9 +249,9 @@ KINDS: Mapping[str, Kind] = {
     )
 }
 #: Kinds the format reserves; refused with a message saying this release does not support them yet.
-PLANNED_KINDS = ("workflow", "rule_template", "workflow_template")
+PLANNED_KINDS = ("rule_template", "workflow_template")
 #: The kinds in the order a batch is checked and applied: what is used before what uses it.
-APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, RULE)
+APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW, RULE)
 
 
 def users_of_kind(kind: str) -> tuple[str, ...]:
