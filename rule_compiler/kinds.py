@@ -32,6 +32,7 @@ from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.notification_templates import raw_notification_uses
+from rule_compiler.raw_sources import raw_trigger_type
 from rule_compiler.validation.kind_checks import (
     CheckContext,
     Definition,
@@ -135,11 +136,6 @@ def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
     return refs
 
 
-def _workflow_summary(source: Mapping[str, Any]) -> dict[str, Any]:
-    start = next((node for node in _nodes(source) if node.get("type") == "trigger"), {})
-    return {"trigger_type": _trigger_type(start)}
-
-
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
     refs = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
     refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(data)}
@@ -159,13 +155,9 @@ def _uses_nothing(data: Mapping[str, Any]) -> set[Ref]:
     return set()
 
 
-def _trigger_type(source: Mapping[str, Any]) -> str:
-    trigger = source.get("trigger")
-    return str(trigger.get("type", "")) if isinstance(trigger, dict) else ""
-
-
 def _rule_summary(source: Mapping[str, Any]) -> dict[str, Any]:
-    return {"trigger_type": _trigger_type(source)}
+    """A rule's or a workflow's listing fields: its trigger type."""
+    return {"trigger_type": raw_trigger_type(source)}
 
 
 def _report_summary(source: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,7 +209,7 @@ KINDS: Mapping[str, Kind] = {
             _lower_workflow,
             (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
             _workflow_uses,
-            _workflow_summary,
+            _rule_summary,
             salvage=True,
             catalog=True,
             activatable=True,
