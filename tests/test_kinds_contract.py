@@ -54,6 +54,7 @@ EXAMPLE_FOLDERS = [
     INCLUDE / "rules-using-templates",
     INCLUDE / "reports",
     INCLUDE / "workflows",
+    INCLUDE / "workflows-waiting",
 ]
 #: The examples each row is checked with, and exactly what each uses: (file, expected uses).
 CONTRACT_EXAMPLES: list[tuple[str, set[Ref]]] = [

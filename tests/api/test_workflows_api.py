@@ -71,7 +71,7 @@ def test_a_bad_workflow_is_refused_with_every_problem_at_its_path(api: Api) -> N
 def test_a_workflow_with_waiting_nodes_is_stored_as_written(api: Api) -> None:
     """Delay and approval nodes validate and are stored; their DAG is a placeholder until waiting
     workflows land (tests/airflow/test_serialized_class_paths.py parses it)."""
-    created = api.as_("ed").post("/workflows", json=_body("workflows", "vip-order-follow-up"))
+    created = api.as_("ed").post("/workflows", json=_body("workflows-waiting", "vip-order-follow-up"))
     assert created.status_code == 201, created.text
     spec = api.as_("vera").get("/workflows/vip-order-follow-up/spec").json()["spec"]
     kinds = {task["task_id"]: task["kind"] for task in spec["tasks"]}

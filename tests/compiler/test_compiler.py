@@ -25,6 +25,7 @@ EXAMPLES = [
     + sorted((ROOT / "include" / "rules-using-templates").glob("*.yaml"))
     + sorted((ROOT / "include" / "reports").glob("*.yaml"))
     + sorted((ROOT / "include" / "workflows").glob("*.yaml"))
+    + sorted((ROOT / "include" / "workflows-waiting").glob("*.yaml"))
     + sorted((LOCAL_FIXTURES / "good").glob("*.yaml"))
     if read_definition_file(path)["kind"] in ("rule", "report", "workflow")
 ]

@@ -23,7 +23,7 @@ from rule_compiler.validation.partial import WHOLE
 from rule_compiler.validation.workflow_checks import check_workflow_kind, validate_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
-EXAMPLE = ROOT / "include" / "workflows" / "vip-order-follow-up.yaml"
+EXAMPLE = ROOT / "include" / "workflows-waiting" / "vip-order-follow-up.yaml"
 STORED = {"report": ["weekly-sales"]}
 
 
