@@ -45,7 +45,8 @@ OPERATIONS: tuple[str, ...] = ("created", "updated", "deleted")
 #: A filter longer than this (many fields) is named by a hash of it instead, so that names fit the
 #: cursor table's 250 characters.
 MAX_FILTER_TEXT = 150
-_EVALUATE_TASK_KIND = "evaluate_conditions"
+#: The task kinds whose params hold the trigger: a rule's evaluate task, a workflow's trigger node.
+_TRIGGER_TASK_KINDS = frozenset({"evaluate_conditions", "workflow_start"})
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class Watch:
 
 
 def watch_of_spec(spec: Any) -> Watch | None:
-    """The watch of a compiled event rule (a ``DagSpec`` or its JSON data); None for other specs."""
+    """The watch of a compiled event rule or workflow (a ``DagSpec`` or its JSON data); None for others."""
     if isinstance(spec, Mapping):
         schedule = spec.get("schedule") or {}
         tasks = [
@@ -150,7 +151,7 @@ def watch_of_spec(spec: Any) -> Watch | None:
     if schedule.get("kind") != "event" or not isinstance(connection, str) or not isinstance(table, str):
         return None
     trigger: Mapping[str, Any] = next(
-        (params.get("trigger") or {} for kind, params in tasks if kind == _EVALUATE_TASK_KIND), {}
+        (params.get("trigger") or {} for kind, params in tasks if kind in _TRIGGER_TASK_KINDS), {}
     )
     events, fields = trigger.get("events"), trigger.get("fields")
     return Watch.of(

@@ -86,17 +86,34 @@ actions:
     values:
       priority: negative
 """
+MARK_BIG = """\
+kind: workflow
+name: mark-big-orders
+organization: acme
+description: A new order of 1,000 or more is marked big (its condition node splits the new orders).
+nodes:
+  - {id: start, type: trigger, trigger: {type: event, connection: app_db, table: orders, events: [created]}}
+  - {id: is-big, type: condition, conditions: {all: [{field: total, operator: gte, value: 1000}]}}
+  - {id: mark-big, type: action, action: {type: update_record, connection: app_db, table: orders,
+                                          values: {priority: big}}}
+connections:
+  - {from: start, to: is-big}
+  - {from: is-big, to: mark-big, when: "true"}
+"""
 RULES = {
     "expedite-vip-payments": "expedite",
     "note-new-orders": "note_total",
     "flag-negative-totals": "flag_negative",
 }
-DAG_IDS = {name: f"rule__acme__{name}" for name in RULES}
+#: The event workflow beside the rules: it shares note-new-orders' watch (and so its asset).
+WORKFLOW = "mark-big-orders"
+DAG_IDS = {name: f"rule__acme__{name}" for name in RULES} | {WORKFLOW: f"workflow__acme__{WORKFLOW}"}
 #: Each rule's watch: its trigger, asset and durable cursor (ADR 0008).
 WATCHES = {
     "expedite-vip-payments": Watch.of("app_db", "orders", ["updated"], ["status"]),
     "note-new-orders": Watch.of("app_db", "orders", ["created"]),
     "flag-negative-totals": Watch.of("app_db", "orders", ["created", "updated"]),
+    WORKFLOW: Watch.of("app_db", "orders", ["created"]),
 }
 ADMIN = ("admin", "admin-password")
 VIP_CUSTOMERS = (1, 2, 5)
@@ -160,8 +177,13 @@ def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
     store.put_catalog(organization="acme", catalog=yaml.safe_load(DEMO_CATALOG.read_text()), actor="test")
     (tmp_path / "note-new-orders.yaml").write_text(NOTE_NEW)
     (tmp_path / "flag-negative-totals.yaml").write_text(NEVER)
+    (tmp_path / f"{WORKFLOW}.yaml").write_text(MARK_BIG)
     dag_ids = apply_rules(
-        store, EXPEDITE, tmp_path / "note-new-orders.yaml", tmp_path / "flag-negative-totals.yaml"
+        store,
+        EXPEDITE,
+        tmp_path / "note-new-orders.yaml",
+        tmp_path / "flag-negative-totals.yaml",
+        tmp_path / f"{WORKFLOW}.yaml",
     )
     assert sorted(dag_ids) == sorted(DAG_IDS.values())
 
@@ -201,7 +223,7 @@ def _quiet(scene: Scene, client: httpx.Client) -> bool:
     last = _max_outbox_id(scene.app)
     if set(_cursors(scene.app).values()) != {last} or not dags_idle(client, DAG_IDS.values()):
         return False
-    if any(run.status == "running" for name in RULES for run in _logs(scene.store, name)):
+    if any(run.status == "running" for name in DAG_IDS for run in _logs(scene.store, name)):
         return False
     return _max_outbox_id(scene.app) == last
 
@@ -221,7 +243,9 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     client.headers["Authorization"] = f"Bearer {standalone.token(*ADMIN)}"
 
     standalone.wait_for(
-        "the three event rules' DAGs, unpaused", lambda: dags_unpaused(client, DAG_IDS.values()), 240
+        "the event rules' and the workflow's DAGs, unpaused",
+        lambda: dags_unpaused(client, DAG_IDS.values()),
+        240,
     )
     scene.lap("DAGs parsed, unpaused")
     standalone.wait_for(
@@ -336,7 +360,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     assert (
         len(taken_by["note-new-orders"]) == len(created) and taken_by["flag-negative-totals"] == order_events
     )
-    for name in RULES:
+    for name in DAG_IDS:
         ranges = [log.trace["event_range"] for log in _logs(scene.store, name)]
         seen = {event_id for event_id in order_events if any(a < int(event_id) <= b for a, b in ranges)}
         stranded = sorted(taken_by[name] - seen, key=int)
@@ -352,7 +376,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     for change, total in zip(created, totals, strict=True):
         row = orders[change.order_id]
         assert row["note"] == (f"new order worth {total}" if total >= 100 else None), row
-        assert row["priority"] == "normal"
+        assert row["priority"] == ("big" if total >= 1000 else "normal"), row
     for change in paid_vip:
         row = orders[change.order_id]
         assert (row["status"], row["priority"]) == ("paid", "high")
@@ -373,6 +397,10 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
         ("acme/note-new-orders", "note_total", f"event:{c.event_id}", f"[{c.order_id}]")
         for c in created
         if c.order_id in big
+    } | {
+        (f"acme/{WORKFLOW}", "mark-big", f"event:{c.event_id}", f"[{c.order_id}]")
+        for c in created
+        if big.get(c.order_id, 0) >= 1000
     }
 
     # The automation log: one entry per Airflow run; matched counts add up to the effects.
@@ -394,6 +422,25 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
         assert applied == expected_matches[name], name
         assert matched == applied + again, name  # a redelivered event matches again, applies nothing
     assert all(log.status == "no_match" for log in _logs(scene.store, "flag-negative-totals"))
+
+    # The workflow: every new order reached its condition node; only the big ones its action node.
+    huge = sum(1 for total in big.values() if total >= 1000)
+    assert 0 < huge < len(created)
+    logs = _logs(scene.store, WORKFLOW)
+    assert {log.run_id for log in logs} == {run["dag_run_id"] for run in airflow_runs[WORKFLOW]}
+    assert all(
+        run["state"] == "success" and run["run_type"] == "asset_triggered" for run in airflow_runs[WORKFLOW]
+    )
+    assert "success" in {log.status for log in logs} <= {"success", "no_match"}  # no_match: taken earlier
+    nodes = [a for log in logs for a in log.actions]
+    split = [n.output for n in nodes if n.action_id == "is-big"]
+    assert sum(o["true"]["count"] for o in split) - huge == sum(
+        int(n.output.get("already_applied", 0)) for n in nodes if n.action_id == "mark-big"
+    )
+    assert sum(o["true"]["count"] + o["false"]["count"] for o in split) == sum(
+        log.matched_count for log in logs
+    )
+    assert sum(int(n.output.get("applied", 0)) for n in nodes if n.action_id == "mark-big") == huge
 
     # The never-matching rule's action shows as skipped in Airflow, in every one of its runs.
     never = DAG_IDS["flag-negative-totals"]

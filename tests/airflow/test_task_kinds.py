@@ -123,7 +123,14 @@ def _compiled_examples(tmp_store: RuleStore) -> list[DagSpec]:
     return specs
 
 
-_INCLUDE_FOLDERS = ("templates", "rules", "rules-using-templates", "reports", "workflows", "workflows-waiting")
+_INCLUDE_FOLDERS = (
+    "templates",
+    "rules",
+    "rules-using-templates",
+    "reports",
+    "workflows",
+    "workflows-waiting",
+)
 
 
 def test_the_compiler_emits_exactly_the_declared_kinds(store: RuleStore) -> None:

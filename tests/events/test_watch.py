@@ -14,7 +14,7 @@ import yaml
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import DagSpec
-from rule_compiler.definitions import Event, EventTrigger
+from rule_compiler.definitions import ConditionTemplateDefinition, Event, EventTrigger
 from rule_compiler.events import install
 from rule_compiler.events.outbox_rows import advance_cursor, cursor_position, outbox
 from rule_compiler.events.reader import OutboxReader, consumer_name, rule_consumer_name
@@ -115,6 +115,21 @@ def test_the_watch_of_a_compiled_rule_comes_from_its_evaluate_tasks_trigger() ->
     next(t for t in data["tasks"] if t["kind"] == "evaluate_conditions")["params"].pop("trigger")
     assert watch_of_spec(data) == Watch.of("app_db", "orders")
     assert watch_of_spec_json("not json") is None
+
+
+def test_the_watch_of_a_compiled_workflow_comes_from_its_trigger_node() -> None:
+    """A workflow's DAG schedules on the watch of its trigger node's events, as a rule's does (ADR 0008):
+    a new-orders workflow is not started by updates."""
+    catalog = Catalog.model_validate(yaml.safe_load(DEMO_CATALOG.read_text()))
+    data = read_definition_file(ROOT / "include/workflows/route-new-orders.yaml")
+    templates = {
+        "big-order": ConditionTemplateDefinition.model_validate(
+            read_definition_file(ROOT / "include/templates/big-order.yaml")
+        )
+    }
+    compiled = compile_document(data, catalog, templates=templates)
+    assert isinstance(compiled, Compiled)
+    assert watch_of_spec(compiled.spec) == Watch.of("app_db", "orders", ["created"])
 
 
 def test_a_new_watch_starts_where_the_tables_delivery_stands(engine: sa.Engine) -> None:
