@@ -22,6 +22,7 @@ COLLECTIONS = {
     "condition-templates",
     "notification-templates",
     "reports",
+    "workflows",
     "logs",
     "memberships",
     "catalog",
