@@ -50,6 +50,7 @@ __all__ = [
     "RuleTestError",
     "TestResult",
     "TriggerRow",
+    "connection_of",
     "database_related",
     "evaluate_on_row",
     "format_text",
@@ -262,7 +263,7 @@ def evaluate_on_row(
 ) -> tuple[dict[str, Any], list[str]]:
     """``conditions`` explained on ``values`` (the row's, updated with the foreign-key paths read
     through ``related``), and notes on what was read or taken as NULL."""
-    connection = _connection_of(catalog, row)
+    connection = connection_of(catalog, row)
     compiled = compile_condition(conditions)
     plan = field_plan(connection, row.table, compiled.fields)
     compiled = compile_condition(conditions, column_types=plan["types"])
@@ -274,7 +275,8 @@ def evaluate_on_row(
     return compiled.explain(values, old=row.old, changed=row.changed, now=now), notes
 
 
-def _connection_of(catalog: Catalog, row: TriggerRow) -> Connection:
+def connection_of(catalog: Catalog, row: TriggerRow) -> Connection:
+    """The catalog's connection holding the row's table (RuleTestError when it has none)."""
     connection = catalog.connections.get(row.connection_id)
     if connection is None or row.table not in connection.tables:
         raise RuleTestError(f"table '{row.table}' of connection '{row.connection_id}' is not in the catalog")
@@ -337,7 +339,7 @@ def _require_row(event: Event) -> None:
 
 def unknown_keys(values: Mapping[str, Any], catalog: Catalog, row: TriggerRow) -> list[str]:
     """A note naming the keys of the event's row that are not columns of its table in the catalog."""
-    columns = _connection_of(catalog, row).tables[row.table].columns
+    columns = connection_of(catalog, row).tables[row.table].columns
     unknown = sorted(k for k in values if k not in columns and FIELD_PATH_SEPARATOR not in k)
     if not unknown:
         return []
