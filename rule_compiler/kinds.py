@@ -21,6 +21,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler.ir import DagSpec
 from rule_compiler.compiler.lower import compile_rule
 from rule_compiler.compiler.report import compile_report
+from rule_compiler.compiler.workflow import compile_workflow
 from rule_compiler.condition_templates import raw_template_uses
 from rule_compiler.definitions import (
     ConditionTemplateDefinition,
@@ -28,8 +29,10 @@ from rule_compiler.definitions import (
     RuleDefinition,
 )
 from rule_compiler.definitions.report import ReportDefinition
+from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.notification_templates import raw_notification_uses
+from rule_compiler.raw_sources import raw_trigger_type
 from rule_compiler.validation.kind_checks import (
     CheckContext,
     Definition,
@@ -40,11 +43,13 @@ from rule_compiler.validation.kind_checks import (
     check_rule_kind,
 )
 from rule_compiler.validation.partial import Parts
+from rule_compiler.validation.workflow_checks import check_workflow_kind
 
 RULE = "rule"
 REPORT = "report"
 CONDITION_TEMPLATE = "condition_template"
 NOTIFICATION_TEMPLATE = "notification_template"
+WORKFLOW = "workflow"
 
 #: A stored definition another one names: (kind, name).
 Ref = tuple[str, str]
@@ -102,6 +107,35 @@ def _lower_report(validated: Validated, catalog: Catalog | None) -> DagSpec:
     return compile_report(validated.definition, validated.report_sources)
 
 
+def _lower_workflow(validated: Validated, catalog: Catalog | None) -> DagSpec:
+    workflow = validated.workflow
+    assert workflow is not None  # noqa: S101 - set for every valid workflow
+    return compile_workflow(
+        workflow,
+        catalog or Catalog(organization=workflow.organization),
+        notification_refs=validated.notification_refs,
+    )
+
+
+def _nodes(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    nodes = data.get("nodes")
+    return [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
+
+
+def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """What a raw workflow names: its condition and action nodes as a rule's parts would, and reports."""
+    nodes = _nodes(data)
+    as_rule = {
+        "conditions": [node.get("conditions") for node in nodes if node.get("type") == "condition"],
+        "actions": [node["action"] for node in nodes if isinstance(node.get("action"), dict)],
+    }
+    refs = _rule_uses(as_rule)
+    refs |= {
+        (REPORT, n["report"]) for n in nodes if n.get("type") == "report" and isinstance(n.get("report"), str)
+    }
+    return refs
+
+
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
     refs = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
     refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(data)}
@@ -121,13 +155,9 @@ def _uses_nothing(data: Mapping[str, Any]) -> set[Ref]:
     return set()
 
 
-def _trigger_type(source: Mapping[str, Any]) -> str:
-    trigger = source.get("trigger")
-    return str(trigger.get("type", "")) if isinstance(trigger, dict) else ""
-
-
 def _rule_summary(source: Mapping[str, Any]) -> dict[str, Any]:
-    return {"trigger_type": _trigger_type(source)}
+    """A rule's or a workflow's listing fields: its trigger type."""
+    return {"trigger_type": raw_trigger_type(source)}
 
 
 def _report_summary(source: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,6 +203,18 @@ KINDS: Mapping[str, Kind] = {
             activatable=True,
         ),
         Kind(
+            WORKFLOW,
+            WorkflowDefinition,
+            check_workflow_kind,
+            _lower_workflow,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
+            _workflow_uses,
+            _rule_summary,
+            salvage=True,
+            catalog=True,
+            activatable=True,
+        ),
+        Kind(
             CONDITION_TEMPLATE,
             ConditionTemplateDefinition,
             check_condition_template_kind,
@@ -199,9 +241,9 @@ KINDS: Mapping[str, Kind] = {
     )
 }
 #: Kinds the format reserves; refused with a message saying this release does not support them yet.
-PLANNED_KINDS = ("workflow", "rule_template", "workflow_template")
+PLANNED_KINDS = ("rule_template", "workflow_template")
 #: The kinds in the order a batch is checked and applied: what is used before what uses it.
-APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, RULE)
+APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW, RULE)
 
 
 def users_of_kind(kind: str) -> tuple[str, ...]:

@@ -53,6 +53,8 @@ EXAMPLE_FOLDERS = [
     INCLUDE / "rules",
     INCLUDE / "rules-using-templates",
     INCLUDE / "reports",
+    INCLUDE / "workflows",
+    INCLUDE / "workflows-waiting",
 ]
 #: The examples each row is checked with, and exactly what each uses: (file, expected uses).
 CONTRACT_EXAMPLES: list[tuple[str, set[Ref]]] = [
@@ -60,6 +62,7 @@ CONTRACT_EXAMPLES: list[tuple[str, set[Ref]]] = [
     ("rules-using-templates/note-big-vip-orders.yaml", {("condition_template", "big-order")}),
     ("rules-using-templates/tell-vip-account-managers.yaml", {("notification_template", "vip-order")}),
     ("reports/weekly-sales.yaml", set()),
+    ("workflows/route-new-orders.yaml", {("condition_template", "big-order")}),
     ("templates/big-order.yaml", set()),
     ("templates/vip-order.yaml", set()),
 ]
@@ -220,6 +223,7 @@ def test_every_example_validates_and_compiles_to_its_kinds_shape() -> None:
         if k == "notification_template"
     }
     assert {kind for kind, _ in examples} == set(KINDS)
+    stored = {k: [n for (kind, n) in examples if kind == k] for k in KINDS if KINDS[k].has_dag}
     for (kind_name, name), data in examples.items():
         kind = KINDS[kind_name]
         compiled = compile_document(
@@ -227,6 +231,7 @@ def test_every_example_validates_and_compiles_to_its_kinds_shape() -> None:
             catalog if kind.catalog else None,
             templates=templates,  # type: ignore[arg-type]
             notification_templates=notification_templates,  # type: ignore[arg-type]
+            stored=stored,  # type: ignore[arg-type]
         )
         assert isinstance(compiled, Compiled) == kind.has_dag, name
         assert compiled.definition.name == name

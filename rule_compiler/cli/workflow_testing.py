@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,9 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.cli.batch import TEMPLATE_KINDS, DefinitionSource
 from rule_compiler.cli.commands import EXIT_INVALID, EXIT_OK, read_event, tester_inputs
 from rule_compiler.cli.common import Catalogs, CliError, issues_of, print_invalid, print_warnings
-from rule_compiler.condition_templates import raw_template_uses
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError
-from rule_compiler.kinds import CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, Ref
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW
 from rule_compiler.loading import read_definition_file
-from rule_compiler.notification_templates import raw_notification_uses
 from rule_compiler.rule_tester import RuleTestError
 from rule_compiler.validation.kind_checks import Validated
 from rule_compiler.validation.workflow_checks import validate_workflow
@@ -92,12 +89,12 @@ def run_test_workflow(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace, data: dict[str, Any], catalog: Catalog | None) -> Validated:
     """The workflow checked against its organization's templates (store, ``--templates``) and names."""
-    if data.get("kind") != "workflow":
+    if data.get("kind") != WORKFLOW:
         kind = str(data.get("kind") or "document without a kind").replace("_", " ")
         raise RuleValidationError([Issue("kind", f"test-workflow tests workflows; this is a {kind}", "kind")])
     source = DefinitionSource(args, [])
     organization = data.get("organization")
-    uses = _workflow_uses(data)
+    uses = KINDS[WORKFLOW].uses(data)
     return validate_workflow(
         data,
         catalog,
@@ -107,21 +104,3 @@ def _validate(args: argparse.Namespace, data: dict[str, Any], catalog: Catalog |
         ),
         stored=source.stored_names(organization, {kind for kind, _ in uses if kind not in TEMPLATE_KINDS}),
     )
-
-
-def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
-    """The stored definitions a raw workflow names: templates in its condition and action nodes (as a
-    rule's parts would), reports of report nodes and ``generate_report`` actions, workflows that
-    ``trigger_workflow`` actions start."""
-    listed = data.get("nodes")
-    nodes = [node for node in listed if isinstance(node, dict)] if isinstance(listed, list) else []
-    actions = [node["action"] for node in nodes if isinstance(node.get("action"), dict)]
-    as_rule = {"conditions": [node.get("conditions") for node in nodes], "actions": actions}
-    refs: set[Ref] = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(as_rule)}
-    refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(as_rule)}
-    for part in [*nodes, *actions]:
-        if part.get("type") in {"report", "generate_report"} and isinstance(part.get("report"), str):
-            refs.add((REPORT, part["report"]))
-        if part.get("type") == "trigger_workflow" and isinstance(part.get("workflow"), str):
-            refs.add(("workflow", part["workflow"]))
-    return refs

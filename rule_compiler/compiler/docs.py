@@ -14,6 +14,7 @@ from rule_compiler.definitions import (
     FieldRef,
     RuleDefinition,
     ScheduleTrigger,
+    Trigger,
     UnexpandedTemplateError,
     UseTemplate,
 )
@@ -26,7 +27,7 @@ def render_doc_md(rule: RuleDefinition) -> str:
         lines += [_escape(rule.description), ""]
     if rule.owner:
         lines += [f"**Owner:** {_escape(rule.owner)}", ""]
-    lines += [f"**Trigger:** {_describe_trigger(rule)}", ""]
+    lines += [f"**Trigger:** {describe_trigger(rule.trigger)}", ""]
     lines += ["**Conditions:**", ""]
     lines += (
         _describe_node(rule.conditions, 0) if rule.conditions is not None else ["- always (no conditions)"]
@@ -43,8 +44,8 @@ def render_doc_md(rule: RuleDefinition) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _describe_trigger(rule: RuleDefinition) -> str:
-    trigger = rule.trigger
+def describe_trigger(trigger: Trigger) -> str:
+    """What starts a run, in a few words."""
     if isinstance(trigger, EventTrigger):
         fields = f" when {', '.join(trigger.fields)} change" if trigger.fields else ""
         return f"rows of `{trigger.table}` on `{trigger.connection}` {'/'.join(trigger.events)}{fields}"

@@ -30,6 +30,12 @@ TaskKind = Literal[
     "report_render",
     "report_deliver",
     "report_outcome",
+    "workflow_start",
+    "workflow_condition",
+    "workflow_join",
+    "workflow_report",
+    "workflow_delay",
+    "workflow_approval",
 ]
 
 
@@ -64,7 +70,7 @@ class TaskSpec(_Frozen):
     retry_delay_seconds: int = 30
     timeout_seconds: int = 300
     on_failure: Literal["fail", "continue"] = "fail"
-    trigger_rule: Literal["all_success", "all_done"] = "all_success"
+    trigger_rule: Literal["all_success", "all_done", "none_failed_min_one_success"] = "all_success"
 
 
 class DagSpec(_Frozen):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rule_compiler.canonical import content_hash
@@ -20,6 +20,7 @@ from rule_compiler.definitions import (
     RuleDefinition,
     ScheduleTrigger,
     SendNotification,
+    Trigger,
     UpdateRecord,
 )
 from rule_compiler.errors import CompileError
@@ -65,7 +66,11 @@ def compile_rule(
     source = rule.model_dump(mode="json", by_alias=True, exclude_defaults=False)
     row_source = _row_source_plan(rule, catalog)
     refs = notification_refs or {}
-    tasks = [_data_sensor_task(rule, rule.trigger)] if isinstance(rule.trigger, DataTrigger) else []
+    tasks = (
+        [data_sensor_task(f"{rule.organization}/{rule.name}", rule.trigger)]
+        if isinstance(rule.trigger, DataTrigger)
+        else []
+    )
     tasks.append(_evaluate_task(rule, row_source, catalog))
     tasks += [_action_task(rule, action, catalog, row_source, refs.get(action.id)) for action in rule.actions]
     tasks.append(_outcome_task(rule))
@@ -98,7 +103,11 @@ def compile_rule(
 
 
 def _schedule(rule: RuleDefinition) -> ScheduleSpec:
-    trigger = rule.trigger
+    return schedule_of(rule.trigger)
+
+
+def schedule_of(trigger: Trigger) -> ScheduleSpec:
+    """How runs of a definition with ``trigger`` start."""
     if isinstance(trigger, ScheduleTrigger):
         return ScheduleSpec(kind="cron", cron=trigger.cron, timezone=trigger.timezone)
     if isinstance(trigger, DataTrigger):
@@ -149,15 +158,25 @@ def field_plan(connection: Connection, table: str, fields: frozenset[str]) -> di
 
 
 def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] | None:
-    trigger = rule.trigger
+    trees = [rule.conditions] if rule.conditions is not None else []
+    return row_source_plan(rule.trigger, trees, rule.actions, catalog)
+
+
+def row_source_plan(
+    trigger: Trigger, trees: Iterable[ConditionNode], actions: Iterable[Action], catalog: Catalog
+) -> dict[str, Any] | None:
+    """How a run reads its rows (the event's table or the target's), with every field the condition
+    ``trees`` and the ``actions``' templates read; None when the trigger gives a run no rows."""
     if isinstance(trigger, EventTrigger):
         conn_id, table = trigger.connection, trigger.table
     elif (target := getattr(trigger, "target", None)) is not None:
         conn_id, table = target.connection, target.table
     else:
         return None
-    fields = compile_condition(rule.conditions).fields if rule.conditions is not None else frozenset()
-    for action in rule.actions:
+    fields: set[str] = set()
+    for tree in trees:
+        fields |= compile_condition(tree).fields
+    for action in actions:
         fields |= action_record_fields(action)
     return {"connection": conn_id, **field_plan(_connection(catalog, conn_id), table, frozenset(fields))}
 
@@ -189,14 +208,14 @@ def _evaluate_task(rule: RuleDefinition, row_source: dict[str, Any] | None, cata
     )
 
 
-def _data_sensor_task(rule: RuleDefinition, trigger: DataTrigger) -> TaskSpec:
-    """The gate of a data rule: poke the read-only query until its check holds (or give up: skipped)."""
+def data_sensor_task(definition_id: str, trigger: DataTrigger) -> TaskSpec:
+    """The gate of a data trigger: poke the read-only query until its check holds (or give up: skipped)."""
     return TaskSpec(
         task_id=DATA_SENSOR_TASK,
         display_name=TASK_DISPLAY_NAMES[DATA_SENSOR_TASK],
         kind="data_sensor",
         params={
-            "rule_id": f"{rule.organization}/{rule.name}",
+            "rule_id": definition_id,
             "connection": trigger.connection,
             "sql": trigger.sql,
             "check": trigger.check.model_dump(mode="json", exclude_none=True),
@@ -208,7 +227,7 @@ def _data_sensor_task(rule: RuleDefinition, trigger: DataTrigger) -> TaskSpec:
     )
 
 
-def _action_params(
+def action_params(
     action: Action,
     catalog: Catalog,
     row_source: dict[str, Any] | None,
@@ -263,7 +282,7 @@ def _action_task(
         params={
             "rule_id": f"{rule.organization}/{rule.name}",
             "action_id": action.id,
-            **_action_params(
+            **action_params(
                 action, catalog, row_source, ref, event_rule=isinstance(rule.trigger, EventTrigger)
             ),
         },

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler.errors import AlreadyExistsError, ConflictError, NotFoundError
+from rule_compiler.raw_sources import raw_trigger_type
 from rule_compiler.store import audit
 from rule_compiler.store._json import canonical_json, loads
 from rule_compiler.store.models import (
@@ -39,10 +40,9 @@ def _label(organization: str, kind: str, name: str) -> str:
 
 
 def trigger_type_of(source: dict[str, Any]) -> str | None:
-    """``trigger.type`` of a definition's source (the indexed ``trigger_type`` column), or None."""
-    trigger = source.get("trigger")
-    kind = trigger.get("type") if isinstance(trigger, dict) else None
-    return kind[:TRIGGER_TYPE_LENGTH] if isinstance(kind, str) else None
+    """The trigger type of a rule's or workflow's source (the indexed ``trigger_type`` column), or None."""
+    kind = raw_trigger_type(source)
+    return kind[:TRIGGER_TYPE_LENGTH] if kind else None
 
 
 def apply(

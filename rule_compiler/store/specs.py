@@ -14,7 +14,7 @@ from rule_compiler.store.tables import definitions as d
 #: The kinds whose definitions are Airflow DAGs (the others, templates, are not): the kinds table's
 #: rows with a lowering (``rule_compiler.kinds``, too heavy for the loader's query path to import;
 #: tests/test_kinds_contract.py checks the two agree).
-DAG_KINDS = ("rule", "report")
+DAG_KINDS = ("rule", "report", "workflow")
 
 _LOADABLE = (
     sa.select(d.c.dag_id, s.c.spec_json, s.c.spec_hash, d.c.active)
@@ -24,9 +24,9 @@ _LOADABLE = (
 
 
 def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
-    """One SELECT: the current compiled spec of every not deleted rule and report, by dag_id.
+    """One SELECT: the current compiled spec of every not deleted rule, report and workflow, by dag_id.
 
-    Only ``kind: rule`` and ``kind: report`` rows have a DAG; templates (stored under
+    Only rule, report and workflow rows have a DAG; templates (stored under
     ``condition_template__...`` dag ids, their JSON as the "spec") are never loadable.
     """
     query = _LOADABLE if dag_id is None else _LOADABLE.where(d.c.dag_id == dag_id)  # unique index
@@ -37,7 +37,7 @@ def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
 _LOADABLE_SQL = (
     "SELECT d.dag_id, s.spec_json, s.spec_hash, d.active FROM definitions AS d "
     "JOIN compiled_specs AS s ON s.definition_id = d.id AND s.version = d.current_version "
-    "WHERE d.deleted_at IS NULL AND d.kind IN ('rule', 'report')"  # DAG_KINDS (a test checks)
+    "WHERE d.deleted_at IS NULL AND d.kind IN ('rule', 'report', 'workflow')"  # DAG_KINDS (a test checks)
 )
 
 

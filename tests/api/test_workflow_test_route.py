@@ -1,7 +1,7 @@
 """``POST /workflows/{name}/test``: the path an event takes through a stored workflow, acting on nothing.
 
-The workflow is written through the store's API (``RuleStore.apply``), as a stored workflow is
-whichever route wrote it.
+The workflow is created through ``POST /workflows``; one its catalog no longer allows is written
+around validation, through the store's API (``RuleStore.apply``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.api.conftest import Api
 from tests.conftest import ROOT
 from tests.demo_db import demo_db_module
 
-EXAMPLE = ROOT / "include" / "workflows" / "vip-order-follow-up.yaml"
+EXAMPLE = ROOT / "include" / "workflows-waiting" / "vip-order-follow-up.yaml"
 NAME = "vip-order-follow-up"
 ORDER = {"id": 7, "customer_id": 2, "total": 1500}
 
@@ -46,9 +46,11 @@ def _store_workflow(store: RuleStore, source: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def stored(store: RuleStore) -> dict[str, Any]:
+def stored(api: Api) -> dict[str, Any]:
     source = read_definition_file(EXAMPLE)
-    _store_workflow(store, source)
+    body = {key: value for key, value in source.items() if key != "organization"}
+    created = api.as_("ed").post("/workflows", json=body)
+    assert created.status_code == 201, created.text
     return source
 
 

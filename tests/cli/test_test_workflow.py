@@ -20,7 +20,7 @@ from rule_compiler.validation.workflow_checks import validate_workflow
 from rule_compiler.workflow_tester import WorkflowTestResult, format_workflow_text, test_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
-EXAMPLE = ROOT / "include" / "workflows" / "vip-order-follow-up.yaml"
+EXAMPLE = ROOT / "include" / "workflows-waiting" / "vip-order-follow-up.yaml"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 ORDER = {"id": 7, "customer_id": 2, "total": 1500, "status": "pending"}
 VIP = {**ORDER, "customer__tier": "vip", "customer__email": "ann@example.com", "customer__name": "Ann"}

@@ -24,9 +24,13 @@ EXAMPLES = [
     for path in sorted((ROOT / "include" / "rules").glob("*.yaml"))
     + sorted((ROOT / "include" / "rules-using-templates").glob("*.yaml"))
     + sorted((ROOT / "include" / "reports").glob("*.yaml"))
+    + sorted((ROOT / "include" / "workflows").glob("*.yaml"))
+    + sorted((ROOT / "include" / "workflows-waiting").glob("*.yaml"))
     + sorted((LOCAL_FIXTURES / "good").glob("*.yaml"))
-    if read_definition_file(path)["kind"] in ("rule", "report")
+    if read_definition_file(path)["kind"] in ("rule", "report", "workflow")
 ]
+#: The stored definitions the examples start or run (a workflow's report node).
+STORED = {"report": ["weekly-sales"]}
 
 
 def _templates() -> dict[str, Any]:
@@ -48,6 +52,7 @@ def _compile(path: Path) -> tuple[str, str]:
         catalog,
         templates=_templates(),
         notification_templates=_notification_templates(),
+        stored=STORED,
     )
     return compiled.spec_json, compiled.spec_hash
 
@@ -77,7 +82,8 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
         f"cat = Catalog.model_validate(yaml.safe_load(Path({str(DEMO_CATALOG)!r}).read_text()))\n"
         "for p in sys.argv[1:]:\n"
         "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates(),"
-        " notification_templates=example_notification_templates()).spec_hash)\n"
+        " notification_templates=example_notification_templates(),"
+        f" stored={STORED!r}).spec_hash)\n"
     )
     outputs = set()
     for seed in ("0", "1", "12345"):

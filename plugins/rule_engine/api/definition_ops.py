@@ -22,6 +22,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.dependents import direct_users
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, users_of_kind
+from rule_compiler.raw_sources import raw_trigger, raw_trigger_type
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST
 from rule_compiler.validation.paths import join
@@ -174,15 +175,14 @@ def diff(before: Any, after: Any, path: str = "") -> list[Change]:
 
 
 def trigger_type(source: Mapping[str, Any]) -> str:
-    """``trigger.type`` of a rule's source ("" when it has none)."""
-    trigger = source.get("trigger")
-    return str(trigger.get("type", "")) if isinstance(trigger, dict) else ""
+    """The trigger type of a rule's or a workflow's source ("" when it has none)."""
+    return raw_trigger_type(source)
 
 
 def schedule_of(source: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(cron, timezone) of a rule's schedule or data trigger, or of a report's schedule; None for
-    event and manual rules."""
-    trigger = source.get("trigger")
+    """(cron, timezone) of a rule's or workflow's schedule or data trigger, or of a report's schedule;
+    None for event and manual triggers."""
+    trigger = raw_trigger(source)
     if isinstance(trigger, dict):
         cron = trigger.get("cron") if trigger.get("type") == "schedule" else None
         if trigger.get("type") == "data":

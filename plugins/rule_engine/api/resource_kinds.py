@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, REPORT, RULE, Kind
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, REPORT, RULE, WORKFLOW, Kind
 from rule_engine.api.schemas import (
     RuleCreate,
     RulePublic,
@@ -43,6 +43,13 @@ from rule_engine.api.schemas_templates import (
     TemplateSummary,
     TemplateValidationResult,
     patch_schema,
+)
+from rule_engine.api.schemas_workflows import (
+    WorkflowCreate,
+    WorkflowPublic,
+    WorkflowSummary,
+    WorkflowUpdate,
+    WorkflowWritten,
 )
 
 #: The list filters a row may take, beyond the name prefix every listing has.
@@ -130,6 +137,18 @@ API_KINDS: tuple[ApiKind, ...] = (
         ReportWritten,
         ValidationResult,
         filters=("active",),
+    ),
+    ApiKind(
+        WORKFLOW,
+        "/workflows",
+        "workflow",
+        WorkflowCreate,
+        WorkflowUpdate,
+        WorkflowSummary,
+        WorkflowPublic,
+        WorkflowWritten,
+        ValidationResult,
+        filters=("active", "trigger_type"),
     ),
 )
 API_KIND_OF: dict[str, ApiKind] = {row.kind: row for row in API_KINDS}

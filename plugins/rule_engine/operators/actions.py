@@ -61,7 +61,7 @@ class ActionOperator(RuleTaskOperator):
     def execute(self, context: Any) -> dict[str, Any] | None:
         evaluation = self.evaluation(context)
         if evaluation is None:
-            raise AirflowSkipException("the conditions did not pass anything on")
+            raise AirflowSkipException("no items reached this action: nothing to act on")
         run_pk = int(evaluation["run_pk"])
         self.pin_to_run_version(evaluation.get("spec_hash"))
         try:
@@ -77,14 +77,19 @@ class ActionOperator(RuleTaskOperator):
                 self.log.warning(
                     "action failed, continuing as the rule says (on_failure: continue): %s", error
                 )
-                return {"status": "failed", "error": error}
+                return self._passed_on(evaluation, {"status": "failed", "error": error})
             if permanent:
                 raise AirflowFailException(error) from exc
             if isinstance(exc, RetryableActionError):
                 raise
             raise
         self.store.record_action(run_pk, self.task_id, status="success", output=output)
-        return output
+        return self._passed_on(evaluation, output)
+
+    def _passed_on(self, evaluation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """A rule's action returns its result; a workflow's action node passes every item it received on
+        (it acted on each, or failed with ``on_failure: continue``), with its result beside them."""
+        return {**evaluation, "result": result} if self.in_workflow else result
 
     def matches(self, context: Any, evaluation: Mapping[str, Any]) -> list[Match]:
         """What the evaluate task matched: events (event rules) or row keys, each with its occurrence."""

@@ -90,8 +90,21 @@ class RuleTaskOperator(BaseOperator):
         self.spec_params = {**task.params, "kind": task.kind}
         self.spec_hash = run_spec_hash
 
-    @staticmethod
-    def evaluation(context: Mapping[str, Any]) -> dict[str, Any] | None:
-        """What the evaluate task passed on: ``run_pk`` and ``matched_keys`` (ids, never row data)."""
-        value = context["ti"].xcom_pull(task_ids=EVALUATE_TASK_ID)
+    @property
+    def in_workflow(self) -> bool:
+        """A node of a workflow: its items come from the connections into it (``inputs``)."""
+        return "inputs" in self.spec_params
+
+    def evaluation(self, context: Mapping[str, Any]) -> dict[str, Any] | None:
+        """What this task acts on: ``run_pk``, ``spec_hash`` and ``matched_keys`` (ids, never row data).
+
+        A rule's tasks read its ``evaluate_conditions``; a workflow node gathers what its connections
+        delivered (None: nothing did); a workflow's ``record_outcome`` reads its ``start_task``.
+        """
+        if self.in_workflow:
+            from rule_engine.operators.workflow_items import gather
+
+            return gather(context["ti"], self.spec_params["inputs"])
+        start = self.spec_params.get("start_task") or EVALUATE_TASK_ID
+        value = context["ti"].xcom_pull(task_ids=start)
         return value if isinstance(value, dict) else None

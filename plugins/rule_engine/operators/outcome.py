@@ -50,6 +50,8 @@ class RecordOutcomeOperator(RuleTaskOperator):
             self.log.info(
                 "%s", action_line(action["id"], result, on_failure=action["on_failure"], values=values)
             )
+            if result is None and self.definition_kind != "rule":
+                continue  # a workflow's node that no item reached was skipped: not a failure
             if result is None or result.status != "success":
                 (failed_soft if action["on_failure"] == "continue" else failed_hard).append(action["id"])
         status = "failed" if failed_hard else "partial" if failed_soft else "success"

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 UNSUPPORTED_TRIGGERS: dict[str, str] = {}
+#: Task kinds the format accepts and this release does not render yet: kind → why (the DAG becomes a
+#: placeholder that says so).
+UNSUPPORTED_TASK_KINDS: dict[str, str] = {
+    "workflow_delay": "delay nodes arrive with waiting workflows; this release cannot run them yet",
+    "workflow_approval": "approval nodes arrive with waiting workflows; this release cannot run them yet",
+}
 #: Task kinds mapped over a list in their params: kind → (param holding the list, operator argument,
 #: the label of each mapped instance in the UI — our fixed template, never author text).
 MAPPED_KINDS: dict[str, tuple[str, str, str]] = {
@@ -37,6 +43,12 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
     """One DAG for one spec; the hash is stamped into ``doc_md`` so Airflow's versioning sees edits."""
     if spec.schedule.kind in UNSUPPORTED_TRIGGERS:
         return render_error_dag(spec.dag_id, UNSUPPORTED_TRIGGERS[spec.schedule.kind], tags=spec.tags)
+    waiting = sorted({t.task_id: t.kind for t in spec.tasks if t.kind in UNSUPPORTED_TASK_KINDS}.items())
+    if waiting:
+        task_id, kind = waiting[0]
+        return render_error_dag(
+            spec.dag_id, f"node '{task_id}': {UNSUPPORTED_TASK_KINDS[kind]}", tags=spec.tags
+        )
     dag = DAG(
         dag_id=spec.dag_id,
         schedule=_schedule(spec),

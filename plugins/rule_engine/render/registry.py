@@ -26,6 +26,10 @@ OPERATOR_PATHS: dict[str, tuple[str, str]] = {
     "report_render": ("reports", "ReportRenderOperator"),
     "report_deliver": ("reports", "ReportDeliverOperator"),
     "report_outcome": ("reports", "ReportOutcomeOperator"),
+    "workflow_start": ("evaluate", "EvaluateConditionsOperator"),
+    "workflow_condition": ("workflow_nodes", "WorkflowConditionOperator"),
+    "workflow_join": ("workflow_nodes", "WorkflowJoinOperator"),
+    "workflow_report": ("actions", "NotYetSupportedOperator"),
 }
 
 

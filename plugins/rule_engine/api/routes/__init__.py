@@ -9,6 +9,7 @@ from rule_engine.api.resource_kinds import API_KINDS
 from rule_engine.api.resource_router import resource_router
 from rule_engine.api.routes import (
     catalog_routes,
+    definition_run_routes,
     health,
     logs,
     membership_routes,
@@ -23,6 +24,8 @@ for api_kind in API_KINDS:
     api_router.include_router(resource_router(api_kind))
 api_router.include_router(rule_routes.router)
 api_router.include_router(workflow_test_routes.router)
+api_router.include_router(definition_run_routes.definition_run_router("rule", "/rules", "rule"))
+api_router.include_router(definition_run_routes.definition_run_router("workflow", "/workflows", "workflow"))
 api_router.include_router(report_run_routes.router)
 api_router.include_router(pushed_events.router)
 api_router.include_router(logs.router)

@@ -1,14 +1,15 @@
-"""``/rules`` routes of rules alone: test a rule against an event, its next run times, and a run now.
+"""``/rules`` routes of rules alone: test a rule against an event.
 
-The rest of ``/rules`` (list, create, validate, get, replace, patch, delete, spec, versions, diff,
-restore) is the one resource router (:mod:`rule_engine.api.resource_router`) every kind shares.
+The rest of ``/rules`` is the one resource router (:mod:`rule_engine.api.resource_router`) every kind
+shares (list, create, validate, get, replace, patch, delete, spec, versions, diff, restore) and the run
+routes of kinds that run from a trigger (:mod:`.definition_run_routes`: next runs, trigger).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, status
 
 from rule_compiler import rule_tester
 from rule_compiler.catalog import Catalog
@@ -16,13 +17,10 @@ from rule_compiler.clock import utcnow
 from rule_compiler.kinds import RULE
 from rule_compiler.registration import Compiled
 from rule_compiler.store import RuleStore, StoredDefinition
-from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
-from rule_engine.api.deps import Editor, StoreDep, Viewer
+from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
-from rule_engine.api.schemas import NextRuns, RuleTestRequest, RuleTestResult
-from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
+from rule_engine.api.schemas import RuleTestRequest, RuleTestResult
 from rule_engine.hooks import app_database
 
 router = APIRouter(prefix="/rules", tags=["rules"])
@@ -54,49 +52,3 @@ def test_rule(name: RuleName, body: RuleTestRequest, principal: Viewer, store: S
     except rule_tester.RuleTestError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     return RuleTestResult(**result.as_dict())
-
-
-@router.get("/{name}/next-runs", responses=errors(409))
-def next_rule_runs(
-    name: RuleName,
-    principal: Viewer,
-    store: StoreDep,
-    count: Annotated[int, Query(ge=1, le=ops.MAX_NEXT_RUNS)] = 5,
-) -> NextRuns:
-    """When a scheduled (or data) rule runs next, in its time zone."""
-    stored = _current(store, principal.organization, name)
-    schedule = ops.schedule_of(stored.source)
-    if schedule is None:
-        kind = ops.trigger_type(stored.source)
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"rule '{name}' has a {kind} trigger: it has no schedule"
-        )
-    cron, timezone = schedule
-    runs = ops.next_runs(cron, timezone, count, utcnow())
-    return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
-
-
-@router.post("/{name}/trigger", status_code=status.HTTP_201_CREATED, responses=trigger_responses("rule"))
-def trigger_rule(
-    name: RuleName,
-    principal: Editor,
-    store: StoreDep,
-    request: Request,
-    body: Annotated[TriggerRequest | None, Body()] = None,
-) -> RunStarted:
-    """Start a run now through Airflow; ``payload`` becomes the run's conf (audited)."""
-    stored = _current(store, principal.organization, name)
-    refuse_inactive(stored, "/rules")
-    trigger = body or TriggerRequest()
-    conf = airflow_runs.run_conf(ops.trigger_type(stored.source), trigger.payload)
-    started = start_audited_run(
-        store=store,
-        principal=principal,
-        request=request,
-        stored=stored,
-        conf=conf,
-        note=trigger.note,
-        what="rule",
-        audit_kind="run",
-    )
-    return RunStarted(rule=name, **started_fields(started, stored, conf, principal))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.clock import utcnow
+from rule_compiler.kinds import WORKFLOW
 from rule_compiler.registration import context_from_store
 from rule_compiler.rule_tester import RuleTestError, database_related
 from rule_compiler.validation.workflow_checks import validate_workflow
@@ -22,9 +23,6 @@ from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import OutModel, RuleTestRequest
 from rule_engine.hooks import app_database
-
-#: The kind of the definitions these routes read (``rule_compiler.kinds``'s row once it is active).
-WORKFLOW = "workflow"
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
 WorkflowName = Annotated[str, Path(max_length=200, description="the workflow's name (a slug)")]

@@ -1,0 +1,84 @@
+"""``GET /{name}/next-runs`` and ``POST /{name}/trigger`` of a kind whose runs start from a trigger
+(rules and workflows): one router per kind, built from the same two functions."""
+
+# The route functions are made inside a function: their annotations must be real objects (no
+# `from __future__ import annotations`), so that FastAPI can read them.
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
+
+from rule_compiler.clock import utcnow
+from rule_engine.api import airflow_runs
+from rule_engine.api import definition_ops as ops
+from rule_engine.api.deps import Editor, StoreDep, Viewer
+from rule_engine.api.routes.error_responses import errors
+from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
+from rule_engine.api.schemas import NextRuns
+from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
+
+
+def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
+    """The run routes of ``kind`` under ``prefix`` (``/rules``); ``slug`` names its operations
+    (``trigger_rule``, ``next_rule_runs``)."""
+    noun = kind.replace("_", " ")
+    router = APIRouter(prefix=prefix, tags=[prefix.removeprefix("/")])
+    Name = Annotated[str, Path(max_length=200, description=f"the {noun}'s name (a slug)")]
+
+    def next_runs(
+        name: Name,
+        principal: Viewer,
+        store: StoreDep,
+        count: Annotated[int, Query(ge=1, le=ops.MAX_NEXT_RUNS)] = 5,
+    ) -> NextRuns:
+        stored = store.get(organization=principal.organization, kind=kind, name=name)
+        schedule = ops.schedule_of(stored.source)
+        if schedule is None:
+            trigger = ops.trigger_type(stored.source)
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"{noun} '{name}' has a {trigger} trigger: it has no schedule"
+            )
+        cron, timezone = schedule
+        runs = ops.next_runs(cron, timezone, count, utcnow())
+        return NextRuns(name=name, cron=cron, timezone=timezone, runs=runs)
+
+    def trigger(
+        name: Name,
+        principal: Editor,
+        store: StoreDep,
+        request: Request,
+        body: Annotated[TriggerRequest | None, Body()] = None,
+    ) -> RunStarted:
+        stored = store.get(organization=principal.organization, kind=kind, name=name)
+        refuse_inactive(stored, prefix)
+        asked = body or TriggerRequest()
+        conf = airflow_runs.run_conf(ops.trigger_type(stored.source), asked.payload)
+        started = start_audited_run(
+            store=store,
+            principal=principal,
+            request=request,
+            stored=stored,
+            conf=conf,
+            note=asked.note,
+            what=noun,
+            audit_kind="run",
+        )
+        return RunStarted(rule=name, **started_fields(started, stored, conf, principal))
+
+    router.add_api_route(
+        "/{name}/next-runs",
+        next_runs,
+        methods=["GET"],
+        name=f"next_{slug}_runs",
+        description=f"When a scheduled (or data) {noun} runs next, in its time zone.",
+        responses=errors(409),
+    )
+    router.add_api_route(
+        "/{name}/trigger",
+        trigger,
+        methods=["POST"],
+        name=f"trigger_{slug}",
+        status_code=status.HTTP_201_CREATED,
+        description="Start a run now through Airflow; ``payload`` becomes the run's conf (audited).",
+        responses=trigger_responses(noun),
+    )
+    return router
