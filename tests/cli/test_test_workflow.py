@@ -245,3 +245,17 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit) as exited:  # argparse: --event is required
         main(["test-workflow", str(EXAMPLE)])
     assert exited.value.code == 2
+
+
+def test_condition_templates_come_from_templates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """route-new-orders' `is-big` uses the `big-order` condition template: --templates gives it."""
+    workflow = read_definition_file(ROOT / "include" / "workflows" / "route-new-orders.yaml")
+    templates = ["--templates", str(ROOT / "include" / "templates")]
+    paid = {**ORDER, "total": 5000, "status": "paid"}
+    code, out, _ = _run(tmp_path, capsys, _created(paid), "--format", "json", *templates, workflow=workflow)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["acted"] == ["make-high", "stamp"]
+    assert [n["id"] for n in result["nodes"] if n["status"] == "skipped"] == ["make-normal"]
+    stamp = result["nodes"][-1]
+    assert stamp["id"] == "stamp" and stamp["action"]["values"] == {"note": "routed: order 7 (paid)"}
