@@ -118,11 +118,55 @@ def _assert_retried(result: dict[str, Any], task_id: str) -> None:
 # --- an event rule's action loop, killed mid-batch ----------------------------------------------
 
 
-def test_event_rule_action_loop_killed_mid_batch_applies_each_effect_once(
-    store: RuleStore, app_db: sa.Engine, tmp_path: Path
+FOLLOW_UP = {
+    "type": "create_record",
+    "connection": "app_db",
+    "table": "orders",
+    "retries": 2,
+    "values": {
+        "customer_id": "{{ record.customer_id }}",
+        "status": "pending",
+        "note": "follow-up of {{ record.id }}",
+    },
+}
+PAID = {"all": [{"field": "status", "operator": "changed_to", "value": "paid"}]}
+PAID_EVENTS = {"type": "event", "connection": "app_db", "table": "orders", "events": ["updated"]}
+#: An event rule and an event workflow doing the same: a follow-up order per paid order.
+EVENT_BATCHES = {
+    "rule": {
+        "kind": "rule",
+        "name": "chaos-event-batch",
+        "organization": "acme",
+        "description": "Chaos test: a follow-up order per paid order.",
+        "trigger": PAID_EVENTS,
+        "conditions": PAID,
+        "actions": [{"id": "follow-up", **FOLLOW_UP}],
+    },
+    "workflow": {
+        "kind": "workflow",
+        "name": "chaos-event-batch",
+        "organization": "acme",
+        "description": "Chaos test: a follow-up order per paid order, as a workflow's action node.",
+        "nodes": [
+            {"id": "start", "type": "trigger", "trigger": PAID_EVENTS},
+            {"id": "is-paid", "type": "condition", "conditions": PAID},
+            {"id": "follow-up", "type": "action", "action": FOLLOW_UP},
+        ],
+        "connections": [
+            {"from": "start", "to": "is-paid"},
+            {"from": "is-paid", "to": "follow-up", "when": "true"},
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_BATCHES))
+def test_an_event_action_loop_killed_mid_batch_applies_each_effect_once(
+    kind: str, store: RuleStore, app_db: sa.Engine, tmp_path: Path
 ) -> None:
     """Six events in one run; the process dies right after the third effect committed; the retry
-    applies the other three, and every (event, action) has exactly one effect and one ledger row."""
+    applies the other three, and every (event, action) has exactly one effect and one ledger row. The
+    same for a rule's action and a workflow's action node."""
     install(app_db, "orders")
     with app_db.begin() as conn:
         orders = [
@@ -138,29 +182,7 @@ def test_event_rule_action_loop_killed_mid_batch_applies_each_effect_once(
             str(r[0]) for r in conn.execute(sa.text("SELECT id FROM rule_engine_outbox ORDER BY id"))
         ]
     assert len(orders) == 6 and len(event_ids) == 6
-    rule = {
-        "kind": "rule",
-        "name": "chaos-event-batch",
-        "organization": "acme",
-        "description": "Chaos test: a follow-up order per paid order.",
-        "trigger": {"type": "event", "connection": "app_db", "table": "orders", "events": ["updated"]},
-        "conditions": {"all": [{"field": "status", "operator": "changed_to", "value": "paid"}]},
-        "actions": [
-            {
-                "id": "follow-up",
-                "type": "create_record",
-                "connection": "app_db",
-                "table": "orders",
-                "retries": 2,
-                "values": {
-                    "customer_id": "{{ record.customer_id }}",
-                    "status": "pending",
-                    "note": "follow-up of {{ record.id }}",
-                },
-            }
-        ],
-    }
-    dag_id = _apply(store, tmp_path, rule)
+    dag_id = _apply(store, tmp_path, EVENT_BATCHES[kind])
     env = {
         **_chaos_env("records.after_commit", tmp_path),
         AFTER_ENV: "2",
