@@ -34,7 +34,7 @@ from rule_compiler.compiler import field_plan
 from rule_compiler.conditions import compile_condition
 from rule_compiler.conditions.trace import format_trace
 from rule_compiler.conditions.values import json_safe
-from rule_compiler.definitions import DataTrigger, Event, EventTrigger, RuleDefinition
+from rule_compiler.definitions import ConditionNode, DataTrigger, Event, EventTrigger, RuleDefinition, Trigger
 from rule_compiler.definitions.common import FIELD_PATH_SEPARATOR
 from rule_compiler.errors import Issue, UsageError
 from rule_compiler.runtime.rows import reflect_table
@@ -49,10 +49,16 @@ __all__ = [
     "RelatedRows",
     "RuleTestError",
     "TestResult",
+    "TriggerRow",
+    "connection_of",
     "database_related",
+    "evaluate_on_row",
     "format_text",
     "load_event",
+    "read_paths",
     "test_rule",
+    "trigger_row",
+    "unknown_keys",
 ]
 
 #: Appended to the note about foreign-key paths read as NULL because no database was given.
@@ -203,8 +209,8 @@ class TestResult:
 
 
 @dataclass(frozen=True)
-class _Row:
-    """The row a triggered rule is tested against, and the change information of its event."""
+class TriggerRow:
+    """The row a triggered definition is tested against, and the change information of its event."""
 
     connection_id: str
     table: str
@@ -229,21 +235,12 @@ def test_rule(
     if isinstance(row, str):  # not triggered, or nothing to test
         triggered = not row.startswith("not triggered")
         return TestResult(rule_id, triggered, triggered, row, event=summary)
-    conn_id, table = row.connection_id, row.table
-    connection = catalog.connections.get(conn_id)
-    if connection is None or table not in connection.tables:
-        raise RuleTestError(f"table '{table}' of connection '{conn_id}' is not in the catalog")
-    compiled = compile_condition(rule.conditions)
-    plan = field_plan(connection, table, compiled.fields)
-    compiled = compile_condition(rule.conditions, column_types=plan["types"])
     values = dict(row.record)
-    notes += _unknown_keys(values, connection, table)
-    request = RelatedRequest(conn_id, connection, table, row.record, ())
-    notes += _read_paths(values, compiled.fields, related, request)
-    missing = sorted(f for f in compiled.fields if FIELD_PATH_SEPARATOR not in f and f not in values)
-    if missing:
-        notes.append(f"not in the event's row, so NULL: {', '.join(missing)}")
-    explained = compiled.explain(values, old=row.old, changed=row.changed, now=now)
+    notes += unknown_keys(values, catalog, row)
+    explained, found = evaluate_on_row(
+        rule.conditions, row, values, catalog=catalog, related=related, now=now
+    )
+    notes += found
     matched = bool(explained["matched"])
     if explained["node"] is None:
         reason = "the rule has no conditions"
@@ -255,7 +252,40 @@ def test_rule(
 test_rule.__test__ = False  # type: ignore[attr-defined]  # not a pytest test function
 
 
-def _row_for(rule: RuleDefinition, event: Event, summary: dict[str, Any], notes: list[str]) -> _Row | str:
+def evaluate_on_row(
+    conditions: ConditionNode | None,
+    row: TriggerRow,
+    values: dict[str, Any],
+    *,
+    catalog: Catalog,
+    related: RelatedReader | None,
+    now: datetime,
+) -> tuple[dict[str, Any], list[str]]:
+    """``conditions`` explained on ``values`` (the row's, updated with the foreign-key paths read
+    through ``related``), and notes on what was read or taken as NULL."""
+    connection = connection_of(catalog, row)
+    compiled = compile_condition(conditions)
+    plan = field_plan(connection, row.table, compiled.fields)
+    compiled = compile_condition(conditions, column_types=plan["types"])
+    request = RelatedRequest(row.connection_id, connection, row.table, row.record, ())
+    notes = read_paths(values, compiled.fields, related, request)
+    missing = sorted(f for f in compiled.fields if FIELD_PATH_SEPARATOR not in f and f not in values)
+    if missing:
+        notes.append(f"not in the event's row, so NULL: {', '.join(missing)}")
+    return compiled.explain(values, old=row.old, changed=row.changed, now=now), notes
+
+
+def connection_of(catalog: Catalog, row: TriggerRow) -> Connection:
+    """The catalog's connection holding the row's table (RuleTestError when it has none)."""
+    connection = catalog.connections.get(row.connection_id)
+    if connection is None or row.table not in connection.tables:
+        raise RuleTestError(f"table '{row.table}' of connection '{row.connection_id}' is not in the catalog")
+    return connection
+
+
+def _row_for(
+    rule: RuleDefinition, event: Event, summary: dict[str, Any], notes: list[str]
+) -> TriggerRow | str:
     """The row to test, or why there is none (``not triggered: ...``, or a rule with nothing to test)."""
     trigger = rule.trigger
     if isinstance(trigger, DataTrigger):
@@ -263,47 +293,66 @@ def _row_for(rule: RuleDefinition, event: Event, summary: dict[str, Any], notes:
             "this rule has a data trigger: it fires on the result of its SQL check, not on a row "
             "event, so test-rule cannot test it"
         )
-    if event.new is None and event.old is None:
-        raise RuleTestError("the event has no row to test: give `new` (or `old` for a deleted event)")
+    _require_row(event)
+    if not isinstance(trigger, EventTrigger) and trigger.target is None:
+        return f"a {trigger.type} rule without a target runs once, with no conditions to test"
+    return trigger_row(trigger, event, summary, notes)
+
+
+def trigger_row(
+    trigger: Trigger, event: Event, summary: dict[str, Any], notes: list[str], *, noun: str = "rule"
+) -> TriggerRow | str:
+    """The row an event trigger, or a trigger with a ``target``, gives ``event`` (``summary`` gets the
+    changed fields), or why the trigger does not take it (``not triggered: ...``)."""
+    _require_row(event)
     if isinstance(trigger, EventTrigger):
         changed = changed_fields_of(event, notes)
         if changed is not None:
             summary["changed"] = changed
         refusal = event_refusal(trigger, event, changed)
         if refusal is not None:
-            return f"not triggered: {refusal}"
+            return f"not triggered: {refusal.replace('the rule ', f'the {noun} ')}"
         if event.new is None and event.old is not None:
             notes.append("the event has no `new`: conditions read its `old` values")
         record = event.new if event.new is not None else (event.old or {})
-        return _Row(trigger.connection, trigger.table, record, event.old, changed)
-    target = trigger.target
+        return TriggerRow(trigger.connection, trigger.table, record, event.old, changed)
+    target = getattr(trigger, "target", None)
     if target is None:
-        return f"a {trigger.type} rule without a target runs once, with no conditions to test"
+        raise RuleTestError(f"a {trigger.type} trigger without a target gives no row to test")
     if event.table != target.table:
-        return f"not triggered: the rule's target is table '{target.table}'; the event is for '{event.table}'"
+        return (
+            f"not triggered: the {noun}'s target is table '{target.table}'; the event is for '{event.table}'"
+        )
     if event.new is None:
         raise RuleTestError(f"the event has no `new`: give the {target.table} row to test as `new`")
     notes.append(
-        f"a {trigger.type} rule has no events: `new` is tested as one row of its target '{target.table}' "
+        f"a {trigger.type} {noun} has no events: `new` is tested as one row of its target '{target.table}' "
         f"(operation '{event.operation}' ignored)"
     )
-    return _Row(target.connection, target.table, event.new)
+    return TriggerRow(target.connection, target.table, event.new)
 
 
-def _unknown_keys(values: Mapping[str, Any], connection: Connection, table: str) -> list[str]:
-    columns = connection.tables[table].columns
+def _require_row(event: Event) -> None:
+    if event.new is None and event.old is None:
+        raise RuleTestError("the event has no row to test: give `new` (or `old` for a deleted event)")
+
+
+def unknown_keys(values: Mapping[str, Any], catalog: Catalog, row: TriggerRow) -> list[str]:
+    """A note naming the keys of the event's row that are not columns of its table in the catalog."""
+    columns = connection_of(catalog, row).tables[row.table].columns
     unknown = sorted(k for k in values if k not in columns and FIELD_PATH_SEPARATOR not in k)
     if not unknown:
         return []
-    return [f"not columns of '{table}' in the catalog (ignored by the conditions): {', '.join(unknown)}"]
+    return [f"not columns of '{row.table}' in the catalog (ignored by the conditions): {', '.join(unknown)}"]
 
 
-def _read_paths(
+def read_paths(
     values: dict[str, Any],
-    fields: frozenset[str],
+    fields: Collection[str],
     related: RelatedReader | None,
     request: RelatedRequest,
 ) -> list[str]:
+    """Read the foreign-key paths of ``fields`` that ``values`` lacks into it; notes on each."""
     paths = tuple(sorted(f for f in fields if FIELD_PATH_SEPARATOR in f and f not in values))
     if not paths:
         return []

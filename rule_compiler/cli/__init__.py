@@ -2,6 +2,7 @@
 
 Exit codes: 0 success, 1 invalid definitions (every problem listed), 2 usage or environment errors.
 ``test-rule``: 0 the rule matches, 1 it does not (or is not triggered), 2 an error.
+``test-workflow``: 0 tested (started or not), 1 an invalid workflow, 2 an error.
 
 This module holds the pure commands (``python -m rule_compiler.cli``). The console script
 ``rule-compiler`` is ``rule_engine.console_script:main`` (the Airflow side): it calls :func:`main` with an
@@ -17,7 +18,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rule_compiler.cli import change_capture, commands, notifications, report, report_log, restore
+from rule_compiler.cli import (
+    change_capture,
+    commands,
+    notifications,
+    report,
+    report_log,
+    restore,
+    workflow_testing,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -188,23 +197,30 @@ def _add_test_rule(sub: SubParsers, with_catalog: Callable[[argparse.ArgumentPar
         "or not triggered, 2 error (unreadable files, invalid rule or event).",
     )
     p.add_argument("rule", metavar="RULE", type=commands.Path, help="the rule file (YAML or JSON)")
-    p.add_argument(
-        "--event",
-        metavar="EVENT.json",
-        type=commands.Path,
-        required=True,
-        help='event JSON: {"table", "operation", "new", "old"} (also key, changed_fields, connection)',
-    )
-    p.add_argument(
-        "--connection",
-        default=None,
-        help="Airflow connection to read related rows from (foreign-key paths such as customer__tier); "
-        "needs the `rule-compiler` installed with the plugin",
-    )
-    p.add_argument("--format", choices=["text", "json"], default="text")
-    p.add_argument("--now", default=None, help="ISO date-time for older_than/newer_than (default: now, UTC)")
-    with_catalog(p)
+
+    def tester_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--event",
+            metavar="EVENT.json",
+            type=commands.Path,
+            required=True,
+            help='event JSON: {"table", "operation", "new", "old"} (also key, changed_fields, connection)',
+        )
+        p.add_argument(
+            "--connection",
+            default=None,
+            help="Airflow connection to read related rows from (foreign-key paths such as customer__tier); "
+            "needs the `rule-compiler` installed with the plugin",
+        )
+        p.add_argument("--format", choices=["text", "json"], default="text")
+        p.add_argument(
+            "--now", default=None, help="ISO date-time for older_than/newer_than (default: now, UTC)"
+        )
+        with_catalog(p)
+
+    tester_options(p)
     p.set_defaults(run=commands.test_rule)
+    workflow_testing.add_parser(sub, tester_options)
 
 
 def main(

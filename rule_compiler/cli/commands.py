@@ -36,7 +36,10 @@ from rule_compiler.loading import MAX_NESTING_DEPTH, nesting_depth, read_definit
 from rule_compiler.registration import Compiled, register
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from rule_compiler.definitions import Event
+    from rule_compiler.rule_tester import RelatedReader
 
 __all__ = ["CliError", "Path", "actor_from_args", "store_from_args"]
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
@@ -231,23 +234,8 @@ def test_rule(args: argparse.Namespace) -> int:
     rule = compiled.rule
     if rule is None:
         raise CliError(f"{args.rule} is a {compiled.definition.kind}, not a rule; test-rule tests rules")
-    event = _read_event(args.event)
-    try:
-        now = rule_tester.parse_now(args.now)
-    except ValueError:
-        raise CliError(f"--now {args.now!r} is not an ISO date-time (e.g. 2026-11-20T12:00:00Z)") from None
-    related = None
-    if args.connection:
-        engine_for = getattr(args, "engine_for", None)
-        if engine_for is None:
-            raise CliError(
-                f"--connection {args.connection}: connections are Airflow's, and this command runs "
-                "without Airflow (`python -m rule_compiler.cli`); use the `rule-compiler` command "
-                "installed with the plugin (entry point rule_engine.console_script:main), or leave out "
-                "--connection"
-            )
-        conn_id = args.connection
-        related = rule_tester.database_related(lambda _rule_conn: engine_for(conn_id))
+    event = read_event(args.event)
+    now, related = tester_inputs(args)
     try:
         result = rule_tester.test_rule(
             rule, event, catalog=catalog or Catalog(organization=rule.organization), related=related, now=now
@@ -261,7 +249,31 @@ def test_rule(args: argparse.Namespace) -> int:
     return EXIT_OK if result.matched else EXIT_INVALID
 
 
-def _read_event(path: Path) -> Event:
+def tester_inputs(args: argparse.Namespace) -> tuple[datetime, RelatedReader | None]:
+    """``--now`` and ``--connection`` of ``test-rule`` and ``test-workflow``: the time conditions read,
+    and what reads related rows (None without ``--connection``)."""
+    from rule_compiler import rule_tester
+
+    try:
+        now = rule_tester.parse_now(args.now)
+    except ValueError:
+        raise CliError(f"--now {args.now!r} is not an ISO date-time (e.g. 2026-11-20T12:00:00Z)") from None
+    if not args.connection:
+        return now, None
+    engine_for = getattr(args, "engine_for", None)
+    if engine_for is None:
+        raise CliError(
+            f"--connection {args.connection}: connections are Airflow's, and this command runs "
+            "without Airflow (`python -m rule_compiler.cli`); use the `rule-compiler` command "
+            "installed with the plugin (entry point rule_engine.console_script:main), or leave out "
+            "--connection"
+        )
+    conn_id = args.connection
+    return now, rule_tester.database_related(lambda _definition_conn: engine_for(conn_id))
+
+
+def read_event(path: Path) -> Event:
+    """The event file (JSON, or YAML by its suffix) as an :class:`Event`; CliError says what is wrong."""
     from rule_compiler import rule_tester
 
     try:

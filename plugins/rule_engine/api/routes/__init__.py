@@ -1,5 +1,5 @@
 """The routers under ``/api/v1``: one resource router per row of the kinds table, then the routes of
-one kind alone (rule tests and runs, report runs) and the other resources."""
+one kind alone (rule tests and runs, workflow tests, report runs) and the other resources."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from rule_engine.api.routes import (
     pushed_events,
     report_run_routes,
     rule_routes,
+    workflow_test_routes,
 )
 
 api_router = APIRouter(prefix="/api/v1")
 for api_kind in API_KINDS:
     api_router.include_router(resource_router(api_kind))
 api_router.include_router(rule_routes.router)
+api_router.include_router(workflow_test_routes.router)
 api_router.include_router(definition_run_routes.definition_run_router("rule", "/rules", "rule"))
 api_router.include_router(definition_run_routes.definition_run_router("workflow", "/workflows", "workflow"))
 api_router.include_router(report_run_routes.router)
