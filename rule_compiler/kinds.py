@@ -40,11 +40,13 @@ from rule_compiler.validation.kind_checks import (
     check_rule_kind,
 )
 from rule_compiler.validation.partial import Parts
+from rule_compiler.validation.starts import raw_actions, started_by
 
 RULE = "rule"
 REPORT = "report"
 CONDITION_TEMPLATE = "condition_template"
 NOTIFICATION_TEMPLATE = "notification_template"
+WORKFLOW = "workflow"
 
 #: A stored definition another one names: (kind, name).
 Ref = tuple[str, str]
@@ -105,12 +107,14 @@ def _lower_report(validated: Validated, catalog: Catalog | None) -> DagSpec:
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
     refs = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
     refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(data)}
-    actions = data.get("actions")
-    for action in actions if isinstance(actions, list) else []:
-        report = action.get("report") if isinstance(action, dict) else None
-        if action.get("type") == "generate_report" and isinstance(report, str):
-            refs.add((REPORT, report))
-    return refs
+    return refs | started_uses(data)
+
+
+def started_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """The stored definitions a raw rule's or workflow's actions start (``nodes[i].action`` in a
+    workflow): ``(report, NAME)`` of each ``generate_report``, ``(workflow, NAME)`` of each
+    ``trigger_workflow``."""
+    return started_by(raw_actions(data))
 
 
 def _condition_template_uses(data: Mapping[str, Any]) -> set[Ref]:
@@ -153,7 +157,7 @@ KINDS: Mapping[str, Kind] = {
             RuleDefinition,
             check_rule_kind,
             _lower_rule,
-            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
             _rule_uses,
             _rule_summary,
             salvage=True,
