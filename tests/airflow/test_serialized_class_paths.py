@@ -70,8 +70,8 @@ TRIGGER_EXAMPLES: dict[str, Callable[[], Any]] = {
         connection="app_db", table="orders", events=["updated"], fields=["status"]
     ),
 }
-#: Registry classes no example reaches: the actions starting stored definitions need their targets
-#: stored first (their own dag.test runs: tests/airflow/test_start_action_runs.py).
+#: Registry classes no example reaches: trigger_workflow needs its target workflow stored first (its
+#: dag.test run: tests/airflow/test_start_action_runs.py); generate_report is refused until it runs.
 NOT_YET_AUTHORABLE = {
     "rule_engine.operators.trigger_workflow.TriggerWorkflowOperator",
     "rule_engine.operators.actions.NotYetSupportedOperator",

@@ -1,6 +1,6 @@
 """Real `dag.test()` runs on Postgres (rule store and application database) of rules whose actions start
 stored definitions: ``trigger_workflow`` starts one child run per occurrence however often the run is
-repeated, and ``generate_report`` delivers the report once per occurrence.
+repeated.
 
 The child workflow DAG is a hand-written manual DAG with the id a stored workflow gets
 (``workflow__acme__follow-up``), written into Airflow's metadata database here: the workflow kind is
@@ -25,7 +25,6 @@ from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 RULE = ROOT / "include" / "rules" / "flag-big-paid-orders.yaml"
-REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
 CHILD = "workflow__acme__follow-up"
 #: A stored manual workflow's source, as the registration checks read it.
 FOLLOW_UP = {
