@@ -43,6 +43,7 @@ from rule_compiler.validation.kind_checks import (
     check_rule_kind,
 )
 from rule_compiler.validation.partial import Parts
+from rule_compiler.validation.starts import raw_actions, started_by
 from rule_compiler.validation.workflow_checks import check_workflow_kind
 
 RULE = "rule"
@@ -139,12 +140,14 @@ def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
     refs = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
     refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(data)}
-    actions = data.get("actions")
-    for action in actions if isinstance(actions, list) else []:
-        report = action.get("report") if isinstance(action, dict) else None
-        if action.get("type") == "generate_report" and isinstance(report, str):
-            refs.add((REPORT, report))
-    return refs
+    return refs | started_uses(data)
+
+
+def started_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """The stored definitions a raw rule's or workflow's actions start (``nodes[i].action`` in a
+    workflow): ``(report, NAME)`` of each ``generate_report``, ``(workflow, NAME)`` of each
+    ``trigger_workflow``."""
+    return started_by(raw_actions(data))
 
 
 def _condition_template_uses(data: Mapping[str, Any]) -> set[Ref]:
@@ -183,7 +186,7 @@ KINDS: Mapping[str, Kind] = {
             RuleDefinition,
             check_rule_kind,
             _lower_rule,
-            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
             _rule_uses,
             _rule_summary,
             salvage=True,
@@ -207,7 +210,7 @@ KINDS: Mapping[str, Kind] = {
             WorkflowDefinition,
             check_workflow_kind,
             _lower_workflow,
-            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT),
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
             _workflow_uses,
             _rule_summary,
             salvage=True,

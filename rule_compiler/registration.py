@@ -155,7 +155,7 @@ def context_from_store(
         catalog = None if raw is None else Catalog.model_validate(raw)
     used = {used_kind for used_kind, _ in kind.uses(data)} & set(kind.uses_kinds)
     parsed: dict[str, dict[str, Any]] = {}
-    inlined = {used_kind for used_kind in used if not KINDS[used_kind].has_dag}
+    inlined = {used_kind for used_kind in used if used_kind in KINDS and not KINDS[used_kind].has_dag}
     for used_kind in sorted(inlined):
         model = KINDS[used_kind].model
         parsed[used_kind] = {
@@ -163,8 +163,8 @@ def context_from_store(
             for row in store.definitions_of_kind(organization, used_kind)
         }
         parsed[used_kind].update((overrides or {}).get(used_kind, {}))
-    stored: dict[str, list[str]] = {
-        used_kind: [row.name for row in store.definitions_of_kind(organization, used_kind)]
+    stored: dict[str, dict[str, Any]] = {  # what the actions starting one read: name → source
+        used_kind: {row.name: row.source for row in store.definitions_of_kind(organization, used_kind)}
         for used_kind in sorted(used - inlined)
     }
     return CheckContext(

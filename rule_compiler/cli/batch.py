@@ -65,7 +65,7 @@ class DefinitionSource:
         self._args = args
         documents = list(batch)
         self._batch = _parse(documents)
-        self._batch_names = {(d.get("organization"), d.get("kind"), d.get("name")) for d in documents}
+        self._batch_docs = {(d.get("organization"), d.get("kind"), d.get("name")): d for d in documents}
         folder = getattr(args, "templates", None)
         self._dir = _parse(self._read_folder(folder)) if folder is not None else {}
         self._stored: dict[tuple[str, str], list[StoredDefinition]] = {}
@@ -124,17 +124,19 @@ class DefinitionSource:
         """The notification templates ``organization`` may use (see :meth:`templates`)."""
         return self.templates(organization, NOTIFICATION_TEMPLATE, needed)
 
-    def stored_names(self, organization: Any, kinds: set[str]) -> dict[str, list[str]] | None:
-        """kind → names of ``organization``'s stored and batch definitions of those kinds (None: none
-        asked for, so the store is not read)."""
+    def stored_names(self, organization: Any, kinds: set[str]) -> dict[str, dict[str, Any]] | None:
+        """kind → name → source of ``organization``'s stored and batch definitions of those kinds (a
+        batch's over the stored; None: none asked for, so the store is not read)."""
         if not kinds or not isinstance(organization, str):
             return None
-        names = {}
+        names: dict[str, dict[str, Any]] = {}
         for kind in sorted(kinds):
-            batch = {
-                str(name) for org, k, name in self._batch_names if org == organization and k == kind and name
-            }
-            names[kind] = sorted({row.name for row in self.rows(organization, kind)} | batch)
+            names[kind] = {row.name: row.source for row in self.rows(organization, kind)}
+            names[kind].update(
+                (str(name), doc)
+                for (org, k, name), doc in self._batch_docs.items()
+                if org == organization and k == kind and name
+            )
         return names
 
     def compile(self, data: dict[str, Any], catalogs: Catalogs, *, source: str | None = None) -> Any:

@@ -138,7 +138,7 @@ def _check_organization(store: RuleStore, organization: str, kinds: list[str], r
         if row.kind in TEMPLATE_KINDS and row.name not in parsed[row.kind]
     }
     templates, notifications = parsed[CONDITION_TEMPLATE], parsed[NOTIFICATION_TEMPLATE]
-    names = {kind: sorted(row.name for row in stored if row.kind == kind) for kind in KINDS}
+    names = {kind: {row.name: row.source for row in stored if row.kind == kind} for kind in KINDS}
     stored.sort(key=lambda row: (row.kind not in TEMPLATE_KINDS, row.kind, row.name))
     for row in stored:
         checked = Checked(organization, row.kind, row.name, row.version, row.dag_id, _active(row))
@@ -157,7 +157,7 @@ def _check(
     catalog: Catalog | None,
     templates: Mapping[str, ConditionTemplateDefinition],
     notifications: Mapping[str, NotificationTemplateDefinition],
-    names: Mapping[str, list[str]],
+    names: Mapping[str, Mapping[str, Any]],
 ) -> tuple[list[Issue], list[Issue]]:
     """The problems (and warnings) today's validation finds in a stored definition (``names``: the
     organization's stored definitions by kind, what its actions may start)."""

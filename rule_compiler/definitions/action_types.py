@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Discriminator, Field, JsonValue, Tag
 
-from rule_compiler.definitions.common import ActionId, Identifier, Slug, StrictModel, tag_of
+from rule_compiler.definitions.common import ActionId, Identifier, ReportArguments, Slug, StrictModel, tag_of
 from rule_compiler.definitions.conditions import ConditionNode
 
 #: The channels a notification goes out on (one table: the models, the store's check, the CLI).
@@ -15,6 +15,7 @@ NOTIFICATION_CHANNELS: tuple[str, ...] = get_args(NotificationChannel)
 
 MAX_RETRIES = 10
 MAX_TIMEOUT_SECONDS = 6 * 3_600
+MAX_PAYLOAD_KEYS = 50
 
 
 class ActionBase(StrictModel):
@@ -86,18 +87,21 @@ class CallWebhook(ActionBase):
 
 
 class TriggerWorkflow(ActionBase):
-    """Start a registered workflow with a payload."""
+    """Start a stored workflow of the organization (its trigger must be ``manual``) once per run or
+    event, handing it the matched items' keys and ``payload`` (rendered in our sandbox)."""
 
     type: Literal["trigger_workflow"]
     workflow: Slug
-    payload: dict[str, JsonValue] = Field(default_factory=dict)
+    payload: dict[Identifier, JsonValue] = Field(default_factory=dict, max_length=MAX_PAYLOAD_KEYS)
 
 
 class GenerateReport(ActionBase):
-    """Run a registered report now."""
+    """Run a stored report of the organization now, once per run or event, over the last complete
+    interval of its own schedule; ``parameters`` override the report's declared parameters."""
 
     type: Literal["generate_report"]
     report: Slug
+    parameters: ReportArguments = Field(default_factory=dict)
 
 
 ACTION_TYPES: tuple[str, ...] = (

@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 SLUG_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
@@ -119,6 +127,8 @@ Identifier = Annotated[
     AfterValidator(_check_identifier),
     WithJsonSchema({"type": "string", "pattern": IDENTIFIER_RE.pattern, "maxLength": MAX_NAME_LENGTH}),
 ]
+#: Values for a report's declared parameters, by name (``generate_report``, a workflow's report node).
+ReportArguments = Annotated[dict[Identifier, JsonValue], Field(max_length=50)]
 #: A human title for the UI (``Escalate VIP orders``): one line, surrounding spaces dropped, 1-100 chars.
 Title = Annotated[
     str,

@@ -11,10 +11,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Discriminator, Field, JsonValue, Tag
+from pydantic import Discriminator, Field, Tag
 
 from rule_compiler.definitions.action_steps import ActionStep
-from rule_compiler.definitions.common import Identifier, Slug, StrictModel, Title, is_none, tag_of
+from rule_compiler.definitions.common import (
+    ReportArguments,
+    Slug,
+    StrictModel,
+    Title,
+    is_none,
+    tag_of,
+)
 from rule_compiler.definitions.conditions import ConditionNode
 from rule_compiler.definitions.rule import SCHEMA_VERSION
 from rule_compiler.definitions.trigger_types import Trigger
@@ -88,7 +95,7 @@ class ReportNode(NodeBase):
 
     type: Literal["report"]
     report: Slug
-    parameters: dict[Identifier, JsonValue] = Field(default_factory=dict, max_length=50)
+    parameters: ReportArguments = Field(default_factory=dict)
 
 
 class JoinNode(NodeBase):

@@ -48,3 +48,13 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     return str(value)
+
+
+#: The prefix of a run started by ``trigger_workflow`` (ADR 0010).
+TRIGGERED_RUN_PREFIX = "triggered__"
+
+
+def triggered_run_id(effect_key: str) -> str:
+    """The id of the run a ``trigger_workflow`` effect starts: ``triggered__`` and the first 32 hex
+    characters of its idempotency key, so a retry asks for the same run (ADR 0010)."""
+    return f"{TRIGGERED_RUN_PREFIX}{effect_key[:32]}"

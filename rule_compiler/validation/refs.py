@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 from rule_compiler.catalog import Catalog, Connection, Table
 from rule_compiler.errors import Issue
 
-#: kind (``report``, ``workflow``) → the names of the organization's stored definitions of that kind.
+#: kind (``report``, ``workflow``) → the organization's stored definitions of that kind: their names, or
+#: a mapping name → source as written where the checks read what a target says (a workflow's trigger, a
+#: report's parameters, the workflows a workflow starts).
 StoredNames = Mapping[str, Collection[str]]
 
 
@@ -53,6 +56,19 @@ class CatalogRefs:
             )
         )
         return False
+
+    def stored_source(self, kind: str, name: str, path: str) -> Mapping[str, Any] | Issue:
+        """The stored source of a ``kind`` named ``name`` (known to be stored), or the issue at ``path``
+        saying it was not looked up (only names were): fails closed."""
+        names = self.stored.get(kind, ()) if self.stored is not None else ()
+        source = names.get(name) if isinstance(names, Mapping) else None
+        if isinstance(source, Mapping):
+            return source
+        message = (
+            f"what {kind} '{name}' of organization '{self.organization}' says was not looked up (only its "
+            "name), so this cannot be checked; validate against the rule store"
+        )
+        return Issue(path, message, "reference")
 
     def connection(self, conn_id: str, path: str, issues: list[Issue], kind: str) -> Connection | None:
         if self.catalog is None:

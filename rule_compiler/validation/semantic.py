@@ -34,6 +34,7 @@ from rule_compiler.netpolicy import url_problem
 from rule_compiler.templating import TemplateCheckError, check_template, record_fields, template_strings
 from rule_compiler.validation.partial import WHOLE, Parts
 from rule_compiler.validation.refs import CatalogRefs, StoredNames
+from rule_compiler.validation.starts import check_start
 from rule_compiler.validation.trigger_checks import check_trigger
 
 #: Jinja markup in a ``url``: replaced by a plain word before the static URL check (the send-time
@@ -41,18 +42,6 @@ from rule_compiler.validation.trigger_checks import check_trigger
 _TEMPLATE_MARKUP = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 #: Task ids the compiler uses itself; action ids may not take them.
 RESERVED_ACTION_IDS = frozenset({"evaluate_conditions", "record_outcome", "render_error", "wait_for_data"})
-#: Action types the format accepts that no release can run yet (every run would fail at the action):
-#: refused at registration, at the action's ``type``. The models stay, so the format does not change.
-NOT_YET_RUNNABLE: dict[str, str] = {
-    "trigger_workflow": (
-        "trigger_workflow arrives with workflows and cannot run yet; every run would fail at this "
-        "action, so remove it until workflows are supported"
-    ),
-    "generate_report": (
-        "generate_report arrives with workflows and cannot run yet; every run would fail at this "
-        "action, so remove it: a stored report runs on its own schedule, or from its DAG's Trigger button"
-    ),
-}
 
 
 def check_rule(
@@ -297,21 +286,8 @@ def _check_action(rule: RuleDefinition, index: int, refs: CatalogRefs, row_known
     elif isinstance(action, CallWebhook):
         issues += _check_webhook(action, path, refs)
     elif isinstance(action, TriggerWorkflow | GenerateReport):
-        issues += _check_start(action, path, refs)
-    return issues
-
-
-def _check_start(action: TriggerWorkflow | GenerateReport, path: str, refs: CatalogRefs) -> list[Issue]:
-    """An action starting another stored definition: it must be runnable, and the target must exist."""
-    issues: list[Issue] = []
-    if refusal := NOT_YET_RUNNABLE.get(action.type):
-        issues.append(Issue(f"{path}.type", refusal, "not_supported"))
-        if refs.stored is None:
-            return issues  # the refusal says it all; a target is checked against names looked up
-    if isinstance(action, TriggerWorkflow):
-        refs.stored_definition("workflow", action.workflow, f"{path}.workflow", issues)
-    else:
-        refs.stored_definition("report", action.report, f"{path}.report", issues)
+        issues += check_start(rule, action, path, refs)
+        issues += check_templates(getattr(action, "payload", None), f"{path}.payload")
     return issues
 
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition, Trigger
+from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition, Trigger, TriggerWorkflow
 from rule_compiler.definitions.action_steps import as_action, as_step
 from rule_compiler.definitions.workflow import (
     ActionNode,
@@ -37,6 +37,7 @@ from rule_compiler.validation.kind_checks import CheckContext, Validated, check_
 from rule_compiler.validation.partial import WHOLE, Parts, salvage
 from rule_compiler.validation.refs import CatalogRefs, StoredNames
 from rule_compiler.validation.semantic import check_record_references, check_templates
+from rule_compiler.validation.starts import check_report_parameters, check_trigger_cycle
 from rule_compiler.validation.structural import issues_from_pydantic, raw_value_issues
 from rule_compiler.validation.workflow_graph import check_graph
 
@@ -125,6 +126,9 @@ class _Nodes:
                 return node.model_copy(update={"conditions": rule.conditions})
         elif isinstance(node, ActionNode):
             action = as_action(node.action, node.id)
+            if isinstance(action, TriggerWorkflow):
+                where, refs = f"{path}.action.workflow", self.catalog_refs
+                self.issues += check_trigger_cycle(self.workflow.name, action.workflow, where, refs)
             where_parsed = self.parts.parsed(f"{path}.action.where")
             rule = self._check_as_rule(self.trigger.rule(self.workflow, action, where_parsed), path)
             if rule.actions:
@@ -133,9 +137,12 @@ class _Nodes:
             self._check_delay(node, path)
         elif isinstance(node, ApprovalNode):
             self._check_approval(node, path)
-        elif isinstance(node, ReportNode):
-            self.catalog_refs.stored_definition("report", node.report, f"{path}.report", self.issues)
+        elif isinstance(node, ReportNode) and self._stored("report", node.report, f"{path}.report"):
+            self.issues += check_report_parameters(node.report, node.parameters, path, self.catalog_refs)
         return node
+
+    def _stored(self, kind: str, name: str, path: str) -> bool:
+        return self.catalog_refs.stored_definition(kind, name, path, self.issues)
 
     def _check_as_rule(
         self, shadow: tuple[RuleDefinition, Parts], path: str, *, own_trigger: bool = False

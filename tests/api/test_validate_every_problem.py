@@ -39,14 +39,16 @@ def test_validate_a_report_lists_every_problem_of_every_part(api: Api) -> None:
     )
 
 
-def test_a_rule_generating_a_report_is_refused(api: Api, store: RuleStore) -> None:
+def test_a_rule_generating_a_report_that_is_not_stored_is_refused_at_its_report(
+    api: Api, store: RuleStore
+) -> None:
     action = {"id": "sales", "type": "generate_report", "report": "weekly-sales"}
     body = rule_body(actions=[*rule_body()["actions"], action])
     response = api.as_("ed").post("/rules", json=body)
     assert response.status_code == 422
     # the REST view looks the organization's stored reports up (the kinds table: a rule uses reports)
-    missing, error = response.json()["errors"]
-    assert error["path"] == "actions[1].type" and "cannot run yet" in error["message"]
+    missing, refusal = response.json()["errors"]
+    assert refusal["path"] == "actions[1].type" and "cannot run yet" in refusal["message"]
     assert (
         missing["path"] == "actions[1].report" and "report 'weekly-sales' is not stored" in missing["message"]
     )

@@ -1,5 +1,5 @@
 """Every problem at once: the semantic checks run on the parts of a document that parse (issue 14, 7),
-and actions that cannot run yet are refused at registration (issue 14, 8)."""
+(actions starting stored definitions: tests/compiler/test_start_actions.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from rule_compiler.definitions import RuleDefinition
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.loading import read_definition_file
 from rule_compiler.schedules import MIN_INTERVAL_ENV
-from rule_compiler.validation import semantic, validate_document
+from rule_compiler.validation import validate_document
 from rule_compiler.validation.partial import WHOLE, salvage
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
 
@@ -195,48 +195,3 @@ def test_salvage_maps_paths_back_to_the_document() -> None:
 
 
 # issue 14, 8: actions that cannot run yet
-
-
-def _with(action: dict[str, Any]) -> dict[str, Any]:
-    data = _rule()
-    data["actions"].append({"id": "next", "depends_on": ["annotate"], **action})
-    return data
-
-
-@pytest.mark.parametrize(
-    ("action", "words"),
-    [
-        ({"type": "generate_report", "report": "weekly-sales"}, "generate_report arrives with workflows"),
-        ({"type": "trigger_workflow", "workflow": "onboard"}, "trigger_workflow arrives with workflows"),
-    ],
-)
-def test_actions_that_cannot_run_yet_are_refused_at_their_type(action: dict[str, Any], words: str) -> None:
-    issues = _issues(_with(action))
-    assert [(i.path, i.code) for i in issues] == [("actions[2].type", "not_supported")]
-    assert words in issues[0].message and "cannot run yet" in issues[0].message
-
-
-def test_a_refused_action_also_names_a_missing_target_when_the_names_are_known() -> None:
-    stored = {"report": ["weekly-sales"]}
-    assert _paths(_with({"type": "generate_report", "report": "weekly-sales"}), stored=stored) == [
-        "actions[2].type"
-    ]
-    issues = _issues(_with({"type": "generate_report", "report": "monthly"}), stored=stored)
-    assert [i.path for i in issues] == ["actions[2].report", "actions[2].type"]
-    assert (
-        "report 'monthly' is not stored in organization 'acme' (its reports: weekly-sales)"
-        in issues[0].message
-    )
-
-
-def test_once_runnable_a_target_must_be_stored(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(semantic, "NOT_YET_RUNNABLE", {})
-    report = _with({"type": "generate_report", "report": "weekly-sales"})
-    assert validate_document(report, _catalog(), stored={"report": ["weekly-sales"]}).rule is not None
-    assert _paths(report, stored={"report": ["other"]}) == ["actions[2].report"]
-    unchecked = _issues(report)  # the caller did not look the names up: fail closed
-    assert [i.path for i in unchecked] == ["actions[2].report"] and "cannot be checked" in unchecked[
-        0
-    ].message
-    workflow = _with({"type": "trigger_workflow", "workflow": "onboard"})
-    assert _paths(workflow, stored={"report": ["weekly-sales"]}) == ["actions[2].workflow"]

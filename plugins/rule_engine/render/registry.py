@@ -19,7 +19,7 @@ OPERATOR_PATHS: dict[str, tuple[str, str]] = {
     "delete_record": ("records", "RecordActionOperator"),
     "send_notification": ("notify", "NotificationOperator"),
     "call_webhook": ("webhooks", "WebhookOperator"),
-    "trigger_workflow": ("actions", "NotYetSupportedOperator"),
+    "trigger_workflow": ("trigger_workflow", "TriggerWorkflowOperator"),
     "generate_report": ("actions", "NotYetSupportedOperator"),
     "record_outcome": ("outcome", "RecordOutcomeOperator"),
     "report_queries": ("reports", "ReportQueriesOperator"),
