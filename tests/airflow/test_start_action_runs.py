@@ -2,9 +2,9 @@
 stored definitions: ``trigger_workflow`` starts one child run per occurrence however often the run is
 repeated.
 
-The child workflow DAG is a hand-written manual DAG with the id a stored workflow gets
-(``workflow__acme__follow-up``), written into Airflow's metadata database here: the workflow kind is
-built in parallel, and what is tested is the starting, not the child's own tasks.
+The child is a stored manual workflow over ``orders``; its DAG (built by the loader from the store) is
+written into Airflow's metadata database as the DAG processor would. The child's run, tested with the
+conf its parent handed over, acts on exactly the rows whose keys it was handed.
 """
 
 from __future__ import annotations
@@ -26,12 +26,29 @@ from tests.conftest import ROOT
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 RULE = ROOT / "include" / "rules" / "flag-big-paid-orders.yaml"
 CHILD = "workflow__acme__follow-up"
-#: A stored manual workflow's source, as the registration checks read it.
+#: A manual workflow over orders: it notes each order it is handed.
 FOLLOW_UP = {
     "kind": "workflow",
     "name": "follow-up",
     "organization": "acme",
-    "nodes": [{"id": "start", "type": "trigger", "trigger": {"type": "manual"}}],
+    "nodes": [
+        {
+            "id": "start",
+            "type": "trigger",
+            "trigger": {"type": "manual", "target": {"connection": "app_db", "table": "orders"}},
+        },
+        {
+            "id": "note-it",
+            "type": "action",
+            "action": {
+                "type": "update_record",
+                "connection": "app_db",
+                "table": "orders",
+                "values": {"note": "followed up"},
+            },
+        },
+    ],
+    "connections": [{"from": "start", "to": "note-it"}],
 }
 LOGICAL = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
@@ -47,23 +64,22 @@ def _register(store: RuleStore, data: dict[str, Any], stored: dict[str, Any]) ->
     return str(compiled.dag_id)
 
 
-def _write_child_dag() -> None:
-    """The child workflow's DAG in Airflow's metadata database, as the DAG processor would write it."""
+def _write_child_dag() -> Any:
+    """The child workflow's DAG (the loader's) in Airflow's metadata database, as the DAG processor
+    would write it; the DAG itself."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.providers.standard.operators.empty import EmptyOperator
-    from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
-    with DAG(dag_id=CHILD, schedule=None, start_date=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)) as child:
-        EmptyOperator(task_id="start")
+    child = dagbag().dags[CHILD]
     with create_session() as session:
         update_dag_parsing_results_in_db(
             "dags-folder", None, [LazyDeserializedDAG.from_dag(child)], {}, None, set(), session=session
         )
+    return child
 
 
 def _child_runs() -> list[Any]:
@@ -73,6 +89,11 @@ def _child_runs() -> list[Any]:
     with create_session() as session:
         runs = session.scalars(sa.select(DagRun).where(DagRun.dag_id == CHILD)).all()
         return [(run.run_id, dict(run.conf or {}), str(run.run_type)) for run in runs]
+
+
+def _order_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM orders")).scalar_one())
 
 
 def _big_paid_orders(engine: sa.Engine) -> list[list[int]]:
@@ -87,8 +108,9 @@ def test_trigger_workflow_run_twice_for_one_occurrence_starts_one_child(
     pg_store: RuleStore, pg_app_db: sa.Engine
 ) -> None:
     action = {"type": "trigger_workflow", "workflow": "follow-up", "payload": {"by": "{{ rule.id }}"}}
+    _register(pg_store, FOLLOW_UP, {})
     dag_id = _register(pg_store, _rule("start-follow-up", action), {"workflow": {"follow-up": FOLLOW_UP}})
-    _write_child_dag()
+    child = _write_child_dag()
     dag = dagbag().dags[dag_id]
 
     first = dag.test(logical_date=LOGICAL, run_after=LOGICAL)
@@ -115,3 +137,11 @@ def test_trigger_workflow_run_twice_for_one_occurrence_starts_one_child(
     assert result.status == "success"
     assert result.output is not None
     assert (result.output["started"], result.output["already_started"]) == (0, 1)  # the second run's
+
+    # The child, run with what it was handed, acts on exactly those orders.
+    child_run = child.test(run_conf=conf)
+    assert str(child_run.state) == "success"
+    with pg_app_db.connect() as conn:
+        noted = conn.execute(sa.text("SELECT id FROM orders WHERE note = 'followed up' ORDER BY id"))
+        assert [[int(row[0])] for row in noted] == expected
+    assert len(expected) < _order_count(pg_app_db)

@@ -70,6 +70,9 @@ class EvaluateConditionsOperator(RuleTaskOperator):
                 context, trigger, source, compiled, now, verdicts=verdicts, earlier=earlier
             )
             matched = [event["key"] for event in events]
+        elif source is not None and (handed := _handed_keys(trigger, context)) is not None:
+            events = []
+            matched, trace = self._evaluate_handed(source, handed, compiled, now, verdicts)
         elif source is None:
             events = []
             matched = [None]
@@ -175,6 +178,37 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             "selected_in": "sql",
         }
 
+    def _evaluate_handed(
+        self,
+        source: Mapping[str, Any],
+        handed: list[Any],
+        compiled: Any,
+        now: Any,
+        verdicts: VerdictLog,
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The rows a ``trigger_workflow`` handed over (their keys in the run's conf), those of them the
+        target still holds, through the conditions; a key of no row is counted, not an error."""
+        pk = list(source["primary_key"])
+        matched: list[Any] = []
+        traced: list[dict[str, Any]] = []
+        with AppDatabaseHook(source["connection"]).engine.connect() as conn:
+            rows = list(iter_rows(conn, source, handed[: max_matches()]))
+        for row in rows:
+            explained = compiled.explain(row, now=now)
+            if len(traced) < MAX_TRACED_ROWS:
+                traced.append({"key": row_key(row, pk), **explained})
+                _log_row(verdicts, row_key(row, pk), explained, compiled=compiled, row=row, now=now)
+            if explained["matched"]:
+                matched.append(key_values(row, pk))
+                verdicts.matched(canonical_json(matched[-1]))
+        return matched, {
+            "evaluated": len(rows),
+            "matched": len(matched),
+            "rows": traced,
+            "handed_keys": len(handed),
+            "selected_in": "handed keys",
+        }
+
     def _evaluate_in_python(
         self,
         conn: sa.Connection,
@@ -226,6 +260,15 @@ def _event_payloads(context: Mapping[str, Any]) -> list[Any]:
         for asset_event in asset_events:
             payloads.append((asset_event.extra or {}).get("payload"))
     return payloads
+
+
+def _handed_keys(trigger: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any] | None:
+    """The row keys a ``trigger_workflow`` handed a manual run (``conf["keys"]``: each a list of primary
+    key values); None when the run was not started so (it then takes its target's rows)."""
+    keys = _conf(context).get("keys") if trigger.get("type") == "manual" else None
+    if not isinstance(keys, list):
+        return None
+    return [key for key in keys if isinstance(key, list) and key]
 
 
 def _conf(context: Mapping[str, Any]) -> dict[str, Any]:
