@@ -85,9 +85,7 @@ class NotificationOperator(ActionOperator):
         if not recipients:
             tally.counts["no_recipient"] += 1
             return
-        effect = idempotency_key(
-            self.rule_id, occurrence, self.task_id, key_text, kind=self.definition_kind
-        )
+        effect = idempotency_key(self.rule_id, occurrence, self.task_id, key_text, kind=self.definition_kind)
         message = {**rendered.as_dict(), "message_key": effect, "connection": self._connection(channel)}
         for number, recipient in enumerate(recipients, start=1):
             notice = Notice(self._delivery(occurrence, key_text, channel, recipient), message)
