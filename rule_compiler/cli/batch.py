@@ -142,13 +142,22 @@ class DefinitionSource:
         organization = data.get("organization")
         kind = KINDS.get(str(data.get("kind")))
         uses = kind.uses(data) if kind is not None else set()
-        needed = {used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS}
+        needed: dict[str, set[str] | None] = {
+            used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS
+        }
+        definition_templates: dict[str, Any] = {}
+        if kind is not None and kind.template is not None and (kind.template, data.get("use")) in uses:
+            # built from a template: its body may name anything this kind may use
+            needed = dict.fromkeys(TEMPLATE_KINDS)
+            uses |= {(k, "") for k in kind.uses_kinds}
+            definition_templates[kind.template] = self.templates(organization, kind.template)
         return compile_document(
             data,
             catalogs.for_org(organization) if kind is not None and kind.catalog else None,
             templates=self.for_org(organization, needed[CONDITION_TEMPLATE]),
             notification_templates=self.notifications_for_org(organization, needed[NOTIFICATION_TEMPLATE]),
             stored=self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
+            definition_templates=definition_templates,
             source=source,
         )
 

@@ -15,7 +15,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, REPORT, RULE, Kind
+from rule_compiler.kinds import (
+    CONDITION_TEMPLATE,
+    KINDS,
+    NOTIFICATION_TEMPLATE,
+    REPORT,
+    RULE,
+    RULE_TEMPLATE,
+    WORKFLOW_TEMPLATE,
+    Kind,
+)
 from rule_engine.api.schemas import (
     RuleCreate,
     RulePublic,
@@ -23,6 +32,17 @@ from rule_engine.api.schemas import (
     RuleUpdate,
     RuleWritten,
     ValidationResult,
+)
+from rule_engine.api.schemas_definition_templates import (
+    DefinitionTemplateSummary,
+    RuleTemplateCreate,
+    RuleTemplatePublic,
+    RuleTemplateUpdate,
+    RuleTemplateWritten,
+    WorkflowTemplateCreate,
+    WorkflowTemplatePublic,
+    WorkflowTemplateUpdate,
+    WorkflowTemplateWritten,
 )
 from rule_engine.api.schemas_reports import (
     ReportCreate,
@@ -130,6 +150,28 @@ API_KINDS: tuple[ApiKind, ...] = (
         ReportWritten,
         ValidationResult,
         filters=("active",),
+    ),
+    ApiKind(
+        RULE_TEMPLATE,
+        "/rule-templates",
+        "rule_template",
+        RuleTemplateCreate,
+        RuleTemplateUpdate,
+        DefinitionTemplateSummary,
+        RuleTemplatePublic,
+        RuleTemplateWritten,
+        TemplateValidationResult,
+    ),
+    ApiKind(
+        WORKFLOW_TEMPLATE,
+        "/workflow-templates",
+        "workflow_template",
+        WorkflowTemplateCreate,
+        WorkflowTemplateUpdate,
+        DefinitionTemplateSummary,
+        WorkflowTemplatePublic,
+        WorkflowTemplateWritten,
+        TemplateValidationResult,
     ),
 )
 API_KIND_OF: dict[str, ApiKind] = {row.kind: row for row in API_KINDS}

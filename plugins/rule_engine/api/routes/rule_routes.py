@@ -64,10 +64,10 @@ def next_rule_runs(
     count: Annotated[int, Query(ge=1, le=ops.MAX_NEXT_RUNS)] = 5,
 ) -> NextRuns:
     """When a scheduled (or data) rule runs next, in its time zone."""
-    stored = _current(store, principal.organization, name)
-    schedule = ops.schedule_of(stored.source)
+    source = ops.expanded_source(store, _current(store, principal.organization, name))
+    schedule = ops.schedule_of(source)
     if schedule is None:
-        kind = ops.trigger_type(stored.source)
+        kind = ops.trigger_type(source)
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"rule '{name}' has a {kind} trigger: it has no schedule"
         )
@@ -88,7 +88,7 @@ def trigger_rule(
     stored = _current(store, principal.organization, name)
     refuse_inactive(stored, "/rules")
     trigger = body or TriggerRequest()
-    conf = airflow_runs.run_conf(ops.trigger_type(stored.source), trigger.payload)
+    conf = airflow_runs.run_conf(ops.trigger_type(ops.expanded_source(store, stored)), trigger.payload)
     started = start_audited_run(
         store=store,
         principal=principal,
