@@ -64,6 +64,14 @@ class Expansion:
 
 def expand_use(data: Mapping[str, Any], template_kind: str, templates: Templates) -> Expansion:
     """Expand a document with ``use``; RuleValidationError at ``use``/``with…`` when it cannot be."""
+    allowed = {field.alias or name for name, field in TemplateUse.model_fields.items()}
+    if extra := sorted(str(key) for key in data if key not in allowed):
+        takes = ", ".join(sorted(allowed - {"schema_version", "kind"}))
+        raise RuleValidationError([
+            Issue(key, f"a {data.get('kind')} built from a template (`use`) takes only {takes}: put "
+                  f"'{key}' in the template's body, or leave out `use`", "unknown_key")
+            for key in extra
+        ])  # fmt: skip
     try:
         use = TemplateUse.model_validate(data)
     except ValidationError as exc:
