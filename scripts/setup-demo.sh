@@ -90,7 +90,7 @@ fi
 # Example definitions: condition templates, rules (some use the templates), and reports when the
 # folder exists. One `apply` stores the templates first, so the rules can `use` them.
 examples=()
-for dir in include/templates include/rules include/rules-using-templates include/reports; do
+for dir in include/templates include/rule-templates include/rules include/rules-using-templates include/reports; do
     if [ -d "$dir" ] && [ -n "$(find "$dir" -name '*.y*ml' -print -quit)" ]; then
         examples+=("$dir/")
     fi

@@ -64,7 +64,7 @@ CONTRACT_EXAMPLES: list[tuple[str, set[Ref]]] = [
     ("templates/big-order.yaml", set()),
     ("templates/vip-order.yaml", set()),
     ("rule-templates/notify-on-status.yaml", set()),
-    ("rules-using-templates/prioritise-paid-orders.yaml", {("rule_template", "notify-on-status")}),
+    ("rules-using-templates/deprioritise-shipped-orders.yaml", {("rule_template", "notify-on-status")}),
     ("templates/follow-up-status.yaml", set()),
 ]
 ACTOR = "kinds-contract"

@@ -142,15 +142,14 @@ class DefinitionSource:
         organization = data.get("organization")
         kind = KINDS.get(str(data.get("kind")))
         uses = kind.uses(data) if kind is not None else set()
-        needed: dict[str, set[str] | None] = {
-            used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS
-        }
         definition_templates: dict[str, Any] = {}
         if kind is not None and kind.template is not None and (kind.template, data.get("use")) in uses:
-            # built from a template: its body may name anything this kind may use
-            needed = dict.fromkeys(TEMPLATE_KINDS)
-            uses |= {(k, "") for k in kind.uses_kinds}
-            definition_templates[kind.template] = self.templates(organization, kind.template)
+            # built from a template: it also uses what the template's body names
+            found = self.templates(organization, kind.template, {str(data["use"])})
+            definition_templates[kind.template] = found
+            if (template := found.get(str(data["use"]))) is not None:
+                uses |= KINDS[kind.template].uses(template.model_dump(mode="json", by_alias=True))
+        needed = {used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS}
         return compile_document(
             data,
             catalogs.for_org(organization) if kind is not None and kind.catalog else None,

@@ -18,7 +18,7 @@ EXAMPLES = {
     RULE_TEMPLATES: ROOT / "include" / "rule-templates" / "notify-on-status.yaml",
     WORKFLOW_TEMPLATES: ROOT / "include" / "templates" / "follow-up-status.yaml",
 }
-USING = ROOT / "include" / "rules-using-templates" / "prioritise-paid-orders.yaml"
+USING = ROOT / "include" / "rules-using-templates" / "deprioritise-shipped-orders.yaml"
 
 
 def _body(path: Any, **changes: Any) -> dict[str, Any]:
@@ -79,22 +79,22 @@ def test_a_rule_using_a_template_is_listed_and_recompiled_with_it(api: Api, stor
     assert rule.json()["definition"]["use"] == "notify-on-status"  # stored as written
     assert rule.json()["trigger_type"] == "event"  # from the expanded rule
     listed = ed.get("/rules", params={"trigger_type": "event"}).json()["items"]
-    assert [(r["name"], r["trigger_type"]) for r in listed] == [("prioritise-paid-orders", "event")]
+    assert [(r["name"], r["trigger_type"]) for r in listed] == [("deprioritise-shipped-orders", "event")]
     used = ed.get(f"{RULE_TEMPLATES}/notify-on-status").json()
-    assert used["used_by"]["rules"] == ["prioritise-paid-orders"]
-    before = _spec(store, "prioritise-paid-orders")
+    assert used["used_by"]["rules"] == ["deprioritise-shipped-orders"]
+    before = _spec(store, "deprioritise-shipped-orders")
 
     # a change its rule still fits: the rule is recompiled in the same write
     changed_body = _body(EXAMPLES[RULE_TEMPLATES])
     changed_body["body"]["actions"][0]["values"]["note"] = "changed by the template"
     preview = ed.post(f"{RULE_TEMPLATES}/validate", json=changed_body)
-    assert preview.json()["recompiles"] == ["prioritise-paid-orders"]
+    assert preview.json()["recompiles"] == ["deprioritise-shipped-orders"]
     changed = ed.put(
         f"{RULE_TEMPLATES}/notify-on-status", json=changed_body, headers={"If-Match": used["etag"]}
     )
     assert changed.status_code == 200, changed.text
-    assert [r["name"] for r in changed.json()["recompiled"]] == ["prioritise-paid-orders"]
-    after = _spec(store, "prioritise-paid-orders")
+    assert [r["name"] for r in changed.json()["recompiled"]] == ["deprioritise-shipped-orders"]
+    after = _spec(store, "deprioritise-shipped-orders")
     assert after.version == before.version + 1 and after.source == before.source
     assert "changed by the template" in after.spec_json and "changed by the template" not in before.spec_json
 
@@ -105,7 +105,7 @@ def test_a_rule_using_a_template_is_listed_and_recompiled_with_it(api: Api, stor
         f"{RULE_TEMPLATES}/notify-on-status", json=broken_body, headers={"If-Match": changed.headers["ETag"]}
     )
     assert refused.status_code == 409, refused.text
-    assert _spec(store, "prioritise-paid-orders").version == after.version
+    assert _spec(store, "deprioritise-shipped-orders").version == after.version
     # in use: not deleted
     gone = ed.delete(f"{RULE_TEMPLATES}/notify-on-status", headers={"If-Match": changed.headers["ETag"]})
-    assert gone.status_code == 409 and "prioritise-paid-orders" in gone.text
+    assert gone.status_code == 409 and "deprioritise-shipped-orders" in gone.text

@@ -21,7 +21,7 @@ from rule_compiler.validation.workflow_checks import validate_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
 RULE_TEMPLATE_FILE = ROOT / "include" / "rule-templates" / "notify-on-status.yaml"
-USING_FILE = ROOT / "include" / "rules-using-templates" / "prioritise-paid-orders.yaml"
+USING_FILE = ROOT / "include" / "rules-using-templates" / "deprioritise-shipped-orders.yaml"
 WORKFLOW_TEMPLATE_FILE = ROOT / "include" / "templates" / "follow-up-status.yaml"
 
 
@@ -54,16 +54,16 @@ def test_a_rule_from_a_template_compiles_to_the_hand_written_rules_spec() -> Non
     compiled = _compile(_using())
     hand_written = {
         "kind": "rule",
-        "name": "prioritise-paid-orders",
+        "name": "deprioritise-shipped-orders",
         "organization": "acme",
         "description": _using()["description"],
         "owner": "sales-ops",
         "trigger": {"type": "event", "connection": "app_db", "table": "orders", "events": ["updated"],
                     "fields": ["status"]},
-        "conditions": {"all": [{"field": "status", "operator": "changed_to", "value": "paid"},
+        "conditions": {"all": [{"field": "status", "operator": "changed_to", "value": "shipped"},
                                {"field": "total", "operator": "gte", "value": 500}]},
         "actions": [{"id": "prioritise", "type": "update_record", "connection": "app_db", "table": "orders",
-                     "values": {"priority": "urgent",
+                     "values": {"priority": "low",
                                 "note": "{{ old.status }} -> {{ record.status }} (rule {{ rule.id }})"}}],
     }  # fmt: skip
     expected = compile_document(hand_written, _catalog())
@@ -72,7 +72,7 @@ def test_a_rule_from_a_template_compiles_to_the_hand_written_rules_spec() -> Non
     # stored as written (use/with kept), listed from the expanded rule
     write = compiled.write("t")
     assert write.source["use"] == "notify-on-status" and "trigger" not in write.source
-    assert write.source["with"] == {"status": "paid", "min_total": 500, "priority": "urgent"}
+    assert write.source["with"] == {"status": "shipped", "min_total": 500, "priority": "low"}
     assert write.expanded is not None and write.expanded["trigger"]["type"] == "event"
     assert KINDS["rule"].uses(write.source) == {(RULE_TEMPLATE, "notify-on-status")}
 
