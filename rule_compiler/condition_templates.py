@@ -60,6 +60,7 @@ __all__ = [
     "expanded_leaves",
     "expansion_issues",
     "is_param_ref",
+    "parameter_values",
     "relocate",
     "type_problem",
     "used_templates",
@@ -285,51 +286,68 @@ class _Expander:
     def _parameters(
         self, template: ConditionTemplateDefinition, given: dict[str, Any], path: str
     ) -> dict[str, Any] | None:
-        issues: list[Issue] = []
-        declared = template.parameters
-        for name in given:
-            if name not in declared:
-                issues.append(
-                    Issue(
-                        f"{path}.{name}",
-                        f"template '{template.name}' has no parameter '{name}' "
-                        f"(its parameters: {', '.join(declared) or 'none'})",
-                        "unknown_parameter",
-                    )
-                )
-        values: dict[str, Any] = {}
-        missing = [n for n, spec in declared.items() if n not in given and spec.default is None]
-        if missing:
-            names = ", ".join(f"'{n}'" for n in missing)
-            needs = ", ".join(f"{n} ({s.type})" for n, s in declared.items() if s.default is None)
+        values, issues = parameter_values(
+            template.name, template.parameters, given, path, keep_params=self.keep_params
+        )
+        self.issues += issues
+        return values
+
+
+def parameter_values(
+    template: str,
+    declared: Mapping[str, ParameterSpec],
+    given: Mapping[str, Any],
+    path: str,
+    *,
+    keep_params: bool = False,
+) -> tuple[dict[str, Any] | None, list[Issue]]:
+    """The values of a template's parameters from ``given`` (else their defaults), or None with the
+    problems: unknown at ``<path>.<name>``, missing at ``path``, the wrong type at ``<path>.<name>``.
+
+    ``keep_params``: a ``{param: x}`` value is allowed (a template using another inside its own body).
+    Shared by every kind of template (condition, rule and workflow templates).
+    """
+    issues: list[Issue] = []
+    for name in given:
+        if name not in declared:
             issues.append(
                 Issue(
-                    path,
-                    f"missing parameter{'s' if len(missing) > 1 else ''} {names} "
-                    f"(template '{template.name}' needs: {needs})",
-                    "missing",
+                    f"{path}.{name}",
+                    f"template '{template}' has no parameter '{name}' "
+                    f"(its parameters: {', '.join(declared) or 'none'})",
+                    "unknown_parameter",
                 )
             )
-        for name, spec in declared.items():
-            if name in given:
-                problem = self._value_problem(spec, given[name])
-                if problem:
-                    message = (
-                        problem
-                        if problem == PARAM_ONLY_IN_TEMPLATES
-                        else (f"parameter '{name}' ({spec.type}) {problem}")
-                    )
-                    issues.append(Issue(f"{path}.{name}", message, "parameter"))
-                values[name] = given[name]
-            elif spec.default is not None:
-                values[name] = spec.default
-        self.issues += issues
-        return None if issues else values
-
-    def _value_problem(self, spec: ParameterSpec, value: Any) -> str | None:
-        if is_param_ref(value):
-            return None if self.keep_params else PARAM_ONLY_IN_TEMPLATES
-        return type_problem(spec.type, value)
+    values: dict[str, Any] = {}
+    missing = [n for n, spec in declared.items() if n not in given and spec.default is None]
+    if missing:
+        names = ", ".join(f"'{n}'" for n in missing)
+        needs = ", ".join(f"{n} ({s.type})" for n, s in declared.items() if s.default is None)
+        issues.append(
+            Issue(
+                path,
+                f"missing parameter{'s' if len(missing) > 1 else ''} {names} "
+                f"(template '{template}' needs: {needs})",
+                "missing",
+            )
+        )
+    for name, spec in declared.items():
+        if name in given:
+            if is_param_ref(given[name]):
+                problem = None if keep_params else PARAM_ONLY_IN_TEMPLATES
+            else:
+                problem = type_problem(spec.type, given[name])
+            if problem:
+                message = (
+                    problem
+                    if problem == PARAM_ONLY_IN_TEMPLATES
+                    else f"parameter '{name}' ({spec.type}) {problem}"
+                )
+                issues.append(Issue(f"{path}.{name}", message, "parameter"))
+            values[name] = given[name]
+        elif spec.default is not None:
+            values[name] = spec.default
+    return (None if issues else values), issues
 
 
 def _param_value(value: Any, params: dict[str, Any]) -> Any:

@@ -28,6 +28,7 @@ from rule_compiler.definitions import (
     NotificationTemplateDefinition,
     RuleDefinition,
 )
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition, WorkflowTemplateDefinition
 from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue, RuleValidationError
@@ -41,6 +42,8 @@ from rule_compiler.validation.kind_checks import (
     check_notification_template_kind,
     check_report_kind,
     check_rule_kind,
+    check_rule_template_kind,
+    check_workflow_template_kind,
 )
 from rule_compiler.validation.partial import Parts
 from rule_compiler.validation.starts import raw_actions, started_by
@@ -51,6 +54,8 @@ REPORT = "report"
 CONDITION_TEMPLATE = "condition_template"
 NOTIFICATION_TEMPLATE = "notification_template"
 WORKFLOW = "workflow"
+RULE_TEMPLATE = "rule_template"
+WORKFLOW_TEMPLATE = "workflow_template"
 
 #: A stored definition another one names: (kind, name).
 Ref = tuple[str, str]
@@ -67,7 +72,9 @@ class Kind:
     fields, from the stored source; ``salvage``: when pydantic refuses some parts, the meaning checks
     still run on the parts that parse; ``catalog``: checked against the organization's catalog;
     ``activatable``: has an active flag (its DAG can be paused); templates are always active;
-    ``uses_kinds``: the kinds ``uses`` may name (where a "used by" search looks).
+    ``uses_kinds``: the kinds ``uses`` may name (where a "used by" search looks); ``template``: the
+    kind of template a document of this kind may be built from (``use: NAME``, ``with: {...}``: expanded
+    before it is checked, :mod:`rule_compiler.validation.template_use`), or None.
     """
 
     name: str
@@ -80,6 +87,7 @@ class Kind:
     salvage: bool
     catalog: bool
     activatable: bool
+    template: str | None = None
 
     @property
     def has_dag(self) -> bool:
@@ -118,27 +126,15 @@ def _lower_workflow(validated: Validated, catalog: Catalog | None) -> DagSpec:
     )
 
 
-def _nodes(data: Mapping[str, Any]) -> list[dict[str, Any]]:
-    nodes = data.get("nodes")
-    return [node for node in nodes if isinstance(node, dict)] if isinstance(nodes, list) else []
-
-
-def _workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
-    """What a raw workflow names: its condition and action nodes as a rule's parts would, and reports."""
-    nodes = _nodes(data)
-    as_rule = {
-        "conditions": [node.get("conditions") for node in nodes if node.get("type") == "condition"],
-        "actions": [node["action"] for node in nodes if isinstance(node.get("action"), dict)],
-    }
-    refs = _rule_uses(as_rule)
-    refs |= {
-        (REPORT, n["report"]) for n in nodes if n.get("type") == "report" and isinstance(n.get("report"), str)
-    }
-    return refs
+def _template_use(data: Mapping[str, Any], template_kind: str) -> set[Ref]:
+    """The template a document built from one names in ``use``."""
+    use = data.get("use")
+    return {(template_kind, use)} if isinstance(use, str) else set()
 
 
 def _rule_uses(data: Mapping[str, Any]) -> set[Ref]:
-    refs = {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
+    refs = _template_use(data, RULE_TEMPLATE)
+    refs |= {(CONDITION_TEMPLATE, name) for name in raw_template_uses(data)}
     refs |= {(NOTIFICATION_TEMPLATE, name) for name in raw_notification_uses(data)}
     return refs | started_uses(data)
 
@@ -148,6 +144,36 @@ def started_uses(data: Mapping[str, Any]) -> set[Ref]:
     workflow): ``(report, NAME)`` of each ``generate_report``, ``(workflow, NAME)`` of each
     ``trigger_workflow``."""
     return started_by(raw_actions(data))
+
+
+def _body_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    body = data.get("body")
+    return body if isinstance(body, dict) else {}
+
+
+def _rule_template_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """What a rule template's body names, as a rule's would (its users use it through the template)."""
+    return _rule_uses(_body_of(data))
+
+
+def workflow_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """What a raw workflow names: its template (``use``), and per node the condition templates of its
+    conditions and its action's ``where``, its action's notification template or report, its report."""
+    refs = _template_use(data, WORKFLOW_TEMPLATE)
+    nodes = data.get("nodes")
+    for node in nodes if isinstance(nodes, list) else []:
+        if not isinstance(node, dict):
+            continue
+        action = node.get("action")
+        refs |= _rule_uses({"conditions": node.get("conditions"), "actions": [action] if action else []})
+        if node.get("type") == "report" and isinstance(node.get("report"), str):
+            refs.add((REPORT, node["report"]))
+    return refs
+
+
+def _workflow_template_uses(data: Mapping[str, Any]) -> set[Ref]:
+    """What a workflow template's body names, as a workflow's would."""
+    return workflow_uses(_body_of(data))
 
 
 def _condition_template_uses(data: Mapping[str, Any]) -> set[Ref]:
@@ -186,12 +212,13 @@ KINDS: Mapping[str, Kind] = {
             RuleDefinition,
             check_rule_kind,
             _lower_rule,
-            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW, RULE_TEMPLATE),
             _rule_uses,
             _rule_summary,
             salvage=True,
             catalog=True,
             activatable=True,
+            template=RULE_TEMPLATE,
         ),
         Kind(
             REPORT,
@@ -210,12 +237,13 @@ KINDS: Mapping[str, Kind] = {
             WorkflowDefinition,
             check_workflow_kind,
             _lower_workflow,
-            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
-            _workflow_uses,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW, WORKFLOW_TEMPLATE),
+            workflow_uses,
             _rule_summary,
             salvage=True,
             catalog=True,
             activatable=True,
+            template=WORKFLOW_TEMPLATE,
         ),
         Kind(
             CONDITION_TEMPLATE,
@@ -241,12 +269,44 @@ KINDS: Mapping[str, Kind] = {
             catalog=False,
             activatable=False,
         ),
+        Kind(
+            RULE_TEMPLATE,
+            RuleTemplateDefinition,
+            check_rule_template_kind,
+            None,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
+            _rule_template_uses,
+            _template_summary,
+            salvage=False,
+            catalog=False,
+            activatable=False,
+        ),
+        Kind(
+            WORKFLOW_TEMPLATE,
+            WorkflowTemplateDefinition,
+            check_workflow_template_kind,
+            None,
+            (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW),
+            _workflow_template_uses,
+            _template_summary,
+            salvage=False,
+            catalog=False,
+            activatable=False,
+        ),
     )
 }
 #: Kinds the format reserves; refused with a message saying this release does not support them yet.
-PLANNED_KINDS = ("rule_template", "workflow_template")
+PLANNED_KINDS: tuple[str, ...] = ()
 #: The kinds in the order a batch is checked and applied: what is used before what uses it.
-APPLY_ORDER = (CONDITION_TEMPLATE, NOTIFICATION_TEMPLATE, REPORT, WORKFLOW, RULE)
+APPLY_ORDER = (
+    CONDITION_TEMPLATE,
+    NOTIFICATION_TEMPLATE,
+    REPORT,
+    RULE_TEMPLATE,
+    WORKFLOW_TEMPLATE,
+    WORKFLOW,
+    RULE,
+)
 
 
 def users_of_kind(kind: str) -> tuple[str, ...]:

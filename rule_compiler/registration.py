@@ -29,6 +29,7 @@ from rule_compiler.validation.document import check_document
 from rule_compiler.validation.kind_checks import CheckContext, Definition
 from rule_compiler.validation.paths import DOCUMENT
 from rule_compiler.validation.refs import StoredNames
+from rule_compiler.validation.template_use import Templates
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,22 @@ class CompiledDefinition:
     def dag_id(self) -> str:
         return dag_id_for(self.definition.kind, self.definition.organization, self.definition.name)
 
+    @property
+    def source(self) -> dict[str, Any]:
+        """The definition as stored: as written."""
+        return self.definition.model_dump(mode="json", by_alias=True)
+
+    @property
+    def expanded(self) -> dict[str, Any] | None:
+        """The definition as its template expanded it, when it was written with ``use`` (else None)."""
+        return None
+
     def write(
         self, actor: str, *, active: bool | None = None, restored_from: int | None = None
     ) -> DefinitionWrite:
         """The store write of this version; ``active`` overrides the definition's own flag (a recompiled
         rule keeps its stored state); kinds without an active flag are always active."""
-        source = self.definition.model_dump(mode="json", by_alias=True)
+        source = self.source
         if active is None:
             active = bool(getattr(self.definition, "active", True)) if self.kind.activatable else True
         return DefinitionWrite(
@@ -71,20 +82,31 @@ class CompiledDefinition:
             actor=actor,
             compiler_version=COMPILER_VERSION,
             restored_from=restored_from,
+            expanded=self.expanded,
         )
 
 
 @dataclass(frozen=True)
 class Compiled(CompiledDefinition):
     """A definition with a DAG (a rule or a report) and its compiled spec; ``rule`` is a rule with its
-    templates expanded (None for other kinds)."""
+    templates expanded (None for other kinds); ``written``: the document as written when a rule or
+    workflow template built it (``definition`` is then the expanded one)."""
 
     spec: DagSpec
     rule: RuleDefinition | None
+    written: dict[str, Any] | None = None
 
     @property
     def dag_id(self) -> str:
         return self.spec.dag_id
+
+    @property
+    def source(self) -> dict[str, Any]:
+        return self.written if self.written is not None else super().source
+
+    @property
+    def expanded(self) -> dict[str, Any] | None:
+        return None if self.written is None else self.definition.model_dump(mode="json", by_alias=True)
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,7 @@ def compile_document(
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
     notification_templates: NotificationTemplates | None = None,
     stored: StoredNames | None = None,
+    definition_templates: Mapping[str, Templates] | None = None,
     source: str | None = None,
 ) -> Compiled | CompiledTemplate:
     """Validate (raising ``RuleValidationError`` with every problem) and compile; warnings ride along.
@@ -107,7 +130,9 @@ def compile_document(
     the document's organization; ``stored``: the names of its stored definitions by kind, which
     actions starting one (``generate_report``) are checked against.
     """
-    context = CheckContext(catalog, templates or {}, notification_templates or {}, stored)
+    context = CheckContext(
+        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}
+    )
     return compile_in(data, context, source=source)
 
 
@@ -127,7 +152,13 @@ def compile_in(
     else:
         spec = kind.lower(validated, context.catalog)
         compiled = Compiled(
-            definition, spec.to_json(), spec.spec_hash, validated.warnings, spec, validated.rule
+            definition,
+            spec.to_json(),
+            spec.spec_hash,
+            validated.warnings,
+            spec,
+            validated.rule,
+            validated.written,
         )
     check_spec_size(compiled.spec_json, source=source)
     return compiled
@@ -154,6 +185,8 @@ def context_from_store(
         raw = store.get_catalog(organization)
         catalog = None if raw is None else Catalog.model_validate(raw)
     used = {used_kind for used_kind, _ in kind.uses(data)} & set(kind.uses_kinds)
+    if kind.template in used:  # built from a template: its body may name any kind this one may use
+        used = set(kind.uses_kinds)
     parsed: dict[str, dict[str, Any]] = {}
     inlined = {used_kind for used_kind in used if used_kind in KINDS and not KINDS[used_kind].has_dag}
     for used_kind in sorted(inlined):
@@ -167,8 +200,13 @@ def context_from_store(
         used_kind: {row.name: row.source for row in store.definitions_of_kind(organization, used_kind)}
         for used_kind in sorted(used - inlined)
     }
+    definition_templates = {k: v for k, v in parsed.items() if k == kind.template}
     return CheckContext(
-        catalog, parsed.get(CONDITION_TEMPLATE, {}), parsed.get(NOTIFICATION_TEMPLATE, {}), stored
+        catalog,
+        parsed.get(CONDITION_TEMPLATE, {}),
+        parsed.get(NOTIFICATION_TEMPLATE, {}),
+        stored,
+        definition_templates,
     )
 
 

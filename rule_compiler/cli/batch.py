@@ -144,6 +144,13 @@ class DefinitionSource:
         organization = data.get("organization")
         kind = KINDS.get(str(data.get("kind")))
         uses = kind.uses(data) if kind is not None else set()
+        definition_templates: dict[str, Any] = {}
+        if kind is not None and kind.template is not None and (kind.template, data.get("use")) in uses:
+            # built from a template: it also uses what the template's body names
+            found = self.templates(organization, kind.template, {str(data["use"])})
+            definition_templates[kind.template] = found
+            if (template := found.get(str(data["use"]))) is not None:
+                uses |= KINDS[kind.template].uses(template.model_dump(mode="json", by_alias=True))
         needed = {used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS}
         return compile_document(
             data,
@@ -151,6 +158,7 @@ class DefinitionSource:
             templates=self.for_org(organization, needed[CONDITION_TEMPLATE]),
             notification_templates=self.notifications_for_org(organization, needed[NOTIFICATION_TEMPLATE]),
             stored=self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
+            definition_templates=definition_templates,
             source=source,
         )
 

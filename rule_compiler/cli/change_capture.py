@@ -25,9 +25,12 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.cli.common import CliError, actor_from_args, store_from_args
 from rule_compiler.clock import utcnow
 from rule_compiler.definitions import DataTrigger, RuleDefinition, ScheduleTrigger
-from rule_compiler.errors import DefinitionError, StoreError
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition
+from rule_compiler.errors import DefinitionError, RuleValidationError, StoreError
+from rule_compiler.kinds import RULE_TEMPLATE
 from rule_compiler.loading import read_definition_file
 from rule_compiler.schedules import MAX_PREVIEW, next_runs
+from rule_compiler.validation.template_use import expand_use
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -266,7 +269,23 @@ def _rule(args: argparse.Namespace) -> RuleDefinition:
             raise CliError(str(exc)) from None
     else:
         raise CliError(f"{args.rule}: no such file, and not ORG/NAME of a stored rule")
+    if isinstance(data, dict) and "use" in data:
+        data = _expanded(args, data)
     try:
         return RuleDefinition.model_validate(data)
     except ValueError as exc:
+        raise CliError(f"{args.rule} is not a valid rule: {exc}") from None
+
+
+def _expanded(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """A rule written with ``use``, expanded with its organization's stored rule templates."""
+    organization = str(data.get("organization", ""))
+    try:
+        rows = store_from_args(args).definitions_of_kind(organization, RULE_TEMPLATE)
+    except StoreError as exc:
+        raise CliError(str(exc)) from None
+    templates = {row.name: RuleTemplateDefinition.model_validate(row.source) for row in rows}
+    try:
+        return expand_use(data, RULE_TEMPLATE, templates).document
+    except RuleValidationError as exc:
         raise CliError(f"{args.rule} is not a valid rule: {exc}") from None

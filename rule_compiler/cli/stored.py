@@ -147,7 +147,9 @@ def _check_organization(store: RuleStore, organization: str, kinds: list[str], r
             message = "cannot be checked: the organization's stored catalog is refused (listed below)"
             checked.errors = [Issue("(catalog)", message, "catalog")]
         else:
-            checked.errors, checked.warnings = _check(row, catalog, templates, notifications, names)
+            checked.errors, checked.warnings = _check(
+                row, catalog, templates, notifications, names, parsed=parsed
+            )
             checked.errors += _uses_refused(row, unparsed) if checked.errors else []
         result.definitions.append(checked)
 
@@ -158,9 +160,12 @@ def _check(
     templates: Mapping[str, ConditionTemplateDefinition],
     notifications: Mapping[str, NotificationTemplateDefinition],
     names: Mapping[str, Mapping[str, Any]],
+    *,
+    parsed: Mapping[str, Any],
 ) -> tuple[list[Issue], list[Issue]]:
     """The problems (and warnings) today's validation finds in a stored definition (``names``: the
-    organization's stored definitions by kind, what its actions may start)."""
+    organization's stored definitions by kind, what its actions may start; ``parsed``: its templates
+    of every kind, what ``use`` may name)."""
     source = f"stored {row.kind} {row.organization}/{row.name} v{row.version}"
     try:
         compiled = compile_document(
@@ -169,6 +174,7 @@ def _check(
             templates=templates,
             notification_templates=notifications,
             stored=names,
+            definition_templates=parsed,
             source=source,
         )
     except DefinitionError as exc:

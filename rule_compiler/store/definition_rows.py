@@ -87,7 +87,7 @@ def apply(
     values = {
         "dag_id": dag_id,
         "active": write.active,
-        "trigger_type": trigger_type_of(write.source),
+        "trigger_type": trigger_type_of(write.expanded or write.source),
         "updated_at": now,
         "deleted_at": None,
     }
@@ -244,6 +244,7 @@ def _stored_columns() -> list[Any]:
         v.c.actor,
         d.c.created_at,
         d.c.updated_at,
+        d.c.trigger_type,
     ]
 
 

@@ -18,6 +18,8 @@ class DefinitionWrite:
 
     Built from a compiled definition by :meth:`rule_compiler.registration.CompiledDefinition.write`.
     ``restored_from``: the version this one restores (recorded in the audit row), or None.
+    ``expanded``: a definition written with ``use`` as its template expands it (what its listing
+    fields, such as the trigger type, are read from), or None.
     """
 
     organization: str
@@ -32,6 +34,7 @@ class DefinitionWrite:
     actor: str
     compiler_version: str
     restored_from: int | None = None
+    expanded: dict[str, Any] | None = None
 
     @property
     def label(self) -> str:
@@ -67,6 +70,8 @@ class StoredDefinition:
     actor: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    #: The current version's trigger type, read from the expanded definition (None: the kind has none).
+    trigger_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ is parsed with and the meaning checks it gets.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +21,7 @@ from rule_compiler.validation.kind_checks import CheckContext, Definition, Valid
 from rule_compiler.validation.partial import WHOLE, salvage
 from rule_compiler.validation.refs import StoredNames
 from rule_compiler.validation.structural import issues_from_pydantic, raw_value_issues
+from rule_compiler.validation.template_use import Templates, expand_use
 
 
 def validate_definition(
@@ -29,6 +31,7 @@ def validate_definition(
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
     notification_templates: NotificationTemplates | None = None,
     stored: StoredNames | None = None,
+    definition_templates: Mapping[str, Templates] | None = None,
     source: str | None = None,
 ) -> Definition:
     """Parse and check ``data``; raise :class:`RuleValidationError` listing every problem.
@@ -39,7 +42,9 @@ def validate_definition(
     (see :class:`~rule_compiler.validation.refs.CatalogRefs`). Returns the definition as written;
     :func:`validate_document` also gives the expanded rule.
     """
-    context = CheckContext(catalog, templates or {}, notification_templates or {}, stored)
+    context = CheckContext(
+        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}
+    )
     return check_document(data, context, source=source).definition
 
 
@@ -50,10 +55,13 @@ def validate_document(
     templates: Mapping[str, ConditionTemplateDefinition] | None = None,
     notification_templates: NotificationTemplates | None = None,
     stored: StoredNames | None = None,
+    definition_templates: Mapping[str, Templates] | None = None,
     source: str | None = None,
 ) -> Validated:
     """:func:`validate_definition`, returning the definition as written and the expanded rule."""
-    context = CheckContext(catalog, templates or {}, notification_templates or {}, stored)
+    context = CheckContext(
+        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}
+    )
     return check_document(data, context, source=source)
 
 
@@ -64,7 +72,8 @@ def check_document(data: dict[str, Any], context: CheckContext, *, source: str |
     not finite, nesting beyond the loader's limit), each at its JSON path. When pydantic refuses a
     kind whose row salvages (rules, reports), the meaning checks still run on every part that parses
     (:mod:`.partial`), so a bad cron does not hide a dependency cycle: every problem is reported at
-    once, each once.
+    once, each once. A document with ``use`` of a kind whose row names a ``template`` kind is
+    expanded first (:mod:`.template_use`).
     """
     if raw := raw_value_issues(data):
         raise RuleValidationError(raw, source=source)
@@ -72,6 +81,29 @@ def check_document(data: dict[str, Any], context: CheckContext, *, source: str |
         kind = kind_named(data.get("kind"))
     except RuleValidationError as exc:
         raise RuleValidationError(exc.issues, source=source) from None
+    if kind.template is not None and "use" in data:
+        return _check_template_use(kind, kind.template, data, context, source)
+    return _check_kind(kind, data, context, source)
+
+
+def _check_template_use(
+    kind: Kind, template_kind: str, data: dict[str, Any], context: CheckContext, source: str | None
+) -> Validated:
+    """A document built from a template (the row's ``template`` kind): expanded, then checked like a
+    hand-written one, the problems inside the template's body reported at ``use``."""
+    try:
+        use = expand_use(data, template_kind, context.definition_templates.get(template_kind, {}))
+    except RuleValidationError as exc:
+        raise RuleValidationError(exc.issues, source=source) from None
+    try:
+        validated = _check_kind(kind, use.document, context, source)
+    except RuleValidationError as exc:
+        raise RuleValidationError(use.relocate(list(exc.issues)), source=source) from None
+    warnings = tuple(use.relocate(list(validated.warnings)))
+    return replace(validated, written=use.written, warnings=warnings)
+
+
+def _check_kind(kind: Kind, data: dict[str, Any], context: CheckContext, source: str | None) -> Validated:
     try:
         definition = kind.model.model_validate(data)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ from rule_compiler.definitions import (
     NotificationTemplateDefinition,
     RuleDefinition,
 )
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition, WorkflowTemplateDefinition
 from rule_compiler.definitions.report import ReportDefinition
 from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.errors import Issue
@@ -27,6 +28,7 @@ from rule_compiler.validation.partial import Parts
 from rule_compiler.validation.refs import StoredNames
 from rule_compiler.validation.report_checks import ReportSources, check_report
 from rule_compiler.validation.semantic import check_rule
+from rule_compiler.validation.template_use import Templates, check_definition_template
 from rule_compiler.validation.templates import check_condition_template
 from rule_compiler.validation.trigger_checks import capture_warnings
 
@@ -36,6 +38,8 @@ Definition = (
     | ConditionTemplateDefinition
     | NotificationTemplateDefinition
     | WorkflowDefinition
+    | RuleTemplateDefinition
+    | WorkflowTemplateDefinition
 )
 
 
@@ -44,13 +48,15 @@ class CheckContext:
     """What a definition is checked against, besides itself.
 
     ``templates`` / ``notification_templates``: the organization's condition / notification templates
-    by name; ``stored``: the names of its stored definitions by kind (what actions may start).
+    by name; ``stored``: the names of its stored definitions by kind (what actions may start);
+    ``definition_templates``: template kind → name → rule or workflow template (what ``use`` may name).
     """
 
     catalog: Catalog | None
     templates: Mapping[str, ConditionTemplateDefinition] = field(default_factory=dict)
     notification_templates: NotificationTemplates = field(default_factory=dict)
     stored: StoredNames | None = None
+    definition_templates: Mapping[str, Templates] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,8 @@ class Validated:
     ``None`` for other kinds. ``notification_refs``: action id (a workflow's node id) → the notification
     template it uses. ``warnings``: problems that do not block it (an event rule whose table has no
     change capture). ``report_sources``: a report's SQL and template texts, read from their files.
-    ``workflow``: for a workflow, the workflow to compile, expanded like ``rule``.
+    ``workflow``: for a workflow, the workflow to compile, expanded like ``rule``. ``written``: the
+    document as written when it was built from a rule or workflow template (stored as its source).
     """
 
     definition: Definition
@@ -70,6 +77,7 @@ class Validated:
     warnings: tuple[Issue, ...] = ()
     report_sources: ReportSources | None = None
     workflow: WorkflowDefinition | None = None
+    written: dict[str, Any] | None = None
 
 
 def organization_issues(organization: str, catalog: Catalog | None) -> list[Issue]:
@@ -118,3 +126,19 @@ def check_notification_template_kind(
     """A notification template: every text renders safely in our sandbox."""
     assert isinstance(definition, NotificationTemplateDefinition)  # noqa: S101 - routed by the kinds table
     return notifications.check_notification_template(definition), Validated(definition)
+
+
+def check_rule_template_kind(
+    definition: Any, context: CheckContext, parts: Parts
+) -> tuple[list[Issue], Validated]:
+    """A rule template: its parameters, their placeholders, and its body's structure as a rule's."""
+    assert isinstance(definition, RuleTemplateDefinition)  # noqa: S101 - routed by the kinds table
+    return check_definition_template(definition, RuleDefinition), Validated(definition)
+
+
+def check_workflow_template_kind(
+    definition: Any, context: CheckContext, parts: Parts
+) -> tuple[list[Issue], Validated]:
+    """A workflow template: its parameters, their placeholders, and its body's structure as a workflow's."""
+    assert isinstance(definition, WorkflowTemplateDefinition)  # noqa: S101 - routed by the kinds table
+    return check_definition_template(definition, WorkflowDefinition), Validated(definition)

@@ -21,6 +21,8 @@ COLLECTIONS = {
     "rules",
     "condition-templates",
     "notification-templates",
+    "rule-templates",
+    "workflow-templates",
     "reports",
     "workflows",
     "logs",

@@ -17,6 +17,7 @@ from tests.conftest import DEMO_CATALOG, ROOT
 
 TEMPLATES = ROOT / "include" / "templates"
 TEMPLATED_RULES = ROOT / "include" / "rules-using-templates"
+RULE_TEMPLATES = ROOT / "include" / "rule-templates"
 RULES = ROOT / "include" / "rules"
 RULE = TEMPLATED_RULES / "tell-vip-account-managers.yaml"
 DAG_ID = "rule__acme__tell-vip-account-managers"
@@ -51,10 +52,23 @@ def _params(store: RuleStore, dag_id: str = DAG_ID) -> dict[str, Any]:
 def test_demo_apply_stores_templates_first(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
     """What scripts/setup-demo.sh runs: templates, rules and rules using templates in one apply."""
     capsys.readouterr()
-    assert main(["--store", store_url, "apply", str(TEMPLATES), str(RULES), str(TEMPLATED_RULES)]) == 0
+    assert (
+        main(
+            [
+                "--store",
+                store_url,
+                "apply",
+                str(TEMPLATES),
+                str(RULE_TEMPLATES),
+                str(RULES),
+                str(TEMPLATED_RULES),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.index("notification_template__acme__vip-order v1") < out.index(f"{DAG_ID} v1")
-    assert "9 created" in out
+    assert "12 created" in out
     store = RuleStore(store_url)
     stored = store.get(organization="acme", kind="notification_template", name="vip-order")
     assert stored.dag_id == "notification_template__acme__vip-order"
@@ -105,7 +119,10 @@ def test_changed_template_recompiles_the_rules_that_use_it(
     capsys: pytest.CaptureFixture[str], any_db_url: str, tmp_path: Path
 ) -> None:
     url = _store(any_db_url)
-    assert main(["--store", url, "apply", str(TEMPLATES), str(RULES), str(TEMPLATED_RULES)]) == 0
+    assert (
+        main(["--store", url, "apply", str(TEMPLATES), str(RULE_TEMPLATES), str(RULES), str(TEMPLATED_RULES)])
+        == 0
+    )
     store = RuleStore(url)
     store.set_active(
         organization="acme", kind="rule", name="tell-vip-account-managers", active=False, actor="t"
@@ -137,7 +154,9 @@ def test_changed_template_recompiles_the_rules_that_use_it(
 def test_template_change_that_breaks_a_stored_rule_stores_nothing(
     capsys: pytest.CaptureFixture[str], store_url: str, tmp_path: Path
 ) -> None:
-    assert main(["--store", store_url, "apply", str(TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    assert (
+        main(["--store", store_url, "apply", str(TEMPLATES), str(RULE_TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    )
     capsys.readouterr()
 
     def slack_only(data: dict[str, Any]) -> None:
@@ -156,7 +175,9 @@ def test_template_change_that_breaks_a_stored_rule_stores_nothing(
 def test_bad_field_in_a_changed_template_is_reported_for_the_stored_rule(
     capsys: pytest.CaptureFixture[str], store_url: str, tmp_path: Path
 ) -> None:
-    assert main(["--store", store_url, "apply", str(TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    assert (
+        main(["--store", store_url, "apply", str(TEMPLATES), str(RULE_TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    )
     capsys.readouterr()
 
     def typo(data: dict[str, Any]) -> None:

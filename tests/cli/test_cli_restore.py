@@ -87,6 +87,7 @@ def test_restoring_a_template_recompiles_the_rules_using_it(
     url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     _apply(url, ROOT / "include" / "templates")
+    _apply(url, ROOT / "include" / "rule-templates")
     _apply(url, ROOT / "include" / "rules-using-templates")
     data = yaml.safe_load((ROOT / "include" / "templates" / "big-order.yaml").read_text())
     data["condition"]["all"][1]["operator"] = "gt"  # every rule using it compiles to another spec

@@ -14,6 +14,7 @@ from rule_compiler.store import RuleStore
 from tests.conftest import DEMO_CATALOG, ROOT
 
 TEMPLATES = ROOT / "include" / "templates"
+RULE_TEMPLATES = ROOT / "include" / "rule-templates"
 TEMPLATED_RULES = ROOT / "include" / "rules-using-templates"
 RULES = ROOT / "include" / "rules"
 
@@ -37,36 +38,43 @@ def _template(tmp_path: Path, **changes: object) -> Path:
 
 
 def test_validate_mixed_folder(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
-    assert main(["--store", store_url, "validate", str(TEMPLATED_RULES), str(TEMPLATES)]) == 0
+    assert (
+        main(["--store", store_url, "validate", str(TEMPLATED_RULES), str(TEMPLATES), str(RULE_TEMPLATES)])
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.index("big-order.yaml") < out.index("note-big-vip-orders.yaml")  # templates first
-    assert "4 valid, 0 invalid" in out  # both template kinds and the two rules using them
+    assert "7 valid, 0 invalid" in out  # every template kind and the three rules using them
 
 
 def test_validate_with_templates_option_needs_no_store(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["validate", "--catalog", str(DEMO_CATALOG), "--templates", str(TEMPLATES)]
+    args = ["validate", "--catalog", str(DEMO_CATALOG), "--templates", str(TEMPLATES), str(RULE_TEMPLATES)]
     assert main([*args, str(TEMPLATED_RULES), str(RULES)]) == 0
-    assert "7 valid, 0 invalid" in capsys.readouterr().out
+    assert "9 valid, 0 invalid" in capsys.readouterr().out
 
 
 def test_rule_without_its_template_is_invalid(capsys: pytest.CaptureFixture[str], store_url: str) -> None:
     capsys.readouterr()
     assert main(["--store", store_url, "validate", "--format", "json", str(TEMPLATED_RULES)]) == 1
-    report = json.loads(capsys.readouterr().out)
-    assert report[0]["errors"][0]["path"] == "conditions.all[0].use"
-    assert "unknown condition template 'big-order'" in report[0]["errors"][0]["message"]
+    report = {Path(entry["file"]).stem: entry for entry in json.loads(capsys.readouterr().out)}
+    assert report["note-big-vip-orders"]["errors"][0]["path"] == "conditions.all[0].use"
+    assert "unknown condition template 'big-order'" in report["note-big-vip-orders"]["errors"][0]["message"]
+    assert [e["path"] for e in report["deprioritise-shipped-orders"]["errors"]] == ["use"]
 
 
 def test_apply_stores_templates_first_and_compile_reads_them(
     capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
-    assert main(["--store", store_url, "apply", str(TEMPLATED_RULES), str(TEMPLATES)]) == 0
+    assert (
+        main(["--store", store_url, "apply", str(TEMPLATED_RULES), str(TEMPLATES), str(RULE_TEMPLATES)]) == 0
+    )
     out = capsys.readouterr().out
     assert out.index("condition_template__acme__big-order v1") < out.index(
         "rule__acme__note-big-vip-orders v1"
     )
     store = RuleStore(store_url)
     assert [r.dag_id for r in store.loadable_specs()] == [
+        "rule__acme__deprioritise-shipped-orders",
         "rule__acme__note-big-vip-orders",
         "rule__acme__tell-vip-account-managers",
     ]
@@ -75,14 +83,29 @@ def test_apply_stores_templates_first_and_compile_reads_them(
     assert spec["tasks"][0]["params"]["conditions"]["all"][0]["all"][1]["value"] == 500
     assert main(["--store", store_url, "compile", str(TEMPLATES / "big-order.yaml")]) == 0
     assert json.loads(capsys.readouterr().out)["kind"] == "condition_template"
-    assert main(["--store", store_url, "apply", str(TEMPLATED_RULES), str(TEMPLATES)]) == 0
-    assert "4 unchanged" in capsys.readouterr().out
+    assert (
+        main(["--store", store_url, "apply", str(TEMPLATED_RULES), str(TEMPLATES), str(RULE_TEMPLATES)]) == 0
+    )
+    assert "7 unchanged" in capsys.readouterr().out
 
 
 def test_changed_template_recompiles_stored_rules_that_use_it(
     capsys: pytest.CaptureFixture[str], store_url: str, tmp_path: Path
 ) -> None:
-    assert main(["--store", store_url, "apply", str(TEMPLATES), str(TEMPLATED_RULES), str(RULES)]) == 0
+    assert (
+        main(
+            [
+                "--store",
+                store_url,
+                "apply",
+                str(TEMPLATES),
+                str(RULE_TEMPLATES),
+                str(TEMPLATED_RULES),
+                str(RULES),
+            ]
+        )
+        == 0
+    )
     store = RuleStore(store_url)
     store.set_active(organization="acme", kind="rule", name="note-big-vip-orders", active=False, actor="t")
     before = store.get(organization="acme", kind="rule", name="note-big-vip-orders")
@@ -105,7 +128,9 @@ def test_changed_template_recompiles_stored_rules_that_use_it(
 def test_template_change_that_breaks_a_stored_rule_stores_nothing(
     capsys: pytest.CaptureFixture[str], store_url: str, tmp_path: Path
 ) -> None:
-    assert main(["--store", store_url, "apply", str(TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    assert (
+        main(["--store", store_url, "apply", str(TEMPLATES), str(RULE_TEMPLATES), str(TEMPLATED_RULES)]) == 0
+    )
     capsys.readouterr()
     data = yaml.safe_load((TEMPLATES / "big-order.yaml").read_text())
     data["parameters"]["currency"] = {"type": "string"}  # new required parameter: the rule lacks it

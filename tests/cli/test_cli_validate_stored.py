@@ -23,12 +23,13 @@ from rule_compiler.store import DefinitionWrite, RuleStore
 from tests.conftest import DEMO_CATALOG, ROOT
 
 APPLIED = [
-    ROOT / "include" / "templates",  # a condition template and a notification template
-    ROOT / "include" / "rules-using-templates",  # two rules using them
+    ROOT / "include" / "templates",  # condition, notification and workflow templates
+    ROOT / "include" / "rule-templates",  # a rule template
+    ROOT / "include" / "rules-using-templates",  # three rules using them
     ROOT / "include" / "rules" / "flag-big-paid-orders.yaml",
     ROOT / "include" / "reports" / "weekly-sales.yaml",
 ]
-CHECKED = 6
+CHECKED = 9
 ADVICE = "Refused definitions keep running as they were compiled, under the run-time guards"
 
 
@@ -166,7 +167,13 @@ def test_definitions_stored_before_a_check_are_listed_with_paths_and_reasons(
         True,
     )
     valid = [d for d in report_json["definitions"] if d["valid"]]
-    assert {d["kind"] for d in valid} == {"condition_template", "notification_template", "rule"}
+    assert {d["kind"] for d in valid} == {
+        "condition_template",
+        "notification_template",
+        "rule",
+        "rule_template",
+        "workflow_template",
+    }
     assert all(d["errors"] == [] for d in valid)
     assert _snapshot(store_url) == before
 
@@ -209,7 +216,7 @@ def test_a_catalog_refused_today_is_listed_and_its_definitions_cannot_be_checked
     assert "✗ catalog of acme (v2): 1 problem" in out
     assert "    frobnicate: unknown key 'frobnicate' is not permitted here (check the spelling)" in out
     assert "(catalog): cannot be checked: the organization's stored catalog is refused" in out
-    assert f"{CHECKED} checked, 4 refused; 1 of 1 catalogs refused" in out  # templates need no catalog
+    assert f"{CHECKED} checked, 5 refused; 1 of 1 catalogs refused" in out  # templates need no catalog
 
 
 def test_org_limits_the_check_and_an_empty_store_is_fine(

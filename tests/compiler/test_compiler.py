@@ -14,6 +14,7 @@ import yaml
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import DagSpec
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
@@ -45,6 +46,12 @@ def _notification_templates() -> dict[str, Any]:
     return example_notification_templates()
 
 
+def _rule_templates() -> dict[str, Any]:
+    """The example rule templates (include/rule-templates/), by name."""
+    found = [read_definition_file(p) for p in sorted((ROOT / "include" / "rule-templates").glob("*.yaml"))]
+    return {data["name"]: RuleTemplateDefinition.model_validate(data) for data in found}
+
+
 def _compile(path: Path) -> tuple[str, str]:
     catalog = Catalog.model_validate(yaml.safe_load(DEMO_CATALOG.read_text()))
     compiled = compile_document(
@@ -53,6 +60,7 @@ def _compile(path: Path) -> tuple[str, str]:
         templates=_templates(),
         notification_templates=_notification_templates(),
         stored=STORED,
+        definition_templates={"rule_template": _rule_templates()},
     )
     return compiled.spec_json, compiled.spec_hash
 
@@ -79,11 +87,13 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
         "from rule_compiler.registration import compile_document\n"
         "from tests.compiler.test_fixtures import fixture_templates\n"
         "from tests.compiler.test_notification_templates import example_notification_templates\n"
+        "from tests.compiler.test_compiler import _rule_templates\n"
         f"cat = Catalog.model_validate(yaml.safe_load(Path({str(DEMO_CATALOG)!r}).read_text()))\n"
         "for p in sys.argv[1:]:\n"
         "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates(),"
         " notification_templates=example_notification_templates(),"
-        f" stored={STORED!r}).spec_hash)\n"
+        f" stored={STORED!r},"
+        " definition_templates={'rule_template': _rule_templates()}).spec_hash)\n"
     )
     outputs = set()
     for seed in ("0", "1", "12345"):

@@ -21,8 +21,10 @@ import pytest
 
 from rule_compiler.condition_templates import expand_conditions
 from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition
 from rule_compiler.loading import read_definition_file
 from rule_compiler.validation import validate_definition
+from rule_compiler.validation.template_use import expand_use
 from tests.conftest import ROOT
 
 RULE_FOLDERS = (ROOT / "include" / "rules", ROOT / "include" / "rules-using-templates")
@@ -170,11 +172,19 @@ def _templates() -> dict[str, ConditionTemplateDefinition]:
     return templates
 
 
+def _rule_templates() -> dict[str, RuleTemplateDefinition]:
+    found = [read_definition_file(p) for p in sorted((ROOT / "include" / "rule-templates").glob("*.yaml"))]
+    return {data["name"]: RuleTemplateDefinition.model_validate(data) for data in found}
+
+
 def _demo_rules() -> list[DemoRule]:
     templates = _templates()
     rules = []
     for path in sorted(p for folder in RULE_FOLDERS for p in folder.glob("*.yaml")):
-        rule = RuleDefinition.model_validate(read_definition_file(path))
+        document = read_definition_file(path)
+        if "use" in document:
+            document = expand_use(document, "rule_template", _rule_templates()).document
+        rule = RuleDefinition.model_validate(document)
         assert rule.conditions is not None, path
         expanded, issues = expand_conditions(rule.conditions, templates, "conditions")
         assert issues == [], (path, issues)
@@ -220,20 +230,22 @@ def conflicts(rules: list[DemoRule]) -> list[str]:
 
 def test_no_two_demo_rules_undo_each_other() -> None:
     rules = _demo_rules()
-    assert len(rules) == 7
+    assert len(rules) == 8
     writers = {column for rule in rules for column in rule.writes}
     assert ("app_db", "orders", "priority") in writers and ("app_db", "orders", "note") in writers
     assert conflicts(rules) == []
 
 
 def test_the_story_the_demo_tells() -> None:
-    """Who writes priority: open VIP orders become urgent, paid ones high (and both high-writers agree)."""
+    """Who writes priority: open VIP orders become urgent, paid ones high (and both high-writers agree),
+    shipped ones low (a rule built from a rule template)."""
     rules = {rule.name: rule for rule in _demo_rules()}
     priority = ("app_db", "orders", "priority")
     assert {name: rule.writes[priority] for name, rule in rules.items() if priority in rule.writes} == {
         "escalate-vip-orders": "urgent",
         "expedite-vip-payments": "high",
         "flag-big-paid-orders": "high",
+        "deprioritise-shipped-orders": "low",
     }
     escalate = constraints(rules["escalate-vip-orders"].conditions)
     assert escalate["status"] == Values(frozenset({"pending", "payment_failed"}))

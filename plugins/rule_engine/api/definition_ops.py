@@ -26,6 +26,7 @@ from rule_compiler.raw_sources import raw_trigger, raw_trigger_type
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST
 from rule_compiler.validation.paths import join
+from rule_compiler.validation.template_use import expand_use
 from rule_compiler.write_plans import WritePlan, broken_error, compile_for, plan_write
 from rule_engine.api.schemas import Change, IssueOut
 
@@ -62,6 +63,20 @@ def templates_of(store: RuleStore, organization: str, kind: str = CONDITION_TEMP
 def notification_templates_of(store: RuleStore, organization: str) -> dict[str, Any]:
     """The organization's stored notification templates, parsed, by name."""
     return templates_of(store, organization, NOTIFICATION_TEMPLATE)
+
+
+def expanded_source(store: RuleStore, stored: StoredDefinition) -> Mapping[str, Any]:
+    """A stored definition's source, expanded when it was written with ``use`` (its trigger, schedule
+    and the rest come from the template); as stored when it cannot be expanded (it then fails where
+    it is compiled)."""
+    template_kind = KINDS[stored.kind].template if stored.kind in KINDS else None
+    if template_kind is None or "use" not in stored.source:
+        return stored.source
+    try:
+        templates = templates_of(store, stored.organization, template_kind)
+        return expand_use(stored.source, template_kind, templates).document
+    except RuleValidationError:
+        return stored.source
 
 
 def with_organization(
@@ -128,8 +143,17 @@ def stored_fields(stored: StoredDefinition) -> dict[str, Any]:
         "compiler_version": stored.compiler_version,
         "updated_by": stored.actor,
         "created_at": stored.created_at,
-        **(KINDS[stored.kind].summary(stored.source) if stored.kind in KINDS else {}),
+        **_summary(stored),
     }
+
+
+def _summary(stored: StoredDefinition) -> dict[str, Any]:
+    """The kind's listing fields; the trigger type is the stored one, read from the expanded
+    definition (a rule built from a template has no ``trigger`` in its source)."""
+    summary = KINDS[stored.kind].summary(stored.source) if stored.kind in KINDS else {}
+    if "trigger_type" in summary and stored.trigger_type is not None:
+        summary["trigger_type"] = stored.trigger_type
+    return summary
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

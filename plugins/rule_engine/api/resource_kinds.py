@@ -15,7 +15,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, REPORT, RULE, WORKFLOW, Kind
+from rule_compiler.kinds import (
+    CONDITION_TEMPLATE,
+    KINDS,
+    NOTIFICATION_TEMPLATE,
+    REPORT,
+    RULE,
+    RULE_TEMPLATE,
+    WORKFLOW,
+    WORKFLOW_TEMPLATE,
+    Kind,
+)
 from rule_engine.api.schemas import (
     RuleCreate,
     RulePublic,
@@ -23,6 +33,17 @@ from rule_engine.api.schemas import (
     RuleUpdate,
     RuleWritten,
     ValidationResult,
+)
+from rule_engine.api.schemas_definition_templates import (
+    DefinitionTemplateSummary,
+    RuleTemplateCreate,
+    RuleTemplatePublic,
+    RuleTemplateUpdate,
+    RuleTemplateWritten,
+    WorkflowTemplateCreate,
+    WorkflowTemplatePublic,
+    WorkflowTemplateUpdate,
+    WorkflowTemplateWritten,
 )
 from rule_engine.api.schemas_reports import (
     ReportCreate,
@@ -149,6 +170,28 @@ API_KINDS: tuple[ApiKind, ...] = (
         WorkflowWritten,
         ValidationResult,
         filters=("active", "trigger_type"),
+    ),
+    ApiKind(
+        RULE_TEMPLATE,
+        "/rule-templates",
+        "rule_template",
+        RuleTemplateCreate,
+        RuleTemplateUpdate,
+        DefinitionTemplateSummary,
+        RuleTemplatePublic,
+        RuleTemplateWritten,
+        TemplateValidationResult,
+    ),
+    ApiKind(
+        WORKFLOW_TEMPLATE,
+        "/workflow-templates",
+        "workflow_template",
+        WorkflowTemplateCreate,
+        WorkflowTemplateUpdate,
+        DefinitionTemplateSummary,
+        WorkflowTemplatePublic,
+        WorkflowTemplateWritten,
+        TemplateValidationResult,
     ),
 )
 API_KIND_OF: dict[str, ApiKind] = {row.kind: row for row in API_KINDS}

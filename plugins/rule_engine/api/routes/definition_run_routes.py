@@ -31,9 +31,10 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         count: Annotated[int, Query(ge=1, le=ops.MAX_NEXT_RUNS)] = 5,
     ) -> NextRuns:
         stored = store.get(organization=principal.organization, kind=kind, name=name)
-        schedule = ops.schedule_of(stored.source)
+        source = ops.expanded_source(store, stored)  # a definition built from a template: expanded
+        schedule = ops.schedule_of(source)
         if schedule is None:
-            trigger = ops.trigger_type(stored.source)
+            trigger = ops.trigger_type(source)
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"{noun} '{name}' has a {trigger} trigger: it has no schedule"
             )
@@ -51,7 +52,7 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         stored = store.get(organization=principal.organization, kind=kind, name=name)
         refuse_inactive(stored, prefix)
         asked = body or TriggerRequest()
-        conf = airflow_runs.run_conf(ops.trigger_type(stored.source), asked.payload)
+        conf = airflow_runs.run_conf(ops.trigger_type(ops.expanded_source(store, stored)), asked.payload)
         started = start_audited_run(
             store=store,
             principal=principal,
