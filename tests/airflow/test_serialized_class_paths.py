@@ -81,7 +81,15 @@ NOT_YET_AUTHORABLE = {"rule_engine.operators.trigger_workflow.TriggerWorkflowOpe
 OUR_PATH = re.compile(r"(?:rule_engine|rule_compiler)(?:\.[A-Za-z_]\w*)+")
 #: Examples with delay or approval nodes: valid, rendered as placeholders until waiting workflows land.
 WAITING_EXAMPLES = {"workflow__acme__vip-order-follow-up"}
-INCLUDE_FOLDERS = ("templates", "rules", "rules-using-templates", "reports", "workflows", "workflows-waiting")
+INCLUDE_FOLDERS = (
+    "templates",
+    "rule-templates",
+    "rules",
+    "rules-using-templates",
+    "reports",
+    "workflows",
+    "workflows-waiting",
+)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def _compiled_examples(tmp_store: RuleStore) -> list[DagSpec]:
 
 _INCLUDE_FOLDERS = (
     "templates",
+    "rule-templates",
     "rules",
     "rules-using-templates",
     "reports",

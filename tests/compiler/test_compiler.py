@@ -14,7 +14,7 @@ import yaml
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import DagSpec
-from rule_compiler.definitions.definition_template import RuleTemplateDefinition
+from rule_compiler.definitions.definition_template import RuleTemplateDefinition, WorkflowTemplateDefinition
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document
 from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
@@ -46,10 +46,16 @@ def _notification_templates() -> dict[str, Any]:
     return example_notification_templates()
 
 
-def _rule_templates() -> dict[str, Any]:
-    """The example rule templates (include/rule-templates/), by name."""
-    found = [read_definition_file(p) for p in sorted((ROOT / "include" / "rule-templates").glob("*.yaml"))]
-    return {data["name"]: RuleTemplateDefinition.model_validate(data) for data in found}
+def _definition_templates() -> dict[str, dict[str, Any]]:
+    """The example rule and workflow templates (include/rule-templates/, include/templates/), by kind
+    and name."""
+    folders = [ROOT / "include" / "rule-templates", ROOT / "include" / "templates"]
+    found = [read_definition_file(p) for folder in folders for p in sorted(folder.glob("*.yaml"))]
+    models = {"rule_template": RuleTemplateDefinition, "workflow_template": WorkflowTemplateDefinition}
+    return {
+        kind: {d["name"]: model.model_validate(d) for d in found if d["kind"] == kind}
+        for kind, model in models.items()
+    }
 
 
 def _compile(path: Path) -> tuple[str, str]:
@@ -60,7 +66,7 @@ def _compile(path: Path) -> tuple[str, str]:
         templates=_templates(),
         notification_templates=_notification_templates(),
         stored=STORED,
-        definition_templates={"rule_template": _rule_templates()},
+        definition_templates=_definition_templates(),
     )
     return compiled.spec_json, compiled.spec_hash
 
@@ -87,13 +93,13 @@ def test_same_bytes_across_processes_and_hash_seeds() -> None:
         "from rule_compiler.registration import compile_document\n"
         "from tests.compiler.test_fixtures import fixture_templates\n"
         "from tests.compiler.test_notification_templates import example_notification_templates\n"
-        "from tests.compiler.test_compiler import _rule_templates\n"
+        "from tests.compiler.test_compiler import _definition_templates\n"
         f"cat = Catalog.model_validate(yaml.safe_load(Path({str(DEMO_CATALOG)!r}).read_text()))\n"
         "for p in sys.argv[1:]:\n"
         "    print(compile_document(read_definition_file(Path(p)), cat, templates=fixture_templates(),"
         " notification_templates=example_notification_templates(),"
         f" stored={STORED!r},"
-        " definition_templates={'rule_template': _rule_templates()}).spec_hash)\n"
+        " definition_templates=_definition_templates()).spec_hash)\n"
     )
     outputs = set()
     for seed in ("0", "1", "12345"):
