@@ -1,7 +1,7 @@
 """Definitions in YAML: ``Content-Type: application/yaml`` on the routes that take a definition.
 
-The operations of :data:`YAML_OPERATIONS` (create, replace and validate of rules, condition and
-notification templates and reports, and the catalog's replace) also accept ``application/yaml``
+The operations of :data:`YAML_OPERATIONS` (create, replace and validate of every kind of the REST
+table, and the catalog's replace) also accept ``application/yaml``
 (and its older names ``application/x-yaml`` and ``text/yaml``). The body is read with the CLI's
 loader (:func:`rule_compiler.loading.parse_document`: safe tags only, duplicate keys refused, nesting
 capped) and handed to the route as the JSON document it stands for: the same schema, the same checks
