@@ -85,21 +85,19 @@ def compile_rule(
         description=rule.description,
         owner=rule.owner,
         active=rule.active,
-        tags=tuple(
-            sorted(
-                {
-                    "automation",
-                    f"org:{rule.organization}",
-                    f"trigger:{rule.trigger.type}",
-                    *(f"tag:{t}" for t in rule.tags),
-                }
-            )
-        ),
+        tags=dag_tags(rule.organization, rule.trigger.type, rule.tags),
         schedule=_schedule(rule),
         doc_md=render_doc_md(rule),
         source_hash=content_hash(source),
         tasks=tuple(tasks),
     )
+
+
+def dag_tags(organization: str, trigger_type: str, tags: Iterable[str], *extra: str) -> tuple[str, ...]:
+    """A definition's DAG tags, sorted: ``automation``, ``org:…``, ``trigger:…``, ``tag:…`` of its own
+    tags, and ``extra`` (a workflow's ``workflow``)."""
+    own = {f"tag:{t}" for t in tags}
+    return tuple(sorted({"automation", f"org:{organization}", f"trigger:{trigger_type}", *own, *extra}))
 
 
 def _schedule(rule: RuleDefinition) -> ScheduleSpec:

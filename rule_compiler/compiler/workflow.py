@@ -33,6 +33,7 @@ from rule_compiler.compiler.lower import (
     action_params,
     dag_display_name,
     dag_id_for,
+    dag_tags,
     data_sensor_task,
     row_source_plan,
     schedule_of,
@@ -96,17 +97,7 @@ def compile_workflow(
         description=workflow.description,
         owner=workflow.owner,
         active=workflow.active,
-        tags=tuple(
-            sorted(
-                {
-                    "automation",
-                    "workflow",
-                    f"org:{workflow.organization}",
-                    f"trigger:{trigger.type}",
-                    *(f"tag:{t}" for t in workflow.tags),
-                }
-            )
-        ),
+        tags=dag_tags(workflow.organization, trigger.type, workflow.tags, "workflow"),
         schedule=_schedule(workflow, trigger),
         doc_md=workflow_doc_md(workflow),
         source_hash=content_hash(source),
