@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.store.report_runs import GENERATED_RUN_PREFIX
 
 #: The kind whose keys carry no kind: rule keys predate the other kinds and must never change.
 RULE_KIND = "rule"
@@ -58,9 +59,6 @@ def triggered_run_id(effect_key: str) -> str:
     """The id of the run a ``trigger_workflow`` effect starts: ``triggered__`` and the first 32 hex
     characters of its idempotency key, so a retry asks for the same run (ADR 0010)."""
     return f"{TRIGGERED_RUN_PREFIX}{effect_key[:32]}"
-
-
-GENERATED_RUN_PREFIX = "generated__"
 
 
 def generated_run_id(effect_key: str) -> str:
