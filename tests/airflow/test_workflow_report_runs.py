@@ -109,3 +109,23 @@ def test_a_manual_workflow_reports_the_reports_own_last_interval_once_per_run(
     assert log is not None and log.status == "success"
     [result] = [r for r in log.actions if r.action_id == "weekly-report"]
     assert (result.output["sent"], result.output["already_sent"]) == (0, 2)
+
+
+def test_a_report_node_whose_report_is_gone_fails_the_node_and_the_run(
+    store: RuleStore, app_db: sa.Engine, folders: dict[str, Path]
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    _apply(store, read_definition_file(REPORT), MANUAL)
+    store.delete(organization="acme", kind="report", name="weekly-sales", actor="test")
+    dag = dagbag().dags["workflow__acme__sales-on-demand"]
+
+    dag_run = dag.test(logical_date=FRIDAY, run_after=FRIDAY)
+
+    assert dag_run.state == DagRunState.FAILED
+    assert _states(dag_run)["weekly-report"] == "failed"
+    log = store.get_run(dag_id=dag.dag_id, run_id=dag_run.run_id)
+    assert log is not None and log.status == "failed"
+    [result] = [r for r in log.actions if r.action_id == "weekly-report"]
+    assert result.status == "failed" and "report 'weekly-sales' is not stored" in (result.error or "")
+    assert report_runs.list_report_runs(store.engine, organization="acme") == []
