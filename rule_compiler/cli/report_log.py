@@ -40,9 +40,7 @@ def show_log(args: argparse.Namespace) -> int:
         runs = report_runs.list_report_runs(
             engine, organization=organization, report_name=name, status=args.status, limit=args.limit
         )
-        deliveries = {
-            run.id: report_runs.deliveries_of(engine, run.report_id, run.interval_end) for run in runs
-        }
+        deliveries = {run.id: report_runs.deliveries_of_run(engine, run) for run in runs}
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if args.json:

@@ -217,7 +217,12 @@ class _Lowering:
         return {}
 
     def outcome_task(self, start_task: str) -> TaskSpec:
-        actions = [n for n in self.workflow.nodes if isinstance(n, ActionNode)]
+        # a report node fails the run when its report fails, as an action with on_failure: fail
+        actions = [
+            {"id": n.id, "on_failure": n.action.on_failure if isinstance(n, ActionNode) else "fail"}  # type: ignore[attr-defined]
+            for n in self.workflow.nodes
+            if isinstance(n, ActionNode | ReportNode)
+        ]
         return TaskSpec(
             task_id=OUTCOME_TASK,
             display_name=TASK_DISPLAY_NAMES[OUTCOME_TASK],
@@ -226,7 +231,7 @@ class _Lowering:
                 "rule_id": self.definition_id,
                 "definition_kind": WORKFLOW_KIND,
                 "start_task": start_task,
-                "actions": [{"id": n.id, "on_failure": n.action.on_failure} for n in actions],  # type: ignore[attr-defined]
+                "actions": actions,
             },
             upstream=tuple(sorted(node.id for node in self.workflow.nodes)),
             retries=2,

@@ -11,6 +11,7 @@ import hashlib
 from typing import Any
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.store.report_runs import GENERATED_RUN_PREFIX
 
 #: The kind whose keys carry no kind: rule keys predate the other kinds and must never change.
 RULE_KIND = "rule"
@@ -58,3 +59,15 @@ def triggered_run_id(effect_key: str) -> str:
     """The id of the run a ``trigger_workflow`` effect starts: ``triggered__`` and the first 32 hex
     characters of its idempotency key, so a retry asks for the same run (ADR 0010)."""
     return f"{TRIGGERED_RUN_PREFIX}{effect_key[:32]}"
+
+
+def generated_run_id(effect_key: str) -> str:
+    """The report run a ``generate_report`` effect (or a workflow's report node) makes: ``generated__``
+    and the first 32 hex characters of its key, one per action and occurrence (ADR 0010)."""
+    return f"{GENERATED_RUN_PREFIX}{effect_key[:32]}"
+
+
+def generated_delivery_key(effect_key: str, index: int) -> str:
+    """The key of delivery ``index`` of a generated report run: the effect's key with the destination's
+    index (never the report's own ``["report", id, interval end, index]``), 64 hex characters."""
+    return hashlib.sha256(canonical_json([effect_key, index]).encode("utf-8")).hexdigest()

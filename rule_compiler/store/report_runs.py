@@ -34,6 +34,8 @@ DeliveryFinish = Literal["sent", "retrying", "failed"]
 #: Run statuses after which the outcome task leaves the run as it is.
 SETTLED_BEFORE_DELIVERY = frozenset({"skipped-empty", "not-triggered"})
 MAX_ERROR = 2_000
+#: The run id prefix of a report run a ``generate_report`` action or a report node made (ADR 0010).
+GENERATED_RUN_PREFIX = "generated__"
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,20 @@ def deliveries_of(engine: sa.Engine, report_id: str, interval_end: dt.datetime) 
     query = (
         sa.select(d)
         .where(d.c.report_id == report_id, d.c.interval_end == interval_end)
+        .order_by(d.c.delivery_index)
+    )
+    with transaction(engine) as conn:
+        return [_delivery(row) for row in conn.execute(query)]
+
+
+def deliveries_of_run(engine: sa.Engine, run: ReportRun) -> list[ReportDeliveryRow]:
+    """The deliveries that belong to ``run``: a generated run's own (keyed by its action), else those
+    of the run's interval made by the report's own runs (a second run of an interval shows the first's)."""
+    generated = d.c.run_id.startswith(GENERATED_RUN_PREFIX, autoescape=True)
+    mine = d.c.run_id == run.run_id if run.run_id.startswith(GENERATED_RUN_PREFIX) else sa.not_(generated)
+    query = (
+        sa.select(d)
+        .where(d.c.report_id == run.report_id, d.c.interval_end == run.interval_end, mine)
         .order_by(d.c.delivery_index)
     )
     with transaction(engine) as conn:

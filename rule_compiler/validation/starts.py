@@ -22,13 +22,6 @@ from rule_compiler.validation.refs import CatalogRefs
 
 WORKFLOW = "workflow"
 REPORT = "report"
-#: Until its operator lands, every run would fail at a ``generate_report``: refused at its ``type``
-#: (after its target and parameters are checked, so the rest of the action is known to be right).
-NOT_YET_RUNNABLE = (
-    "generate_report cannot run yet (its task arrives with the report runtime shared with workflows); "
-    "every run would fail at this action, so remove it: a stored report runs on its own schedule, or "
-    "from its DAG's Trigger button"
-)
 #: Action type → the kind it starts (also the action's field naming the target).
 _STARTED_KIND = {"trigger_workflow": WORKFLOW, "generate_report": REPORT}
 #: The JSON types a report parameter's value may have, by the parameter's declared type.
@@ -84,10 +77,8 @@ def check_start(
         issues += _payload_issues(rule, action, path)
         if refs.stored_definition(WORKFLOW, action.workflow, f"{path}.workflow", issues):
             issues += _target_workflow_issues(action.workflow, f"{path}.workflow", refs)
-    else:
-        issues.append(Issue(f"{path}.type", NOT_YET_RUNNABLE, "not_supported"))
-        if refs.stored_definition(REPORT, action.report, f"{path}.report", issues):
-            issues += check_report_parameters(action.report, action.parameters, path, refs)
+    elif refs.stored_definition(REPORT, action.report, f"{path}.report", issues):
+        issues += check_report_parameters(action.report, action.parameters, path, refs)
     return issues
 
 

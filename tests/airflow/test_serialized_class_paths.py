@@ -44,11 +44,12 @@ pytestmark = pytest.mark.airflow
 #: ever extended: a class that moves keeps its old path here (and a shim there) next to its new one.
 KNOWN_OPERATOR_PATHS = frozenset(
     {
-        "rule_engine.operators.actions.NotYetSupportedOperator",
         "rule_engine.operators.data_sensor.DataTriggerSensor",
         "rule_engine.operators.dispatch.DispatchDeferredOperator",
         "rule_engine.operators.dispatch.DispatchDigestsOperator",
         "rule_engine.operators.evaluate.EvaluateConditionsOperator",
+        "rule_engine.operators.generate_report.GenerateReportOperator",
+        "rule_engine.operators.generate_report.WorkflowReportOperator",
         "rule_engine.operators.notify.NotificationOperator",
         "rule_engine.operators.outbox_purge.OutboxPurgeOperator",
         "rule_engine.operators.outcome.RecordOutcomeOperator",
@@ -74,9 +75,12 @@ TRIGGER_EXAMPLES: dict[str, Callable[[], Any]] = {
         connection="app_db", table="orders", events=["updated"], fields=["status"]
     ),
 }
-#: Registry classes no example reaches: trigger_workflow needs its target workflow stored first (its
-#: dag.test run: tests/airflow/test_start_action_runs.py).
-NOT_YET_AUTHORABLE = {"rule_engine.operators.trigger_workflow.TriggerWorkflowOperator"}
+#: Registry classes no example reaches: trigger_workflow and generate_report need their target stored
+#: first (their dag.test runs: tests/airflow/test_start_action_runs.py).
+NOT_YET_AUTHORABLE = {
+    "rule_engine.operators.trigger_workflow.TriggerWorkflowOperator",
+    "rule_engine.operators.generate_report.GenerateReportOperator",
+}
 #: A dotted path into our own packages, as a whole serialized string.
 OUR_PATH = re.compile(r"(?:rule_engine|rule_compiler)(?:\.[A-Za-z_]\w*)+")
 #: Examples with delay or approval nodes: valid, rendered as placeholders until waiting workflows land.

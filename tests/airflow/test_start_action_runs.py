@@ -1,6 +1,6 @@
 """Real `dag.test()` runs on Postgres (rule store and application database) of rules whose actions start
 stored definitions: ``trigger_workflow`` starts one child run per occurrence however often the run is
-repeated.
+repeated, and ``generate_report`` makes one report run (and one of each delivery) per occurrence.
 
 The child is a stored manual workflow over ``orders``; its DAG (built by the loader from the store) is
 written into Airflow's metadata database as the DAG processor would. The child's run, tested with the
@@ -10,6 +10,7 @@ conf its parent handed over, acts on exactly the rows whose keys it was handed.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,13 +19,16 @@ import sqlalchemy as sa
 from rule_compiler.catalog import Catalog
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document, register
-from rule_compiler.runtime.idempotency import idempotency_key, triggered_run_id
+from rule_compiler.runtime.idempotency import generated_delivery_key, idempotency_key, triggered_run_id
+from rule_compiler.runtime.report_delivery import delivery_key
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import dagbag
+from tests.airflow.notify_helpers import Inbox
 from tests.conftest import ROOT
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.usefixtures("airflow_db")]
 RULE = ROOT / "include" / "rules" / "flag-big-paid-orders.yaml"
+REPORT = ROOT / "include" / "reports" / "weekly-sales.yaml"
 CHILD = "workflow__acme__follow-up"
 #: A manual workflow over orders: it notes each order it is handed.
 FOLLOW_UP = {
@@ -145,3 +149,46 @@ def test_trigger_workflow_run_twice_for_one_occurrence_starts_one_child(
         noted = conn.execute(sa.text("SELECT id FROM orders WHERE note = 'followed up' ORDER BY id"))
         assert [[int(row[0])] for row in noted] == expected
     assert len(expected) < _order_count(pg_app_db)
+
+
+def test_generate_report_run_twice_for_one_occurrence_delivers_once(
+    pg_store: RuleStore, pg_app_db: sa.Engine, folders: dict[str, Path], smtp: Inbox
+) -> None:
+    from rule_compiler.store import report_runs
+
+    catalog = Catalog.model_validate(pg_store.get_catalog("acme"))
+    register(pg_store, compile_document(read_definition_file(REPORT), catalog), actor="test")
+    report = pg_store.get(organization="acme", kind="report", name="weekly-sales")
+    action = {"type": "generate_report", "report": "weekly-sales", "parameters": {"min_total": 100}}
+    dag_id = _register(
+        pg_store, _rule("report-big-orders", action), {"report": {"weekly-sales": report.source}}
+    )
+    dag = dagbag().dags[dag_id]
+
+    first = dag.test(logical_date=LOGICAL, run_after=LOGICAL)
+    second = dag.test(logical_date=LOGICAL, run_after=LOGICAL)  # the same occurrence again
+
+    assert first.run_id == second.run_id and str(second.state) == "success"
+    assert len(smtp.messages) == 1
+    folders_written = sorted({p.parent for p in folders["storage"].rglob("*") if p.is_file()})
+    assert len(folders_written) == 1 and len(list(folders_written[0].iterdir())) == 4  # one set of files
+    [run] = report_runs.list_report_runs(pg_store.engine, organization="acme", report_name="weekly-sales")
+    key = idempotency_key("acme/report-big-orders", first.run_id, "start-next", None)
+    assert run.run_id == f"generated__{key[:32]}" and run.status == "success"
+    assert run.dag_id == "report__acme__weekly-sales" and run.parameters == {"min_total": 100}
+    # the last complete week of the report's own schedule (Mondays 07:00 Berlin) before the run
+    assert (run.interval_start, run.interval_end) == (
+        dt.datetime(2026, 11, 9, 6, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 16, 6, 0, tzinfo=dt.UTC),
+    )
+    for index in (0, 1):  # keyed by the action's key, never the report's own (its runs still send)
+        sent = report_runs.get_report_delivery(pg_store.engine, generated_delivery_key(key, index))
+        assert sent is not None and (sent.status, sent.attempts) == ("sent", 1)
+        own = delivery_key("acme/weekly-sales", run.interval_end, index)
+        assert report_runs.get_report_delivery(pg_store.engine, own) is None
+    log = pg_store.get_run(dag_id=dag_id, run_id=second.run_id)
+    assert log is not None and log.status == "success"
+    [result] = log.actions
+    assert result.output is not None
+    assert (result.output["sent"], result.output["already_sent"]) == (0, 2)  # the second run's
+    assert [r["status"] for r in result.output["runs"]] == ["success"]

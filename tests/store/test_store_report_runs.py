@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
+from rule_compiler.runtime.idempotency import generated_delivery_key
 from rule_compiler.runtime.report_delivery import delivery_key
 from rule_compiler.store import RuleStore
 from rule_compiler.store import report_runs as log
@@ -91,6 +92,40 @@ def test_a_delivery_is_sent_once_per_interval_whatever_the_run(store: RuleStore)
     assert (
         delivery_key(REPORT, WEEK_END, 1) != key != delivery_key(REPORT, WEEK_END + dt.timedelta(days=7), 0)
     )
+
+
+def test_a_generated_run_shows_its_own_deliveries_and_the_reports_runs_theirs(store: RuleStore) -> None:
+    engine = store.engine
+    generated_id = "generated__" + "a" * 32
+    for run_id in ("scheduled__1", generated_id):
+        _start(engine, run_id)
+    _deliver(engine, "scheduled__1")
+    generated_key = generated_delivery_key("e" * 64, 0)  # the action's, for the same index and interval
+    assert log.start_report_delivery(
+        engine,
+        key=generated_key,
+        report_id=REPORT,
+        interval_end=WEEK_END,
+        index=0,
+        type="email",
+        target="1 recipient",
+        run_id=generated_id,
+        now=NOW,
+    )
+    scheduled, generated = (
+        log.get_report_run(engine, dag_id="report__acme__weekly-sales", run_id=run_id)
+        for run_id in ("scheduled__1", generated_id)
+    )
+    assert scheduled is not None and generated is not None
+    assert [d.idempotency_key for d in log.deliveries_of_run(engine, generated)] == [generated_key]
+    own = [d.idempotency_key for d in log.deliveries_of_run(engine, scheduled)]
+    assert own == [delivery_key(REPORT, WEEK_END, 0)]
+    # a run id with underscores elsewhere is not taken for a generated one (LIKE's `_` is escaped)
+    _start(engine, "generatedXX1")
+    _deliver(engine, "generatedXX1", index=1)
+    lookalike = log.get_report_run(engine, dag_id="report__acme__weekly-sales", run_id="generatedXX1")
+    assert lookalike is not None
+    assert [d.delivery_index for d in log.deliveries_of_run(engine, lookalike)] == [0, 1]
 
 
 def test_alert_state_and_the_previous_digest(store: RuleStore) -> None:

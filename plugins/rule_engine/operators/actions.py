@@ -146,14 +146,3 @@ class ActionOperator(RuleTaskOperator):
             }
             values["event"] = {"id": event.id, "operation": event.operation, "table": event.table}
         return values
-
-
-class NotYetSupportedOperator(ActionOperator):
-    """An action kind this release compiles but cannot run yet: fails clearly, once, and is logged."""
-
-    ui_color = "#fce8e6"
-
-    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
-        raise PermanentActionError(
-            f"action kind '{self.spec_params.get('kind')}' is not supported by this release yet"
-        )

@@ -16,6 +16,7 @@ from rule_compiler.compiler import DagSpec
 from rule_compiler.compiler.report import QUERIES_TASK
 from rule_compiler.store import report_runs
 from rule_engine.operators.base import RuleTaskOperator
+from rule_engine.report_steps import ReportJob, spec_tasks
 
 
 class ReportTaskOperator(RuleTaskOperator):
@@ -52,6 +53,18 @@ class ReportTaskOperator(RuleTaskOperator):
         from rule_compiler.reporting.workdir import run_workdir, workdir_base
 
         return run_workdir(workdir_base(), self.dag_id, str(context["run_id"]))
+
+    def job(self, context: Mapping[str, Any]) -> ReportJob:
+        """What the report steps read: the params of the spec version this task runs (its own as pinned)."""
+        spec = self.spec()
+        return ReportJob(
+            engine=self.engine,
+            report_id=self.report_id,
+            tasks={**spec_tasks(spec), self.task_id: self.spec_params},
+            timezone=(spec.schedule.timezone if spec else None) or "UTC",
+            workdir=self.workdir(context),
+            query_role=self.query_role,
+        )
 
     def run_row(self, context: Mapping[str, Any]) -> report_runs.ReportRun | None:
         return report_runs.get_report_run(self.engine, dag_id=self.dag_id, run_id=str(context["run_id"]))

@@ -19,32 +19,24 @@ so parsing the DAG file stays fast for every automation.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from rule_compiler.clock import utcnow
-from rule_compiler.compiler.report import DELIVER_TASK, render_task_id
+from rule_compiler.compiler.report import render_task_id
 from rule_compiler.errors import PermanentActionError
-from rule_compiler.runtime.report_delivery import ReportFile, ReportRunInfo, delivery_key, grace_period
+from rule_compiler.runtime.report_delivery import ReportRunInfo, delivery_key
 from rule_compiler.store import report_runs
 from rule_compiler.store.report_runs import SETTLED_BEFORE_DELIVERY
-from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.notices import describe
 from rule_engine.operators.report_base import ReportTaskOperator, utc
 from rule_engine.operators.webhooks import RetryAfterPolicy
-from rule_engine.report_sending import Outgoing, deliver, target_of
-
-if TYPE_CHECKING:
-    from rule_compiler.reporting.workdir import Manifest, QueryResult
-
-#: Upper bound of one delivery call (SMTP, Slack, webhook), whatever the task's timeout.
-MAX_DELIVERY_SECONDS = 60.0
+from rule_engine.report_steps import MAX_DELIVERY_SECONDS, decide, render, run_info, run_queries, send, settle
+from rule_engine.report_steps import sweep_workdirs as sweep
 
 
 class ReportQueriesOperator(ReportTaskOperator):
@@ -79,9 +71,10 @@ class ReportQueriesOperator(ReportTaskOperator):
             now=utcnow(),
         )
         started = time.monotonic()
+        job = self.job(context)
         try:
-            manifest = self._run_queries(context, overrides, start, end)
-            verdict, digest = self._decide(manifest.results, end)
+            manifest = run_queries(job, overrides, start, end, utc(self.run_time(context)))
+            verdict, digest = decide(job, manifest.results, end)
         except Exception as exc:
             permanent = isinstance(exc, permanent_errors)
             if permanent or self.final_try(context):
@@ -106,84 +99,6 @@ class ReportQueriesOperator(ReportTaskOperator):
             raise AirflowSkipException(f"{status}: {verdict['reason']}")
         return {"spec_hash": self.spec_hash, "rows": rows}
 
-    def _run_queries(
-        self, context: Mapping[str, Any], overrides: dict[str, Any], start: dt.datetime, end: dt.datetime
-    ) -> Manifest:
-        from rule_compiler.reporting.queries import bind_values, json_safe_values, run_query_to_csv
-        from rule_compiler.reporting.workdir import Manifest, write_manifest
-
-        parameters = list(self.spec_params.get("parameters") or [])
-        logical = utc(self.run_time(context))
-        values = bind_values(
-            parameters, overrides, interval_start=start, interval_end=end, logical_date=logical
-        )
-        workdir = self.workdir(context)
-        engines: dict[str, sa.Engine] = {}
-        results = []
-        for query in self.spec_params["queries"]:
-            connection = str(query["connection"])
-            if connection not in engines:
-                engines[connection] = AppDatabaseHook(connection).engine
-            results.append(
-                run_query_to_csv(
-                    engines[connection],
-                    str(query["sql"]),
-                    values,
-                    query_id=str(query["id"]),
-                    row_limit=int(query["row_limit"]),
-                    timeout=int(query["timeout"]),
-                    path=workdir / f"{query['id']}.csv",
-                    role=self.query_role(connection),
-                )
-            )
-        names = {str(parameter["name"]) for parameter in parameters}
-        spec = self.spec()
-        manifest = Manifest(
-            report_id=self.report_id,
-            interval_start=start.isoformat(),
-            interval_end=end.isoformat(),
-            logical_date=logical.isoformat(),
-            parameters=json_safe_values({k: v for k, v in values.items() if k in names}),
-            results=results,
-            timezone=(spec.schedule.timezone if spec else None) or "UTC",
-        )
-        write_manifest(workdir, manifest)
-        return manifest
-
-    def _decide(
-        self, results: list[QueryResult], end: dt.datetime
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """(verdict, digest); a verdict with a ``status`` stops the run (skipped-empty, not-triggered)."""
-        from rule_compiler.reporting.alerts import alert_holds
-
-        params = self.spec_params
-        if params.get("skip_if_empty") and all(result.row_count == 0 for result in results):
-            return {"status": "skipped-empty", "reason": "every query returned no rows (skip_if_empty)"}, None
-        alert = params.get("alert")
-        if not alert:
-            return None, None
-        check = alert["check"]
-        result = next((r for r in results if r.id == check["query"]), None)
-        if result is None:
-            raise PermanentActionError(
-                f"the alert checks query '{check['query']}', which the report does not run"
-            )
-        previous = report_runs.previous_alert_digest(self.engine, self.report_id, before=end)
-        holds, digest, reason = alert_holds(check, result, previous)
-        verdict: dict[str, Any] = {"holds": holds, "reason": reason}
-        if not holds:
-            return {**verdict, "status": "not-triggered"}, digest
-        state = report_runs.alert_state(self.engine, self.report_id)
-        grace = grace_period(alert.get("grace_period"))
-        if state is not None and state.last_sent_interval_end < end < state.last_sent_interval_end + grace:
-            reason = (
-                f"{reason}, but it was sent for the interval ending "
-                f"{state.last_sent_interval_end.isoformat()}, "
-                f"within the grace period ({alert['grace_period']})"
-            )
-            return {**verdict, "status": "not-triggered", "suppressed": True, "reason": reason}, digest
-        return verdict, digest
-
 
 class ReportRenderOperator(ReportTaskOperator):
     """Render one format from the run's query results."""
@@ -191,27 +106,13 @@ class ReportRenderOperator(ReportTaskOperator):
     ui_color = "#fef7e0"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rule_compiler.reporting.render_format import render_format
         from rule_compiler.reporting.report_errors import ReportRenderError
-        from rule_compiler.reporting.workdir import read_manifest
 
         self.pin(context)
-        params = self.spec_params
-        fmt = str(params["format"])
-        workdir = self.workdir(context)
+        fmt = str(self.spec_params["format"])
         started = time.monotonic()
         try:
-            path = render_format(
-                fmt,
-                workdir,
-                read_manifest(workdir),
-                title=str(params.get("title") or ""),
-                description=str(params.get("description") or ""),
-                charts=list(params.get("charts") or []),
-                template=params.get("template"),
-                formats=[str(f) for f in self.task_params(DELIVER_TASK).get("formats") or [fmt]],
-                queries=list(params.get("queries") or []),
-            )
+            path = render(self.job(context), fmt)
         except ReportRenderError as exc:  # a chart naming a column the query did not return, ...
             self.note_error(context, describe(exc))
             raise AirflowFailException(describe(exc)) from exc
@@ -245,50 +146,29 @@ class ReportDeliverOperator(ReportTaskOperator):
         delivery = self._pinned_delivery()
         index, kind = int(delivery["index"]), str(delivery["type"])
         _, end = self.interval(context)
-        key = delivery_key(self.report_id, end, index)
-        attempt = report_runs.start_report_delivery(
-            self.engine,
-            key=key,
-            report_id=self.report_id,
-            interval_end=end,
-            index=index,
-            type=kind,
-            target=target_of(delivery),
-            run_id=str(context["run_id"]),
-            now=utcnow(),
-        )
-        summary = {"index": index, "type": kind}
-        if attempt is None:
-            self.log.info(
-                "delivery %d (%s) of this interval was already sent; not sending it again", index, kind
-            )
-            return {**summary, "status": "already_sent"}
-        started = time.monotonic()
-        try:
+        job = self.job(context)
+
+        def material() -> tuple[ReportRunInfo, dict[str, Path]]:
             paths = self._paths(context)  # first: a missing file is a permanent error
-            outgoing = Outgoing(key=key, info=self._info(context), paths=paths)
-            timeout = (
-                self.execution_timeout.total_seconds() if self.execution_timeout else MAX_DELIVERY_SECONDS
+            row = self.run_row(context)
+            return run_info(job, str(context["run_id"]), row.files if row is not None else {}), paths
+
+        timeout = self.execution_timeout.total_seconds() if self.execution_timeout else MAX_DELIVERY_SECONDS
+        try:
+            status = send(
+                job,
+                delivery,
+                key=delivery_key(self.report_id, end, index),
+                interval_end=end,
+                run_id=str(context["run_id"]),
+                material=material,
+                timeout=timeout,
+                final=self.final_try(context),
+                log=self.log,
             )
-            detail = deliver(self.engine, delivery, outgoing, timeout=min(timeout, MAX_DELIVERY_SECONDS))
-        except Exception as exc:
-            permanent = isinstance(exc, PermanentActionError)
-            status: report_runs.DeliveryFinish = (
-                "failed" if permanent or self.final_try(context) else "retrying"
-            )
-            report_runs.finish_report_delivery(
-                self.engine, key, status=status, now=utcnow(), error=describe(exc)
-            )
-            self.log.warning(
-                "delivery %d (%s), attempt %d: %s (%s)", index, kind, attempt, describe(exc), status
-            )
-            if permanent:
-                raise AirflowFailException(describe(exc)) from exc
-            raise
-        detail = {**detail, "seconds": round(time.monotonic() - started, 3)}
-        report_runs.finish_report_delivery(self.engine, key, status="sent", now=utcnow(), detail=detail)
-        self.log.info("delivery %d (%s) sent on attempt %d", index, kind, attempt)
-        return {**summary, "status": "sent"}
+        except PermanentActionError as exc:
+            raise AirflowFailException(describe(exc)) from exc
+        return {"index": index, "type": kind, "status": status}
 
     def _pinned_delivery(self) -> dict[str, Any]:
         """This delivery as the pinned spec version has it (the mapped argument is the current one)."""
@@ -313,34 +193,6 @@ class ReportDeliverOperator(ReportTaskOperator):
             paths[str(fmt)] = path
         return paths
 
-    def _info(self, context: Mapping[str, Any]) -> ReportRunInfo:
-        from rule_compiler.reporting.render_format import template_context
-        from rule_compiler.reporting.workdir import read_manifest
-
-        manifest = read_manifest(self.workdir(context))
-        row = self.run_row(context)
-        formats = [str(fmt) for fmt in self.spec_params.get("formats") or []]
-        described = self.task_params(render_task_id(formats[0])) if formats else {}
-        title, description = str(described.get("title") or ""), str(described.get("description") or "")
-        return ReportRunInfo(
-            report_id=self.report_id,
-            description=description,
-            run_id=str(context["run_id"]),
-            interval_start=manifest.interval_start,
-            interval_end=manifest.interval_end,
-            logical_date=manifest.logical_date,
-            parameters=manifest.parameters,
-            rows={result.id: result.row_count for result in manifest.results},
-            truncated=[result.id for result in manifest.results if result.truncated],
-            files=[
-                ReportFile(format=fmt, name=str(item["file"]), bytes=int(item["bytes"]))
-                for fmt, item in (row.files if row is not None else {}).items()
-            ],
-            template_context=template_context(
-                manifest, title, description, (), formats, query_options=list(described.get("queries") or [])
-            ),
-        )
-
 
 class ReportOutcomeOperator(ReportTaskOperator):
     """Settle the run in the execution log (``all_done``); fail the run when something failed."""
@@ -351,7 +203,7 @@ class ReportOutcomeOperator(ReportTaskOperator):
         try:
             return self._settle(context)
         finally:
-            self._sweep_workdirs(context)
+            sweep(self.dag_id, str(context["run_id"]), self.log)
 
     def _settle(self, context: Any) -> str:
         self.pin(context)
@@ -362,62 +214,16 @@ class ReportOutcomeOperator(ReportTaskOperator):
             return row.status
         if row.status == "error":
             raise AirflowFailException(f"the report failed: {row.error}")
-        deliver_params = self.task_params(DELIVER_TASK)
-        formats = [str(fmt) for fmt in deliver_params.get("formats") or row.files]
-        wanted = [int(item["index"]) for item in deliver_params.get("deliveries") or []]
-        recorded = {
-            item.delivery_index: item
-            for item in report_runs.deliveries_of(self.engine, self.report_id, row.interval_end)
-        }
-        sent = [index for index in wanted if index in recorded and recorded[index].status == "sent"]
-        problems = [f"render_{fmt} made no file" for fmt in formats if fmt not in row.files]
-        for index in wanted:
-            if index in sent:
-                continue
-            item = recorded.get(index)
-            problems.append(
-                f"delivery {index} ({item.type}) {item.status}: {item.error}"
-                if item is not None
-                else f"delivery {index} was not attempted"
-            )
-        status = "success" if not problems else "partial" if sent else "error"
-        error = "; ".join([*([row.error] if row.error else []), *problems]) or None
-        report_runs.finish_report_run(self.engine, row.id, status, now=utcnow(), error=error)
-        if sent and row.alert is not None:
-            report_runs.record_alert_sent(
-                self.engine,
-                self.report_id,
-                interval_end=row.interval_end,
-                digest=row.alert_digest,
-                run_id=row.run_id,
-                now=utcnow(),
-            )
+        job = self.job(context)
+        status, problems, sent = settle(
+            job, row, lambda index: delivery_key(self.report_id, row.interval_end, index)
+        )
         self.log.info(
-            "report %s: %s (%d of %d deliveries sent)", self.report_id, status, len(sent), len(wanted)
+            "report %s: %s (%d of %d deliveries sent)", self.report_id, status, sent, len(job.deliveries)
         )
         if problems:
             raise AirflowFailException(f"report {status}: {'; '.join(problems)}")
         return status
-
-    def _sweep_workdirs(self, context: Mapping[str, Any]) -> None:
-        """Remove this report's run folders older than the retention, never this run's; a problem
-        here is logged, never fails the run."""
-        from rule_compiler.reporting.workdir import sweep_run_workdirs, workdir_base, workdir_retention
-
-        try:
-            sweep = sweep_run_workdirs(
-                workdir_base(),
-                self.dag_id,
-                keep_run_id=str(context["run_id"]),
-                older_than=workdir_retention(),
-            )
-        except (OSError, ValueError) as exc:
-            self.log.warning("old run folders were not removed: %s", describe(exc))
-            return
-        if sweep.removed:
-            self.log.info("removed %d old run folder(s): %s", len(sweep.removed), ", ".join(sweep.removed))
-        for name, error in sweep.failed.items():
-            self.log.warning("could not remove the old run folder %s: %s", name, error)
 
 
 def _overrides(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ OPERATOR_PATHS: dict[str, tuple[str, str]] = {
     "send_notification": ("notify", "NotificationOperator"),
     "call_webhook": ("webhooks", "WebhookOperator"),
     "trigger_workflow": ("trigger_workflow", "TriggerWorkflowOperator"),
-    "generate_report": ("actions", "NotYetSupportedOperator"),
+    "generate_report": ("generate_report", "GenerateReportOperator"),
     "record_outcome": ("outcome", "RecordOutcomeOperator"),
     "report_queries": ("reports", "ReportQueriesOperator"),
     "report_render": ("reports", "ReportRenderOperator"),
@@ -29,7 +29,7 @@ OPERATOR_PATHS: dict[str, tuple[str, str]] = {
     "workflow_start": ("evaluate", "EvaluateConditionsOperator"),
     "workflow_condition": ("workflow_nodes", "WorkflowConditionOperator"),
     "workflow_join": ("workflow_nodes", "WorkflowJoinOperator"),
-    "workflow_report": ("actions", "NotYetSupportedOperator"),
+    "workflow_report": ("generate_report", "WorkflowReportOperator"),
 }
 
 

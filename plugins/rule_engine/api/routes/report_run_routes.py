@@ -168,10 +168,7 @@ def list_report_runs(
         limit=limit + 1,
         offset=offset,
     )
-    items = [
-        _run_public(run, report_runs.deliveries_of(store.engine, run.report_id, run.interval_end))
-        for run in runs[:limit]
-    ]
+    items = [_run_public(run, report_runs.deliveries_of_run(store.engine, run)) for run in runs[:limit]]
     return Page[ReportRunPublic](items=items, limit=limit, offset=offset, has_more=len(runs) > limit)
 
 
