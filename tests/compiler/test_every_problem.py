@@ -192,6 +192,3 @@ def test_salvage_maps_paths_back_to_the_document() -> None:
     assert (
         parts.intact("trigger") and WHOLE.intact("anything") and WHOLE.dropped_names("actions", "id") == set()
     )
-
-
-# issue 14, 8: actions that cannot run yet
