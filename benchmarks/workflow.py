@@ -47,13 +47,23 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import emit, progress
-from parse import LOADER_FILE, QueryCounter, Side, env_override, parse, prepare_environment, run_case
+from parse import (
+    LOADER_FILE,
+    QueryCounter,
+    Side,
+    env_override,
+    parse,
+    prepare_environment,
+    profile_parse,
+    run_case,
+)
 from parse_floor import write_hand_written
 from parse_store import WORKFLOWS, build_store, check_store_is_reread, rule_store_database
 from workflow_report import table
 from workflow_run import (
     FLOOR_DAG_ID,
     WORKFLOW_DAG_ID,
+    CommitCounter,
     RunSide,
     build_app_db,
     build_run_store,
@@ -70,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workflows", type=int, default=1000, help="stored workflows to parse (1000)")
     parser.add_argument("--repeat", type=int, default=5, help="timed parses of each side (5)")
-    parser.add_argument("--runs", type=int, default=7, help="timed dag.test runs of each side (7)")
+    parser.add_argument("--runs", type=int, default=11, help="timed dag.test runs of each side (11)")
     parser.add_argument("--orders", type=int, default=20, help="new orders (items) per run (20)")
     parser.add_argument(
         "--store-url",
@@ -91,7 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         const=30,
         default=0,
         metavar="LINES",
-        help="after timing, cProfile (CPU time) one run of each side; print the top LINES (30) on stderr",
+        help="after timing, cProfile (CPU time) one run and 3 parses of each side; top LINES (30) on stderr",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (and database)")
     args = parser.parse_args(argv)
@@ -173,7 +183,11 @@ def _run_phase(args: argparse.Namespace, paths: dict[str, str]) -> dict[str, Any
     if bag.import_errors or {WORKFLOW_DAG_ID, FLOOR_DAG_ID} - set(bag.dag_ids):
         raise SystemExit(f"run: the dags folder did not give both DAGs: {bag.dag_ids} {bag.import_errors}")
     workflow, floor = RunSide("workflow", bag.dags[WORKFLOW_DAG_ID]), RunSide("floor", bag.dags[FLOOR_DAG_ID])
-    result = compare_runs(workflow, floor, engine, args.orders, args.runs)
+    commits = CommitCounter(
+        {paths["app_db"]: "app_db", paths["run_store"].removeprefix("sqlite:///"): "rule_store"}
+        | {str(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"): "airflow_db"}
+    )
+    result = compare_runs(workflow, floor, engine, args.orders, args.runs, commits=commits)
     result["target"] = TARGET
     result["verdict"] = "PASS" if result["ratio"] <= TARGET else "FAIL"
     if args.profile:
@@ -212,6 +226,11 @@ def _parse_phase(
         counter=QueryCounter(),
     )
     case["trigger_rules"] = _trigger_rules(parse(work / "floor_all"))
+    if args.profile:
+        case["profile"] = {
+            "loader": profile_parse(loader_folder, args.profile, "parse: loader", None),
+            "floor": profile_parse(work / "floor_all", args.profile, "parse: floor", None),
+        }
     progress("parse: checking that the loader follows the store (add a workflow, parse, delete it, parse)")
     setup["store_reread_check"] = check_store_is_reread(store, loader_folder, len(specs), parse, WORKFLOWS)
     store.close()

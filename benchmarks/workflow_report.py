@@ -86,6 +86,11 @@ def _run_notes(case: dict[str, Any]) -> list[str]:
         f"{mine['task_span_median_s']:.4f} s, hand-written {theirs['task_span_median_s']:.4f} s, ratio "
         f"{case['task_span_ratio']:.2f}x",
         f"run: task medians in ms, workflow/hand-written: {per_task}",
+        "run: transactions committed in one run, workflow/hand-written: "
+        + ", ".join(
+            f"{db} {mine['commits_per_run'].get(db, 0)}/{theirs['commits_per_run'].get(db, 0)}"
+            for db in sorted({*mine["commits_per_run"], *theirs["commits_per_run"]})
+        ),
     ]
 
 

@@ -144,6 +144,26 @@ def expected_changes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- timing ----------------------------------------------------------------------------------------------
 
 
+class CommitCounter:
+    """Transactions committed through SQLAlchemy in this process, by database file (the application
+    database, the rule store with the automation log, Airflow's metadata DB)."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        import sqlalchemy as sa
+
+        self.names = names  # database file → label
+        self.counts: dict[str, int] = dict.fromkeys(names.values(), 0)
+        sa.event.listen(sa.Engine, "commit", self._committed)
+
+    def _committed(self, conn: Any) -> None:
+        label = self.names.get(str(conn.engine.url.database))
+        if label is not None:
+            self.counts[label] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
 @dataclass
 class RunSide:
     """One side of the run-time comparison: its DAG and what its runs took."""
@@ -155,6 +175,7 @@ class RunSide:
     task_spans: list[float] = field(default_factory=list)
     task_times: dict[str, list[float]] = field(default_factory=dict)
     states: list[dict[str, str]] = field(default_factory=list)
+    commits: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -168,10 +189,19 @@ class RunSide:
             "task_spans_s": self.task_spans,
             "task_median_s": {task: statistics.median(v) for task, v in sorted(self.task_times.items())},
             "task_states": self.states[-1],
+            "commits_per_run": self.commits,
         }
 
 
-def run_once(side: RunSide, engine: Any, orders: int, *, timed: bool = True) -> list[dict[str, Any]]:
+def run_once(
+    side: RunSide,
+    engine: Any,
+    orders: int,
+    *,
+    timed: bool = True,
+    commits: CommitCounter | None = None,
+    profiler: Any = None,
+) -> list[dict[str, Any]]:
     """One ``dag.test`` over ``orders`` new orders; the row changes it made (checked to be expected)."""
     from airflow.utils.state import DagRunState
 
@@ -179,9 +209,16 @@ def run_once(side: RunSide, engine: Any, orders: int, *, timed: bool = True) -> 
     order_ids = [order_id for order_id, _ in created]
     before = order_rows(engine, order_ids)
     gc.collect()
+    committed = commits.snapshot() if commits else {}
+    if profiler is not None:
+        profiler.enable()
     start, cpu_start = time.perf_counter(), time.process_time()
     dag_run = side.dag.test(run_conf={"event_ids": [str(event_id) for _, event_id in created]})
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if profiler is not None:
+        profiler.disable()
+    if commits:
+        side.commits = {name: n - committed[name] for name, n in commits.snapshot().items()}
     instances = dag_run.get_task_instances()
     states = {ti.task_id: str(ti.state) for ti in instances}
     if dag_run.state != DagRunState.SUCCESS:
@@ -202,9 +239,11 @@ def run_once(side: RunSide, engine: Any, orders: int, *, timed: bool = True) -> 
     return changes
 
 
-def compare_runs(workflow: RunSide, floor: RunSide, engine: Any, orders: int, repeat: int) -> dict[str, Any]:
+def compare_runs(
+    workflow: RunSide, floor: RunSide, engine: Any, orders: int, repeat: int, *, commits: CommitCounter
+) -> dict[str, Any]:
     """A warm-up run of each side (untimed; their row changes must be equal), then ``repeat``
-    alternating timed runs of each."""
+    alternating timed runs of each (the last counting its transactions)."""
     progress(f"run: warm-up run of each side ({orders} new orders each), then comparing their changes")
     mine, theirs = (
         run_once(workflow, engine, orders, timed=False),
@@ -214,7 +253,7 @@ def compare_runs(workflow: RunSide, floor: RunSide, engine: Any, orders: int, re
         raise SystemExit(f"the two sides changed the rows differently: {mine[:3]} against {theirs[:3]}")
     for rep in range(repeat):
         for side in (workflow, floor) if rep % 2 == 0 else (floor, workflow):
-            changes = run_once(side, engine, orders)
+            changes = run_once(side, engine, orders, commits=commits if rep >= repeat - 2 else None)
             if changes != mine:
                 raise SystemExit(f"{side.name}: repetition {rep + 1} changed the rows differently")
         progress(
@@ -243,9 +282,7 @@ def profile_run(side: RunSide, engine: Any, orders: int, lines: int) -> None:
     import pstats
 
     profiler = cProfile.Profile(time.process_time)
-    profiler.enable()
-    run_once(side, engine, orders, timed=False)
-    profiler.disable()
+    run_once(side, engine, orders, timed=False, profiler=profiler)  # profiles dag.test alone
     stream = io.StringIO()
     stats = pstats.Stats(profiler, stream=stream)
     stats.sort_stats("cumulative").print_stats(lines)
