@@ -103,6 +103,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="LINES",
         help="after timing, cProfile (CPU time) one run and 3 parses of each side; top LINES (30) on stderr",
     )
+    parser.add_argument(
+        "--tmp",
+        type=Path,
+        help="where the temporary folder (its SQLite files: metadata DB, store, demo database) goes; "
+        "default: the system's; /dev/shm (tmpfs) takes the disk's commit latency out",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (and database)")
     args = parser.parse_args(argv)
     for name in ("workflows", "repeat", "runs", "orders"):
@@ -113,7 +119,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="workflow-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="workflow-bench-", dir=args.tmp))
     progress(f"working in {work}")
     try:
         # Airflow logs (its dependencies' deprecation warnings, dag.test) on stdout: keep that for the table
@@ -163,6 +169,7 @@ def run(args: argparse.Namespace, work: Path, store_url: str) -> dict[str, Any]:
         "runs": args.runs,
         "orders": args.orders,
         "store_backend": sa.make_url(store_url).get_backend_name(),
+        "temporary_folder": str(work.parent),
         "python": platform.python_version(),
         "airflow": airflow.__version__,
     }

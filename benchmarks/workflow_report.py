@@ -45,7 +45,8 @@ def table(result: dict[str, Any]) -> str:
     notes = [
         "ratio = median wall time of the workflow side / of the hand-written side (the verdict); CPU ratio "
         "= the same with this process's CPU time",
-        f"Python {info['python']}, Airflow {info['airflow']}; run: {info['runs']} timed dag.test runs per "
+        f"Python {info['python']}, Airflow {info['airflow']}; SQLite files in {info['temporary_folder']}; "
+        f"run: {info['runs']} timed dag.test runs per "
         f"side; parse: {info['workflows']} stored workflows ({info['store_backend']}), {info['repeat']} "
         "timed parses per side",
     ]
