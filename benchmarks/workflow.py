@@ -52,6 +52,7 @@ from parse import (
     QueryCounter,
     Side,
     env_override,
+    loader_only_steps,
     parse,
     prepare_environment,
     profile_parse,
@@ -233,6 +234,7 @@ def _parse_phase(
         counter=QueryCounter(),
     )
     case["trigger_rules"] = _trigger_rules(parse(work / "floor_all"))
+    case["loader_only_steps"] = loader_only_steps(None, max(args.repeat, 5))
     if args.profile:
         case["profile"] = {
             "loader": profile_parse(loader_folder, args.profile, "parse: loader", None),

@@ -65,6 +65,12 @@ def table(result: dict[str, Any]) -> str:
                 "a route-new-orders copy: "
                 + "; ".join(f"{task}: {what}" for task, what in case["trigger_rules"].items())
             )
+            steps = case["loader_only_steps"]
+            notes.append(
+                f"parse: loader-only steps timed alone (medians): store read "
+                f"{steps['store_read_median_s']:.4f} s, spec JSON -> DagSpec "
+                f"{steps['spec_validation_median_s']:.4f} s"
+            )
     reread = result["store_reread_check"]
     notes.append(
         f"store re-read check: {reread['dags_after_adding_a_rule']} DAGs after adding a workflow, "
