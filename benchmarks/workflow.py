@@ -175,7 +175,7 @@ def run(args: argparse.Namespace, work: Path, store_url: str) -> dict[str, Any]:
         "airflow": airflow.__version__,
     }
     with (
-        env_override("AUTOMATION_STORE_URL", paths["run_store"]),  # type: ignore[arg-type]  # a str is fine
+        env_override("AUTOMATION_STORE_URL", paths["run_store"]),  # type: ignore[arg-type]
         env_override("AUTOMATION_SNAPSHOT_PATH", Path(paths["run_snapshot"])),
     ):
         run_case_result = _run_phase(args, paths)
@@ -247,7 +247,7 @@ def _parse_phase(
 
 
 def _trigger_rules(bag: Any) -> dict[str, str]:
-    """Task → trigger rule (and the class of the condition's task) of one route-new-orders copy."""
+    """Task → its operator class and trigger rule, in one route-new-orders copy."""
     dag = next(bag.dags[d] for d in sorted(bag.dag_ids) if d.endswith("route-new-orders"))
     return {
         task.task_id: f"{type(task).__name__} ({getattr(task.trigger_rule, 'value', task.trigger_rule)})"
