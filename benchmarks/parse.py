@@ -11,8 +11,8 @@ costs about 2 s and would hide the differences):
    that DAG written by hand.
 
 The N rules are copies of the example rules in ``include/rules/`` (each renamed
-``bench-NNNN-<example>``), compiled and registered with ``compile_document`` + ``register`` into a
-fresh store (SQLite in a temporary folder, or a temporary Postgres database with ``--store-url``)
+``bench-NNNN-<example>``), compiled against the store as the CLI does (``compile_in``) and registered
+into a fresh store (SQLite in a temporary folder, or a temporary Postgres database with ``--store-url``)
 holding the demo catalog. The hand-written files are generated from the stored specs, so both sides
 build the same DAGs: the run checks dag ids, task ids, operator classes, edges, timetables, DAG and
 task arguments against each other and stops (exit status 2) on any difference. It also counts the
