@@ -57,10 +57,15 @@ def _sent(store: RuleStore, key: str) -> list[tuple[str, int]]:
     return [(row.status, row.attempts) if row is not None else ("missing", 0) for row in rows]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_scheduled_workflow_reports_its_run_interval_and_passes_its_items_on(
-    store: RuleStore, app_db: sa.Engine, smtp: Inbox, folders: dict[str, Path]
+    backend: str, request: pytest.FixtureRequest, smtp: Inbox, folders: dict[str, Path]
 ) -> None:
+    """On SQLite and on the real Postgres (rule store and application database)."""
     from airflow.utils.state import DagRunState
+
+    store: RuleStore = request.getfixturevalue("store" if backend == "sqlite" else "pg_store")
+    request.getfixturevalue("app_db" if backend == "sqlite" else "pg_app_db")
 
     _apply(store, read_definition_file(REPORT), read_definition_file(MONDAY))
     dag = dagbag().dags["workflow__acme__monday-sales-review"]

@@ -100,6 +100,10 @@ def _run_both_ways(store: RuleStore, app_db: sa.Engine) -> None:
     assert nodes["is-big"].output["true"]["keys"] == [f"event:{big}"]
     assert nodes["routed"].output["items"] == 2
     assert nodes["make-high"].output["applied"] == 1 and nodes["stamp"].output["applied"] == 2
+    # the path each item took: make-high acted on the big order, make-normal on the small one, stamp on both
+    assert nodes["make-high"].output["keys"] == [f"event:{big}"]
+    assert nodes["make-normal"].output["keys"] == [f"event:{small}"]
+    assert sorted(nodes["stamp"].output["keys"]) == sorted([f"event:{big}", f"event:{small}"])
     effects = _ledger_count(app_db)
     assert effects == 4  # make-high 1, make-normal 1, stamp 2
 

@@ -41,6 +41,15 @@ class Match:
         return idempotency_key(rule_id, self.occurrence, action_id, key_text or self.key_text, kind=kind)
 
 
+def acted_on(evaluation: Mapping[str, Any]) -> dict[str, Any]:
+    """How many items a workflow's node received and the first ``LOGGED_KEYS`` of them (``event:17``,
+    ``[42]``), for its automation-log entry."""
+    from rule_engine.operators.workflow_items import LOGGED_KEYS, item_identity, items_of
+
+    items = items_of(evaluation)
+    return {"items": len(items), "keys": [item_identity(item) for item in items[:LOGGED_KEYS]]}
+
+
 class ActionOperator(RuleTaskOperator):
     """Runs :meth:`run_action` over the evaluate task's matches and writes the automation log.
 
@@ -83,6 +92,8 @@ class ActionOperator(RuleTaskOperator):
             if isinstance(exc, RetryableActionError):
                 raise
             raise
+        if self.in_workflow:  # the automation log's trace of the path: which items this node acted on
+            output = {**output, **acted_on(evaluation)}
         self.store.record_action(run_pk, self.task_id, status="success", output=output)
         return self._passed_on(evaluation, output)
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from rule_compiler.canonical import canonical_json
 
+#: How many item keys a node's automation-log entry lists (its counts are always whole).
+LOGGED_KEYS = 50
+
 
 def items_of(output: Mapping[str, Any]) -> list[Any]:
     """The items of a node's output: its events when the trigger is an event, else its row keys."""

@@ -25,11 +25,9 @@ from rule_compiler.runtime.run_events import evaluate_events
 from rule_compiler.runtime.verdicts import VerdictLog
 from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
-from rule_engine.operators.workflow_items import item_identity, items_of, output_of
+from rule_engine.operators.workflow_items import LOGGED_KEYS, item_identity, items_of, output_of
 
 _CONDITION = TypeAdapter(ConditionNode)
-#: How many item keys a node's automation-log entry lists per branch (the counts are always whole).
-LOGGED_KEYS = 50
 
 
 class _Node(RuleTaskOperator):
