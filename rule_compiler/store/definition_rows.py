@@ -76,6 +76,9 @@ def apply(
         holder = conn.execute(
             sa.select(d.c.organization, d.c.kind, d.c.name, d.c.deleted_at).where(d.c.dag_id == dag_id)
         ).first()
+        if holder is not None and tuple(holder[:3]) == (organization, kind, name) and current is None:
+            # created by a concurrent write after this one read nothing: the same answer as the insert's
+            raise AlreadyExistsError(f"{write.label} exists: it was created concurrently")
         if holder is not None:
             deleted = " (deleted)" if holder.deleted_at is not None else ""
             raise ConflictError(

@@ -154,7 +154,7 @@ def test_two_concurrent_creates_of_one_name_give_one_201_and_one_409(
         for thread in threads:
             thread.join()
     assert sorted(statuses) == [201, 409], details
-    assert any("exists" in detail for detail in details)
+    assert any("exists" in detail for detail in details), details
     assert [
         v.version for v in store.versions(organization="acme", kind="rule", name="flag-big-paid-orders")
     ] == [1]
