@@ -55,7 +55,13 @@ def test_create_read_list_replace_patch_and_versions(api: Api, store: RuleStore,
     created = create_template(api, route)
     body = created.json()
     assert (body["name"], body["organization"], body["kind"], body["version"]) == (name, "acme", kind, 1)
-    assert body["updated_by"] == "ed" and body["used_by"] == {"rules": [], "condition_templates": []}
+    assert body["updated_by"] == "ed" and body["used_by"] == {
+        "rules": [],
+        "condition_templates": [],
+        "workflows": [],
+        "rule_templates": [],
+        "workflow_templates": [],
+    }
     assert created.headers["ETag"] == body["etag"]
     assert created.headers["Location"].endswith(f"/api/v1{route}/{name}")
     assert store.get(organization="acme", kind=kind, name=name).source == body["definition"]

@@ -50,6 +50,23 @@ def test_a_workflow_is_created_listed_compiled_and_versioned(api: Api) -> None:
     assert changed.status_code == 200 and changed.json()["version"] == 2
     assert [v["version"] for v in vera.get("/workflows/route-new-orders/versions").json()] == [1, 2]
     assert vera.get("/rules/route-new-orders").status_code == 404  # a workflow is not a rule
+    used = vera.get("/condition-templates/big-order").json()["used_by"]
+    assert used["workflows"] == ["route-new-orders"] and used["rules"] == []
+
+
+def test_a_workflow_built_from_a_workflow_template_is_one_of_its_users(api: Api) -> None:
+    template = api.as_("ed").post("/workflow-templates", json=_body("templates", "follow-up-status"))
+    assert template.status_code == 201, template.text
+    created = api.as_("ed").post("/workflows", json=_body("workflows", "note-big-shipped-orders"))
+    assert created.status_code == 201, created.text
+    assert created.json()["trigger_type"] == "event"  # read from the expanded template
+    vera = api.as_("vera")
+    assert vera.get("/workflow-templates/follow-up-status").json()["used_by"]["workflows"] == [
+        "note-big-shipped-orders"
+    ]
+    spec = vera.get("/workflows/note-big-shipped-orders/spec").json()["spec"]
+    tag = next(task for task in spec["tasks"] if task["task_id"] == "tag")
+    assert tag["params"]["values"] == {"note": "big order shipped"}
 
 
 def test_a_bad_workflow_is_refused_with_every_problem_at_its_path(api: Api) -> None:

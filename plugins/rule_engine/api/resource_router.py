@@ -146,7 +146,11 @@ class Resource:
         if "used_by" in self.api.public.model_fields:
             users = ops.used_by(store, stored.organization, stored.kind, stored.name)
             fields["used_by"] = UsedBy(
-                rules=users.get("rule", []), condition_templates=users.get("condition_template", [])
+                rules=users.get("rule", []),
+                condition_templates=users.get("condition_template", []),
+                workflows=users.get("workflow", []),
+                rule_templates=users.get("rule_template", []),
+                workflow_templates=users.get("workflow_template", []),
             )
         return fields
 

@@ -78,6 +78,11 @@ class UsedBy(OutModel):
     condition_templates: list[str] = Field(
         default_factory=list, description="condition templates whose condition has `use: <this one>`"
     )
+    workflows: list[str] = Field(default_factory=list, description="workflows that use it")
+    rule_templates: list[str] = Field(default_factory=list, description="rule templates whose body uses it")
+    workflow_templates: list[str] = Field(
+        default_factory=list, description="workflow templates whose body uses it"
+    )
 
 
 class _TemplatePublic(TemplateSummary):
