@@ -55,7 +55,7 @@ from rule_compiler.errors import CompileError
 from rule_compiler.notification_templates import TemplateRef
 
 WORKFLOW_KIND = "workflow"
-#: The trigger rule of a node more than one connection leads into (DESIGN §4's join rule).
+#: The trigger rule of a node more than one connection leads into (a join's rule; ADR 0010).
 MERGING_TRIGGER_RULE = "none_failed_min_one_success"
 #: Node type → the task kind of nodes without their own registry kind (actions take theirs).
 NODE_TASK_KINDS: Mapping[str, str] = {

@@ -1,5 +1,5 @@
 """``kind: workflow``: one trigger node, then condition, action, delay, approval, report and join nodes
-joined by connections (DESIGN §4, "Workflows (v1)").
+joined by connections (docs/definitions.md, "Workflows").
 
 Items flow along connections: a condition node splits them between its ``"true"`` and ``"false"``
 connections, an approval node sends them all ``approved`` or ``rejected``. Positions are for the

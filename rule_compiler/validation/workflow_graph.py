@@ -1,4 +1,4 @@
-"""The graph rules of a workflow (DESIGN §4, "Workflows (v1)"), each problem at its JSON path.
+"""The graph rules of a workflow (docs/definitions.md, "Workflows"), each problem at its JSON path.
 
 Exactly one trigger node; unique node ids; connections between known nodes, none to itself, none
 twice; no cycle (named, as a rule's ``depends_on`` cycles are); every node reachable from the trigger;

@@ -1,5 +1,6 @@
-"""Workflows: the model and every validation rule of DESIGN §4, each problem at its JSON path, all at
-once (the checks called directly; the kinds table routes ``kind: workflow`` documents to them)."""
+"""Workflows: the model and every validation rule of docs/definitions.md ("Workflows"), each problem at
+its JSON path, all at once (the checks called directly; the kinds table routes ``kind: workflow``
+documents to them)."""
 
 from __future__ import annotations
 
