@@ -57,7 +57,7 @@ from typing import Any
 
 from api_report import table
 from api_workload import CASES, ORG, Case, baseline, captured_statements, explain, load_log
-from bench_common import emit, progress, temporary_postgres_database
+from bench_common import add_json_option, emit, progress, temporary_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "plugins"
@@ -88,13 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the app's per-user rate limit (counted in the store; '' switches it off) (1000000/minute)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the query filters (1)")
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and database")
     args = parser.parse_args(argv)
     for name in ("rows", "creates", "queries"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench_common import aligned
+
 
 def _ms(value: float) -> str:
     return f"{value:.2f} ms"
@@ -36,9 +38,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{op['ratio_p95']:.2f}x",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     info = result["setup"]
     check = result["plan_check"]
     enforced = "enforced" if check["enforced"] else "not enforced"

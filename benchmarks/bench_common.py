@@ -1,12 +1,14 @@
-"""What the benchmark scripts share: progress lines on stderr and a throwaway Postgres database."""
+"""What the benchmark scripts share: progress lines on stderr, a throwaway Postgres database, the
+``--json`` option and the aligned table of results."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,3 +63,23 @@ def emit(result: dict[str, Any], json_arg: str | None, table: Callable[[dict[str
     else:
         Path(json_arg).write_text(output + "\n", encoding="utf-8")
         print(table(result))
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """``--json [PATH]``: the result as JSON on stdout instead of the table, or into PATH (:func:`emit`)."""
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        metavar="PATH",
+        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
+    )
+
+
+def aligned(rows: Sequence[Sequence[str]], *, rule: bool = True) -> list[str]:
+    """The rows as left-aligned columns two spaces apart; ``rule``: a dashed line under the first row."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    if rule:
+        lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines

@@ -48,7 +48,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from bench_common import emit, progress, seconds, temporary_postgres_database
+from bench_common import add_json_option, aligned, emit, progress, seconds, temporary_postgres_database
 from conditions_workload import (
     CHECKED_NODES,
     COLUMN_TYPES,
@@ -287,9 +287,7 @@ def time_leaves(rows: list[dict[str, Any]], repeat: int) -> list[dict[str, Any]]
 
 
 def _columns(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     return [line.rstrip() for line in lines]
 
 
@@ -392,13 +390,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--leaves", action="store_true", help="also time each leaf, the not and the any alone"
     )
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     args = parser.parse_args(argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")

@@ -49,7 +49,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import yaml
-from bench_common import emit, progress, seconds, temporary_postgres_database
+from bench_common import add_json_option, aligned, emit, progress, seconds, temporary_postgres_database
 
 from rule_compiler.catalog import Catalog
 from rule_compiler.events import install
@@ -154,13 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
         help="Postgres server (admin URL) for the temporary application database",
     )
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and database")
     args = parser.parse_args(argv)
     if args.events < 1:
@@ -387,8 +381,7 @@ def table(result: dict[str, Any]) -> str:
             "1.00x",
         ),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    lines = aligned(rows, rule=False)
     lines.append(f"target: median ratio <= {TARGET}x -> {result['verdict']}")
     if result.get("phases"):
         lines.append("")

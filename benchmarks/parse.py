@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_common import emit, progress
+from bench_common import add_json_option, emit, progress
 from parse_floor import compare_bags, write_hand_written
 from parse_report import table
 from parse_store import build_store, check_store_is_reread, rule_store_database
@@ -76,13 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "dropped at the end), or a sqlite URL of a file that does not exist yet; default: a temporary "
         "SQLite file",
     )
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     parser.add_argument(
         "--profile",
         type=int,

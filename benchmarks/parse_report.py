@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench_common import seconds
+from bench_common import aligned, seconds
 
 
 def table(result: dict[str, Any]) -> str:
@@ -36,9 +36,7 @@ def table(result: dict[str, Any]) -> str:
                 f"{case['cpu_ratio']:.2f}x",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines = aligned(rows)
     info = result["setup"]
     notes = [
         "ratio = median wall time of the loader / of the floor (the verdict); CPU ratio = the same with "

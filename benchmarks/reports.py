@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_common import emit, progress, temporary_postgres_database
+from bench_common import add_json_option, emit, progress, temporary_postgres_database
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = "SELECT id, region, amount, sold_at, paid, note FROM sales ORDER BY id"
@@ -283,13 +283,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the result (1000000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each path, alternating (1)")
     parser.add_argument("--postgres", metavar="URL", help="read from a temporary database on this server")
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

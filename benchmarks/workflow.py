@@ -46,7 +46,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from bench_common import emit, progress
+from bench_common import add_json_option, emit, progress
 from parse import (
     LOADER_FILE,
     QueryCounter,
@@ -88,13 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the parse's rule store server: a postgresql URL (a temporary database is made there), or a "
         "sqlite URL of a file that does not exist yet; default: a temporary SQLite file",
     )
-    parser.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        metavar="PATH",
-        help="machine-readable result: on stdout instead of the table (no PATH or '-'), or into PATH",
-    )
+    add_json_option(parser)
     parser.add_argument(
         "--profile",
         type=int,
