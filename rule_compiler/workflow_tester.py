@@ -1,8 +1,8 @@
 """The workflow tester: the path one event would take through a workflow, acting on nothing.
 
 ``rule-compiler test-workflow WF.yaml --event EVENT.json`` and ``POST /workflows/{name}/test`` are thin
-shells around :func:`test_workflow`, which takes a validated, expanded workflow (``validate_workflow(
-...).workflow``). It simulates ADR 0010's semantics for the one item the event becomes:
+shells around :func:`test_workflow`, which takes a validated, expanded workflow
+(``validate_document(...).workflow``). It simulates ADR 0010's semantics for the one item the event becomes:
 
 - the **trigger** takes the event as the rule tester's does (:func:`~rule_compiler.rule_tester.trigger_row`:
   an event trigger's table, operations and ``fields``; a ``target``'s table, ``new`` as its row); a

@@ -22,8 +22,9 @@ from rule_compiler.dependents import Dependent, find_dependents
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, StoreError
 from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, Ref
 from rule_compiler.loading import expand_paths, read_definition_file
-from rule_compiler.registration import Compiled, CompiledTemplate, compile_document
+from rule_compiler.registration import Compiled, CompiledTemplate, compile_in
 from rule_compiler.store import StoredDefinition
+from rule_compiler.validation.kind_checks import CheckContext
 
 #: The kinds a batch's documents are checked against when they name one (by name, inline-expanded).
 TEMPLATE_KINDS = tuple(name for name, kind in KINDS.items() if not kind.has_dag)
@@ -141,6 +142,11 @@ class DefinitionSource:
 
     def compile(self, data: dict[str, Any], catalogs: Catalogs, *, source: str | None = None) -> Any:
         """Validate and compile one document against its organization's templates and catalog."""
+        return compile_in(data, self.context(data, catalogs), source=source)
+
+    def context(self, data: dict[str, Any], catalogs: Catalogs) -> CheckContext:
+        """What one document is checked against: its catalog, the templates and stored definitions it
+        uses (those a template it is built from uses too)."""
         organization = data.get("organization")
         kind = KINDS.get(str(data.get("kind")))
         uses = kind.uses(data) if kind is not None else set()
@@ -152,14 +158,12 @@ class DefinitionSource:
             if (template := found.get(str(data["use"]))) is not None:
                 uses |= KINDS[kind.template].uses(template.model_dump(mode="json", by_alias=True))
         needed = {used_kind: {name for k, name in uses if k == used_kind} for used_kind in TEMPLATE_KINDS}
-        return compile_document(
-            data,
+        return CheckContext(
             catalogs.for_org(organization) if kind is not None and kind.catalog else None,
-            templates=self.for_org(organization, needed[CONDITION_TEMPLATE]),
-            notification_templates=self.notifications_for_org(organization, needed[NOTIFICATION_TEMPLATE]),
-            stored=self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
-            definition_templates=definition_templates,
-            source=source,
+            self.for_org(organization, needed[CONDITION_TEMPLATE]),
+            self.notifications_for_org(organization, needed[NOTIFICATION_TEMPLATE]),
+            self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
+            definition_templates,
         )
 
 

@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from rule_compiler.catalog import Catalog
-from rule_compiler.cli.batch import TEMPLATE_KINDS, DefinitionSource
+from rule_compiler.cli.batch import DefinitionSource
 from rule_compiler.cli.commands import EXIT_INVALID, EXIT_OK, read_event, tester_inputs
 from rule_compiler.cli.common import Catalogs, CliError, issues_of, print_invalid, print_warnings
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, Issue, RuleValidationError
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW
+from rule_compiler.kinds import WORKFLOW
 from rule_compiler.loading import read_definition_file
 from rule_compiler.rule_tester import RuleTestError
+from rule_compiler.validation import check_document
 from rule_compiler.validation.kind_checks import Validated
-from rule_compiler.validation.workflow_checks import validate_workflow
 from rule_compiler.workflow_tester import format_workflow_text, test_workflow
 
 __all__ = ["add_parser", "run_test_workflow"]
@@ -56,7 +56,7 @@ def run_test_workflow(args: argparse.Namespace) -> int:
     organization = data.get("organization")
     catalog = catalogs.for_org(organization)
     try:
-        validated = _validate(args, data, catalog)
+        validated = _validate(args, data, catalogs)
     except DefinitionError as exc:
         issues = issues_of(exc)
         if args.format == "json":
@@ -87,20 +87,10 @@ def run_test_workflow(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _validate(args: argparse.Namespace, data: dict[str, Any], catalog: Catalog | None) -> Validated:
-    """The workflow checked against its organization's templates (store, ``--templates``) and names."""
+def _validate(args: argparse.Namespace, data: dict[str, Any], catalogs: Catalogs) -> Validated:
+    """The workflow checked as ``apply`` checks it: against its organization's templates (store,
+    ``--templates``), the workflow template it is built from and the stored definitions it starts."""
     if data.get("kind") != WORKFLOW:
         kind = str(data.get("kind") or "document without a kind").replace("_", " ")
         raise RuleValidationError([Issue("kind", f"test-workflow tests workflows; this is a {kind}", "kind")])
-    source = DefinitionSource(args, [])
-    organization = data.get("organization")
-    uses = KINDS[WORKFLOW].uses(data)
-    return validate_workflow(
-        data,
-        catalog,
-        templates=source.for_org(organization, {name for kind, name in uses if kind == CONDITION_TEMPLATE}),
-        notification_templates=source.notifications_for_org(
-            organization, {name for kind, name in uses if kind == NOTIFICATION_TEMPLATE}
-        ),
-        stored=source.stored_names(organization, {kind for kind, _ in uses if kind not in TEMPLATE_KINDS}),
-    )
+    return check_document(data, DefinitionSource(args, []).context(data, catalogs), source=str(args.workflow))

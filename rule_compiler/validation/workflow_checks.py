@@ -11,15 +11,11 @@ checked once, at the trigger node. Delay, approval and report nodes are checked 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from rule_compiler.catalog import Catalog
 from rule_compiler.conditions.durations import DurationError, parse_duration
-from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition, Trigger, TriggerWorkflow
+from rule_compiler.definitions import RuleDefinition, Trigger, TriggerWorkflow
 from rule_compiler.definitions.action_steps import as_action, as_step
 from rule_compiler.definitions.workflow import (
     ActionNode,
@@ -31,14 +27,13 @@ from rule_compiler.definitions.workflow import (
     WorkflowDefinition,
     WorkflowNode,
 )
-from rule_compiler.errors import Issue, RuleValidationError
-from rule_compiler.notification_templates import NotificationTemplates, TemplateRef
+from rule_compiler.errors import Issue
+from rule_compiler.notification_templates import TemplateRef
 from rule_compiler.validation.kind_checks import CheckContext, Validated, check_rule_kind, organization_issues
-from rule_compiler.validation.partial import WHOLE, Parts, salvage
-from rule_compiler.validation.refs import CatalogRefs, StoredNames
+from rule_compiler.validation.partial import WHOLE, Parts
+from rule_compiler.validation.refs import CatalogRefs
 from rule_compiler.validation.semantic import check_record_references, check_templates
 from rule_compiler.validation.starts import check_report_parameters, check_trigger_cycle
-from rule_compiler.validation.structural import issues_from_pydantic, raw_value_issues
 from rule_compiler.validation.workflow_graph import check_graph
 
 
@@ -55,37 +50,6 @@ def check_workflow_kind(
     return issues, Validated(
         definition, notification_refs=checked.refs, warnings=tuple(checked.warnings), workflow=expanded
     )
-
-
-def validate_workflow(
-    data: dict[str, Any],
-    catalog: Catalog | None,
-    *,
-    templates: Mapping[str, ConditionTemplateDefinition] | None = None,
-    notification_templates: NotificationTemplates | None = None,
-    stored: StoredNames | None = None,
-) -> Validated:
-    """Parse and check a workflow document; RuleValidationError with every problem at its JSON path.
-
-    What :func:`~rule_compiler.validation.document.check_document` does for a kind of the kinds table
-    (raw values, structure, then the meaning checks, also on the parts that parse), until ``workflow``
-    has its row there.
-    """
-    context = CheckContext(catalog, templates or {}, notification_templates or {}, stored)
-    if raw := raw_value_issues(data):
-        raise RuleValidationError(raw)
-    try:
-        definition = WorkflowDefinition.model_validate(data)
-    except ValidationError as exc:
-        structural = issues_from_pydantic(exc, data)
-        partial, parts = salvage(WorkflowDefinition, data)
-        if parts.parsed("organization"):
-            structural += parts.keep(check_workflow_kind(partial, context, parts)[0], structural)
-        raise RuleValidationError(structural) from None
-    issues, validated = check_workflow_kind(definition, context, WHOLE)
-    if issues:
-        raise RuleValidationError(issues)
-    return validated
 
 
 @dataclass

@@ -16,7 +16,7 @@ from rule_compiler.cli import main
 from rule_compiler.definitions.workflow import WorkflowDefinition
 from rule_compiler.loading import read_definition_file
 from rule_compiler.rule_tester import RelatedRequest, RelatedRows, load_event
-from rule_compiler.validation.workflow_checks import validate_workflow
+from rule_compiler.validation import validate_document
 from rule_compiler.workflow_tester import WorkflowTestResult, format_workflow_text, test_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
@@ -42,7 +42,7 @@ def _example() -> dict[str, Any]:
 
 
 def _workflow(data: dict[str, Any] | None = None) -> WorkflowDefinition:
-    workflow = validate_workflow(data or _example(), _catalog(), stored={"report": ["weekly-sales"]}).workflow
+    workflow = validate_document(data or _example(), _catalog(), stored={"report": ["weekly-sales"]}).workflow
     assert workflow is not None
     return workflow
 
@@ -259,3 +259,19 @@ def test_condition_templates_come_from_templates(tmp_path: Path, capsys: pytest.
     assert [n["id"] for n in result["nodes"] if n["status"] == "skipped"] == ["make-normal"]
     stamp = result["nodes"][-1]
     assert stamp["id"] == "stamp" and stamp["action"]["values"] == {"note": "routed: order 7 (paid)"}
+
+
+def test_a_workflow_built_from_a_workflow_template_is_tested_expanded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """note-big-shipped-orders is `use: follow-up-status`: --templates gives the template, and the test
+    walks the expanded nodes, as `apply` would check it."""
+    workflow = read_definition_file(ROOT / "include" / "workflows" / "note-big-shipped-orders.yaml")
+    templates = ["--templates", str(ROOT / "include" / "templates")]
+    shipped = {"table": "orders", "operation": "updated", "old": {**ORDER, "status": "paid", "total": 2500},
+               "new": {**ORDER, "status": "shipped", "total": 2500}}  # fmt: skip
+    code, out, _ = _run(tmp_path, capsys, shipped, "--format", "json", *templates, workflow=workflow)
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["started"] is True and result["acted"] == ["tag"]
+    assert result["nodes"][-1]["action"]["values"] == {"note": "big order shipped"}

@@ -19,7 +19,6 @@ from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import compile_document, context_from_store, register
 from rule_compiler.store import RuleStore
 from rule_compiler.validation import validate_document
-from rule_compiler.validation.workflow_checks import validate_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
 RULE = ROOT / "include" / "rules" / "escalate-vip-orders.yaml"
@@ -225,7 +224,7 @@ def test_a_target_of_another_organization_is_unknown_and_a_stored_user_is_found(
 
 def _workflow_issues(data: dict[str, Any], stored: dict[str, Any]) -> list[Issue]:
     with pytest.raises(RuleValidationError) as caught:
-        validate_workflow(data, _catalog(), stored=stored)
+        validate_document(data, _catalog(), stored=stored)
     return list(caught.value.issues)
 
 
@@ -249,5 +248,5 @@ def test_a_cycle_across_workflows_is_refused_and_named() -> None:
 
 def test_a_chain_without_a_way_back_is_no_cycle() -> None:
     stored = {"workflow": {"b": _workflow("b", MANUAL, "c"), "c": _workflow("c", MANUAL)}}
-    validated = validate_workflow(_workflow("a", MANUAL, "b"), _catalog(), stored=stored)
+    validated = validate_document(_workflow("a", MANUAL, "b"), _catalog(), stored=stored)
     assert validated.workflow is not None

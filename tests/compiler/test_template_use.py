@@ -16,8 +16,8 @@ from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import KINDS, RULE_TEMPLATE, WORKFLOW_TEMPLATE, workflow_uses
 from rule_compiler.loading import read_definition_file
 from rule_compiler.registration import Compiled, compile_document
+from rule_compiler.validation import validate_document
 from rule_compiler.validation.template_use import MAX_EXPANDED_BYTES, expand_use
-from rule_compiler.validation.workflow_checks import validate_workflow
 from tests.conftest import DEMO_CATALOG, ROOT
 
 RULE_TEMPLATE_FILE = ROOT / "include" / "rule-templates" / "notify-on-status.yaml"
@@ -198,7 +198,7 @@ def test_a_workflow_from_a_workflow_template_validates_like_a_hand_written_one()
             "with": {"status": "paid"}}  # fmt: skip
     assert workflow_uses(data) == {(WORKFLOW_TEMPLATE, "follow-up-status")}
     document = expand_use(data, WORKFLOW_TEMPLATE, {"follow-up-status": template}).document
-    validated = validate_workflow(document, _catalog())
+    validated = validate_document(document, _catalog())
     assert validated.workflow is not None and validated.workflow.name == "paid-follow-up"
     condition = document["nodes"][1]["conditions"]["all"]
     assert condition[0]["value"] == "paid" and condition[1]["value"] == 1000

@@ -19,9 +19,10 @@ from rule_compiler.definitions.workflow import MAX_NODES, ActionNode, ConditionS
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import KINDS, PLANNED_KINDS
 from rule_compiler.loading import read_definition_file
+from rule_compiler.validation import validate_document
 from rule_compiler.validation.kind_checks import CheckContext
 from rule_compiler.validation.partial import WHOLE
-from rule_compiler.validation.workflow_checks import check_workflow_kind, validate_workflow
+from rule_compiler.validation.workflow_checks import check_workflow_kind
 from tests.conftest import DEMO_CATALOG, ROOT
 
 EXAMPLE = ROOT / "include" / "workflows-waiting" / "vip-order-follow-up.yaml"
@@ -38,7 +39,7 @@ def _example() -> dict[str, Any]:
 
 def _issues(data: dict[str, Any]) -> list[Issue]:
     with pytest.raises(RuleValidationError) as caught:
-        validate_workflow(data, _catalog(), stored=STORED)
+        validate_document(data, _catalog(), stored=STORED)
     return list(caught.value.issues)
 
 
@@ -59,7 +60,7 @@ def _connect(data: dict[str, Any], source: str, target: str, when: str | None = 
 
 
 def test_the_example_workflow_validates_against_the_demo_catalog() -> None:
-    validated = validate_workflow(_example(), _catalog(), stored=STORED)
+    validated = validate_document(_example(), _catalog(), stored=STORED)
     workflow = validated.definition
     assert isinstance(workflow, WorkflowDefinition)
     assert [node.type for node in workflow.nodes] == [
@@ -95,7 +96,7 @@ def test_a_condition_template_in_a_condition_node_is_expanded() -> None:
         "condition": {"field": "customer__tier", "operator": "equals", "value": "vip"},
     }
     templates = {"vip": ConditionTemplateDefinition.model_validate(template)}
-    validated = validate_workflow(data, _catalog(), templates=templates, stored=STORED)
+    validated = validate_document(data, _catalog(), templates=templates, stored=STORED)
     assert validated.workflow is not None
     node = validated.workflow.nodes[1]
     assert isinstance(node, ConditionStep) and isinstance(node.conditions, Condition)
@@ -110,7 +111,7 @@ def test_a_notification_template_of_an_action_node_is_resolved_and_named_by_node
     template = NotificationTemplateDefinition.model_validate(
         read_definition_file(ROOT / "include" / "templates" / "vip-order.yaml")
     )
-    validated = validate_workflow(
+    validated = validate_document(
         data, _catalog(), notification_templates={"vip-order": template}, stored=STORED
     )
     assert validated.notification_refs["thank"].name == "vip-order"
@@ -121,7 +122,7 @@ def test_a_notification_template_of_an_action_node_is_resolved_and_named_by_node
     assert isinstance(sent, SendNotification)
     assert sent.template is None and sent.subject is not None and "VIP order" in sent.subject
     with pytest.raises(RuleValidationError) as caught:
-        validate_workflow(data, _catalog(), stored=STORED)
+        validate_document(data, _catalog(), stored=STORED)
     assert [(i.path, i.code) for i in caught.value.issues] == [
         ("nodes[2].action.template", "unknown_template")
     ]
@@ -131,7 +132,7 @@ def test_a_report_node_naming_a_stored_report_validates() -> None:
     data = _example()
     data["nodes"].append({"id": "sales", "type": "report", "report": "weekly-sales"})
     _connect(data, "discount", "sales")
-    validate_workflow(data, _catalog(), stored=STORED)
+    validate_document(data, _catalog(), stored=STORED)
 
 
 # --- the graph ---------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def test_200_nodes_are_allowed() -> None:
     extra = MAX_NODES - len(data["nodes"])
     data["nodes"] += [{"id": f"join-{i}", "type": "join"} for i in range(extra)]
     data["connections"] += [{"from": "discount", "to": f"join-{i}"} for i in range(extra)]
-    validate_workflow(data, _catalog(), stored=STORED)
+    validate_document(data, _catalog(), stored=STORED)
 
 
 def test_1001_connections() -> None:
@@ -282,7 +283,7 @@ def test_a_position_out_of_range_or_not_finite(position: dict[str, Any], path: s
 def test_a_position_at_the_limit_is_allowed() -> None:
     data = _example()
     data["nodes"][2]["position"] = {"x": -100_000, "y": 100_000.0}
-    validate_workflow(data, _catalog(), stored=STORED)
+    validate_document(data, _catalog(), stored=STORED)
 
 
 def test_a_non_finite_position_on_the_model_itself() -> None:
@@ -341,7 +342,7 @@ def test_the_trigger_node_is_checked_like_a_rule_trigger_once() -> None:
 def test_the_trigger_warns_once_at_its_node_of_a_table_without_change_capture() -> None:
     catalog = _catalog().model_dump()
     catalog["connections"]["app_db"]["tables"]["orders"]["capture_installed"] = False
-    validated = validate_workflow(_example(), Catalog.model_validate(catalog), stored=STORED)
+    validated = validate_document(_example(), Catalog.model_validate(catalog), stored=STORED)
     assert [(w.path, w.code) for w in validated.warnings] == [
         ("nodes[0].trigger.table", "capture_not_installed")
     ]

@@ -16,7 +16,7 @@ from rule_compiler.clock import utcnow
 from rule_compiler.kinds import WORKFLOW
 from rule_compiler.registration import context_from_store
 from rule_compiler.rule_tester import RuleTestError, database_related
-from rule_compiler.validation.workflow_checks import validate_workflow
+from rule_compiler.validation import check_document
 from rule_compiler.workflow_tester import test_workflow as walk_workflow
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import StoreDep, Viewer
@@ -71,13 +71,7 @@ def test_workflow(
     stored = store.get(organization=organization, kind=WORKFLOW, name=name)
     catalog = ops.catalog_of(store, organization)
     context = context_from_store(store, organization, stored.source, catalog=catalog)
-    validated = validate_workflow(  # a stored workflow its catalog no longer allows: 422 with paths
-        stored.source,
-        catalog,
-        templates=context.templates,
-        notification_templates=context.notification_templates,
-        stored=context.stored,
-    )
+    validated = check_document(stored.source, context)  # one its catalog no longer allows: 422 with paths
     assert validated.workflow is not None  # noqa: S101 - set for every valid workflow
     related = None
     if body.read_related:  # a connection Airflow cannot give: 503 (the AppDatabaseError handler)
