@@ -151,6 +151,62 @@ def decide(
     return verdict, digest
 
 
+@dataclass(frozen=True)
+class QueryStep:
+    """What the queries gave: the manifest, and the status that stopped the run here (skipped-empty,
+    not-triggered; None: it goes on to render and deliver) with its reason."""
+
+    manifest: Manifest
+    stopped: str | None = None
+    reason: str = ""
+
+
+def query_step(
+    job: ReportJob,
+    run_pk: int,
+    overrides: Mapping[str, Any],
+    interval: tuple[dt.datetime, dt.datetime],
+    logical: dt.datetime,
+    *,
+    final: bool,
+    grace: bool = True,
+) -> QueryStep:
+    """Run the queries and decide, recorded in the run's log (a run the verdict stops is settled).
+
+    A failure no retry can fix (a refused query, a bad parameter, an alert on a query the report does
+    not run) settles the run as ``error`` and is raised as ``PermanentActionError``; another failure
+    settles it only on the ``final`` try and is raised as it is (a timeout, a lost connection)."""
+    from rule_compiler.reporting.queries import ReportQueryRefusedError
+    from rule_compiler.reporting.report_errors import ReportAlertError, ReportParameterError
+
+    permanent_errors = (ReportParameterError, ReportAlertError, ReportQueryRefusedError, PermanentActionError)
+    start, end = interval
+    started = time.monotonic()
+    try:
+        manifest = run_queries(job, dict(overrides), start, end, logical)
+        verdict, digest = decide(job, manifest.results, end, grace=grace)
+    except Exception as exc:
+        permanent = isinstance(exc, permanent_errors)
+        if permanent or final:
+            report_runs.finish_report_run(job.engine, run_pk, "error", now=utcnow(), error=describe(exc))
+        if permanent:
+            raise PermanentActionError(describe(exc)) from exc
+        raise
+    report_runs.record_queries(
+        job.engine,
+        run_pk,
+        queries={r.id: {"rows": r.row_count, "truncated": r.truncated} for r in manifest.results},
+        seconds=time.monotonic() - started,
+        alert=verdict,
+        alert_digest=digest,
+    )
+    if verdict is None or not verdict.get("status"):
+        return QueryStep(manifest)
+    status = str(verdict["status"])
+    report_runs.finish_report_run(job.engine, run_pk, status, now=utcnow())
+    return QueryStep(manifest, status, str(verdict["reason"]))
+
+
 def render(job: ReportJob, fmt: str) -> Path:
     """Render ``fmt`` from the run's query results (ReportRenderError: the report cannot be rendered)."""
     from rule_compiler.reporting.render_format import render_format

@@ -37,10 +37,9 @@ from rule_engine.operators.trigger_workflow import by_occurrence
 from rule_engine.report_steps import (
     MAX_DELIVERY_SECONDS,
     ReportJob,
-    decide,
+    query_step,
     render,
     run_info,
-    run_queries,
     send,
     settle,
     spec_tasks,
@@ -145,41 +144,18 @@ class GenerateReportOperator(ActionOperator):
         interval: tuple[dt.datetime, dt.datetime],
     ) -> str | None:
         """Run the queries and decide: the run's settled status when it stops here, else None."""
-        start, end = interval
-        from rule_compiler.reporting.queries import ReportQueryRefusedError
-        from rule_compiler.reporting.report_errors import ReportAlertError, ReportParameterError
-
-        permanent_errors = (
-            ReportParameterError,
-            ReportAlertError,
-            ReportQueryRefusedError,
-            PermanentActionError,
-        )
-        started = time.monotonic()
-        try:
-            manifest = run_queries(job, overrides, start, end, utc(self.run_time(context)))
-            verdict, digest = decide(job, manifest.results, end, grace=False)
-        except Exception as exc:
-            permanent = isinstance(exc, permanent_errors)
-            if permanent or self._final(context):
-                report_runs.finish_report_run(job.engine, run_pk, "error", now=utcnow(), error=describe(exc))
-            if permanent:
-                raise PermanentActionError(describe(exc)) from exc
-            raise
-        report_runs.record_queries(
-            job.engine,
+        step = query_step(
+            job,
             run_pk,
-            queries={r.id: {"rows": r.row_count, "truncated": r.truncated} for r in manifest.results},
-            seconds=time.monotonic() - started,
-            alert=verdict,
-            alert_digest=digest,
+            overrides,
+            interval,
+            utc(self.run_time(context)),
+            final=self._final(context),
+            grace=False,
         )
-        if verdict is not None and verdict.get("status"):
-            status = str(verdict["status"])
-            report_runs.finish_report_run(job.engine, run_pk, status, now=utcnow())
-            self.log.info("%s: %s; nothing is rendered or delivered", status, verdict["reason"])
-            return status
-        return None
+        if step.stopped is not None:
+            self.log.info("%s: %s; nothing is rendered or delivered", step.stopped, step.reason)
+        return step.stopped
 
     def _render_formats(self, context: Mapping[str, Any], job: ReportJob, run_pk: int) -> None:
         from rule_compiler.reporting.report_errors import ReportRenderError

@@ -35,7 +35,7 @@ from rule_compiler.store.report_runs import SETTLED_BEFORE_DELIVERY
 from rule_engine.notices import describe
 from rule_engine.operators.report_base import ReportTaskOperator, utc
 from rule_engine.operators.webhooks import RetryAfterPolicy
-from rule_engine.report_steps import MAX_DELIVERY_SECONDS, decide, render, run_info, run_queries, send, settle
+from rule_engine.report_steps import MAX_DELIVERY_SECONDS, query_step, render, run_info, send, settle
 from rule_engine.report_steps import sweep_workdirs as sweep
 
 
@@ -45,16 +45,6 @@ class ReportQueriesOperator(ReportTaskOperator):
     ui_color = "#e8f0fe"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from rule_compiler.reporting.queries import ReportQueryRefusedError
-        from rule_compiler.reporting.report_errors import ReportAlertError, ReportParameterError
-
-        # no retry can fix these (a timeout or a lost connection is retried)
-        permanent_errors = (
-            ReportParameterError,
-            ReportAlertError,
-            ReportQueryRefusedError,
-            PermanentActionError,
-        )
         start, end = self.interval(context)
         logical = context.get("logical_date")
         overrides = _overrides(context)
@@ -70,33 +60,24 @@ class ReportQueriesOperator(ReportTaskOperator):
             parameters=overrides,
             now=utcnow(),
         )
-        started = time.monotonic()
         job = self.job(context)
         try:
-            manifest = run_queries(job, overrides, start, end, utc(self.run_time(context)))
-            verdict, digest = decide(job, manifest.results, end)
-        except Exception as exc:
-            permanent = isinstance(exc, permanent_errors)
-            if permanent or self.final_try(context):
-                report_runs.finish_report_run(self.engine, run_pk, "error", now=utcnow(), error=describe(exc))
-            if permanent:
-                raise AirflowFailException(describe(exc)) from exc
-            raise
+            step = query_step(
+                job,
+                run_pk,
+                overrides,
+                (start, end),
+                utc(self.run_time(context)),
+                final=self.final_try(context),
+            )
+        except PermanentActionError as exc:  # no retry can fix it
+            raise AirflowFailException(str(exc)) from exc
+        manifest = step.manifest
         rows = {result.id: result.row_count for result in manifest.results}
-        report_runs.record_queries(
-            self.engine,
-            run_pk,
-            queries={r.id: {"rows": r.row_count, "truncated": r.truncated} for r in manifest.results},
-            seconds=time.monotonic() - started,
-            alert=verdict,
-            alert_digest=digest,
-        )
         self.log.info("rows per query, %s to %s: %s", manifest.interval_start, manifest.interval_end, rows)
-        if verdict is not None and verdict.get("status"):
-            status = str(verdict["status"])
-            report_runs.finish_report_run(self.engine, run_pk, status, now=utcnow())
-            self.log.info("%s: %s; nothing is rendered or delivered", status, verdict["reason"])
-            raise AirflowSkipException(f"{status}: {verdict['reason']}")
+        if step.stopped is not None:
+            self.log.info("%s: %s; nothing is rendered or delivered", step.stopped, step.reason)
+            raise AirflowSkipException(f"{step.stopped}: {step.reason}")
         return {"spec_hash": self.spec_hash, "rows": rows}
 
 
