@@ -22,7 +22,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.dependents import direct_users
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, users_of_kind
-from rule_compiler.raw_sources import raw_trigger, raw_trigger_type
+from rule_compiler.raw_sources import raw_trigger
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST
 from rule_compiler.validation.paths import join
@@ -196,11 +196,6 @@ def diff(before: Any, after: Any, path: str = "") -> list[Change]:
     if json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True):
         return []
     return [Change(path=path or "(document)", op="changed", before=before, after=after)]
-
-
-def trigger_type(source: Mapping[str, Any]) -> str:
-    """The trigger type of a rule's or a workflow's source ("" when it has none)."""
-    return raw_trigger_type(source)
 
 
 def schedule_of(source: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 
 from rule_compiler.clock import utcnow
+from rule_compiler.raw_sources import raw_trigger_type
 from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
@@ -34,7 +35,7 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         source = ops.expanded_source(store, stored)  # a definition built from a template: expanded
         schedule = ops.schedule_of(source)
         if schedule is None:
-            trigger = ops.trigger_type(source)
+            trigger = raw_trigger_type(source)
             raise HTTPException(
                 status.HTTP_409_CONFLICT, f"{noun} '{name}' has a {trigger} trigger: it has no schedule"
             )
@@ -52,7 +53,7 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         stored = store.get(organization=principal.organization, kind=kind, name=name)
         refuse_inactive(stored, prefix)
         asked = body or TriggerRequest()
-        conf = airflow_runs.run_conf(ops.trigger_type(ops.expanded_source(store, stored)), asked.payload)
+        conf = airflow_runs.run_conf(raw_trigger_type(ops.expanded_source(store, stored)), asked.payload)
         started = start_audited_run(
             store=store,
             principal=principal,
