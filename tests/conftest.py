@@ -20,6 +20,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures" / "definitions"
 LOCAL_FIXTURES = ROOT / "tests" / "fixtures" / "definitions"
 DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
+#: Every folder of example definitions in include/ (the demo applies all but workflows-waiting).
+EXAMPLE_FOLDERS = tuple(
+    ROOT / "include" / name
+    for name in (
+        "templates",
+        "rule-templates",
+        "rules",
+        "rules-using-templates",
+        "reports",
+        "workflows",
+        "workflows-waiting",
+    )
+)
 PG_ADMIN_URL = os.environ.get(
     "AUTOMATION_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 )

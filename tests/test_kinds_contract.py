@@ -44,19 +44,9 @@ from rule_compiler.registration import (
 )
 from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
 from rule_compiler.validation import validate_document
-from tests.conftest import DEMO_CATALOG, ROOT
+from tests.conftest import DEMO_CATALOG, EXAMPLE_FOLDERS, ROOT
 
 INCLUDE = ROOT / "include"
-#: Every example definition shipped in include/ (what the demo applies).
-EXAMPLE_FOLDERS = [
-    INCLUDE / "templates",
-    INCLUDE / "rules",
-    INCLUDE / "rules-using-templates",
-    INCLUDE / "reports",
-    INCLUDE / "workflows",
-    INCLUDE / "workflows-waiting",
-    INCLUDE / "rule-templates",
-]
 #: The examples each row is checked with, and exactly what each uses: (file, expected uses).
 CONTRACT_EXAMPLES: list[tuple[str, set[Ref]]] = [
     ("rules/flag-big-paid-orders.yaml", set()),
@@ -81,7 +71,7 @@ def _catalog() -> Catalog:
 def _examples() -> dict[Ref, dict[str, Any]]:
     """(kind, name) → raw document, for every example in include/."""
     found: dict[Ref, dict[str, Any]] = {}
-    for path in expand_paths(EXAMPLE_FOLDERS):
+    for path in expand_paths(list(EXAMPLE_FOLDERS)):
         data = read_definition_file(path)
         found[(data["kind"], data["name"])] = data
     return found

@@ -36,7 +36,7 @@ from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_in, context_from_store, register
 from rule_compiler.store import RuleStore
 from tests.airflow.conftest import apply_rules, dagbag
-from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
+from tests.conftest import DEMO_CATALOG, EXAMPLE_FOLDERS, LOCAL_FIXTURES
 
 pytestmark = pytest.mark.airflow
 
@@ -85,15 +85,6 @@ NOT_YET_AUTHORABLE = {
 OUR_PATH = re.compile(r"(?:rule_engine|rule_compiler)(?:\.[A-Za-z_]\w*)+")
 #: Examples with delay or approval nodes: valid, rendered as placeholders until waiting workflows land.
 WAITING_EXAMPLES = {"workflow__acme__vip-order-follow-up"}
-INCLUDE_FOLDERS = (
-    "templates",
-    "rule-templates",
-    "rules",
-    "rules-using-templates",
-    "reports",
-    "workflows",
-    "workflows-waiting",
-)
 
 
 @dataclass(frozen=True)
@@ -106,9 +97,7 @@ class Serialized:
 
 def _register_include(store: RuleStore) -> set[str]:
     """Apply every include/ example the way the CLI's batch does (what is used first); their dag ids."""
-    documents = [
-        read_definition_file(p) for p in expand_paths([ROOT / "include" / f for f in INCLUDE_FOLDERS])
-    ]
+    documents = [read_definition_file(p) for p in expand_paths(list(EXAMPLE_FOLDERS))]
     dag_ids = set()
     for data in sorted(documents, key=lambda d: apply_rank(d.get("kind"))):
         compiled = compile_in(data, context_from_store(store, data["organization"], data))

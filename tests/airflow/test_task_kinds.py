@@ -30,7 +30,7 @@ from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_document, compile_in, context_from_store, register
 from rule_compiler.store import RuleStore
 from tests.compiler.test_fixtures import fixture_templates
-from tests.conftest import DEMO_CATALOG, LOCAL_FIXTURES, ROOT
+from tests.conftest import DEMO_CATALOG, EXAMPLE_FOLDERS, LOCAL_FIXTURES, ROOT
 
 pytestmark = pytest.mark.airflow
 INCLUDE = ROOT / "include"
@@ -110,7 +110,7 @@ def _compiled_examples(tmp_store: RuleStore) -> list[DagSpec]:
     """Every example with a DAG, compiled the way the CLI does (include/ against the store, what it
     uses first; the fixture set against its own condition templates)."""
     specs: list[DagSpec] = []
-    documents = [read_definition_file(p) for p in expand_paths([INCLUDE / f for f in _INCLUDE_FOLDERS])]
+    documents = [read_definition_file(p) for p in expand_paths(list(EXAMPLE_FOLDERS))]
     for data in sorted(documents, key=lambda d: apply_rank(d.get("kind"))):
         compiled = compile_in(data, context_from_store(tmp_store, data["organization"], data))
         register(tmp_store, compiled, actor="task-kinds")
@@ -121,17 +121,6 @@ def _compiled_examples(tmp_store: RuleStore) -> list[DagSpec]:
         if isinstance(compiled, Compiled):  # the set holds a condition template too
             specs.append(compiled.spec)
     return specs
-
-
-_INCLUDE_FOLDERS = (
-    "templates",
-    "rule-templates",
-    "rules",
-    "rules-using-templates",
-    "reports",
-    "workflows",
-    "workflows-waiting",
-)
 
 
 def test_the_compiler_emits_exactly_the_declared_kinds(store: RuleStore) -> None:
