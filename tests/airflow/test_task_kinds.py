@@ -30,10 +30,9 @@ from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, compile_document, compile_in, context_from_store, register
 from rule_compiler.store import RuleStore
 from tests.compiler.test_fixtures import fixture_templates
-from tests.conftest import DEMO_CATALOG, EXAMPLE_FOLDERS, LOCAL_FIXTURES, ROOT
+from tests.conftest import DEMO_CATALOG, EXAMPLE_FOLDERS, LOCAL_FIXTURES
 
 pytestmark = pytest.mark.airflow
-INCLUDE = ROOT / "include"
 
 
 def _one_sided(ir: set[str], registry: set[str]) -> str:
