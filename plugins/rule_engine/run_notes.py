@@ -1,4 +1,4 @@
-"""A note on every rule run that matched nothing, so the run list shows it at a glance.
+"""A note on every rule or workflow run that matched nothing, so the run list shows it at a glance.
 
 Such a run succeeds (its actions are skipped), and in Airflow 3.3 a task cannot set its own run's
 note (the Execution API has no such call). So ``record_outcome`` pushes the note's text as the XCom
@@ -8,8 +8,9 @@ run in the same database session, before the scheduler commits the new state (a 
 any session, as ``dag.test()`` passes, is noted in a session of its own).
 
 It never replaces a note a person wrote: only an empty note, or one it wrote itself (it starts with
-``no match: ``), is set; a re-run that matched removes its own earlier note. It only touches rule
-DAGs (``rule__*``), and a failure is logged, never raised: the scheduler goes on.
+``no match: ``), is set; a re-run that matched removes its own earlier note. It only touches the DAGs
+whose runs end with ``record_outcome`` (``rule__*``, ``workflow__*``), and a failure is logged, never
+raised: the scheduler goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from airflow.listeners import hookimpl
 
 log = logging.getLogger(__name__)
 
-RULE_DAG_PREFIX = "rule__"
+#: The dag_id prefixes of the kinds whose runs end with ``record_outcome`` (rules and workflows).
+NOTED_DAG_PREFIXES = ("rule__", "workflow__")
 OUTCOME_TASK_ID = "record_outcome"
 # the values of rule_engine.operators.outcome.RUN_NOTE_KEY and rule_compiler.runtime.verdicts.
 # NO_MATCH_PREFIX, not imported: what the scheduler imports for this listener stays small
@@ -78,7 +80,7 @@ class RunNoteListener:
 
     @hookimpl
     def on_dag_run_success(self, dag_run: Any, msg: str) -> None:
-        if not str(getattr(dag_run, "dag_id", "")).startswith(RULE_DAG_PREFIX):
+        if not str(getattr(dag_run, "dag_id", "")).startswith(NOTED_DAG_PREFIXES):
             return
         try:
             from sqlalchemy.orm import object_session

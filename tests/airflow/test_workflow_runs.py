@@ -65,6 +65,15 @@ def _ledger_count(engine: sa.Engine) -> int:
     return int(_rows(engine, f"SELECT count(*) AS n FROM {LEDGER_TABLE}")[0]["n"])
 
 
+def _note(dag_run: Any) -> str:
+    """The run's note, set by the plugin's listener (rule_engine.run_notes)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return str(session.get(DagRun, dag_run.id).note)
+
+
 def _states(dag_run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
@@ -124,6 +133,15 @@ def _run_both_ways(store: RuleStore, app_db: sa.Engine) -> None:
     assert again.state == DagRunState.SUCCESS
     assert _order(app_db, 9001)["priority"] == "low"
     assert _ledger_count(app_db) == effects + 2  # only 9003's two effects were new
+
+    # An event the trigger does not take (an update): nothing runs, and the run says so in its note.
+    with app_db.begin() as conn:
+        conn.execute(sa.text("UPDATE orders SET note = 'checked' WHERE id = 9001"))
+    updated = _rows(app_db, "SELECT max(id) AS id FROM rule_engine_outbox")[0]["id"]
+    quiet = dag.test(run_conf={"event_ids": [str(updated)]})
+    assert quiet.state == DagRunState.SUCCESS and _states(quiet)["stamp"] == "skipped"
+    assert store.get_run(dag_id=DAG_ID, run_id=quiet.run_id).status == "no_match"
+    assert _note(quiet) == "no match: 0 of 1 event (1 not for this rule)"
 
 
 def test_a_workflow_splits_items_joins_them_and_acts_once(store: RuleStore, app_db: sa.Engine) -> None:
