@@ -22,7 +22,7 @@ from rule_compiler.catalog import Catalog
 from rule_compiler.compiler import COMPILER_VERSION, DagSpec, dag_id_for
 from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinition
 from rule_compiler.errors import Issue, RuleValidationError
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, Kind
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW, Kind
 from rule_compiler.notification_templates import NotificationTemplates
 from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
 from rule_compiler.validation.document import check_document
@@ -201,12 +201,18 @@ def context_from_store(
         for used_kind in sorted(used - inlined)
     }
     definition_templates = {k: v for k, v in parsed.items() if k == kind.template}
+    members = (
+        {membership.username for membership in store.list_memberships(organization)}
+        if kind.name == WORKFLOW
+        else None
+    )
     return CheckContext(
         catalog,
         parsed.get(CONDITION_TEMPLATE, {}),
         parsed.get(NOTIFICATION_TEMPLATE, {}),
         stored,
         definition_templates,
+        members,
     )
 
 

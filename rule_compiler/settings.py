@@ -31,11 +31,26 @@ DEFAULT_MAX_MATCHES = 10_000
 def max_matches() -> int:
     """How many rows (or events) one run acts on at most (``$AUTOMATION_MAX_MATCHES``, default 10,000);
     a scheduled rule's other matching rows wait for its next run."""
-    value = os.environ.get(MAX_MATCHES_ENV, "")
+    return _positive_int(MAX_MATCHES_ENV, DEFAULT_MAX_MATCHES)
+
+
+WAITING_RUNS_ENV = "AUTOMATION_WAITING_RUNS"
+DEFAULT_WAITING_RUNS = 256
+
+
+def waiting_runs() -> int:
+    """How many runs of one workflow with a delay or approval node may be active at once, each carrying
+    one item (``$AUTOMATION_WAITING_RUNS``, default 256; read when DAGs are parsed). Items beyond it
+    queue: their runs start as waiting runs end."""
+    return _positive_int(WAITING_RUNS_ENV, DEFAULT_WAITING_RUNS)
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
     if not value:
-        return DEFAULT_MAX_MATCHES
+        return default
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{MAX_MATCHES_ENV} must be a positive whole number, not {value!r}")
+        raise ValueError(f"{name} must be a positive whole number, not {value!r}")
     return int(value)
 
 
@@ -57,9 +72,24 @@ def log_values() -> bool:
     """Whether task logs may show row values in the condition verdicts (``$AUTOMATION_LOG_VALUES``,
     default false: verdicts and row keys only, since Airflow task logs reach more people than the
     data does). ``true``/``1``/``yes``/``on`` turn values on, ``false``/``0``/``no``/``off`` off."""
-    value = os.environ.get(LOG_VALUES_ENV, "").strip().lower()
+    return _flag(LOG_VALUES_ENV)
+
+
+APPROVAL_VALUES_ENV = "AUTOMATION_APPROVAL_VALUES"
+
+
+def approval_values() -> bool:
+    """Whether an approval's subject and body as rendered from its item (row values included) show in
+    Airflow's Required Actions (``$AUTOMATION_APPROVAL_VALUES``, default false: Airflow shows the
+    workflow, the node, the item keys and counts; the rendered text reaches the assignees through our
+    REST view and their notifications)."""
+    return _flag(APPROVAL_VALUES_ENV)
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{LOG_VALUES_ENV} must be true or false, not {value!r}")
+    raise ValueError(f"{name} must be true or false, not {value!r}")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rule_compiler.cli.common import Catalogs, CliError, print_invalid, store_from_args
 from rule_compiler.dependents import Dependent, find_dependents
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, StoreError
-from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, Ref
+from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW, Ref
 from rule_compiler.loading import expand_paths, read_definition_file
 from rule_compiler.registration import Compiled, CompiledTemplate, compile_in
 from rule_compiler.store import StoredDefinition
@@ -70,6 +70,7 @@ class DefinitionSource:
         folder = getattr(args, "templates", None)
         self._dir = _parse(self._read_folder(folder)) if folder is not None else {}
         self._stored: dict[tuple[str, str], list[StoredDefinition]] = {}
+        self._members: dict[str, set[str]] = {}
 
     @staticmethod
     def _read_folder(folder: Path) -> list[dict[str, Any]]:
@@ -164,7 +165,31 @@ class DefinitionSource:
             self.notifications_for_org(organization, needed[NOTIFICATION_TEMPLATE]),
             self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
             definition_templates,
+            self.members(organization)
+            if kind is not None and kind.name == WORKFLOW and _assigns(data)
+            else None,
         )
+
+    def members(self, organization: Any) -> set[str] | None:
+        """The user names of ``organization``'s members (what approvals may assign), read once; None
+        when the store cannot say (then a warning says registration checks the assignees)."""
+        if not isinstance(organization, str):
+            return None
+        if organization not in self._members:
+            try:
+                found = store_from_args(self._args).list_memberships(organization)
+            except StoreError:
+                return None
+            self._members[organization] = {membership.username for membership in found}
+        return self._members[organization]
+
+
+def _assigns(data: dict[str, Any]) -> bool:
+    """Whether a raw workflow may assign people (an approval node, or a template's body that may hold
+    one): only then are the organization's members read."""
+    nodes = data.get("nodes")
+    listed = nodes if isinstance(nodes, list) else []
+    return "use" in data or any(isinstance(node, dict) and node.get("type") == "approval" for node in listed)
 
 
 def check_files(

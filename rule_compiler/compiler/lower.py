@@ -161,10 +161,15 @@ def _row_source_plan(rule: RuleDefinition, catalog: Catalog) -> dict[str, Any] |
 
 
 def row_source_plan(
-    trigger: Trigger, trees: Iterable[ConditionNode], actions: Iterable[Action], catalog: Catalog
+    trigger: Trigger,
+    trees: Iterable[ConditionNode],
+    actions: Iterable[Action],
+    catalog: Catalog,
+    texts: Iterable[str] = (),
 ) -> dict[str, Any] | None:
     """How a run reads its rows (the event's table or the target's), with every field the condition
-    ``trees`` and the ``actions``' templates read; None when the trigger gives a run no rows."""
+    ``trees``, the ``actions``' templates and the other template ``texts`` read (a workflow's delay and
+    approval nodes); None when the trigger gives a run no rows."""
     if isinstance(trigger, EventTrigger):
         conn_id, table = trigger.connection, trigger.table
     elif (target := getattr(trigger, "target", None)) is not None:
@@ -176,6 +181,8 @@ def row_source_plan(
         fields |= compile_condition(tree).fields
     for action in actions:
         fields |= action_record_fields(action)
+    for text in texts:
+        fields |= record_fields(text)
     return {"connection": conn_id, **field_plan(_connection(catalog, conn_id), table, frozenset(fields))}
 
 

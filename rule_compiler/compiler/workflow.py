@@ -7,8 +7,9 @@ A valid, expanded ``WorkflowDefinition`` (``Validated.workflow``) becomes a dete
 - a condition node → ``workflow_condition``, a branch task; its ``branches`` name the tasks each of
   ``"true"`` and ``"false"`` leads to;
 - an action node → the action's own task kind, with a rule action's params;
-- a join → ``workflow_join``; a report node → ``workflow_report``; delay and approval nodes →
-  ``workflow_delay`` / ``workflow_approval`` (the renderer refuses them until waiting workflows land);
+- a join → ``workflow_join``; a report node → ``workflow_report``; a delay node → ``workflow_delay``
+  (a deferrable wait) and an approval node → ``workflow_approval`` (Airflow's human-in-the-loop);
+  a workflow with either runs one item per run (``per_item`` on its trigger node's task, ADR 0011);
 - ``record_outcome`` after every node (``all_done``), as for rules.
 
 Every node task carries ``inputs``: the ``[from, when]`` of each connection into it, read at run time to
@@ -38,6 +39,7 @@ from rule_compiler.compiler.lower import (
     row_source_plan,
     schedule_of,
 )
+from rule_compiler.conditions.durations import parse_duration
 from rule_compiler.definitions import Action, DataTrigger, EventTrigger, ScheduleTrigger
 from rule_compiler.definitions.action_steps import as_action
 from rule_compiler.definitions.workflow import (
@@ -55,6 +57,10 @@ from rule_compiler.errors import CompileError
 from rule_compiler.notification_templates import TemplateRef
 
 WORKFLOW_KIND = "workflow"
+#: Node types that wait (for a time, for an answer): a workflow with one runs one item per run.
+WAITING_NODE_TYPES = frozenset({"delay", "approval"})
+#: Retries of each node type's own task (action nodes take their action's).
+NODE_RETRIES: Mapping[str, int] = {"trigger": 2, "condition": 2, "report": 2, "delay": 2, "approval": 1}
 #: The trigger rule of a node more than one connection leads into (a join's rule; ADR 0010).
 MERGING_TRIGGER_RULE = "none_failed_min_one_success"
 #: Node type → the task kind of nodes without their own registry kind (actions take theirs).
@@ -80,7 +86,7 @@ def compile_workflow(
     definition_id = f"{workflow.organization}/{workflow.name}"
     actions = [_action(node) for node in workflow.nodes if isinstance(node, ActionNode)]
     trees = [node.conditions for node in workflow.nodes if isinstance(node, ConditionStep)]
-    row_source = row_source_plan(trigger, trees, actions, catalog)
+    row_source = row_source_plan(trigger, trees, actions, catalog, waiting_texts(workflow))
     lowering = _Lowering(workflow, definition_id, catalog, row_source, notification_refs or {})
     tasks = [data_sensor_task(definition_id, trigger)] if isinstance(trigger, DataTrigger) else []
     tasks += [lowering.task(node) for node in workflow.nodes]
@@ -191,14 +197,17 @@ class _Lowering:
             display_name=f"{node.type}: {node.id}",
             kind=kind,
             params={**self.common(node), **self._node_params(node)},
-            retries=2 if node.type in {"trigger", "condition", "report"} else 0,
+            retries=NODE_RETRIES.get(node.type, 0),
             timeout_seconds=600,
         )
 
     def _node_params(self, node: WorkflowNode) -> dict[str, Any]:
         if isinstance(node, TriggerNode):
             trigger = node.trigger.model_dump(mode="json", exclude_none=True)
-            return {"trigger": trigger, "conditions": None, "row_source": self.row_source}
+            params: dict[str, Any] = {"trigger": trigger, "conditions": None, "row_source": self.row_source}
+            if is_waiting(self.workflow):
+                params["per_item"] = True
+            return params
         if isinstance(node, ConditionStep):
             return {
                 "conditions": node.conditions.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -211,10 +220,30 @@ class _Lowering:
         if isinstance(node, ReportNode):
             return {"report": node.report, "parameters": dict(node.parameters)}
         if isinstance(node, DelayNode):
-            return node.model_dump(mode="json", include={"duration", "until"}, exclude_none=True)
+            wait = (
+                {"duration_seconds": int(parse_duration(node.duration).total_seconds())}
+                if node.duration is not None
+                else {"until": node.until}
+            )
+            return {**wait, **self._item_source()}
         if isinstance(node, ApprovalNode):
-            return node.model_dump(mode="json", include={"subject", "assignees", "timeout", "on_timeout"})
+            return {
+                "subject": node.subject,
+                "body": node.body,
+                "assignees": list(node.assignees),
+                "timeout_seconds": int(parse_duration(node.timeout).total_seconds()),
+                "on_timeout": node.on_timeout,
+                "branches": {
+                    when: sorted(ids) for when, ids in sorted(self.branches.get(node.id, {}).items())
+                },
+                **self._item_source(),
+            }
         return {}
+
+    def _item_source(self) -> dict[str, Any]:
+        """What a waiting node reads its item's row with, for its templates."""
+        trigger = self.trigger.model_dump(mode="json", exclude_none=True)
+        return {"row_source": self.row_source, "trigger": trigger}
 
     def outcome_task(self, start_task: str) -> TaskSpec:
         # a report node fails the run when its report fails, as an action with on_failure: fail
@@ -240,6 +269,22 @@ class _Lowering:
         )
 
 
+def is_waiting(workflow: WorkflowDefinition) -> bool:
+    """Whether the workflow has a node that waits (so each of its runs carries one item)."""
+    return any(node.type in WAITING_NODE_TYPES for node in workflow.nodes)
+
+
+def waiting_texts(workflow: WorkflowDefinition) -> list[str]:
+    """The templates of the waiting nodes (a delay's ``until``, an approval's subject and body)."""
+    texts: list[str] = []
+    for node in workflow.nodes:
+        if isinstance(node, DelayNode) and node.until is not None:
+            texts.append(node.until)
+        elif isinstance(node, ApprovalNode):
+            texts += [text for text in (node.subject, node.body) if text is not None]
+    return texts
+
+
 def workflow_doc_md(workflow: WorkflowDefinition) -> str:
     """Markdown for the DAG's documentation: what starts the workflow and what each node does."""
     lines = [f"### Workflow `{workflow.organization}/{workflow.name}`", ""]
@@ -257,4 +302,11 @@ def workflow_doc_md(workflow: WorkflowDefinition) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DATA_SENSOR_TASK", "NODE_TASK_KINDS", "compile_workflow", "workflow_doc_md"]
+__all__ = [
+    "DATA_SENSOR_TASK",
+    "NODE_TASK_KINDS",
+    "WAITING_NODE_TYPES",
+    "compile_workflow",
+    "is_waiting",
+    "workflow_doc_md",
+]

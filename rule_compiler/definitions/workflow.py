@@ -81,10 +81,16 @@ class DelayNode(NodeBase):
 
 
 class ApprovalNode(NodeBase):
-    """Asks people to approve; its items go on ``approved`` or ``rejected`` connections."""
+    """Asks people to approve; its items go on ``approved`` or ``rejected`` connections.
+
+    ``subject`` and ``body`` are templates over the item's row, rendered in our sandbox; ``assignees``
+    are user names of members of the workflow's organization (who may answer); ``timeout`` ends the
+    wait with ``on_timeout``.
+    """
 
     type: Literal["approval"]
     subject: str = Field(min_length=1, max_length=1_000)
+    body: str | None = Field(default=None, max_length=4_000, exclude_if=is_none)
     assignees: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(min_length=1, max_length=50)
     timeout: str = Field(max_length=20, description="a duration such as 1d")
     on_timeout: Literal["approved", "rejected"] = "rejected"

@@ -6,7 +6,7 @@ is parsed with and the meaning checks it gets.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -56,11 +56,13 @@ def validate_document(
     notification_templates: NotificationTemplates | None = None,
     stored: StoredNames | None = None,
     definition_templates: Mapping[str, Templates] | None = None,
+    members: Collection[str] | None = None,
     source: str | None = None,
 ) -> Validated:
-    """:func:`validate_definition`, returning the definition as written and the expanded rule."""
+    """:func:`validate_definition`, returning the definition as written and the expanded rule;
+    ``members``: the organization's user names (what approvals may assign; None: not checked)."""
     context = CheckContext(
-        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}
+        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}, members
     )
     return check_document(data, context, source=source)
 

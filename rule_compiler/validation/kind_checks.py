@@ -7,7 +7,7 @@ some), and returns the problems found with the :class:`Validated` result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +49,9 @@ class CheckContext:
 
     ``templates`` / ``notification_templates``: the organization's condition / notification templates
     by name; ``stored``: the names of its stored definitions by kind (what actions may start);
-    ``definition_templates``: template kind → name → rule or workflow template (what ``use`` may name).
+    ``definition_templates``: template kind → name → rule or workflow template (what ``use`` may name);
+    ``members``: the user names of the organization's members (who an approval may assign), None when
+    they were not looked up (checked offline: a warning says registration checks them).
     """
 
     catalog: Catalog | None
@@ -57,6 +59,7 @@ class CheckContext:
     notification_templates: NotificationTemplates = field(default_factory=dict)
     stored: StoredNames | None = None
     definition_templates: Mapping[str, Templates] = field(default_factory=dict)
+    members: Collection[str] | None = None
 
 
 @dataclass(frozen=True)

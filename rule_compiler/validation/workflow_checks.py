@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rule_compiler.addresses import is_user_name
 from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.definitions import RuleDefinition, Trigger, TriggerWorkflow
 from rule_compiler.definitions.action_steps import as_action, as_step
@@ -134,8 +135,33 @@ class _Nodes:
 
     def _check_approval(self, node: ApprovalNode, path: str) -> None:
         self._check_duration(node.timeout, f"{path}.timeout")
-        for key in ("subject", "assignees"):
-            self._check_texts(getattr(node, key), f"{path}.{key}")
+        for key in ("subject", "body"):
+            if getattr(node, key) is not None:
+                self._check_texts(getattr(node, key), f"{path}.{key}")
+        self._check_assignees(node.assignees, f"{path}.assignees")
+
+    def _check_assignees(self, assignees: list[str], path: str) -> None:
+        """User names of members of the workflow's organization, each once (who may answer)."""
+        members = self.context.members
+        organization = self.workflow.organization
+        seen: set[str] = set()
+        for index, name in enumerate(assignees):
+            where = f"{path}[{index}]"
+            if not is_user_name(name):
+                message = f"{name[:80]!r} is not a user name: an assignee is a member's Airflow user name"
+                self.issues.append(Issue(where, message, "assignee"))
+            elif name in seen:
+                self.issues.append(Issue(where, f"'{name}' is assigned twice", "assignee"))
+            elif members is not None and name not in members:
+                message = (
+                    f"'{name}' is not a member of organization '{organization}': only members may answer "
+                    "an approval (add the membership first: PUT /automations/api/v1/memberships/{user})"
+                )
+                self.issues.append(Issue(where, message, "assignee"))
+            seen.add(name)
+        if members is None:
+            message = "assignees not checked against the organization's members here: registration does"
+            self.warnings.append(Issue(path, message, "assignee"))
 
     def _check_duration(self, text: str, path: str) -> None:
         try:

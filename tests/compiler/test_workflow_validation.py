@@ -27,6 +27,8 @@ from tests.conftest import DEMO_CATALOG, ROOT
 
 EXAMPLE = ROOT / "include" / "workflows-waiting" / "vip-order-follow-up.yaml"
 STORED = {"report": ["weekly-sales"]}
+#: The members of acme the example's approval may assign.
+MEMBERS = {"sales-lead", "ann"}
 
 
 def _catalog() -> Catalog:
@@ -39,7 +41,7 @@ def _example() -> dict[str, Any]:
 
 def _issues(data: dict[str, Any]) -> list[Issue]:
     with pytest.raises(RuleValidationError) as caught:
-        validate_document(data, _catalog(), stored=STORED)
+        validate_document(data, _catalog(), stored=STORED, members=MEMBERS)
     return list(caught.value.issues)
 
 
@@ -342,7 +344,7 @@ def test_the_trigger_node_is_checked_like_a_rule_trigger_once() -> None:
 def test_the_trigger_warns_once_at_its_node_of_a_table_without_change_capture() -> None:
     catalog = _catalog().model_dump()
     catalog["connections"]["app_db"]["tables"]["orders"]["capture_installed"] = False
-    validated = validate_document(_example(), Catalog.model_validate(catalog), stored=STORED)
+    validated = validate_document(_example(), Catalog.model_validate(catalog), stored=STORED, members=MEMBERS)
     assert [(w.path, w.code) for w in validated.warnings] == [
         ("nodes[0].trigger.table", "capture_not_installed")
     ]
@@ -421,3 +423,30 @@ def test_check_workflow_kind_has_the_kinds_table_signature() -> None:
     issues, _ = check_workflow_kind(definition, CheckContext(other, stored=STORED), WHOLE)
     assert [i.path for i in issues] == ["organization"]
     assert "the catalog given is for 'globex', not 'acme'" in issues[0].message
+
+
+def test_approval_assignees_are_members_of_the_organization_each_once() -> None:
+    data = _example()
+    _node(data, "manager-ok")["assignees"] = ["sales-lead", "mallory", "sales-lead", "not a name"]
+    issues = _issues(data)
+    assert [(i.path, i.code) for i in issues] == [
+        ("nodes[5].assignees[1]", "assignee"),
+        ("nodes[5].assignees[2]", "assignee"),
+        ("nodes[5].assignees[3]", "assignee"),
+    ]
+    assert "'mallory' is not a member of organization 'acme'" in issues[0].message
+    assert "assigned twice" in issues[1].message and "is not a user name" in issues[2].message
+
+
+def test_assignees_checked_offline_only_warn_that_registration_checks_them() -> None:
+    validated = validate_document(_example(), _catalog(), stored=STORED)
+    assert [(w.path, w.code) for w in validated.warnings] == [("nodes[5].assignees", "assignee")]
+    assert "registration does" in validated.warnings[0].message
+
+
+def test_an_approval_body_is_a_checked_template() -> None:
+    data = _example()
+    _node(data, "manager-ok")["body"] = "Total {{ record.no_such_column }} {{ record.__class__ }}"
+    messages = [issue.message for issue in _issues(data) if issue.path == "nodes[5].body"]
+    assert any("has no column 'no_such_column'" in message for message in messages)
+    assert any("unsafe attribute access '__class__'" in message for message in messages)

@@ -1,4 +1,5 @@
-"""The shared life of an action task: record attempts, classify errors, honour ``on_failure``."""
+"""The shared life of an action task: record attempts, classify errors, honour ``on_failure``; and
+the reading of its items' rows for templates (:class:`ItemReader`, which waiting nodes share)."""
 
 from __future__ import annotations
 
@@ -50,57 +51,14 @@ def acted_on(evaluation: Mapping[str, Any]) -> dict[str, Any]:
     return {"items": len(items), "keys": [item_identity(item) for item in items[:LOGGED_KEYS]]}
 
 
-class ActionOperator(RuleTaskOperator):
-    """Runs :meth:`run_action` over the evaluate task's matches and writes the automation log.
+def refuse_cancelled(store: Any, run_pk: int) -> None:
+    """Skip (no effect) when the run was cancelled over REST while it waited (ADR 0011)."""
+    if store.run_cancelled(run_pk):
+        raise AirflowSkipException("the run was cancelled: no effect is applied after a cancel")
 
-    Permanent errors fail at once (no retry storm); others are retried by Airflow's retry policy.
-    With ``on_failure: continue`` the last failed attempt is recorded and the task still succeeds,
-    so later actions run.
-    """
 
-    takes_on_failure = True
-
-    def __init__(self, *, on_failure: str = "fail", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.on_failure = on_failure
-
-    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def execute(self, context: Any) -> dict[str, Any] | None:
-        evaluation = self.evaluation(context)
-        if evaluation is None:
-            raise AirflowSkipException("no items reached this action: nothing to act on")
-        run_pk = int(evaluation["run_pk"])
-        self.pin_to_run_version(evaluation.get("spec_hash"))
-        try:
-            output = self.run_action(context, self.matches(context, evaluation))
-        except Exception as exc:
-            permanent = isinstance(exc, PermanentActionError | AirflowFailException)
-            last_try = permanent or context["ti"].try_number > self.retries
-            error = f"{type(exc).__name__}: {exc}"
-            self.store.record_action(
-                run_pk, self.task_id, status="failed" if last_try else "retrying", error=error
-            )
-            if last_try and self.on_failure == "continue":
-                self.log.warning(
-                    "action failed, continuing as the rule says (on_failure: continue): %s", error
-                )
-                return self._passed_on(evaluation, {"status": "failed", "error": error})
-            if permanent:
-                raise AirflowFailException(error) from exc
-            if isinstance(exc, RetryableActionError):
-                raise
-            raise
-        if self.in_workflow:  # the automation log's trace of the path: which items this node acted on
-            output = {**output, **acted_on(evaluation)}
-        self.store.record_action(run_pk, self.task_id, status="success", output=output)
-        return self._passed_on(evaluation, output)
-
-    def _passed_on(self, evaluation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-        """A rule's action returns its result; a workflow's action node passes every item it received on
-        (it acted on each, or failed with ``on_failure: continue``), with its result beside them."""
-        return {**evaluation, "result": result} if self.in_workflow else result
+class ItemReader(RuleTaskOperator):
+    """A task that reads its items' rows for author templates: the actions, a workflow's waiting nodes."""
 
     def matches(self, context: Any, evaluation: Mapping[str, Any]) -> list[Match]:
         """What the evaluate task matched: events (event rules) or row keys, each with its occurrence."""
@@ -157,3 +115,57 @@ class ActionOperator(RuleTaskOperator):
             }
             values["event"] = {"id": event.id, "operation": event.operation, "table": event.table}
         return values
+
+
+class ActionOperator(ItemReader):
+    """Runs :meth:`run_action` over the evaluate task's matches and writes the automation log.
+
+    Permanent errors fail at once (no retry storm); others are retried by Airflow's retry policy.
+    With ``on_failure: continue`` the last failed attempt is recorded and the task still succeeds,
+    so later actions run.
+    """
+
+    takes_on_failure = True
+
+    def __init__(self, *, on_failure: str = "fail", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_failure = on_failure
+
+    def run_action(self, context: Any, matches: list[Match]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def execute(self, context: Any) -> dict[str, Any] | None:
+        evaluation = self.evaluation(context)
+        if evaluation is None:
+            raise AirflowSkipException("no items reached this action: nothing to act on")
+        run_pk = int(evaluation["run_pk"])
+        self.pin_to_run_version(evaluation.get("spec_hash"))
+        refuse_cancelled(self.store, run_pk)
+        try:
+            output = self.run_action(context, self.matches(context, evaluation))
+        except Exception as exc:
+            permanent = isinstance(exc, PermanentActionError | AirflowFailException)
+            last_try = permanent or context["ti"].try_number > self.retries
+            error = f"{type(exc).__name__}: {exc}"
+            self.store.record_action(
+                run_pk, self.task_id, status="failed" if last_try else "retrying", error=error
+            )
+            if last_try and self.on_failure == "continue":
+                self.log.warning(
+                    "action failed, continuing as the rule says (on_failure: continue): %s", error
+                )
+                return self._passed_on(evaluation, {"status": "failed", "error": error})
+            if permanent:
+                raise AirflowFailException(error) from exc
+            if isinstance(exc, RetryableActionError):
+                raise
+            raise
+        if self.in_workflow:  # the automation log's trace of the path: which items this node acted on
+            output = {**output, **acted_on(evaluation)}
+        self.store.record_action(run_pk, self.task_id, status="success", output=output)
+        return self._passed_on(evaluation, output)
+
+    def _passed_on(self, evaluation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+        """A rule's action returns its result; a workflow's action node passes every item it received on
+        (it acted on each, or failed with ``on_failure: continue``), with its result beside them."""
+        return {**evaluation, "result": result} if self.in_workflow else result

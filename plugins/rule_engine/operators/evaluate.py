@@ -26,6 +26,7 @@ from rule_compiler.runtime.verdicts import VerdictLog
 from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator
+from rule_engine.operators.item_runs import is_item_run, planned, start_item_runs
 
 _CONDITION = TypeAdapter(ConditionNode)
 
@@ -84,10 +85,17 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             }
         else:
             matched, trace = self._evaluate_rows(source, node, compiled, now, verdicts)
+        split = self._split_items(context, run_id, events if trigger["type"] == "event" else matched)
+        if split:
+            matched, events = matched[:1], events[:1]
+            trace["one_run_per_item"] = planned(self.dag_id, run_id, split)
         status = "running" if matched else "no_match"
         self.store.record_evaluation(run_pk, trace=trace, matched_count=len(matched), status=status)
         if taken is not None:  # recorded first: a retry of this task takes the same events
             taken.commit()
+        if split:
+            counts = start_item_runs(self.dag_id, run_id, split[1:])
+            self.log.info("one run per item: this run keeps the first; item runs %s", counts)
         if source is not None:
             for entry in verdicts.lines(int(trace["evaluated"])):
                 self.log.info("%s", entry)
@@ -100,6 +108,13 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         if trigger["type"] == "event":
             result["matched_events"] = events
         return result
+
+    def _split_items(self, context: Any, run_id: str, items: list[Any]) -> list[Any]:
+        """The items to hand out one per run (this run keeps the first): those of a waiting workflow's
+        run that its trigger started with more than one item; else none."""
+        if not self.spec_params.get("per_item") or is_item_run(_conf(context)) or len(items) < 2:
+            return []
+        return list(items)
 
     def _log_values(self) -> bool:
         """``AUTOMATION_LOG_VALUES``; a value that is not a boolean hides values (and says so)."""
@@ -263,9 +278,11 @@ def _event_payloads(context: Mapping[str, Any]) -> list[Any]:
 
 
 def _handed_keys(trigger: Mapping[str, Any], context: Mapping[str, Any]) -> list[Any] | None:
-    """The row keys a ``trigger_workflow`` handed a manual run (``conf["keys"]``: each a list of primary
-    key values); None when the run was not started so (it then takes its target's rows)."""
-    keys = _conf(context).get("keys") if trigger.get("type") == "manual" else None
+    """The row keys a ``trigger_workflow`` handed a manual run, or a waiting workflow's run handed an
+    item run (``conf["keys"]``: each a list of primary key values); None when the run was not started
+    so (it then takes its target's rows)."""
+    conf = _conf(context)
+    keys = conf.get("keys") if trigger.get("type") == "manual" or is_item_run(conf) else None
     if not isinstance(keys, list):
         return None
     return [key for key in keys if isinstance(key, list) and key]

@@ -18,6 +18,7 @@ from airflow.sdk import (
 )
 from airflow.sdk.exceptions import AirflowFailException
 
+from rule_compiler.settings import waiting_runs
 from rule_engine.render.registry import operator_class
 
 if TYPE_CHECKING:
@@ -28,10 +29,10 @@ START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 UNSUPPORTED_TRIGGERS: dict[str, str] = {}
 #: Task kinds the format accepts and this release does not render yet: kind → why (the DAG becomes a
 #: placeholder that says so).
-UNSUPPORTED_TASK_KINDS: dict[str, str] = {
-    "workflow_delay": "delay nodes arrive with waiting workflows; this release cannot run them yet",
-    "workflow_approval": "approval nodes arrive with waiting workflows; this release cannot run them yet",
-}
+UNSUPPORTED_TASK_KINDS: dict[str, str] = {}
+#: Task kinds that wait (a deferral, a human answer): no execution timeout (their own deadline rules),
+#: and a DAG with one runs one item per run, so its runs overlap (``waiting_runs()`` at once).
+WAITING_TASK_KINDS = frozenset({"workflow_delay", "workflow_approval"})
 #: Task kinds mapped over a list in their params: kind → (param holding the list, operator argument,
 #: the label of each mapped instance in the UI — our fixed template, never author text).
 MAPPED_KINDS: dict[str, tuple[str, str, str]] = {
@@ -49,12 +50,13 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         return render_error_dag(
             spec.dag_id, f"node '{task_id}': {UNSUPPORTED_TASK_KINDS[kind]}", tags=spec.tags
         )
+    waits = any(task.kind in WAITING_TASK_KINDS for task in spec.tasks)
     dag = DAG(
         dag_id=spec.dag_id,
         schedule=_schedule(spec),
         start_date=start_date_in(spec.schedule.timezone),
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=waiting_runs() if waits else 1,
         tags=list(spec.tags),
         dag_display_name=spec.display_name or spec.dag_id,  # a spec compiled without one: the id
         description=(spec.description or spec.rule_id)[:200],
@@ -76,7 +78,9 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
             retries=task.retries,
             retry_delay=dt.timedelta(seconds=task.retry_delay_seconds),
             retry_exponential_backoff=2.0,
-            execution_timeout=dt.timedelta(seconds=task.timeout_seconds),
+            execution_timeout=(
+                None if task.kind in WAITING_TASK_KINDS else dt.timedelta(seconds=task.timeout_seconds)
+            ),
             trigger_rule=task.trigger_rule,
             task_display_name=task.display_name,
             **extra,

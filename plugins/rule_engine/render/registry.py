@@ -30,6 +30,8 @@ OPERATOR_PATHS: dict[str, tuple[str, str]] = {
     "workflow_condition": ("workflow_nodes", "WorkflowConditionOperator"),
     "workflow_join": ("workflow_nodes", "WorkflowJoinOperator"),
     "workflow_report": ("generate_report", "WorkflowReportOperator"),
+    "workflow_delay": ("workflow_waits", "WorkflowDelayOperator"),
+    "workflow_approval": ("workflow_waits", "WorkflowApprovalOperator"),
 }
 
 
