@@ -13,7 +13,7 @@ store write (:class:`~rule_compiler.store.DefinitionWrite`) is spelled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,16 +122,18 @@ def compile_document(
     notification_templates: NotificationTemplates | None = None,
     stored: StoredNames | None = None,
     definition_templates: Mapping[str, Templates] | None = None,
+    members: Collection[str] | None = None,
     source: str | None = None,
 ) -> Compiled | CompiledTemplate:
     """Validate (raising ``RuleValidationError`` with every problem) and compile; warnings ride along.
 
     ``templates`` / ``notification_templates``: the condition / notification templates (by name) of
     the document's organization; ``stored``: the names of its stored definitions by kind, which
-    actions starting one (``generate_report``) are checked against.
+    actions starting one (``generate_report``) are checked against; ``members``: the organization's
+    user names, which approvals may assign.
     """
     context = CheckContext(
-        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}
+        catalog, templates or {}, notification_templates or {}, stored, definition_templates or {}, members
     )
     return compile_in(data, context, source=source)
 

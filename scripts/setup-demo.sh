@@ -88,9 +88,11 @@ else
 fi
 
 # Example definitions: condition templates, rules (some use the templates), reports and workflows
-# (include/workflows-waiting/ is left out: its delay and approval nodes arrive with waiting workflows). One `apply` stores the templates first, so the rules can `use` them.
+# (include/workflows-waiting/: delays and approvals assigned to the demo's admin, a member of acme
+# since scripts/demo_admins.py ran above). One `apply` stores the templates first, so the rules can
+# `use` them.
 examples=()
-for dir in include/templates include/rule-templates include/rules include/rules-using-templates include/reports include/workflows; do
+for dir in include/templates include/rule-templates include/rules include/rules-using-templates include/reports include/workflows include/workflows-waiting; do
     if [ -d "$dir" ] && [ -n "$(find "$dir" -name '*.y*ml' -print -quit)" ]; then
         examples+=("$dir/")
     fi

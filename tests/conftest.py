@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures" / "definitions"
 LOCAL_FIXTURES = ROOT / "tests" / "fixtures" / "definitions"
 DEMO_CATALOG = ROOT / "include" / "catalog" / "acme.yaml"
-#: Every folder of example definitions in include/ (the demo applies all but workflows-waiting).
+#: Every folder of example definitions in include/ (the demo applies them all).
 EXAMPLE_FOLDERS = tuple(
     ROOT / "include" / name
     for name in (

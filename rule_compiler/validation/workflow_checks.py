@@ -155,7 +155,7 @@ class _Nodes:
             elif members is not None and name not in members:
                 message = (
                     f"'{name}' is not a member of organization '{organization}': only members may answer "
-                    "an approval (add the membership first: PUT /automations/api/v1/memberships/{user})"
+                    f"an approval (add the membership first: PUT /automations/api/v1/memberships/{name})"
                 )
                 self.issues.append(Issue(where, message, "assignee"))
             seen.add(name)
