@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,8 +66,13 @@ def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RuleStore
     rule_store.close()
 
 
-def apply_rules(store: RuleStore, *paths: Path, overrides: dict[str, Any] | None = None) -> list[str]:
-    """Register definitions as the CLI would; returns their dag ids."""
+def apply_rules(
+    store: RuleStore,
+    *paths: Path,
+    overrides: dict[str, Any] | None = None,
+    members: Collection[str] | None = None,
+) -> list[str]:
+    """Register definitions as the CLI would (``members``: who approvals may assign); their dag ids."""
     catalog = Catalog.model_validate(store.get_catalog("acme"))
     dag_ids = []
     from tests.compiler.test_fixtures import fixture_templates
@@ -75,7 +80,7 @@ def apply_rules(store: RuleStore, *paths: Path, overrides: dict[str, Any] | None
     templates = fixture_templates()  # the fixtures' condition templates, which `good/` rules use
     for path in expand_paths(list(paths)):
         compiled = compile_document(
-            {**read_definition_file(path), **(overrides or {})}, catalog, templates=templates
+            {**read_definition_file(path), **(overrides or {})}, catalog, templates=templates, members=members
         )
         register(store, compiled, actor="test")
         if isinstance(compiled, Compiled):  # condition templates are stored without a DAG

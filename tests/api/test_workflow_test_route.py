@@ -46,7 +46,8 @@ def _store_workflow(store: RuleStore, source: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def stored(api: Api) -> dict[str, Any]:
+def stored(api: Api, store: RuleStore) -> dict[str, Any]:
+    store.put_membership(organization="acme", username="admin", role="viewer", actor="setup")  # its assignee
     source = read_definition_file(EXAMPLE)
     body = {key: value for key, value in source.items() if key != "organization"}
     created = api.as_("ed").post("/workflows", json=body)

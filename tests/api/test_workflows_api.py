@@ -85,10 +85,18 @@ def test_a_bad_workflow_is_refused_with_every_problem_at_its_path(api: Api) -> N
     assert api.as_("vera").get("/workflows").json()["items"] == []
 
 
-def test_a_workflow_with_waiting_nodes_is_stored_as_written(api: Api) -> None:
-    """Delay and approval nodes validate and are stored; their DAG is a placeholder until waiting
-    workflows land (tests/airflow/test_serialized_class_paths.py parses it)."""
-    created = api.as_("ed").post("/workflows", json=_body("workflows-waiting", "vip-order-follow-up"))
+def test_a_waiting_workflow_assigns_members_of_its_organization_only(api: Api, store: RuleStore) -> None:
+    """Its approval's assignee (`admin`) must be a member of acme: refused at its path until it is."""
+    body = _body("workflows-waiting", "vip-order-follow-up")
+    refused = api.as_("ed").post("/workflows", json=body)
+    assert refused.status_code == 422, refused.text
+    [issue] = refused.json()["errors"]
+    assert (
+        issue["path"] == "nodes[5].assignees[0]"
+        and "'admin' is not a member of organization 'acme'" in issue["message"]
+    )
+    store.put_membership(organization="acme", username="admin", role="viewer", actor="test")
+    created = api.as_("ed").post("/workflows", json=body)
     assert created.status_code == 201, created.text
     spec = api.as_("vera").get("/workflows/vip-order-follow-up/spec").json()["spec"]
     kinds = {task["task_id"]: task["kind"] for task in spec["tasks"]}
