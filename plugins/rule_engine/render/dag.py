@@ -33,6 +33,8 @@ UNSUPPORTED_TASK_KINDS: dict[str, str] = {}
 #: Task kinds that wait (a deferral, a human answer): no execution timeout (their own deadline rules),
 #: and a DAG with one runs one item per run, so its runs overlap (``waiting_runs()`` at once).
 WAITING_TASK_KINDS = frozenset({"workflow_delay", "workflow_approval"})
+#: The task that takes a workflow run's items (in a waiting workflow, one at a time across runs).
+START_KIND = "workflow_start"
 #: Task kinds mapped over a list in their params: kind → (param holding the list, operator argument,
 #: the label of each mapped instance in the UI — our fixed template, never author text).
 MAPPED_KINDS: dict[str, tuple[str, str, str]] = {
@@ -70,6 +72,9 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
         extra: dict[str, Any] = {}
         if operator.takes_on_failure:
             extra["on_failure"] = task.on_failure
+        if waits and task.kind == START_KIND:
+            # runs overlap: one start at a time takes events past the cursor, so no two take the same
+            extra["max_active_tis_per_dag"] = 1
         arguments: dict[str, Any] = dict(
             task_id=task.task_id,
             dag=dag,
