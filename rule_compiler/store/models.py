@@ -9,6 +9,8 @@ from typing import Any, Literal
 ApplyStatus = Literal["created", "updated", "unchanged"]
 AuditAction = Literal["create", "update", "activate", "deactivate", "delete", "catalog"]
 RunStatus = Literal["running", "no_match", "success", "failed", "partial"]
+ApprovalStatus = Literal["waiting", "approved", "rejected", "timed_out", "cancelled"]
+ApprovalVia = Literal["rest", "airflow", "timeout", "cancel"]
 ActionStatus = Literal["success", "failed", "skipped", "running", "retrying"]
 
 
@@ -171,3 +173,50 @@ class RunLog:
     started_at: dt.datetime
     finished_at: dt.datetime | None
     actions: tuple[ActionResult, ...]
+    cancelled_at: dt.datetime | None = None
+    cancelled_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequest:
+    """What an approval node records when it starts to wait (``subject``/``body`` as rendered)."""
+
+    organization: str
+    workflow: str
+    dag_id: str
+    run_id: str
+    node_id: str
+    run_pk: int | None
+    assignees: tuple[str, ...]
+    subject: str
+    body: str | None
+    items: tuple[str, ...]
+    item_count: int
+    on_timeout: str
+    deadline: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """One approval of a waiting workflow's run: what it asks whom, and how it was answered."""
+
+    id: int
+    organization: str
+    workflow: str
+    dag_id: str
+    run_id: str
+    node_id: str
+    run_pk: int | None
+    assignees: tuple[str, ...]
+    subject: str
+    body: str | None
+    items: tuple[str, ...]
+    item_count: int
+    status: ApprovalStatus
+    on_timeout: str
+    deadline: dt.datetime | None
+    answered_by: str | None
+    answered_via: ApprovalVia | None
+    comment: str | None
+    created_at: dt.datetime
+    answered_at: dt.datetime | None

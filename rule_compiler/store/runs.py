@@ -97,8 +97,10 @@ def record_evaluation(
 
 
 def finish_run(conn: sa.Connection, run_pk: int, status: str, now: dt.datetime) -> None:
-    """Set the final status and the finish time."""
+    """Set the final status and the finish time (a cancelled run keeps what its cancel said)."""
     _check(status, RUN_STATUSES, "run")
+    if conn.execute(sa.select(r.c.cancelled_at).where(r.c.id == run_pk)).scalar_one_or_none() is not None:
+        return
     _update_run(conn, run_pk, status=status, finished_at=None if status == "running" else now)
 
 
@@ -155,6 +157,8 @@ _RUN_COLUMNS = (
     r.c.trace_json,
     r.c.started_at,
     r.c.finished_at,
+    r.c.cancelled_at,
+    r.c.cancelled_by,
 )
 
 
@@ -200,6 +204,8 @@ def _with_actions(conn: sa.Connection, rows: Sequence[Any]) -> list[RunLog]:
             started_at=row.started_at,
             finished_at=row.finished_at,
             actions=tuple(actions[row.id]),
+            cancelled_at=row.cancelled_at,
+            cancelled_by=row.cancelled_by,
         )
         for row in rows
     ]

@@ -22,6 +22,8 @@ NAMING_CONVENTION = {
 AUDIT_ACTIONS = ("create", "update", "activate", "deactivate", "delete", "catalog")
 RUN_STATUSES = ("running", "no_match", "success", "failed", "partial")
 ACTION_STATUSES = ("success", "failed", "skipped", "running", "retrying")
+APPROVAL_STATUSES = ("waiting", "approved", "rejected", "timed_out", "cancelled")
+APPROVAL_VIAS = ("rest", "airflow", "timeout", "cancel")
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -131,6 +133,8 @@ automation_runs = sa.Table(
     sa.Column("trace_json", sa.Text(), nullable=True),
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("cancelled_at", UtcDateTime(), nullable=True),  # migration 0007: a cancel over REST
+    sa.Column("cancelled_by", Name, nullable=True),
     sa.UniqueConstraint("dag_id", "run_id"),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "organization", "rule_name", "started_at"),
@@ -326,4 +330,32 @@ report_alerts = sa.Table(
     sa.Column("last_digest", Hash, nullable=True),
     sa.Column("last_run_id", sa.String(250), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+workflow_approvals = sa.Table(
+    "workflow_approvals",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("organization", Name, nullable=False),
+    sa.Column("workflow", Name, nullable=False),
+    sa.Column("dag_id", sa.String(250), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("node_id", Name, nullable=False),
+    sa.Column("run_pk", Id, sa.ForeignKey("automation_runs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("assignees_json", sa.Text(), nullable=False),
+    sa.Column("subject", sa.Text(), nullable=False),  # rendered from the item: shown to members only
+    sa.Column("body", sa.Text(), nullable=True),
+    sa.Column("items_json", sa.Text(), nullable=False),
+    sa.Column("item_count", sa.Integer(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("on_timeout", sa.String(16), nullable=False),
+    sa.Column("deadline", UtcDateTime(), nullable=True),
+    sa.Column("answered_by", Name, nullable=True),
+    sa.Column("answered_via", sa.String(16), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("answered_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("dag_id", "run_id", "node_id"),
+    sa.CheckConstraint(_one_of("status", APPROVAL_STATUSES), name="status"),
+    sa.Index(None, "organization", "status"),
 )

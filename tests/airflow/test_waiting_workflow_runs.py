@@ -118,13 +118,15 @@ def test_delays_wait_then_go_on_and_each_item_gets_a_run_of_its_own(
     dag = _register(pg_store, WAIT_THEN_NOTE)
     assert dag.max_active_runs > 1  # its runs overlap: each waits for its own item
 
+    before = {order_id: _note(pg_app_db, order_id) for order_id in (1, 2, 3)}
     started = time.monotonic()
     first = dag.test(run_conf={"keys": [[1], [2], [3]]})
     waited = time.monotonic() - started
 
     assert str(first.state) == "success", _states(first)
     assert waited >= 2  # the 2 s delay was a real wait (not a timing assertion: a lower bound)
-    assert _note(pg_app_db, 1) == "waited" and _note(pg_app_db, 2) is None and _note(pg_app_db, 3) is None
+    assert _note(pg_app_db, 1) == "waited"
+    assert (_note(pg_app_db, 2), _note(pg_app_db, 3)) == (before[2], before[3])  # their runs have not run
     outputs = _outputs(pg_store, dag.dag_id, first.run_id)
     assert outputs["pause"]["waited"] is True and outputs["pause"]["keys"] == ["[1]"]
     assert outputs["since-created"]["waited"] is False
@@ -190,3 +192,136 @@ def _answer_when_waiting(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
+
+
+def _our_app(store: RuleStore) -> tuple[Any, str]:
+    """Our REST view over ``store`` (as the api-server mounts it) and a real Airflow token of ``ann``."""
+    from airflow.api_fastapi.app import init_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from rule_engine.api import create_app
+    from rule_engine.api.api_settings import ApiSettings
+
+    app = create_app(store, settings=ApiSettings(rate_limit=""), on_change=lambda _: None)
+    token = init_auth_manager().generate_jwt(SimpleAuthManagerUser(username="ann", role="user"))
+    return app, token
+
+
+def test_an_approval_answered_through_our_route_goes_on_along_approved(
+    pg_store: RuleStore, pg_app_db: sa.Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    dag = _register(pg_store, ASK)
+    app, token = _our_app(pg_store)
+    errors: list[BaseException] = []
+    seen: dict[str, Any] = {}
+
+    def answer(run_id: str) -> None:
+        with TestClient(app) as client:
+            headers = {"Authorization": f"Bearer {token}"}
+            inbox = client.get("/api/v1/approvals", headers=headers)
+            assert inbox.status_code == 200, inbox.text
+            [waiting] = inbox.json()["approvals"]
+            seen["inbox"] = waiting
+            seen["airflow"] = _hitl_detail(dag.dag_id, run_id, "ask")
+            answered = client.post(
+                f"/api/v1/approvals/{waiting['id']}/answer",
+                headers=headers,
+                json={"decision": "approve", "comment": "good customer"},
+            )
+            assert answered.status_code == 200, answered.text
+
+    thread = _answer_when_waiting(dag.dag_id, "ask", answer, errors)
+    dag_run = dag.test(run_conf={"keys": [[6]]})
+    thread.join(timeout=30)
+
+    assert not errors, errors
+    assert str(dag_run.state) == "success", _states(dag_run)
+    assert _states(dag_run)["yes"] == "success" and _states(dag_run)["no"] == "skipped"
+    assert _note(pg_app_db, 6) == "discount approved"
+    total = _total(pg_app_db, 6)
+    assert seen["inbox"]["subject"] == f"Discount for order 6 totalling {total}?"  # ours: rendered
+    airflow_text = seen["airflow"]["subject"] + (seen["airflow"]["body"] or "")
+    assert total not in airflow_text and "[6]" in seen["airflow"]["subject"]  # Airflow's: keys only
+    approval = pg_store.find_approval(dag_id=dag.dag_id, run_id=dag_run.run_id, node_id="ask")
+    assert approval is not None
+    assert (approval.status, approval.answered_by, approval.answered_via, approval.comment) == (
+        "approved",
+        "ann",
+        "rest",
+        "good customer",
+    )
+    outputs = _outputs(pg_store, dag.dag_id, dag_run.run_id)
+    assert outputs["ask"]["decision"] == "approved" and outputs["ask"]["via"] == "rest"
+    inbox = pg_store.list_approvals(organizations=["acme"], assignee="ann")
+    assert inbox == []  # answered: no longer waiting
+
+
+def test_an_approval_answered_through_airflows_route_goes_on_along_rejected(
+    pg_store: RuleStore, pg_app_db: sa.Engine
+) -> None:
+    dag = _register(pg_store, ASK)
+    errors: list[BaseException] = []
+
+    def answer(run_id: str) -> None:
+        _airflow_answer(dag.dag_id, run_id, "ask", user="ann", option="Reject", comment="too generous")
+
+    thread = _answer_when_waiting(dag.dag_id, "ask", answer, errors)
+    dag_run = dag.test(run_conf={"keys": [[10]]})
+    thread.join(timeout=30)
+
+    assert not errors, errors
+    assert str(dag_run.state) == "success", _states(dag_run)
+    assert _states(dag_run)["no"] == "success" and _states(dag_run)["yes"] == "skipped"
+    assert _note(pg_app_db, 10) == "discount refused"
+    approval = pg_store.find_approval(dag_id=dag.dag_id, run_id=dag_run.run_id, node_id="ask")
+    assert approval is not None
+    assert (approval.status, approval.answered_by, approval.answered_via, approval.comment) == (
+        "rejected",
+        "ann",
+        "airflow",
+        "too generous",
+    )
+
+
+def _total(engine: sa.Engine, order_id: int) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(sa.text("SELECT total FROM orders WHERE id = :i"), {"i": order_id}).scalar_one()
+        )
+
+
+def _hitl_detail(dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        detail = session.scalar(
+            sa.select(HITLDetail)
+            .join(TaskInstance, TaskInstance.id == HITLDetail.ti_id)
+            .where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
+        assert detail is not None
+        return {"subject": detail.subject, "body": detail.body, "assigned_users": detail.assigned_users}
+
+
+def _airflow_answer(dag_id: str, run_id: str, task_id: str, *, user: str, option: str, comment: str) -> None:
+    """Airflow's own answer route (``PATCH …/hitlDetails``), called as the api-server calls it."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.utils.session import create_session
+
+    payload = UpdateHITLDetailPayload(chosen_options=[option], params_input={"comment": comment})
+    with create_session() as session:
+        update_hitl_detail(
+            dag_id=dag_id,
+            dag_run_id=run_id,
+            task_id=task_id,
+            update_hitl_detail_payload=payload,
+            user=SimpleAuthManagerUser(username=user, role="user"),
+            session=session,
+        )

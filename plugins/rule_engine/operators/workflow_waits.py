@@ -143,7 +143,7 @@ class WorkflowApprovalOperator(_WaitingNode, HITLBranchOperator):
         )
 
     def execute(self, context: Any) -> None:
-        from rule_compiler.store.models import ApprovalRequest
+        from rule_compiler.store import ApprovalRequest
 
         arrived = self.received(context)
         params = self.spec_params
