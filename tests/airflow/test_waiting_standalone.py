@@ -211,12 +211,12 @@ def test_waiting_workflows_under_a_real_scheduler_and_triggerer(
         "three approvals in ann's inbox",
         lambda: (
             (found := ann.get("/automations/api/v1/approvals").json())
-            and len(found["approvals"]) == 3
+            and len(found["items"]) == 3
             and found
         ),
         DEADLINE,
     )
-    by_order = {_order_in(entry["subject"]): entry for entry in inbox["approvals"]}
+    by_order = {_order_in(entry["subject"]): entry for entry in inbox["items"]}
     assert sorted(by_order) == asked
     approve, reject, silent = (by_order[order_id] for order_id in asked)
 
@@ -248,7 +248,7 @@ def test_waiting_workflows_under_a_real_scheduler_and_triggerer(
     with subtests.test("the answers and the timeout, in the approvals log"):
         final = {
             _order_in(a["subject"]): a
-            for a in ann.get("/automations/api/v1/approvals", params={"status": "all"}).json()["approvals"]
+            for a in ann.get("/automations/api/v1/approvals", params={"status": "all"}).json()["items"]
         }
         assert (final[asked[0]]["status"], final[asked[0]]["answered_via"], final[asked[0]]["comment"]) == (
             "approved",

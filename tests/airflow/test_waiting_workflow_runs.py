@@ -221,7 +221,7 @@ def test_an_approval_answered_through_our_route_goes_on_along_approved(
             headers = {"Authorization": f"Bearer {token}"}
             inbox = client.get("/api/v1/approvals", headers=headers)
             assert inbox.status_code == 200, inbox.text
-            [waiting] = inbox.json()["approvals"]
+            [waiting] = inbox.json()["items"]
             seen["inbox"] = waiting
             seen["airflow"] = _hitl_detail(dag.dag_id, run_id, "ask")
             answered = client.post(

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from rule_engine.api.resource_kinds import API_KINDS
 from rule_engine.api.resource_router import resource_router
 from rule_engine.api.routes import (
+    approval_routes,
     catalog_routes,
     definition_run_routes,
     health,
@@ -26,6 +27,7 @@ api_router.include_router(rule_routes.router)
 api_router.include_router(workflow_test_routes.router)
 api_router.include_router(definition_run_routes.definition_run_router("rule", "/rules", "rule"))
 api_router.include_router(definition_run_routes.definition_run_router("workflow", "/workflows", "workflow"))
+api_router.include_router(approval_routes.router)
 api_router.include_router(report_run_routes.router)
 api_router.include_router(pushed_events.router)
 api_router.include_router(logs.router)
