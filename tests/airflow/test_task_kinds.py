@@ -109,7 +109,9 @@ def _compiled_examples(tmp_store: RuleStore) -> list[DagSpec]:
     """Every example with a DAG, compiled the way the CLI does (include/ against the store, what it
     uses first; the fixture set against its own condition templates)."""
     specs: list[DagSpec] = []
-    tmp_store.put_membership(organization="acme", username="admin", role="admin", actor="task-kinds")  # assignee
+    tmp_store.put_membership(
+        organization="acme", username="admin", role="admin", actor="task-kinds"
+    )  # assignee
     documents = [read_definition_file(p) for p in expand_paths(list(EXAMPLE_FOLDERS))]
     for data in sorted(documents, key=lambda d: apply_rank(d.get("kind"))):
         compiled = compile_in(data, context_from_store(tmp_store, data["organization"], data))

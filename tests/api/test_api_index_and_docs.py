@@ -26,6 +26,7 @@ COLLECTIONS = {
     "reports",
     "workflows",
     "logs",
+    "approvals",
     "memberships",
     "catalog",
     "me",

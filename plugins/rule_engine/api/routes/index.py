@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["index"])  # included by the app itse
 COLLECTIONS = {
     **{row.tag: f"list_{row.slug}s" for row in API_KINDS},
     "logs": "list_logs",
+    "approvals": "list_approvals",
     "memberships": "list_memberships",
     "catalog": "get_catalog",
     "me": "read_me",
