@@ -62,10 +62,12 @@ KNOWN_OPERATOR_PATHS = frozenset(
         "rule_engine.operators.trigger_workflow.TriggerWorkflowOperator",
         "rule_engine.operators.workflow_nodes.WorkflowConditionOperator",
         "rule_engine.operators.workflow_nodes.WorkflowJoinOperator",
+        "rule_engine.operators.workflow_waits.WorkflowApprovalOperator",
+        "rule_engine.operators.workflow_waits.WorkflowDelayOperator",
     }
 )
 KNOWN_TRIGGER_PATHS = frozenset({"rule_engine.triggers.outbox.OutboxEventTrigger"})
-#: The one task of a placeholder DAG (a stored spec that cannot be rendered, or a waiting workflow).
+#: The one task of a placeholder DAG (a stored spec that cannot be rendered).
 KNOWN_PLACEHOLDER_PATHS = frozenset({"rule_engine.render.dag.RenderErrorOperator"})
 KNOWN_CLASS_PATHS = KNOWN_OPERATOR_PATHS | KNOWN_TRIGGER_PATHS | KNOWN_PLACEHOLDER_PATHS
 

@@ -9,6 +9,7 @@ tested under ``airflow standalone`` (tests/airflow/test_waiting_standalone.py).
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -255,6 +256,11 @@ def test_an_approval_answered_through_our_route_goes_on_along_approved(
     assert outputs["ask"]["decision"] == "approved" and outputs["ask"]["via"] == "rest"
     inbox = pg_store.list_approvals(organizations=["acme"], assignee="ann")
     assert inbox == []  # answered: no longer waiting
+    from rule_compiler.store.inbox import list_inbox
+
+    [notice] = list_inbox(pg_store.engine, organization="acme", recipient="ann")
+    assert notice.subject == f"Approval needed: Discount for order 6 totalling {total}?"
+    assert f"/automations/api/v1/approvals/{approval.id}/answer" in notice.body
 
 
 def test_an_approval_answered_through_airflows_route_goes_on_along_rejected(
@@ -325,3 +331,20 @@ def _airflow_answer(dag_id: str, run_id: str, task_id: str, *, user: str, option
             user=SimpleAuthManagerUser(username=user, role="user"),
             session=session,
         )
+
+
+def test_a_workflow_edited_while_a_run_waits_finishes_on_the_version_it_started_with(
+    pg_store: RuleStore, pg_app_db: sa.Engine
+) -> None:
+    _register(pg_store, WAIT_THEN_NOTE)  # v1 notes 'waited'
+    v1_hash = pg_store.get(organization="acme", kind="workflow", name="wait-then-note").spec_hash
+    edited = copy.deepcopy(WAIT_THEN_NOTE)
+    edited["nodes"][3]["action"]["values"] = {"note": "edited"}
+    dag = _register(pg_store, edited)  # v2 notes 'edited'; the DAG Airflow runs the waiting tasks from
+    # The start task ran under v1 (its run records v1's hash); the nodes after it were parsed from v2.
+    dag.get_task("start").spec_hash = v1_hash
+
+    dag_run = dag.test(run_conf={"keys": [[4]]})
+
+    assert str(dag_run.state) == "success", _states(dag_run)
+    assert _note(pg_app_db, 4) == "waited"

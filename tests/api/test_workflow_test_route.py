@@ -104,6 +104,7 @@ def test_unknown_workflows_bad_events_and_outsiders_are_refused(api: Api) -> Non
 def test_a_stored_workflow_its_catalog_no_longer_allows_answers_422_with_paths(
     api: Api, store: RuleStore
 ) -> None:
+    store.put_membership(organization="acme", username="admin", role="viewer", actor="setup")  # its assignee
     source = read_definition_file(EXAMPLE)
     source["nodes"][3]["action"]["table"] = "no_such_table"
     _store_workflow(store, source)
