@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store._bookkeeping import check_page
 from rule_compiler.store.models import Approval, ApprovalRequest
-from rule_compiler.store.runs import upsert
+from rule_compiler.store.runs import is_cancelled, upsert
 from rule_compiler.store.tables import APPROVAL_STATUSES, APPROVAL_VIAS, automation_runs, workflow_approvals
 
 t, r = workflow_approvals, automation_runs
@@ -151,7 +151,7 @@ def cancel_run(conn: sa.Connection, *, dag_id: str, run_id: str, actor: str, now
 
 def run_cancelled(conn: sa.Connection, run_pk: int) -> bool:
     """Whether the run was cancelled over REST."""
-    return conn.execute(sa.select(r.c.cancelled_at).where(r.c.id == run_pk)).scalar_one_or_none() is not None
+    return is_cancelled(conn, run_pk)
 
 
 def _approval(row: Any) -> Approval:

@@ -75,6 +75,11 @@ def start_run(
     return int(conn.execute(sa.select(r.c.id).where(r.c.dag_id == dag_id, r.c.run_id == run_id)).scalar_one())
 
 
+def is_cancelled(conn: sa.Connection, run_pk: int) -> bool:
+    """Whether the run was cancelled over REST (ADR 0011)."""
+    return conn.execute(sa.select(r.c.cancelled_at).where(r.c.id == run_pk)).scalar_one_or_none() is not None
+
+
 def _update_run(conn: sa.Connection, run_pk: int, **values: Any) -> None:
     if conn.execute(r.update().where(r.c.id == run_pk).values(**values)).rowcount == 0:
         raise NotFoundError(f"no automation run with id {run_pk}")
@@ -86,20 +91,16 @@ def record_evaluation(
     """Store the condition trace; a final status (``no_match``, ``failed``...) also ends the run."""
     _check(status, RUN_STATUSES, "run")
     finished = None if status == "running" else now
-    _update_run(
-        conn,
-        run_pk,
-        trace_json=log_json(trace),
-        matched_count=matched_count,
-        status=status,
-        finished_at=finished,
-    )
+    values: dict[str, Any] = {"trace_json": log_json(trace), "matched_count": matched_count}
+    if not is_cancelled(conn, run_pk):  # a cancelled run keeps what its cancel said
+        values |= {"status": status, "finished_at": finished}
+    _update_run(conn, run_pk, **values)
 
 
 def finish_run(conn: sa.Connection, run_pk: int, status: str, now: dt.datetime) -> None:
     """Set the final status and the finish time (a cancelled run keeps what its cancel said)."""
     _check(status, RUN_STATUSES, "run")
-    if conn.execute(sa.select(r.c.cancelled_at).where(r.c.id == run_pk)).scalar_one_or_none() is not None:
+    if is_cancelled(conn, run_pk):
         return
     _update_run(conn, run_pk, status=status, finished_at=None if status == "running" else now)
 

@@ -241,7 +241,35 @@ def test_a_waiting_run_is_cancelled_for_good(api: Api, store: RuleStore, waiting
     assert store.run_cancelled(log.id)
     assert store.get_approval(approval.id).status == "cancelled"  # type: ignore[union-attr]
     assert api.as_("ed").post(path).status_code == 409  # once
-    assert api.as_("ed").post(f"/workflows/{NAME}/runs/no-such-run/cancel").status_code == 409
+    assert api.as_("ed").post(f"/workflows/{NAME}/runs/no-such-run/cancel").status_code == 404
     assert api.as_("ed").post(f"/workflows/nope/runs/{run_id}/cancel").status_code == 404
     [audit] = store.audit_entries(organization="acme", kind="workflow_run")
     assert audit.detail == {"run_id": run_id, "cancelled": True, "tasks_ended": 1}
+
+
+def test_a_queued_run_is_cancelled_before_it_starts(
+    api: Api, store: RuleStore, waiting: Callable[[], Any]
+) -> None:
+    """A run beyond the waiting-runs limit waits queued, with no automation-log entry yet: the cancel
+    makes one, cancelled, so its start task takes nothing when it runs (if it ever does)."""
+    started = api.as_("ed").post(f"/workflows/{NAME}/trigger")
+    assert started.status_code == 201, started.text
+    run_id = started.json()["run_id"]
+    assert store.get_run(dag_id=DAG_ID, run_id=run_id) is None
+    cancelled = api.as_("ed").post(f"/workflows/{NAME}/runs/{run_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["tasks_ended"] == 0
+    log = store.get_run(dag_id=DAG_ID, run_id=run_id)
+    assert log is not None and log.cancelled_by == "ed" and store.run_cancelled(log.id)
+    assert log.trigger_context["cancelled_before_it_started"] is True
+    assert _airflow_run_state(run_id) == "failed"
+    store.record_evaluation(log.id, trace={}, matched_count=0, status="running")  # its start task, late
+    assert store.get_run(dag_id=DAG_ID, run_id=run_id).status == "failed"  # type: ignore[union-attr]
+
+
+def _airflow_run_state(run_id: str) -> str:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return str(session.scalar(sa.select(DagRun.state).where(DagRun.run_id == run_id)))

@@ -4,6 +4,7 @@
   (``PATCH …/hitlDetails``) writes it: the task instance locked first, then its HITL detail; a second
   answer refused; the task resumed at once when it waits (``handle_event_submit``). The caller has
   checked that the user is an assignee in the approval's organization (ADR 0011).
+- :func:`run_state`: a DAG run's state, read before a cancel;
 - :func:`fail_run`: a DAG run set to failed the way Airflow's ``PATCH …/dagRuns/{id}`` with
   ``state=failed`` does: running, deferred and waiting tasks fail, pending ones are skipped.
 """
@@ -52,6 +53,19 @@ def answer_approval(
         if ti.state in (TaskInstanceState.AWAITING_INPUT, TaskInstanceState.DEFERRED):
             event = TriggerEvent(detail.as_resume_event_payload())  # type: ignore[no-untyped-call]
             handle_event_submit(event, task_instance=ti, session=session)
+
+
+def run_state(dag_id: str, run_id: str) -> str | None:
+    """The state of run ``run_id`` of ``dag_id`` in Airflow (``queued``, ``running``, ...); None: unknown."""
+    import sqlalchemy as sa
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        state = session.scalar(
+            sa.select(DagRun.state).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id)
+        )
+        return None if state is None else str(state)
 
 
 def fail_run(dag_id: str, run_id: str) -> int:

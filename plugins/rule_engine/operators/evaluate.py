@@ -25,6 +25,7 @@ from rule_compiler.runtime.run_events import MAX_TRACED_ROWS, evaluate_events, e
 from rule_compiler.runtime.verdicts import VerdictLog
 from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.app_database import AppDatabaseHook
+from rule_engine.operators.actions import refuse_cancelled
 from rule_engine.operators.base import RuleTaskOperator
 from rule_engine.operators.item_runs import is_item_run, planned, start_item_runs
 
@@ -56,6 +57,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             trigger_type=trigger["type"],
             trigger_context=_trigger_context(context),
         )
+        refuse_cancelled(self.store, run_pk)  # a run cancelled before it started takes nothing
         raw = params.get("conditions")
         source = params.get("row_source")
         node = _CONDITION.validate_python(raw) if raw is not None else None

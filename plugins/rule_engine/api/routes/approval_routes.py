@@ -13,8 +13,10 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler.errors import NotFoundError
+from rule_compiler.raw_sources import raw_trigger_type
 from rule_compiler.store import Approval
 from rule_engine.api import airflow_approvals
+from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
@@ -88,6 +90,17 @@ def list_approvals(
         offset=offset,
         has_more=len(found) > limit,
     )
+
+
+def _airflow_run_state(dag_id: str, run_id: str) -> str | None:
+    try:
+        return airflow_approvals.run_state(dag_id, run_id)
+    except SQLAlchemyError:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "Airflow's metadata database did not answer; try again later",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 def _approval_in(store: StoreDep, organization: str, approval_id: int) -> Approval:
@@ -174,11 +187,27 @@ def cancel_workflow_run(
     """End a waiting run: marked cancelled in the automation log first (no action or waiting node applies
     anything after it), then failed in Airflow (its deferred and waiting tasks end)."""
     stored = store.get(organization=principal.organization, kind="workflow", name=name)
+    state = _airflow_run_state(stored.dag_id, run_id)
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Airflow has no run {run_id} of workflow '{name}'")
+    refused = HTTPException(
+        status.HTTP_409_CONFLICT,
+        f"run {run_id} of workflow '{name}' is not waiting (it is {state}, or was cancelled before)",
+    )
+    if state not in ("queued", "running"):
+        raise refused
+    # a queued run has no automation-log entry yet: one is made, cancelled, so its tasks never act
+    store.start_run(
+        organization=principal.organization,
+        rule_name=name,
+        dag_id=stored.dag_id,
+        run_id=run_id,
+        spec_hash=stored.spec_hash,
+        trigger_type=raw_trigger_type(ops.expanded_source(store, stored)) or "manual",
+        trigger_context={"run_id": run_id, "cancelled_before_it_started": state == "queued"},
+    )
     if not store.cancel_run(dag_id=stored.dag_id, run_id=run_id, actor=principal.username):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"run {run_id} of workflow '{name}' is not running (unknown, finished or cancelled already)",
-        )
+        raise refused
     try:
         ended = airflow_approvals.fail_run(stored.dag_id, run_id)
     except SQLAlchemyError:
