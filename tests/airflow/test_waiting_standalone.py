@@ -2,14 +2,15 @@
 application database whose new orders are the events.
 
 Cost: about two to three minutes on this 2-core machine (one standalone start, the trigger's start,
-then waits of 25 s and 40 s that overlap), so it is marked ``slow``. One test, one standalone (what
+then waits of 45 s and 60 s that overlap), so it is marked ``slow``. One test, one standalone (what
 ``airflow standalone`` costs is paid once); its parts are subtests.
 
-- ``hold-new-orders`` (orders of 7,000 to 7,999): a 25 s delay, then a note. The first order's run
+- ``hold-new-orders`` (orders of 7,000 to 7,999): a 45 s delay, then a note. The first order's run
   waits (its delay task ``deferred``: no worker slot) while two more orders arrive; each is handled by
-  a run of its own while the first still waits. The third is cancelled over REST while it waits:
-  its run fails and its note is never written.
-- ``ask-on-big-orders`` (orders of 9,000 or more): an approval assigned to ``ann`` with a 40 s timeout
+  a run of its own, started while the first still waits (its start time before the first's
+  ``until``). The third is cancelled over REST while it waits: its run fails and its note is never
+  written.
+- ``ask-on-big-orders`` (orders of 9,000 or more): an approval assigned to ``ann`` with a 60 s timeout
   (``on_timeout: approved``). Three orders, three runs: one answered through our REST route (approve,
   with a comment), one through Airflow's own route (reject; ``admin``, not an assignee, is refused
   there first), one not at all (it times out to ``approved``). Airflow's copy of the question holds
@@ -18,6 +19,7 @@ then waits of 25 s and 40 s that overlap), so it is marked ``slow``. One test, o
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import re
 import time
@@ -55,7 +57,7 @@ nodes:
   - id: is-mine
     type: condition
     conditions: {all: [{field: total, operator: between, value: [7000, 7999]}]}
-  - {id: pause, type: delay, duration: 25s}
+  - {id: pause, type: delay, duration: 45s}
   - {id: note-it, type: action, action: {type: update_record, connection: app_db, table: orders,
                                          values: {note: "held, then noted"}}}
 connections:
@@ -74,7 +76,7 @@ nodes:
     type: approval
     subject: "Discount for order {{ record.id }} of {{ record.total }} ({{ record.customer__name }})?"
     assignees: [ann]
-    timeout: 40s
+    timeout: 60s
     on_timeout: approved
   - id: grant
     type: action
@@ -187,22 +189,34 @@ def test_waiting_workflows_under_a_real_scheduler_and_triggerer(
     [waiting] = standalone.wait_for(
         "the first order's delay to defer", lambda: _deferred(admin) or None, DEADLINE
     )
-    later = [_new_order(app, "7200.25"), _new_order(app, "7300.25")]
-    both = standalone.wait_for(
-        "the later orders' delays to defer while the first still waits",
-        lambda: (found := _deferred(admin)) >= {waiting} and len(found) == 3 and found,
-        DEADLINE,
-        0.5,
+    later = [_new_order(app, "7200.25"), _new_order(app, "7300.25")]  # while the first one waits
+
+    def deferred_run_of(order_id: int) -> str | None:
+        """The run carrying ``order_id``, once its delay is deferred (None before)."""
+        found = _deferred(admin)
+        try:
+            return _run_of_order(scene.store, app, found, order_id)
+        except AssertionError:
+            return None
+
+    second_run = standalone.wait_for(
+        "the second order's delay to defer", lambda: deferred_run_of(later[0]), DEADLINE
+    )
+    cancelled_run = standalone.wait_for(
+        "the third order's delay to defer", lambda: deferred_run_of(later[1]), DEADLINE
     )
 
-    with subtests.test("each order waits in a run of its own, holding no worker slot"):
-        assert len(both) == 3 and waiting in both  # three runs deferred at once: none holds a slot
-        assert _runs(admin, HOLD_DAG)[waiting] == "running"
+    with subtests.test("an order that arrives while another waits runs at once, in a run of its own"):
+        assert len({waiting, second_run, cancelled_run}) == 3
+        first_log = scene.store.get_run(dag_id=HOLD_DAG, run_id=waiting)
+        second_log = scene.store.get_run(dag_id=HOLD_DAG, run_id=second_run)
+        assert first_log is not None and second_log is not None
+        first_until = dt.datetime.fromisoformat(_outputs(first_log)["pause"]["until"])
+        # the second run started while the first still waited (one run at a time would start it after)
+        assert second_log.started_at < first_until
+        assert _deferred(admin) >= {second_run, cancelled_run}  # deferred: no worker slot held
 
     # the third order's run is cancelled over REST while it waits
-    logs = scene.store.list_runs(organization="acme", rule_name="hold-new-orders", limit=100)
-    held_runs = {log.run_id for log in logs if log.run_id in both}
-    cancelled_run = _run_of_order(scene.store, app, held_runs, later[1])
     response = ann.post(f"/automations/api/v1/workflows/hold-new-orders/runs/{cancelled_run}/cancel")
     assert response.status_code == 200, response.text
 
@@ -271,6 +285,10 @@ def test_waiting_workflows_under_a_real_scheduler_and_triggerer(
 def _key_values(key: Any) -> list[Any]:
     """An outbox row key's values (``{"id": 46}`` or ``[46]``)."""
     return list(key.values()) if isinstance(key, dict) else list(key)
+
+
+def _outputs(log: Any) -> dict[str, Any]:
+    return {result.action_id: result.output or {} for result in log.actions}
 
 
 def _order_in(subject: str) -> int:
