@@ -19,6 +19,16 @@ def raw_trigger(source: Mapping[str, Any]) -> dict[str, Any] | None:
     return trigger if isinstance(trigger, dict) else None
 
 
+def may_assign(source: Mapping[str, Any]) -> bool:
+    """Whether a raw workflow may assign people: an approval node, or ``use`` of a template whose body
+    may hold one (only then are the organization's members worth reading)."""
+    nodes = source.get("nodes")
+    listed = nodes if isinstance(nodes, list) else []
+    return "use" in source or any(
+        isinstance(node, dict) and node.get("type") == "approval" for node in listed
+    )
+
+
 def raw_trigger_type(source: Mapping[str, Any]) -> str:
     """The type of :func:`raw_trigger` ("" without a trigger or a type)."""
     trigger = raw_trigger(source)

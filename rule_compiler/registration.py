@@ -24,6 +24,7 @@ from rule_compiler.definitions import ConditionTemplateDefinition, RuleDefinitio
 from rule_compiler.errors import Issue, RuleValidationError
 from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW, Kind
 from rule_compiler.notification_templates import NotificationTemplates
+from rule_compiler.raw_sources import may_assign
 from rule_compiler.store import ApplyResult, DefinitionWrite, RuleStore
 from rule_compiler.validation.document import check_document
 from rule_compiler.validation.kind_checks import CheckContext, Definition
@@ -205,7 +206,7 @@ def context_from_store(
     definition_templates = {k: v for k, v in parsed.items() if k == kind.template}
     members = (
         {membership.username for membership in store.list_memberships(organization)}
-        if kind.name == WORKFLOW
+        if kind.name == WORKFLOW and may_assign(data)
         else None
     )
     return CheckContext(

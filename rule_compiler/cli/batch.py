@@ -22,6 +22,7 @@ from rule_compiler.dependents import Dependent, find_dependents
 from rule_compiler.errors import DefinitionError, DefinitionLoadError, StoreError
 from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE, WORKFLOW, Ref
 from rule_compiler.loading import expand_paths, read_definition_file
+from rule_compiler.raw_sources import may_assign
 from rule_compiler.registration import Compiled, CompiledTemplate, compile_in
 from rule_compiler.store import StoredDefinition
 from rule_compiler.validation.kind_checks import CheckContext
@@ -166,7 +167,7 @@ class DefinitionSource:
             self.stored_names(organization, {k for k, _ in uses if k not in TEMPLATE_KINDS}),
             definition_templates,
             self.members(organization)
-            if kind is not None and kind.name == WORKFLOW and _assigns(data)
+            if kind is not None and kind.name == WORKFLOW and may_assign(data)
             else None,
         )
 
@@ -182,14 +183,6 @@ class DefinitionSource:
                 return None
             self._members[organization] = {membership.username for membership in found}
         return self._members[organization]
-
-
-def _assigns(data: dict[str, Any]) -> bool:
-    """Whether a raw workflow may assign people (an approval node, or a template's body that may hold
-    one): only then are the organization's members read."""
-    nodes = data.get("nodes")
-    listed = nodes if isinstance(nodes, list) else []
-    return "use" in data or any(isinstance(node, dict) and node.get("type") == "approval" for node in listed)
 
 
 def check_files(

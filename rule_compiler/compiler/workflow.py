@@ -211,11 +211,8 @@ class _Lowering:
         if isinstance(node, ConditionStep):
             return {
                 "conditions": node.conditions.model_dump(mode="json", by_alias=True, exclude_none=True),
-                "row_source": self.row_source,
-                "trigger": self.trigger.model_dump(mode="json", exclude_none=True),
-                "branches": {
-                    when: sorted(ids) for when, ids in sorted(self.branches.get(node.id, {}).items())
-                },
+                "branches": self._branches(node.id),
+                **self._item_source(),
             }
         if isinstance(node, ReportNode):
             return {"report": node.report, "parameters": dict(node.parameters)}
@@ -233,15 +230,17 @@ class _Lowering:
                 "assignees": list(node.assignees),
                 "timeout_seconds": int(parse_duration(node.timeout).total_seconds()),
                 "on_timeout": node.on_timeout,
-                "branches": {
-                    when: sorted(ids) for when, ids in sorted(self.branches.get(node.id, {}).items())
-                },
+                "branches": self._branches(node.id),
                 **self._item_source(),
             }
         return {}
 
+    def _branches(self, node_id: str) -> dict[str, list[str]]:
+        """The tasks each branch (``when``) of a condition or approval node leads to."""
+        return {when: sorted(ids) for when, ids in sorted(self.branches.get(node_id, {}).items())}
+
     def _item_source(self) -> dict[str, Any]:
-        """What a waiting node reads its item's row with, for its templates."""
+        """What a condition or waiting node reads its items' rows with."""
         trigger = self.trigger.model_dump(mode="json", exclude_none=True)
         return {"row_source": self.row_source, "trigger": trigger}
 

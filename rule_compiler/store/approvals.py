@@ -25,7 +25,6 @@ t, r = workflow_approvals, automation_runs
 MAX_COMMENT = 2_000
 #: Final statuses of an automation run: a cancel comes too late for them.
 FINISHED_RUN_STATUSES = ("no_match", "success", "failed", "partial")
-_TEXT = sa.String().with_variant(sa.Text(), "postgresql")
 
 
 def open_approval(conn: sa.Connection, request: ApprovalRequest, now: dt.datetime) -> Approval:
@@ -88,13 +87,10 @@ def list_approvals(
         query = query.where(t.c.status == status)
     if workflow is not None:
         query = query.where(t.c.workflow == workflow)
-    if assignee is not None:  # a JSON list of names: the quoted name, then checked exactly below
-        query = query.where(t.c.assignees_json.contains(json.dumps(assignee)))
-    rows = conn.execute(query.order_by(t.c.created_at.desc(), t.c.id.desc())).all()
-    found = [_approval(row) for row in rows]
-    if assignee is not None:
-        found = [approval for approval in found if assignee in approval.assignees]
-    return found[offset : offset + limit]
+    if assignee is not None:  # a JSON list of user names: the quoted name matches exactly one entry
+        query = query.where(t.c.assignees_json.contains(json.dumps(assignee), autoescape=True))
+    query = query.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit).offset(offset)
+    return [_approval(row) for row in conn.execute(query)]
 
 
 def settle_approval(

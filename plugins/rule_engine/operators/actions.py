@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from rule_compiler.canonical import canonical_json
 from rule_compiler.definitions import Event
@@ -49,12 +49,6 @@ def acted_on(evaluation: Mapping[str, Any]) -> dict[str, Any]:
 
     items = items_of(evaluation)
     return {"items": len(items), "keys": [item_identity(item) for item in items[:LOGGED_KEYS]]}
-
-
-def refuse_cancelled(store: Any, run_pk: int) -> None:
-    """Skip (no effect) when the run was cancelled over REST while it waited (ADR 0011)."""
-    if store.run_cancelled(run_pk):
-        raise AirflowSkipException("the run was cancelled: no effect is applied after a cancel")
 
 
 class ItemReader(RuleTaskOperator):
@@ -135,12 +129,8 @@ class ActionOperator(ItemReader):
         raise NotImplementedError
 
     def execute(self, context: Any) -> dict[str, Any] | None:
-        evaluation = self.evaluation(context)
-        if evaluation is None:
-            raise AirflowSkipException("no items reached this action: nothing to act on")
+        evaluation = self.received(context, "no items reached this action: nothing to act on")
         run_pk = int(evaluation["run_pk"])
-        self.pin_to_run_version(evaluation.get("spec_hash"))
-        refuse_cancelled(self.store, run_pk)
         try:
             output = self.run_action(context, self.matches(context, evaluation))
         except Exception as exc:

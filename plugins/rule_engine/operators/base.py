@@ -13,6 +13,16 @@ if TYPE_CHECKING:
     from rule_compiler.store import RuleStore
 
 EVALUATE_TASK_ID = "evaluate_conditions"
+#: Why a workflow node is skipped when its connections delivered nothing.
+NOTHING_ARRIVED = "no items reached this node"
+
+
+def refuse_cancelled(store: RuleStore, run_pk: int) -> None:
+    """Skip (no effect) when the run was cancelled over REST (ADR 0011)."""
+    if store.run_cancelled(run_pk):
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("the run was cancelled: no effect is applied after a cancel")
 
 
 class RuleTaskOperator(BaseOperator):
@@ -94,6 +104,20 @@ class RuleTaskOperator(BaseOperator):
     def in_workflow(self) -> bool:
         """A node of a workflow: its items come from the connections into it (``inputs``)."""
         return "inputs" in self.spec_params
+
+    def received(self, context: Mapping[str, Any], nothing: str) -> dict[str, Any]:
+        """:meth:`evaluation`, pinned to the spec version the run started with; skipped (``nothing``
+        says why) when no items arrived. A workflow run cancelled over REST is skipped too: no effect
+        is applied after a cancel (ADR 0011)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        arrived = self.evaluation(context)
+        if arrived is None:
+            raise AirflowSkipException(nothing)
+        self.pin_to_run_version(arrived.get("spec_hash"))
+        if self.in_workflow:
+            refuse_cancelled(self.store, int(arrived["run_pk"]))
+        return arrived
 
     def evaluation(self, context: Mapping[str, Any]) -> dict[str, Any] | None:
         """What this task acts on: ``run_pk``, ``spec_hash`` and ``matched_keys`` (ids, never row data).

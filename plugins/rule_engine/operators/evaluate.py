@@ -25,8 +25,7 @@ from rule_compiler.runtime.run_events import MAX_TRACED_ROWS, evaluate_events, e
 from rule_compiler.runtime.verdicts import VerdictLog
 from rule_compiler.settings import log_values, max_matches
 from rule_engine.hooks.app_database import AppDatabaseHook
-from rule_engine.operators.actions import refuse_cancelled
-from rule_engine.operators.base import RuleTaskOperator
+from rule_engine.operators.base import RuleTaskOperator, refuse_cancelled
 from rule_engine.operators.item_runs import is_item_run, planned, start_item_runs
 
 _CONDITION = TypeAdapter(ConditionNode)
@@ -48,16 +47,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             if trigger["type"] == "event" and retried
             else None
         )
-        run_pk = self.store.start_run(
-            organization=self.rule_id.split("/")[0],
-            rule_name=self.rule_id.split("/")[1],
-            dag_id=self.dag_id,
-            run_id=str(context["run_id"]),
-            spec_hash=self.spec_hash,
-            trigger_type=trigger["type"],
-            trigger_context=_trigger_context(context),
-        )
-        refuse_cancelled(self.store, run_pk)  # a run cancelled before it started takes nothing
+        run_pk = self._open_run(context, trigger["type"])
         raw = params.get("conditions")
         source = params.get("row_source")
         node = _CONDITION.validate_python(raw) if raw is not None else None
@@ -110,6 +100,22 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         if trigger["type"] == "event":
             result["matched_events"] = events
         return result
+
+    def _open_run(self, context: Any, trigger_type: str) -> int:
+        """The run's automation-log entry (a retry finds it); a workflow run cancelled before it
+        started takes nothing."""
+        run_pk = self.store.start_run(
+            organization=self.rule_id.split("/")[0],
+            rule_name=self.rule_id.split("/")[1],
+            dag_id=self.dag_id,
+            run_id=str(context["run_id"]),
+            spec_hash=self.spec_hash,
+            trigger_type=trigger_type,
+            trigger_context=_trigger_context(context),
+        )
+        if self.definition_kind == "workflow":
+            refuse_cancelled(self.store, run_pk)
+        return run_pk
 
     def _split_items(self, context: Any, run_id: str, items: list[Any]) -> list[Any]:
         """The items to hand out one per run (this run keeps the first): those of a waiting workflow's

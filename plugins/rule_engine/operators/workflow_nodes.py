@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from airflow.sdk import BaseBranchOperator
-from airflow.sdk.exceptions import AirflowSkipException
 from pydantic import TypeAdapter
 
 from rule_compiler.canonical import canonical_json
@@ -24,7 +23,7 @@ from rule_compiler.runtime.rows import iter_rows
 from rule_compiler.runtime.run_events import evaluate_events
 from rule_compiler.runtime.verdicts import VerdictLog
 from rule_engine.hooks.app_database import AppDatabaseHook
-from rule_engine.operators.base import RuleTaskOperator
+from rule_engine.operators.base import NOTHING_ARRIVED, RuleTaskOperator
 from rule_engine.operators.workflow_items import LOGGED_KEYS, item_identity, items_of, output_of
 
 _CONDITION = TypeAdapter(ConditionNode)
@@ -32,13 +31,6 @@ _CONDITION = TypeAdapter(ConditionNode)
 
 class _Node(RuleTaskOperator):
     """What the workflow's own nodes share: gather the items or skip."""
-
-    def received(self, context: Any) -> dict[str, Any]:
-        arrived = self.evaluation(context)
-        if arrived is None:
-            raise AirflowSkipException("no items reached this node")
-        self.pin_to_run_version(arrived.get("spec_hash"))
-        return arrived
 
     def record(self, arrived: Mapping[str, Any], output: dict[str, Any]) -> None:
         self.store.record_action(int(arrived["run_pk"]), self.task_id, status="success", output=output)
@@ -55,7 +47,7 @@ class WorkflowConditionOperator(_Node, BaseBranchOperator):
     ui_color = "#fff4d6"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         items = items_of(arrived)
         held = self._held(context, arrived, items)
         passed = [item for item in items if item_identity(item) in held]
@@ -123,7 +115,7 @@ class WorkflowJoinOperator(_Node):
     ui_color = "#f1f3f4"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         items = items_of(arrived)
         self.record(arrived, {"items": len(items), "keys": _keys(items)})
         self.log.info("%d items arrived; all go on", len(items))

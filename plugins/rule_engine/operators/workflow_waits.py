@@ -27,14 +27,14 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import HITLBranchOperator, HITLOperator
 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 from airflow.sdk import Param
-from airflow.sdk.exceptions import AirflowSkipException
 
 from rule_compiler.clock import utcnow
 from rule_compiler.compiler import OUTCOME_TASK
 from rule_compiler.errors import PermanentActionError
 from rule_compiler.runtime.rendering import render_for_action
 from rule_compiler.settings import approval_values
-from rule_engine.operators.actions import ItemReader, acted_on, refuse_cancelled
+from rule_engine.operators.actions import ItemReader, acted_on
+from rule_engine.operators.base import NOTHING_ARRIVED
 from rule_engine.operators.workflow_items import items_of, output_of
 
 APPROVE = "Approve"
@@ -48,14 +48,6 @@ SHOWN_KEYS = 5
 
 class _WaitingNode(ItemReader):
     """What both waiting nodes share: gather the item (or skip), render over its row, record."""
-
-    def received(self, context: Any) -> dict[str, Any]:
-        arrived = self.evaluation(context)
-        if arrived is None:
-            raise AirflowSkipException("no items reached this node")
-        self.pin_to_run_version(arrived.get("spec_hash"))
-        refuse_cancelled(self.store, int(arrived["run_pk"]))
-        return arrived
 
     def rendered(self, context: Any, arrived: Mapping[str, Any], value: Any, what: str) -> list[Any]:
         """``value`` rendered in the sandbox over each item's row (one item per run: one value)."""
@@ -78,7 +70,7 @@ class WorkflowDelayOperator(_WaitingNode):
     ui_color = "#e6f4ea"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         now = utcnow()
         seconds = self.spec_params.get("duration_seconds")
         if seconds is not None:
@@ -101,7 +93,7 @@ class WorkflowDelayOperator(_WaitingNode):
         )
 
     def execute_complete(self, context: Any, event: Any = None, until: str | None = None) -> dict[str, Any]:
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         self.record(arrived, {"until": until, "waited": True})
         self.log.info("waited until %s; the item goes on", until)
         return arrived
@@ -145,7 +137,7 @@ class WorkflowApprovalOperator(_WaitingNode, HITLBranchOperator):
     def execute(self, context: Any) -> None:
         from rule_compiler.store import ApprovalRequest
 
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         params = self.spec_params
         subject = " ".join(str(self.rendered(context, arrived, params["subject"], "subject")[0]).split())
         body = params.get("body")
@@ -254,7 +246,7 @@ class WorkflowApprovalOperator(_WaitingNode, HITLBranchOperator):
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        arrived = self.received(context)
+        arrived = self.received(context, NOTHING_ARRIVED)
         answer = HITLOperator.execute_complete(self, context=context, event=event)
         chosen = list(answer["chosen_options"])
         decision = "approved" if chosen == [APPROVE] else "rejected"
@@ -262,19 +254,15 @@ class WorkflowApprovalOperator(_WaitingNode, HITLBranchOperator):
         responder = answer.get("responded_by_user") or {}
         answered_by = str(responder.get("name") or responder.get("id") or "") or None
         comment = str((answer.get("params_input") or {}).get("comment") or "")[:MAX_COMMENT] or None
+        via = "timeout" if timed_out else "airflow"
         approval = self.store.find_approval(
             dag_id=self.dag_id, run_id=str(context["run_id"]), node_id=self.task_id
         )
-        if approval is not None:
-            via = "timeout" if timed_out else "airflow"
-            status = "timed_out" if timed_out else decision
-            if not self.store.settle_approval(
-                approval.id, status=status, answered_by=answered_by, via=via, comment=comment
-            ):
-                settled = self.store.get_approval(approval.id)
-                via = settled.answered_via if settled is not None and settled.answered_via else via
-        else:
-            via = "timeout" if timed_out else "airflow"
+        status = "timed_out" if timed_out else decision
+        if approval is not None and not self.store.settle_approval(
+            approval.id, status=status, answered_by=answered_by, via=via, comment=comment
+        ):
+            via = approval.answered_via or via  # answered over our route first: it settled the row
         self.log.info("approval %s: %s (by %s, via %s)", self.task_id, decision, answered_by or "nobody", via)
         run_pk, spec_hash = int(arrived["run_pk"]), str(arrived["spec_hash"])
         items = items_of(arrived)

@@ -92,15 +92,15 @@ def list_approvals(
     )
 
 
+def _airflow_unavailable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})
+
+
 def _airflow_run_state(dag_id: str, run_id: str) -> str | None:
     try:
         return airflow_approvals.run_state(dag_id, run_id)
     except SQLAlchemyError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Airflow's metadata database did not answer; try again later",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise _airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
 
 
 def _approval_in(store: StoreDep, organization: str, approval_id: int) -> Approval:
@@ -147,11 +147,7 @@ def answer_approval(
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: the run is gone") from None
     except SQLAlchemyError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "Airflow's metadata database did not answer; try again later",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise _airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
     store.settle_approval(
         approval.id,
         status=DECIDED[answer.decision],
@@ -211,11 +207,9 @@ def cancel_workflow_run(
     try:
         ended = airflow_approvals.fail_run(stored.dag_id, run_id)
     except SQLAlchemyError:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
+        raise _airflow_unavailable(
             "the run is cancelled (nothing more is applied) but Airflow's metadata database did not answer;"
-            " its tasks end when they next check",
-            headers={"Retry-After": "5"},
+            " its tasks end when they next check"
         ) from None
     store.record_audit(
         organization=principal.organization,
