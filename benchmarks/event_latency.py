@@ -408,7 +408,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     progress(f"work folder {work}")
     per_path = args.warmup + args.events
     try:
-        with temporary_postgres_database(args.pg_url, "event_latency", keep=args.keep) as app_url:
+        with (
+            temporary_postgres_database(args.pg_url, "event_latency", keep=args.keep) as app_url,
+            temporary_postgres_database(args.pg_url, "event_latency_airflow", keep=args.keep) as meta_url,
+        ):
             app, rule_orders, floor_orders = build_app_db(app_url, per_path)
             store_url = f"sqlite:///{work / 'automation.db'}"
             build_store(store_url)
@@ -420,6 +423,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             progress("starting airflow standalone")
             with run_standalone(
                 work / "airflow",
+                metadata_url=meta_url,
                 users={ADMIN[0]: ("admin", ADMIN[1])},
                 dags_folder=dags_folder(work, app_url),
                 parallelism=4,

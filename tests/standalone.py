@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -73,6 +74,18 @@ class Standalone:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else "(no log)"
+
+    def explain(self, response: httpx.Response) -> str:
+        """A failed response with the standalone's log lines that name its error ID (Airflow's 500s
+        hide the cause behind "look for ID …"), else the log tail."""
+        text = response.text
+        match = re.search(r"look for ID (\w+)", text)
+        if match is None or not self.log.exists():
+            return f"{response.status_code} {text}\nstandalone log tail:\n{self.log_tail()}"
+        lines = self.log.read_text(errors="replace").splitlines()
+        hits = [i for i, line in enumerate(lines) if match.group(1) in line]
+        excerpt = "\n".join(line for i in hits for line in lines[max(0, i - 5) : i + 60])
+        return f"{response.status_code} {text}\nstandalone log around {match.group(1)}:\n{excerpt}"
 
     def wait_for(self, what: str, check: Callable[[], Any], timeout: float, interval: float = 1.0) -> Any:
         """``check()``'s first truthy value; HTTP errors count as "not yet"; raises after ``timeout`` s."""
@@ -166,19 +179,22 @@ def standalone_env(
     home: Path,
     port: int,
     *,
+    metadata_url: str,
     users: Mapping[str, tuple[str, str]],
     dags_folder: Path = ROOT / "dags",
     parallelism: int = 4,
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of a small standalone in ``home``: no examples, ``parallelism`` workers, the
-    repo's plugins, loopback ports, the given users (``name -> (role, password)``)."""
+    """The environment of a small standalone in ``home``: its metadata in the (empty) database at
+    ``metadata_url``, no examples, ``parallelism`` workers, the repo's plugins, loopback ports, the given
+    users (``name -> (role, password)``)."""
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({name: password for name, (_, password) in users.items()}))
     return {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__PARALLELISM": str(parallelism),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
@@ -201,16 +217,28 @@ def standalone_env(
 def run_standalone(
     home: Path,
     *,
+    metadata_url: str,
     users: Mapping[str, tuple[str, str]],
     dags_folder: Path = ROOT / "dags",
     parallelism: int = 4,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[Standalone]:
-    """Start ``airflow standalone`` with its home in ``home`` (created); stop it by PID on exit."""
+    """Start ``airflow standalone`` with its home in ``home`` (created) and its metadata in the empty
+    database at ``metadata_url``; stop it by PID on exit.
+
+    The metadata database is Postgres in every test: on SQLite (standalone's default, one writer at a
+    time) the api-server, scheduler, dag-processor and triggerer contend for the file, and a request
+    that meets a held lock fails with a 500 "Database error" (seen once under a full ``make test``)."""
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = standalone_env(
-        home, port, users=users, dags_folder=dags_folder, parallelism=parallelism, extra=env
+        home,
+        port,
+        metadata_url=metadata_url,
+        users=users,
+        dags_folder=dags_folder,
+        parallelism=parallelism,
+        extra=env,
     )
     log = home / "standalone.log"
     with log.open("wb") as out:

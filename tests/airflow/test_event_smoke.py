@@ -195,7 +195,11 @@ def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
     started = time.monotonic()
     try:
         with run_standalone(
-            tmp_path / "airflow", users={ADMIN[0]: ("admin", ADMIN[1])}, parallelism=4, env=env
+            tmp_path / "airflow",
+            metadata_url=postgres_databases.create(),
+            users={ADMIN[0]: ("admin", ADMIN[1])},
+            parallelism=4,
+            env=env,
         ) as running:
             yield Scene(app, store, running, _last=started)
     finally:

@@ -124,7 +124,13 @@ def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
         "AIRFLOW_CONN_APP_DB": connection_env(app.url.render_as_string(hide_password=False)),
     }
     try:
-        with run_standalone(tmp_path / "airflow", users=USERS, parallelism=2, env=env) as running:
+        with run_standalone(
+            tmp_path / "airflow",
+            metadata_url=postgres_databases.create(),
+            users=USERS,
+            parallelism=2,
+            env=env,
+        ) as running:
             yield Scene(app, store, running)
     finally:
         store.close()

@@ -66,7 +66,7 @@ def _demo_db(path: Path) -> None:
 
 
 @pytest.fixture
-def standalone(tmp_path: Path) -> Iterator[Standalone]:
+def standalone(tmp_path: Path, postgres_databases: Any) -> Iterator[Standalone]:
     store_url = f"sqlite:///{tmp_path / 'automation.db'}"
     store = RuleStore(store_url)
     store.upgrade()
@@ -81,7 +81,11 @@ def standalone(tmp_path: Path) -> Iterator[Standalone]:
         "AIRFLOW_CONN_APP_DB": connection_env(f"sqlite:///{tmp_path / 'demo_app.db'}"),
     }
     with run_standalone(
-        tmp_path / "airflow", users={"ed": ("user", "ed-password")}, parallelism=2, env=env
+        tmp_path / "airflow",
+        metadata_url=postgres_databases.create(),
+        users={"ed": ("user", "ed-password")},
+        parallelism=2,
+        env=env,
     ) as running:
         yield running
 
@@ -131,7 +135,7 @@ def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Stand
     )
     assert dag["is_paused"] is False
     run = client.post(f"/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": None}, headers=auth)
-    assert run.status_code == 200, run.text
+    assert run.status_code == 200, standalone.explain(run)
     run_id = run.json()["dag_run_id"]
     state = standalone.wait_for(
         "the run to finish",
