@@ -70,8 +70,10 @@ class ActivityMethods:
         output: Any = None,
         error: str | None = None,
         count_attempt: bool = True,
+        started_at: dt.datetime | None = None,
     ) -> None:
-        """Insert or update an action's result; ``attempts`` grows by one when ``count_attempt``."""
+        """Insert or update an action's result; ``attempts`` grows by one when ``count_attempt``;
+        ``started_at``: when the recorded attempt started (for its duration in the analytics)."""
         with self._db.transaction(write=True) as conn:
             runs.record_action(
                 conn,
@@ -82,6 +84,7 @@ class ActivityMethods:
                 error=error,
                 count_attempt=count_attempt,
                 now=utcnow(),
+                started_at=started_at,
             )
 
     def finish_run(self, run_pk: int, status: str) -> None:

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from rule_compiler.store._bookkeeping import check_page
 from rule_compiler.store.models import Approval, ApprovalRequest
-from rule_compiler.store.runs import is_cancelled, upsert
+from rule_compiler.store.rollups import locked
+from rule_compiler.store.runs import change_run, is_cancelled, upsert
 from rule_compiler.store.tables import APPROVAL_STATUSES, APPROVAL_VIAS, automation_runs, workflow_approvals
 
 t, r = workflow_approvals, automation_runs
@@ -125,18 +126,16 @@ def settle_approval(
 def cancel_run(conn: sa.Connection, *, dag_id: str, run_id: str, actor: str, now: dt.datetime) -> bool:
     """Mark a running run cancelled (its status ``failed``) and cancel its waiting approvals; False when
     the run is unknown, finished or already cancelled."""
-    changed = conn.execute(
-        r.update()
-        .where(
-            r.c.dag_id == dag_id,
-            r.c.run_id == run_id,
-            r.c.cancelled_at.is_(None),
-            r.c.status.not_in(FINISHED_RUN_STATUSES),
-        )
-        .values(status="failed", finished_at=now, cancelled_at=now, cancelled_by=actor)
-    ).rowcount
-    if not changed:
+    unfinished = sa.select(r.c.id).where(
+        r.c.dag_id == dag_id,
+        r.c.run_id == run_id,
+        r.c.cancelled_at.is_(None),
+        r.c.status.not_in(FINISHED_RUN_STATUSES),
+    )
+    run_pk = conn.execute(locked(conn, unfinished)).scalar_one_or_none()
+    if run_pk is None:
         return False
+    change_run(conn, run_pk, status="failed", finished_at=now, cancelled_at=now, cancelled_by=actor)
     conn.execute(
         t.update()
         .where(t.c.dag_id == dag_id, t.c.run_id == run_id, t.c.status == "waiting")

@@ -24,6 +24,7 @@ from rule_compiler.store import (
 )
 from rule_compiler.store._db import UPGRADE_HINT, Database
 from rule_compiler.store.activity import ActivityMethods, check_limit
+from rule_compiler.store.analytics_methods import AnalyticsMethods
 from rule_compiler.store.approval_methods import ApprovalMethods
 from rule_compiler.store.models import (
     ApplyResult,
@@ -44,7 +45,7 @@ MUST_NOT_EXIST = "must-not-exist"
 Expected = tuple[int, bool] | str | None
 
 
-class RuleStore(ActivityMethods, ApprovalMethods):
+class RuleStore(ActivityMethods, ApprovalMethods, AnalyticsMethods):
     """Definitions with their versions and compiled specs, the audit log, catalogs and the automation log.
 
     SQLite (default: :func:`rule_compiler.settings.store_url`) or Postgres by URL. Creating a store

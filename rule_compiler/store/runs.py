@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from rule_compiler.errors import NotFoundError, StoreError
 from rule_compiler.sql_dialects import conflict_insert
+from rule_compiler.store import rollups
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.models import ActionResult, RunLog
 from rule_compiler.store.tables import (
@@ -80,9 +81,13 @@ def is_cancelled(conn: sa.Connection, run_pk: int) -> bool:
     return conn.execute(sa.select(r.c.cancelled_at).where(r.c.id == run_pk)).scalar_one_or_none() is not None
 
 
-def _update_run(conn: sa.Connection, run_pk: int, **values: Any) -> None:
-    if conn.execute(r.update().where(r.c.id == run_pk).values(**values)).rowcount == 0:
+def change_run(conn: sa.Connection, run_pk: int, **values: Any) -> None:
+    """Update a run's row and add what the change makes of its share to the analytics rollups."""
+    before = rollups.run_row(conn, run_pk)
+    if before is None:
         raise NotFoundError(f"no automation run with id {run_pk}")
+    conn.execute(r.update().where(r.c.id == run_pk).values(**values))
+    rollups.apply(conn, rollups.run_share(before), rollups.run_share(before | values))
 
 
 def record_evaluation(
@@ -91,10 +96,15 @@ def record_evaluation(
     """Store the condition trace; a final status (``no_match``, ``failed``...) also ends the run."""
     _check(status, RUN_STATUSES, "run")
     finished = None if status == "running" else now
-    values: dict[str, Any] = {"trace_json": log_json(trace), "matched_count": matched_count}
+    evaluated = trace.get("evaluated") if isinstance(trace, dict) else None
+    values: dict[str, Any] = {
+        "trace_json": log_json(trace),
+        "matched_count": matched_count,
+        "evaluated_count": evaluated if isinstance(evaluated, int) else None,
+    }
     if not is_cancelled(conn, run_pk):  # a cancelled run keeps what its cancel said
         values |= {"status": status, "finished_at": finished}
-    _update_run(conn, run_pk, **values)
+    change_run(conn, run_pk, **values)
 
 
 def finish_run(conn: sa.Connection, run_pk: int, status: str, now: dt.datetime) -> None:
@@ -102,7 +112,11 @@ def finish_run(conn: sa.Connection, run_pk: int, status: str, now: dt.datetime) 
     _check(status, RUN_STATUSES, "run")
     if is_cancelled(conn, run_pk):
         return
-    _update_run(conn, run_pk, status=status, finished_at=None if status == "running" else now)
+    outputs = conn.execute(sa.select(a.c.output_json).where(a.c.run_pk == run_pk, a.c.status == "success"))
+    acted = max((rollups.acted_of(loads(text)) for (text,) in outputs if text), default=0)
+    change_run(
+        conn, run_pk, status=status, finished_at=None if status == "running" else now, acted_count=acted
+    )
 
 
 def record_action(
@@ -115,9 +129,15 @@ def record_action(
     error: str | None,
     count_attempt: bool,
     now: dt.datetime,
+    started_at: dt.datetime | None = None,
 ) -> None:
-    """Insert or update one action's result; ``attempts`` grows by one when ``count_attempt``."""
+    """Insert or update one action's result; ``attempts`` grows by one when ``count_attempt``;
+    ``started_at`` is when the recorded attempt started (kept from an earlier record when None)."""
     _check(status, ACTION_STATUSES, "action")
+    run = rollups.run_row(conn, run_pk)
+    if run is None:
+        raise NotFoundError(f"no automation run with id {run_pk}")
+    before = rollups.step_row(conn, run_pk, action_id)
     step = 1 if count_attempt else 0
     insert = upsert(conn, a).values(
         run_pk=run_pk,
@@ -127,6 +147,7 @@ def record_action(
         output_json=None if output is None else log_json(output),
         error=error,
         updated_at=now,
+        started_at=started_at,
     )
     statement = insert.on_conflict_do_update(
         index_elements=[a.c.run_pk, a.c.action_id],
@@ -136,12 +157,15 @@ def record_action(
             "output_json": insert.excluded.output_json,
             "error": insert.excluded.error,
             "updated_at": insert.excluded.updated_at,
+            "started_at": sa.func.coalesce(insert.excluded.started_at, a.c.started_at),
         },
     )
     try:
         conn.execute(statement)
     except sa.exc.IntegrityError as exc:
         raise NotFoundError(f"no automation run with id {run_pk}") from exc
+    after = rollups.step_row(conn, run_pk, action_id)
+    rollups.apply(conn, rollups.step_share(run, before), rollups.step_share(run, after))
 
 
 _RUN_COLUMNS = (

@@ -135,6 +135,8 @@ automation_runs = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     sa.Column("cancelled_at", UtcDateTime(), nullable=True),  # migration 0007: a cancel over REST
     sa.Column("cancelled_by", Name, nullable=True),
+    sa.Column("evaluated_count", sa.Integer(), nullable=True),  # migration 0008: items tested
+    sa.Column("acted_count", sa.Integer(), nullable=True),  # items the actions acted on (at the finish)
     sa.UniqueConstraint("dag_id", "run_id"),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "organization", "rule_name", "started_at"),
@@ -152,6 +154,7 @@ automation_action_results = sa.Table(
     sa.Column("output_json", sa.Text(), nullable=True),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),  # migration 0008: the recorded attempt's start
     sa.UniqueConstraint("run_pk", "action_id"),
     sa.CheckConstraint(_one_of("status", ACTION_STATUSES), name="status"),
 )
@@ -358,4 +361,64 @@ workflow_approvals = sa.Table(
     sa.UniqueConstraint("dag_id", "run_id", "node_id"),
     sa.CheckConstraint(_one_of("status", APPROVAL_STATUSES), name="status"),
     sa.Index(None, "organization", "status"),
+)
+
+# -- analytics rollups (migration 0008, ADR 0012) ----------------------------------------------------
+# Hourly sums kept in the transaction that changes a run or an action result: the analytics queries
+# read these, never the raw log. ``step`` is an action's or node's id; "" stands for the whole run.
+
+BigCount = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _rollup_keys() -> list[sa.Column[str]]:
+    return [
+        sa.Column("organization", Name, primary_key=True),
+        sa.Column("kind", sa.String(64), primary_key=True),
+        sa.Column("name", Name, primary_key=True),
+        sa.Column("bucket", UtcDateTime(), primary_key=True),  # the hour the run started in (UTC)
+    ]
+
+
+analytics_runs = sa.Table(
+    "analytics_runs",
+    metadata,
+    *_rollup_keys(),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("runs", BigCount, nullable=False),
+    sa.Column("evaluated", BigCount, nullable=False),
+    sa.Column("matched", BigCount, nullable=False),
+    sa.Column("acted", BigCount, nullable=False),
+    sa.Index(None, "organization", "bucket"),
+)
+
+analytics_steps = sa.Table(
+    "analytics_steps",
+    metadata,
+    *_rollup_keys(),
+    sa.Column("step", Name, primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("results", BigCount, nullable=False),
+    sa.Column("attempts", BigCount, nullable=False),
+    sa.Column("acted", BigCount, nullable=False),
+)
+
+analytics_durations = sa.Table(
+    "analytics_durations",
+    metadata,
+    *_rollup_keys(),
+    sa.Column("step", Name, primary_key=True),
+    sa.Column("bin", sa.Integer(), primary_key=True),  # rollups.duration_bin
+    sa.Column("count", BigCount, nullable=False),
+    sa.Index(None, "organization", "bucket"),
+)
+
+analytics_errors = sa.Table(
+    "analytics_errors",
+    metadata,
+    *_rollup_keys(),
+    sa.Column("step", Name, primary_key=True),
+    sa.Column("error_class", sa.String(200), primary_key=True),
+    sa.Column("count", BigCount, nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
 )

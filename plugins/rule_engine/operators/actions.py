@@ -138,7 +138,11 @@ class ActionOperator(ItemReader):
             last_try = permanent or context["ti"].try_number > self.retries
             error = f"{type(exc).__name__}: {exc}"
             self.store.record_action(
-                run_pk, self.task_id, status="failed" if last_try else "retrying", error=error
+                run_pk,
+                self.task_id,
+                status="failed" if last_try else "retrying",
+                error=error,
+                started_at=self.attempt_started,
             )
             if last_try and self.on_failure == "continue":
                 self.log.warning(
@@ -152,7 +156,9 @@ class ActionOperator(ItemReader):
             raise
         if self.in_workflow:  # the automation log's trace of the path: which items this node acted on
             output = {**output, **acted_on(evaluation)}
-        self.store.record_action(run_pk, self.task_id, status="success", output=output)
+        self.store.record_action(
+            run_pk, self.task_id, status="success", output=output, started_at=self.attempt_started
+        )
         return self._passed_on(evaluation, output)
 
     def _passed_on(self, evaluation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:

@@ -100,6 +100,10 @@ class RuleTaskOperator(BaseOperator):
         self.spec_params = {**task.params, "kind": task.kind}
         self.spec_hash = run_spec_hash
 
+    #: When this attempt received its items (set by :meth:`received`): the start of the duration its
+    #: automation-log entry records for the analytics; None in a process that resumed a deferred task.
+    attempt_started: dt.datetime | None = None
+
     @property
     def in_workflow(self) -> bool:
         """A node of a workflow: its items come from the connections into it (``inputs``)."""
@@ -111,6 +115,7 @@ class RuleTaskOperator(BaseOperator):
         is applied after a cancel (ADR 0011)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        self.attempt_started = dt.datetime.now(dt.UTC)
         arrived = self.evaluation(context)
         if arrived is None:
             raise AirflowSkipException(nothing)

@@ -33,7 +33,13 @@ class _Node(RuleTaskOperator):
     """What the workflow's own nodes share: gather the items or skip."""
 
     def record(self, arrived: Mapping[str, Any], output: dict[str, Any]) -> None:
-        self.store.record_action(int(arrived["run_pk"]), self.task_id, status="success", output=output)
+        self.store.record_action(
+            int(arrived["run_pk"]),
+            self.task_id,
+            status="success",
+            output=output,
+            started_at=self.attempt_started,
+        )
 
 
 class WorkflowConditionOperator(_Node, BaseBranchOperator):

@@ -60,7 +60,11 @@ class _WaitingNode(ItemReader):
 
     def record(self, arrived: Mapping[str, Any], output: Mapping[str, Any], status: str = "success") -> None:
         self.store.record_action(
-            int(arrived["run_pk"]), self.task_id, status=status, output={**acted_on(arrived), **output}
+            int(arrived["run_pk"]),
+            self.task_id,
+            status=status,
+            output={**acted_on(arrived), **output},
+            started_at=self.attempt_started,
         )
 
 
@@ -94,6 +98,7 @@ class WorkflowDelayOperator(_WaitingNode):
 
     def execute_complete(self, context: Any, event: Any = None, until: str | None = None) -> dict[str, Any]:
         arrived = self.received(context, NOTHING_ARRIVED)
+        self.attempt_started = None  # the wait began in execute: its record keeps that start
         self.record(arrived, {"until": until, "waited": True})
         self.log.info("waited until %s; the item goes on", until)
         return arrived
@@ -247,6 +252,7 @@ class WorkflowApprovalOperator(_WaitingNode, HITLBranchOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         arrived = self.received(context, NOTHING_ARRIVED)
+        self.attempt_started = None  # the wait began in execute: its record keeps that start
         answer = HITLOperator.execute_complete(self, context=context, event=event)
         chosen = list(answer["chosen_options"])
         decision = "approved" if chosen == [APPROVE] else "rejected"

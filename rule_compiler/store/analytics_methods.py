@@ -1,0 +1,36 @@
+"""The rule store's analytics methods (:mod:`.analytics`, :mod:`.rollups`).
+
+Mixed into :class:`~rule_compiler.store.rule_store.RuleStore`; each method is one short transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rule_compiler.store import analytics, rollups
+from rule_compiler.store._db import Database
+
+
+class AnalyticsMethods:
+    """How the automations perform, read from the rollups the automation log keeps."""
+
+    _db: Database
+
+    def organization_analytics(
+        self, organization: str, span: analytics.TimeRange
+    ) -> analytics.OrganizationAnalytics:
+        """An organization's totals, series, per-definition summaries and top errors over ``span``."""
+        with self._db.transaction(single_read=True) as conn:
+            return analytics.organization_analytics(conn, organization, span)
+
+    def definition_analytics(
+        self, organization: str, kind: str, name: str, span: analytics.TimeRange
+    ) -> analytics.DefinitionAnalytics:
+        """One rule's or workflow's summary, series, actions or nodes, and top errors over ``span``."""
+        with self._db.transaction(single_read=True) as conn:
+            return analytics.definition_analytics(conn, organization, kind, name, span)
+
+    def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
+        """Recompute the rollups from ``since`` (all when None) out of the raw log; the runs read."""
+        with self._db.transaction(write=True) as conn:
+            return rollups.rebuild(conn, since=since)

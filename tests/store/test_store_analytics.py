@@ -1,0 +1,294 @@
+"""Analytics from the rollups, on SQLite and Postgres (migration 0008, ADR 0012): the numbers of a small
+hand-computed log, rollups that stay right through retries, repeated finishes, cancels and purges, and
+a rebuild from scratch that gives the same rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import statistics
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from rule_compiler.store import RuleStore, runs
+from rule_compiler.store.analytics import TimeRange, percentile
+from rule_compiler.store.approvals import cancel_run
+from rule_compiler.store.rollups import acted_of, bin_value, duration_bin, error_class
+from rule_compiler.store.tables import (
+    analytics_durations,
+    analytics_errors,
+    analytics_runs,
+    analytics_steps,
+    automation_runs,
+)
+
+DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+SPAN = TimeRange.of(DAY, DAY + dt.timedelta(days=2), "day")
+
+
+def at(hours: float, seconds: float = 0) -> dt.datetime:
+    return DAY + dt.timedelta(hours=hours, seconds=seconds)
+
+
+class Log:
+    """Writes the automation log the way the tasks do, at times the test chooses."""
+
+    def __init__(self, store: RuleStore) -> None:
+        self.store = store
+
+    def _tx(self) -> Any:
+        return self.store._db.transaction(write=True)
+
+    def start(
+        self, run_id: str, started: dt.datetime, *, name: str = "r1", kind: str = "rule", org: str = "acme"
+    ) -> int:
+        with self._tx() as conn:
+            return runs.start_run(
+                conn,
+                organization=org,
+                rule_name=name,
+                dag_id=f"{kind}__{org}__{name}",
+                run_id=run_id,
+                spec_hash="h" * 64,
+                trigger_type="schedule",
+                trigger_context={},
+                now=started,
+            )
+
+    def evaluate(self, pk: int, evaluated: int, matched: int, now: dt.datetime) -> None:
+        with self._tx() as conn:
+            runs.record_evaluation(
+                conn,
+                pk,
+                trace={"evaluated": evaluated, "matched": matched},
+                matched_count=matched,
+                status="running" if matched else "no_match",
+                now=now,
+            )
+
+    def action(
+        self,
+        pk: int,
+        status: str,
+        started: dt.datetime,
+        now: dt.datetime,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        action_id: str = "flag",
+    ) -> None:
+        with self._tx() as conn:
+            runs.record_action(
+                conn,
+                pk,
+                action_id,
+                status=status,
+                output=output,
+                error=error,
+                count_attempt=True,
+                now=now,
+                started_at=started,
+            )
+
+    def finish(self, pk: int, status: str, now: dt.datetime) -> None:
+        with self._tx() as conn:
+            runs.finish_run(conn, pk, status, now)
+
+
+def _scenario(store: RuleStore) -> None:
+    log = Log(store)
+    # A: 10 tested, 3 matched, flag acted on 3 (one by an earlier attempt), 2 s.
+    a = log.start("A", at(10))
+    log.evaluate(a, 10, 3, at(10, 0.2))
+    log.action(a, "success", at(10, 1), at(10, 1.5), output={"applied": 2, "already_applied": 1})
+    log.finish(a, "success", at(10, 2))
+    # B: nothing matched, 1 s.
+    b = log.start("B", at(10.5))
+    log.evaluate(b, 5, 0, at(10.5, 1))
+    # C: 4 tested, 2 matched, flag failed after a retry, 4 s.
+    c = log.start("C", at(11))
+    log.evaluate(c, 4, 2, at(11, 0.5))
+    log.action(c, "retrying", at(11, 1), at(11, 2), error="TimeoutError: the host did not answer")
+    log.action(c, "failed", at(11, 2.5), at(11, 3), error="TimeoutError: again")
+    log.finish(c, "failed", at(11, 4))
+    # D (the next day): a retry succeeded, and record_outcome ran twice; 8 s.
+    d = log.start("D", at(33))
+    log.evaluate(d, 1, 1, at(33, 1))
+    log.action(d, "retrying", at(33, 1), at(33, 2), error="ConnectionError: refused")
+    log.action(d, "success", at(33, 5), at(33, 7), output={"applied": 1})
+    log.finish(d, "success", at(33, 8))
+    log.finish(d, "success", at(33, 8))
+    # E: a workflow's run, partial; 16 s.
+    e = log.start("E", at(12), name="w1", kind="workflow")
+    log.evaluate(e, 2, 2, at(12, 1))
+    log.action(e, "success", at(12, 2), at(12, 3), output={"items": 2}, action_id="check")
+    log.action(e, "failed", at(12, 3), at(12, 4), error="PermanentActionError: no row", action_id="write")
+    log.finish(e, "partial", at(12, 16))
+    # F: another organization's run; G: still running. Neither shows.
+    f = log.start("F", at(10), org="other")
+    log.evaluate(f, 9, 9, at(10, 1))
+    log.finish(f, "success", at(10, 2))
+    g = log.start("G", at(13))
+    log.evaluate(g, 3, 3, at(13, 1))
+
+
+def test_an_organization_overview_matches_the_hand_computed_numbers(store: RuleStore) -> None:
+    _scenario(store)
+    overview = store.organization_analytics("acme", SPAN)
+    total = overview.summary
+    assert (total.runs, total.no_match, total.success, total.failed, total.partial) == (5, 1, 2, 1, 1)
+    assert (total.evaluated, total.matched, total.acted) == (10 + 5 + 4 + 1 + 2, 3 + 0 + 2 + 1 + 2, 3 + 1 + 2)
+    assert (total.success_rate, total.failure_rate, total.partial_rate) == (0.5, 0.25, 0.25)
+    assert total.match_rate == 8 / 22
+    # durations 1, 2, 4, 8 and 16 s: the median is 4 s; p95 (position 3.8) is 8 + 0.8 * 8 = 14.4 s
+    assert total.p50_ms == bin_value(duration_bin(4000))
+    assert total.p95_ms is not None and abs(duration_bin(total.p95_ms) - duration_bin(14_400)) <= 1
+    assert [(p.start, p.summary.runs, p.summary.success) for p in overview.series] == [
+        (DAY, 4, 1),
+        (DAY + dt.timedelta(days=1), 1, 1),
+    ]
+    assert [(d.kind, d.name, d.summary.runs) for d in overview.definitions] == [
+        ("rule", "r1", 4),
+        ("workflow", "w1", 1),
+    ]
+    assert [(e.name, e.step, e.error_class, e.count) for e in overview.errors] == [
+        ("r1", "flag", "TimeoutError", 1),
+        ("w1", "write", "PermanentActionError", 1),
+    ]
+    assert overview.errors[0].first_seen == overview.errors[0].last_seen == at(11, 3)
+
+
+def test_a_definition_shows_its_steps_series_and_errors(store: RuleStore) -> None:
+    _scenario(store)
+    r1 = store.definition_analytics("acme", "rule", "r1", TimeRange.of(DAY, at(48), "hour"))
+    assert [(p.start, p.summary.runs) for p in r1.series] == [(at(10), 2), (at(11), 1), (at(33), 1)]
+    assert r1.summary.runs == 4 and r1.summary.success_rate == 2 / 3
+    [flag] = r1.steps
+    assert (flag.step, flag.success, flag.failed, flag.skipped) == ("flag", 2, 1, 0)
+    assert (flag.attempts, flag.retries, flag.acted) == (5, 2, 4)
+    # the recorded attempts took 0.5 s (A), 0.5 s (C's last) and 2 s (D's last): p95 = 0.5 + 0.9 * 1.5 s
+    assert flag.p50_ms == bin_value(duration_bin(500))
+    assert flag.p95_ms is not None and abs(duration_bin(flag.p95_ms) - duration_bin(1850)) <= 1
+    assert [(e.error_class, e.count) for e in r1.errors] == [("TimeoutError", 1)]
+    w1 = store.definition_analytics("acme", "workflow", "w1", SPAN)
+    assert [(s.step, s.success, s.failed, s.acted) for s in w1.steps] == [
+        ("check", 1, 0, 2),
+        ("write", 0, 1, 0),
+    ]
+    nothing = store.definition_analytics("acme", "rule", "never-ran", SPAN)
+    assert nothing.summary.runs == 0 and nothing.summary.p50_ms is None and nothing.series == []
+
+
+def _rollup_rows(store: RuleStore) -> dict[str, list[tuple[Any, ...]]]:
+    with store.engine.connect() as conn:
+        return {
+            table.name: sorted(
+                tuple(row)
+                for row in conn.execute(sa.select(table))
+                if any(v for v in row if isinstance(v, int))
+            )
+            for table in (analytics_runs, analytics_steps, analytics_durations, analytics_errors)
+        }
+
+
+def test_a_rebuild_from_the_raw_log_gives_the_rows_kept_as_runs_finished(store: RuleStore) -> None:
+    _scenario(store)
+    kept = _rollup_rows(store)
+    assert kept["analytics_runs"] and kept["analytics_errors"]
+    assert store.rebuild_rollups() == 7
+    rebuilt = _rollup_rows(store)
+    for name in ("analytics_runs", "analytics_steps", "analytics_durations"):
+        assert rebuilt[name] == kept[name], name
+    # counts equal; first and last seen of a rebuilt error are those of the results as they are now
+    assert [row[:6] for row in rebuilt["analytics_errors"]] == [row[:6] for row in kept["analytics_errors"]]
+
+
+def test_a_rebuild_from_a_moment_keeps_the_hours_before_it(store: RuleStore) -> None:
+    _scenario(store)
+    before = store.organization_analytics("acme", SPAN)
+    with store.engine.begin() as conn:
+        conn.execute(automation_runs.delete().where(automation_runs.c.started_at < at(24)))
+    assert store.rebuild_rollups(since=at(24)) == 1  # D only
+    assert store.organization_analytics("acme", SPAN) == before
+
+
+def test_purging_the_raw_log_leaves_the_analytics_as_they_were(store: RuleStore) -> None:
+    _scenario(store)
+    before = store.organization_analytics("acme", SPAN)
+    detail = store.definition_analytics("acme", "rule", "r1", SPAN)
+    with store.engine.begin() as conn:
+        conn.execute(automation_runs.delete())  # action results go with them (ON DELETE CASCADE)
+    assert store.list_runs(organization="acme") == []
+    assert store.organization_analytics("acme", SPAN) == before
+    assert store.definition_analytics("acme", "rule", "r1", SPAN) == detail
+
+
+def test_a_cancelled_run_counts_once_as_failed_and_a_late_finish_changes_nothing(store: RuleStore) -> None:
+    log = Log(store)
+    pk = log.start("waiting", at(9))
+    log.evaluate(pk, 1, 1, at(9, 1))
+    with store._db.transaction(write=True) as conn:
+        assert cancel_run(conn, dag_id="rule__acme__r1", run_id="waiting", actor="ann", now=at(9, 30))
+    log.finish(pk, "success", at(9, 40))  # a task that was already running records late
+    summary = store.organization_analytics("acme", SPAN).summary
+    assert (summary.runs, summary.failed, summary.success) == (1, 1, 0)
+    assert summary.p50_ms == bin_value(duration_bin(30_000))
+
+
+def test_a_status_that_changes_moves_the_run_between_rows(store: RuleStore) -> None:
+    log = Log(store)
+    pk = log.start("X", at(9))
+    log.evaluate(pk, 2, 2, at(9, 1))
+    log.finish(pk, "failed", at(9, 2))
+    log.finish(pk, "success", at(9, 3))  # e.g. a cleared and re-run record_outcome
+    summary = store.organization_analytics("acme", SPAN).summary
+    assert (summary.runs, summary.failed, summary.success) == (1, 0, 1)
+    assert summary.p50_ms == bin_value(duration_bin(3000))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_histogram_percentile_is_within_one_bin_of_the_exact_one(seed: int) -> None:
+    rng = random.Random(seed)  # noqa: S311 - test data
+    durations = [rng.lognormvariate(7, 1.5) for _ in range(rng.randint(1, 3000))]
+    histogram: dict[int, int] = {}
+    for value in durations:
+        histogram[duration_bin(value)] = histogram.get(duration_bin(value), 0) + 1
+    for fraction in (0.5, 0.95):
+        exact = (
+            statistics.quantiles(durations, n=100, method="inclusive")[int(fraction * 100) - 1]
+            if len(durations) > 1
+            else durations[0]
+        )
+        estimate = percentile(histogram, fraction)
+        assert estimate is not None
+        assert abs(duration_bin(estimate) - duration_bin(exact)) <= 1
+
+
+def test_the_pieces_a_share_is_made_of() -> None:
+    assert (
+        duration_bin(0.2) == 0 and duration_bin(1) == 1 and duration_bin(1.18) == 1 and duration_bin(1.2) == 2
+    )
+    assert error_class("TimeoutError: slow") == "TimeoutError" and error_class("it broke") == "Error"
+    assert error_class(None) is None
+    assert acted_of({"delivered": 2, "already_delivered": 1, "failed": 4}) == 3
+    assert acted_of({"items": 5, "keys": []}) == 5 and acted_of({"muted": 3}) == 0 and acted_of(None) == 0
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "message"),
+    [
+        (at(2), at(1), "before"),
+        (DAY, DAY + dt.timedelta(days=401), "at most 400 days"),
+        (DAY.replace(tzinfo=None), at(1), "UTC offset"),
+    ],
+)
+def test_a_bad_range_is_refused(since: dt.datetime, until: dt.datetime, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TimeRange.of(since, until)
+
+
+def test_a_range_covers_whole_hours() -> None:
+    span = TimeRange.of(at(1, 1800), at(2, 1), "hour")
+    assert (span.since, span.until) == (at(1), at(3))
