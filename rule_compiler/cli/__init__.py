@@ -25,6 +25,7 @@ from rule_compiler.cli import (
     report,
     report_log,
     restore,
+    stats,
     workflow_testing,
 )
 
@@ -125,6 +126,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     capture = change_capture.add_parsers(sub)
     reports = report.add_parser(sub)
     report_log.add_parser(reports)
+    stats.add_parser(sub)
 
     groups = Subcommands(
         sub,

@@ -63,6 +63,8 @@ MATRIX = [
     ("vera", "DELETE", "/rules/flag-big-paid-orders", 403),
     ("vera", "GET", "/memberships", 403),
     ("vera", "GET", "/logs", 200),
+    ("vera", "GET", "/analytics", 200),
+    ("vera", "GET", "/analytics/rules/flag-big-paid-orders", 200),
     ("ed", "PUT", "/rules/flag-big-paid-orders", 200),
     ("ed", "POST", "/rules", 201),
     ("ed", "DELETE", "/rules/flag-big-paid-orders", 204),
@@ -78,12 +80,15 @@ MATRIX = [
     ("gina", "GET", "/rules/flag-big-paid-orders/versions", 404),
     ("gina", "POST", "/rules", 201),  # creates globex's own rule of that name
     ("gus", "GET", "/rules?organization=acme", 404),
+    ("gus", "GET", "/analytics?organization=acme", 404),
     # no membership at all
     ("nomad", "GET", "/rules", 403),
     ("nomad", "GET", "/rules/flag-big-paid-orders", 403),
+    ("nomad", "GET", "/analytics", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization
     ("root", "GET", "/rules", 400),
+    ("root", "GET", "/analytics?organization=acme", 200),
     ("root", "GET", "/rules/flag-big-paid-orders?organization=acme", 200),
     ("root", "DELETE", "/rules/flag-big-paid-orders?organization=acme&hard=true", 204),
 ]

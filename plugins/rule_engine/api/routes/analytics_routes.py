@@ -1,0 +1,88 @@
+"""``/analytics``: how your organization's rules and workflows perform, read from the rollups (ADR 0012).
+
+``GET /analytics`` is the organization's overview (totals, a series, each definition's summary, the top
+errors); ``GET /analytics/rules/{name}`` and ``/analytics/workflows/{name}`` one definition's detail with
+its actions or nodes. The range is whole UTC hours (default: the last 7 days), bucketed by hour or day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from rule_compiler.clock import utcnow
+from rule_compiler.store.analytics import TimeRange
+from rule_engine.api.deps import StoreDep, Viewer
+from rule_engine.api.routes.error_responses import errors
+from rule_engine.api.routes.logs import IsoDateTime
+from rule_engine.api.schemas_analytics import (
+    DefinitionAnalyticsPublic,
+    OrganizationAnalyticsPublic,
+    definition_public,
+    organization_public,
+)
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+DEFAULT_RANGE = dt.timedelta(days=7)
+_KINDS = {"rules": "rule", "workflows": "workflow"}
+Since = Annotated[
+    IsoDateTime | None, Query(description="from this time, rounded down to the hour (default: 7 days ago)")
+]
+Until = Annotated[
+    IsoDateTime | None, Query(description="to this time, rounded up to the hour (default: now)")
+]
+BucketParam = Annotated[Literal["hour", "day"], Query(description="the series' bucket (UTC)")]
+
+
+def _span(since: dt.datetime | None, until: dt.datetime | None, bucket: Literal["hour", "day"]) -> TimeRange:
+    end = _utc(until) or utcnow()
+    start = _utc(since) or end - DEFAULT_RANGE
+    try:
+        return TimeRange.of(start, end, bucket)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+@router.get("", responses=errors())
+def organization_analytics(
+    *,
+    principal: Viewer,
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+    bucket: BucketParam = "day",
+) -> OrganizationAnalyticsPublic:
+    """Your organization's runs: totals, a series, each rule's and workflow's summary, and top errors.
+
+    Rates are shares of the runs that matched something; durations are read from a histogram (within
+    one bin, about 19 %, of the exact percentile). A range covers at most 400 days."""
+    found = store.organization_analytics(principal.organization, _span(since, until, bucket))
+    return organization_public(found)
+
+
+@router.get("/{kind}/{name}", responses=errors())
+def definition_analytics(
+    *,
+    kind: Literal["rules", "workflows"],
+    name: Annotated[str, Path(max_length=200)],
+    principal: Viewer,
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+    bucket: BucketParam = "day",
+) -> DefinitionAnalyticsPublic:
+    """One rule's or workflow's runs over the range, with each action's or node's results, durations and
+    top errors. A name that never ran there (or no longer exists) answers zeros: its history outlives it."""
+    found = store.definition_analytics(
+        principal.organization, _KINDS[kind], name, _span(since, until, bucket)
+    )
+    return definition_public(found)

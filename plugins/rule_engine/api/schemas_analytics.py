@@ -1,0 +1,183 @@
+"""Response models of ``/analytics``: an organization's overview and one definition's detail (ADR 0012)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from rule_compiler.store import analytics
+from rule_engine.api.schemas import OutModel
+
+
+class RunSummaryPublic(OutModel):
+    """Finished runs by status, the items they tested, matched and acted on, rates and durations."""
+
+    runs: int
+    no_match: int
+    success: int
+    failed: int
+    partial: int
+    evaluated: int = Field(description="items the evaluations tested (rows or events)")
+    matched: int
+    acted: int = Field(description="items the actions acted on (the most of any one action of a run)")
+    success_rate: float | None = Field(description="success / (runs - no_match); null without such runs")
+    failure_rate: float | None
+    partial_rate: float | None
+    match_rate: float | None = Field(description="matched / evaluated")
+    p50_ms: float | None = Field(description="median run duration, within one histogram bin (~19 %)")
+    p95_ms: float | None
+
+    @classmethod
+    def of(cls, summary: analytics.RunSummary) -> RunSummaryPublic:
+        return cls(
+            runs=summary.runs,
+            no_match=summary.no_match,
+            success=summary.success,
+            failed=summary.failed,
+            partial=summary.partial,
+            evaluated=summary.evaluated,
+            matched=summary.matched,
+            acted=summary.acted,
+            success_rate=summary.success_rate,
+            failure_rate=summary.failure_rate,
+            partial_rate=summary.partial_rate,
+            match_rate=summary.match_rate,
+            p50_ms=summary.p50_ms,
+            p95_ms=summary.p95_ms,
+        )
+
+
+class SeriesPointPublic(RunSummaryPublic):
+    """One hour or day (UTC) of a series."""
+
+    start: dt.datetime
+
+
+class ErrorCountPublic(OutModel):
+    """An error class of failed actions or nodes: how often, first and last seen."""
+
+    kind: str
+    name: str
+    step: str
+    error_class: str
+    count: int
+    first_seen: dt.datetime
+    last_seen: dt.datetime
+
+
+class StepSummaryPublic(OutModel):
+    """One action's or node's final results, attempts, retries, items acted on and durations."""
+
+    step: str
+    results: int
+    success: int
+    failed: int
+    skipped: int
+    attempts: int
+    retries: int
+    acted: int
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class DefinitionTotalsPublic(OutModel):
+    kind: str
+    name: str
+    summary: RunSummaryPublic
+
+
+class RangePublic(OutModel):
+    """The whole UTC hours covered (``since`` rounded down, ``until`` up) and the bucket size."""
+
+    since: dt.datetime
+    until: dt.datetime
+    bucket: Literal["hour", "day"]
+
+
+class OrganizationAnalyticsPublic(OutModel):
+    organization: str
+    range: RangePublic
+    summary: RunSummaryPublic
+    series: list[SeriesPointPublic]
+    definitions: list[DefinitionTotalsPublic]
+    errors: list[ErrorCountPublic]
+
+
+class DefinitionAnalyticsPublic(OutModel):
+    organization: str
+    kind: str
+    name: str
+    range: RangePublic
+    summary: RunSummaryPublic
+    series: list[SeriesPointPublic]
+    steps: list[StepSummaryPublic]
+    errors: list[ErrorCountPublic]
+
+
+def range_public(span: analytics.TimeRange) -> RangePublic:
+    return RangePublic(since=span.since, until=span.until, bucket=span.bucket)
+
+
+def series_public(points: list[analytics.SeriesPoint]) -> list[SeriesPointPublic]:
+    return [
+        SeriesPointPublic(start=point.start, **RunSummaryPublic.of(point.summary).model_dump())
+        for point in points
+    ]
+
+
+def errors_public(errors: list[analytics.ErrorCount]) -> list[ErrorCountPublic]:
+    return [
+        ErrorCountPublic(
+            kind=e.kind,
+            name=e.name,
+            step=e.step,
+            error_class=e.error_class,
+            count=e.count,
+            first_seen=e.first_seen,
+            last_seen=e.last_seen,
+        )
+        for e in errors
+    ]
+
+
+def organization_public(found: analytics.OrganizationAnalytics) -> OrganizationAnalyticsPublic:
+    return OrganizationAnalyticsPublic(
+        organization=found.organization,
+        range=range_public(found.range),
+        summary=RunSummaryPublic.of(found.summary),
+        series=series_public(found.series),
+        definitions=[
+            DefinitionTotalsPublic(kind=d.kind, name=d.name, summary=RunSummaryPublic.of(d.summary))
+            for d in found.definitions
+        ],
+        errors=errors_public(found.errors),
+    )
+
+
+def definition_public(found: analytics.DefinitionAnalytics) -> DefinitionAnalyticsPublic:
+    return DefinitionAnalyticsPublic(
+        organization=found.organization,
+        kind=found.kind,
+        name=found.name,
+        range=range_public(found.range),
+        summary=RunSummaryPublic.of(found.summary),
+        series=series_public(found.series),
+        steps=[
+            StepSummaryPublic(
+                step=s.step,
+                results=s.results,
+                success=s.success,
+                failed=s.failed,
+                skipped=s.skipped,
+                attempts=s.attempts,
+                retries=s.retries,
+                acted=s.acted,
+                p50_ms=s.p50_ms,
+                p95_ms=s.p95_ms,
+            )
+            for s in found.steps
+        ],
+        errors=errors_public(found.errors),
+    )

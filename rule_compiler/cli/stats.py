@@ -1,0 +1,227 @@
+"""``rule-compiler stats``: how an organization's rules and workflows perform, as readable tables.
+
+``stats --org acme`` prints the organization's totals, each definition's summary, the series and the
+top errors; ``stats --org acme rule flag-big-paid-orders`` one definition with its actions or nodes.
+The numbers come from the analytics rollups (the same as ``GET /analytics``); ``stats rebuild``
+recomputes those from the raw automation log (after an upgrade to the rollups, for instance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rule_compiler.cli.common import CliError, store_from_args
+from rule_compiler.clock import utcnow
+from rule_compiler.conditions.durations import DurationError, parse_duration
+from rule_compiler.errors import StoreError
+from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
+
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+EXIT_OK = 0
+
+
+def add_parser(sub: SubParsers) -> None:
+    """Add ``stats`` (and ``stats rebuild``) to the top-level commands."""
+    p = sub.add_parser("stats", help="how rules and workflows perform: runs, rates, durations, errors")
+    p.add_argument(
+        "target",
+        nargs="*",
+        metavar="KIND NAME",
+        help="one definition: rule NAME or workflow NAME; 'rebuild' recomputes the rollups",
+    )
+    p.add_argument("--org", "--organization", dest="organization", help="the organization")
+    p.add_argument("--since", default="7d", help="a duration back from now (7d, 24h) or an ISO time")
+    p.add_argument("--until", help="an ISO time (default: now)")
+    p.add_argument("--bucket", choices=("hour", "day"), default="day", help="the series' bucket")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=show_stats)
+
+
+def _moment(text: str, now: dt.datetime, what: str) -> dt.datetime:
+    try:
+        return now - parse_duration(text)
+    except DurationError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise CliError(f"--{what} {text!r}: give a duration back from now (7d, 24h) or an ISO time") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def show_stats(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
+    if args.target == ["rebuild"]:
+        return _rebuild(store, args)
+    if not args.organization:
+        raise CliError("name the organization with --org")
+    now = utcnow()
+    until = now if args.until is None else _moment(args.until, now, "until")
+    try:
+        span = TimeRange.of(_moment(args.since, now, "since"), until, args.bucket)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        if not args.target:
+            found: Any = store.organization_analytics(args.organization, span)
+        elif len(args.target) == 2 and args.target[0] in ("rule", "workflow"):
+            found = store.definition_analytics(args.organization, args.target[0], args.target[1], span)
+        else:
+            raise CliError("give no target (the organization), rule NAME, workflow NAME or rebuild")
+    except StoreError as exc:
+        raise CliError(f"rule store: {exc}") from None
+    if args.json:
+        print(json.dumps(_jsonable(found), indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for line in _report(found):
+        print(line)
+    return EXIT_OK
+
+
+def _rebuild(store: Any, args: argparse.Namespace) -> int:
+    since = None if args.since in ("", "all") else _moment(args.since, utcnow(), "since")
+    try:
+        count = store.rebuild_rollups(since)
+    except StoreError as exc:
+        raise CliError(f"rule store: {exc}") from None
+    where = "every hour" if since is None else f"the hours from {since:%Y-%m-%d %H:00} UTC"
+    print(f"rebuilt the analytics rollups of {where} from {count} runs of the automation log")
+    return EXIT_OK
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, RunSummary):
+        rates = ("success_rate", "failure_rate", "partial_rate", "match_rate")
+        return {**dataclasses.asdict(value), **{rate: getattr(value, rate) for rate in rates}}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _took(milliseconds: float | None) -> str:
+    if milliseconds is None:
+        return "-"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    return f"{milliseconds / 1000:.1f} s" if milliseconds < 120_000 else f"{milliseconds / 60_000:.1f} min"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """Rows under headers, columns padded to their widest cell (numbers right-aligned)."""
+    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(row[i]) for row in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(row, widths, numeric, strict=True)
+        ).rstrip()
+
+    return [line(cells[0]), "  ".join("-" * w for w in widths), *(line(row) for row in cells[1:])]
+
+
+def _is_number(text: str) -> bool:
+    return text.replace(".", "", 1).replace("%", "").replace(" ms", "").replace(" s", "").strip().isdigit()
+
+
+_SUMMARY_HEADERS = (
+    "runs",
+    "success",
+    "failed",
+    "partial",
+    "no match",
+    "matched",
+    "acted",
+    "ok %",
+    "p50",
+    "p95",
+)
+
+
+def _summary_cells(summary: RunSummary) -> list[Any]:
+    return [
+        summary.runs,
+        summary.success,
+        summary.failed,
+        summary.partial,
+        summary.no_match,
+        f"{summary.matched}/{summary.evaluated}",
+        summary.acted,
+        _percent(summary.success_rate),
+        _took(summary.p50_ms),
+        _took(summary.p95_ms),
+    ]
+
+
+def _series_lines(series: list[SeriesPoint], bucket: str) -> list[str]:
+    shown = "%Y-%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"
+    return table(
+        ("from", *_SUMMARY_HEADERS), ([p.start.strftime(shown), *_summary_cells(p.summary)] for p in series)
+    )
+
+
+def _report(found: Any) -> list[str]:
+    span = found.range
+    lines = [f"{span.since:%Y-%m-%d %H:00} to {span.until:%Y-%m-%d %H:00} UTC, by {span.bucket}", ""]
+    if hasattr(found, "definitions"):
+        lines.append(f"organization {found.organization}")
+        lines += table(_SUMMARY_HEADERS, [_summary_cells(found.summary)])
+        lines += ["", "by definition"]
+        lines += table(
+            ("kind", "name", *_SUMMARY_HEADERS),
+            ([d.kind, d.name, *_summary_cells(d.summary)] for d in found.definitions),
+        )
+    else:
+        lines.append(f"{found.kind} {found.organization}/{found.name}")
+        lines += table(_SUMMARY_HEADERS, [_summary_cells(found.summary)])
+        lines += ["", "actions and nodes"]
+        lines += table(
+            ("step", "results", "success", "failed", "skipped", "retries", "acted", "p50", "p95"),
+            (
+                [
+                    s.step,
+                    s.results,
+                    s.success,
+                    s.failed,
+                    s.skipped,
+                    s.retries,
+                    s.acted,
+                    _took(s.p50_ms),
+                    _took(s.p95_ms),
+                ]
+                for s in found.steps
+            ),
+        )
+    lines += ["", f"by {span.bucket}", *_series_lines(found.series, span.bucket)]
+    if found.errors:
+        lines += ["", "top errors"]
+        lines += table(
+            ("error", "where", "count", "first seen", "last seen"),
+            (
+                [
+                    e.error_class,
+                    f"{e.name}.{e.step}",
+                    e.count,
+                    f"{e.first_seen:%Y-%m-%d %H:%M}",
+                    f"{e.last_seen:%Y-%m-%d %H:%M}",
+                ]
+                for e in found.errors
+            ),
+        )
+    return lines

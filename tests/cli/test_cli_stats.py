@@ -1,0 +1,82 @@
+"""``rule-compiler stats``: the hand-computed log of tests/analytics_log.py as tables and as JSON, one
+definition with its actions, ``stats rebuild``, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rule_compiler.cli import main
+from rule_compiler.store import RuleStore
+from tests.analytics_log import write_scenario
+
+RANGE = ["--since", "2026-11-20T00:00:00+00:00", "--until", "2026-11-22T00:00:00+00:00"]
+
+
+@pytest.fixture
+def store_args(tmp_path: Path) -> list[str]:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = RuleStore(url)
+    store.upgrade()
+    write_scenario(store)
+    store.close()
+    return ["--store", url]
+
+
+def test_the_organization_as_tables(store_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*store_args, "stats", "--org", "acme", *RANGE]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "2026-11-20 00:00 to 2026-11-22 00:00 UTC, by day"
+    header = lines[lines.index("organization acme") + 1].split()
+    totals = lines[lines.index("organization acme") + 3].split()
+    assert header[:5] == ["runs", "success", "failed", "partial", "no"]
+    assert totals[:7] == ["5", "2", "1", "1", "1", "8/22", "6"] and totals[7] == "50.0%"
+    by_definition = lines[lines.index("by definition") + 3 :][:2]
+    assert [row.split()[:3] for row in by_definition] == [["rule", "r1", "4"], ["workflow", "w1", "1"]]
+    assert "TimeoutError" in out and "r1.flag" in out
+
+
+def test_one_definition_as_json(store_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main([*store_args, "stats", "--org", "acme", "rule", "r1", *RANGE, "--bucket", "hour", "--json"]) == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["runs"] == 4 and data["summary"]["success_rate"] == 2 / 3
+    assert [(s["step"], s["success"], s["failed"], s["attempts"]) for s in data["steps"]] == [
+        ("flag", 2, 1, 5)
+    ]
+    assert [p["start"] for p in data["series"]] == [
+        "2026-11-20T10:00:00+00:00",
+        "2026-11-20T11:00:00+00:00",
+        "2026-11-21T09:00:00+00:00",
+    ]
+
+
+def test_rebuild_recomputes_from_the_raw_log(
+    store_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*store_args, "stats", "--org", "acme", *RANGE, "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert main([*store_args, "stats", "rebuild", "--since", "all"]) == 0
+    assert "from 7 runs" in capsys.readouterr().out
+    assert main([*store_args, "stats", "--org", "acme", *RANGE, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"] == before["summary"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["stats"], "--org"),
+        (["stats", "--org", "acme", "--since", "yesterday"], "duration back from now"),
+        (["stats", "--org", "acme", "report", "r1"], "rule NAME, workflow NAME"),
+        (["stats", "--org", "acme", "--since", "500d"], "400 days"),
+    ],
+)
+def test_bad_arguments_say_what_to_give(
+    store_args: list[str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*store_args, *argv]) != 0
+    assert message in capsys.readouterr().err
