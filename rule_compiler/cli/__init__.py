@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rule_compiler.cli import (
+    audit_log,
     change_capture,
     commands,
     notifications,
@@ -127,6 +128,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     reports = report.add_parser(sub)
     report_log.add_parser(reports)
     stats.add_parser(sub)
+    audit_log.add_parser(sub)
 
     groups = Subcommands(
         sub,

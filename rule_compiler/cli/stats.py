@@ -37,14 +37,19 @@ def add_parser(sub: SubParsers) -> None:
         help="one definition: rule NAME or workflow NAME; 'rebuild' recomputes the rollups",
     )
     p.add_argument("--org", "--organization", dest="organization", help="the organization")
-    p.add_argument("--since", default="7d", help="a duration back from now (7d, 24h) or an ISO time")
+    p.add_argument(
+        "--since",
+        help="a duration back from now (7d, 24h) or an ISO time (default: 7d; for rebuild: everything)",
+    )
     p.add_argument("--until", help="an ISO time (default: now)")
     p.add_argument("--bucket", choices=("hour", "day"), default="day", help="the series' bucket")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=show_stats)
 
 
-def _moment(text: str, now: dt.datetime, what: str) -> dt.datetime:
+def moment(text: str, now: dt.datetime, what: str) -> dt.datetime:
+    """``--since``/``--until``: a duration back from ``now`` (``7d``), or an ISO time (UTC without an
+    offset)."""
     try:
         return now - parse_duration(text)
     except DurationError:
@@ -63,9 +68,9 @@ def show_stats(args: argparse.Namespace) -> int:
     if not args.organization:
         raise CliError("name the organization with --org")
     now = utcnow()
-    until = now if args.until is None else _moment(args.until, now, "until")
+    until = now if args.until is None else moment(args.until, now, "until")
     try:
-        span = TimeRange.of(_moment(args.since, now, "since"), until, args.bucket)
+        span = TimeRange.of(moment(args.since or "7d", now, "since"), until, args.bucket)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
@@ -86,13 +91,13 @@ def show_stats(args: argparse.Namespace) -> int:
 
 
 def _rebuild(store: Any, args: argparse.Namespace) -> int:
-    since = None if args.since in ("", "all") else _moment(args.since, utcnow(), "since")
+    since = None if args.since in (None, "all") else moment(args.since, utcnow(), "since")
     try:
         count = store.rebuild_rollups(since)
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
-    where = "every hour" if since is None else f"the hours from {since:%Y-%m-%d %H:00} UTC"
-    print(f"rebuilt the analytics rollups of {where} from {count} runs of the automation log")
+    where = "of every day" if since is None else f"from {since.astimezone(dt.UTC):%Y-%m-%d} (UTC) on"
+    print(f"rebuilt the analytics rollups {where} from {count} runs of the automation log")
     return EXIT_OK
 
 

@@ -85,9 +85,23 @@ class TimeRange:
             raise ValueError("bucket is hour or day")
         return cls(start, end, bucket)
 
-    def start_of(self, hour: dt.datetime) -> dt.datetime:
-        """The bucket an hour's rollup falls in (days start at 00:00 UTC)."""
-        return hour if self.bucket == "hour" else hour.replace(hour=0)
+    def start_of(self, bucket: dt.datetime) -> dt.datetime:
+        """The series bucket a rollup row's hour or day falls in (days start at 00:00 UTC)."""
+        return bucket if self.bucket == "hour" else bucket.replace(hour=0)
+
+    def segments(self) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """The rollup rows that cover the range: (grain, from, to). By day, the whole days come from
+        the daily rows and only the hours at either end from the hourly ones."""
+        if self.bucket == "hour":
+            return [("hour", self.since, self.until)]
+        first = self.since.replace(hour=0)
+        if first < self.since:
+            first += dt.timedelta(days=1)
+        last = self.until.replace(hour=0)
+        if first >= last:
+            return [("hour", self.since, self.until)]
+        ends = [("hour", self.since, first), ("hour", last, self.until)]
+        return [("day", first, last), *((g, a, b) for g, a, b in ends if a < b)]
 
 
 @dataclass(frozen=True)
@@ -257,11 +271,12 @@ class _Tally:
 
 
 def _in(table: sa.Table, organization: str, span: TimeRange) -> list[sa.ColumnElement[bool]]:
-    return [
-        table.c.organization == organization,
-        table.c.bucket >= span.since,
-        table.c.bucket < span.until,
+    """The organization's rollup rows that cover ``span`` (see :meth:`TimeRange.segments`)."""
+    segments = [
+        sa.and_(table.c.grain == grain, table.c.bucket >= start, table.c.bucket < end)
+        for grain, start, end in span.segments()
     ]
+    return [table.c.organization == organization, sa.or_(*segments)]
 
 
 def _of(table: sa.Table, kind: str, name: str) -> list[sa.ColumnElement[bool]]:
@@ -285,17 +300,6 @@ def _add_runs(row: Any, *tallies: _Tally) -> None:
     if row.status in _FINISHED:
         for tally in tallies:
             tally.add_runs(row.status, int(row.runs), int(row.evaluated), int(row.matched), int(row.acted))
-
-
-def _series(span: TimeRange, by_hour: Mapping[dt.datetime, _Tally]) -> list[SeriesPoint]:
-    merged: dict[dt.datetime, _Tally] = defaultdict(_Tally)
-    for hour, tally in by_hour.items():
-        target = merged[span.start_of(hour)]
-        for key, value in tally.counts.items():
-            target.counts[key] += value
-        for index, count in tally.histogram.items():
-            target.histogram[index] += count
-    return [SeriesPoint(start, merged[start].summary()) for start in sorted(merged)]
 
 
 def _errors(conn: sa.Connection, conditions: list[sa.ColumnElement[bool]]) -> list[ErrorCount]:
@@ -339,38 +343,37 @@ def _utc(value: Any) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
+def _histograms(
+    conn: sa.Connection, conditions: list[sa.ColumnElement[bool]], *group: sa.ColumnElement[Any]
+) -> list[Any]:
+    d = analytics_durations
+    total = sa.func.sum(d.c.count).label("n")
+    return list(conn.execute(sa.select(*group, d.c.bin, total).where(*conditions).group_by(*group, d.c.bin)))
+
+
 def organization_analytics(conn: sa.Connection, organization: str, span: TimeRange) -> OrganizationAnalytics:
-    """An organization's totals, series, per-definition summaries and top errors."""
+    """An organization's totals, series, per-definition summaries and top errors: four grouped reads of
+    the rollups and the top errors."""
     runs, durations = analytics_runs, analytics_durations
     per_definition: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
-    per_hour: dict[dt.datetime, _Tally] = defaultdict(_Tally)
+    per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
     total = _Tally()
-    rows = conn.execute(
-        _run_sums(runs.c.kind, runs.c.name, runs.c.bucket).where(*_in(runs, organization, span))
-    )
-    for row in rows:
-        _add_runs(row, per_definition[(row.kind, row.name)], per_hour[_utc(row.bucket)], total)
-    histograms = conn.execute(
-        sa.select(
-            durations.c.kind,
-            durations.c.name,
-            durations.c.bucket,
-            durations.c.bin,
-            sa.func.sum(durations.c.count).label("n"),
-        )
-        .where(*_in(durations, organization, span), durations.c.step == RUN_STEP)
-        .group_by(durations.c.kind, durations.c.name, durations.c.bucket, durations.c.bin)
-    )
-    for row in histograms:
-        count = int(row.n)
-        per_definition[(row.kind, row.name)].histogram[row.bin] += count
-        per_hour[_utc(row.bucket)].histogram[row.bin] += count
-        total.histogram[row.bin] += count
+    where = _in(runs, organization, span)
+    for row in conn.execute(_run_sums(runs.c.kind, runs.c.name).where(*where)):
+        _add_runs(row, per_definition[(row.kind, row.name)], total)
+    for row in conn.execute(_run_sums(runs.c.bucket).where(*where)):
+        _add_runs(row, per_bucket[span.start_of(_utc(row.bucket))])
+    run_level = [*_in(durations, organization, span), durations.c.step == RUN_STEP]
+    for row in _histograms(conn, run_level, durations.c.kind, durations.c.name):
+        per_definition[(row.kind, row.name)].histogram[row.bin] += int(row.n)
+        total.histogram[row.bin] += int(row.n)
+    for row in _histograms(conn, run_level, durations.c.bucket):
+        per_bucket[span.start_of(_utc(row.bucket))].histogram[row.bin] += int(row.n)
     return OrganizationAnalytics(
         organization=organization,
         range=span,
         summary=total.summary(),
-        series=_series(span, per_hour),
+        series=[SeriesPoint(start, per_bucket[start].summary()) for start in sorted(per_bucket)],
         definitions=[
             DefinitionTotals(kind, name, per_definition[(kind, name)].summary())
             for kind, name in sorted(per_definition)
@@ -384,31 +387,19 @@ def definition_analytics(
 ) -> DefinitionAnalytics:
     """One definition's summary, series, steps and top errors (zeros when it never ran in the range)."""
     runs, steps, durations = analytics_runs, analytics_steps, analytics_durations
-    per_hour: dict[dt.datetime, _Tally] = defaultdict(_Tally)
+    per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
     total = _Tally()
-    rows = conn.execute(
+    for row in conn.execute(
         _run_sums(runs.c.bucket).where(*_in(runs, organization, span), *_of(runs, kind, name))
-    )
-    for row in rows:
-        _add_runs(row, per_hour[_utc(row.bucket)], total)
+    ):
+        _add_runs(row, per_bucket[span.start_of(_utc(row.bucket))], total)
+    mine = [*_in(durations, organization, span), *_of(durations, kind, name)]
+    for row in _histograms(conn, [*mine, durations.c.step == RUN_STEP], durations.c.bucket):
+        per_bucket[span.start_of(_utc(row.bucket))].histogram[row.bin] += int(row.n)
+        total.histogram[row.bin] += int(row.n)
     step_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    histograms = conn.execute(
-        sa.select(
-            durations.c.step,
-            durations.c.bucket,
-            durations.c.bin,
-            sa.func.sum(durations.c.count).label("n"),
-        )
-        .where(*_in(durations, organization, span), *_of(durations, kind, name))
-        .group_by(durations.c.step, durations.c.bucket, durations.c.bin)
-    )
-    for row in histograms:
-        count = int(row.n)
-        if row.step == RUN_STEP:
-            per_hour[_utc(row.bucket)].histogram[row.bin] += count
-            total.histogram[row.bin] += count
-        else:
-            step_histograms[row.step][row.bin] += count
+    for row in _histograms(conn, [*mine, durations.c.step != RUN_STEP], durations.c.step):
+        step_histograms[row.step][row.bin] += int(row.n)
     step_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     step_rows = conn.execute(
         sa.select(
@@ -433,7 +424,7 @@ def definition_analytics(
         name=name,
         range=span,
         summary=total.summary(),
-        series=_series(span, per_hour),
+        series=[SeriesPoint(start, per_bucket[start].summary()) for start in sorted(per_bucket)],
         steps=[
             StepSummary(
                 step=step,

@@ -160,23 +160,30 @@ def _kind(dag_id: str) -> str:
     return dag_id.split("__", 1)[0]
 
 
+def _keys(run: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """A run's rollup keys: (organization, kind, name, grain, bucket) for its hour and its day."""
+    identity = (run["organization"], _kind(run["dag_id"]), run["rule_name"])
+    hour = hour_of(run["started_at"])
+    return [(*identity, "hour", hour), (*identity, "day", hour.replace(hour=0))]
+
+
 def run_share(row: Mapping[str, Any] | None) -> Share:
     """A run row's share: nothing until it has finished."""
     share = Share()
     if row is None or row["status"] not in FINISHED_RUN_STATUSES:
         return share
-    key = (row["organization"], _kind(row["dag_id"]), row["rule_name"], hour_of(row["started_at"]))
-    share.add(
-        analytics_runs,
-        (*key, row["status"]),
-        runs=1,
-        evaluated=int(row["evaluated_count"] or 0),
-        matched=int(row["matched_count"] or 0),
-        acted=int(row["acted_count"] or 0),
-    )
     milliseconds = _milliseconds(row["started_at"], row["finished_at"])
-    if milliseconds is not None:
-        share.add(analytics_durations, (*key, RUN_STEP, duration_bin(milliseconds)), count=1)
+    for key in _keys(row):
+        share.add(
+            analytics_runs,
+            (*key, row["status"]),
+            runs=1,
+            evaluated=int(row["evaluated_count"] or 0),
+            matched=int(row["matched_count"] or 0),
+            acted=int(row["acted_count"] or 0),
+        )
+        if milliseconds is not None:
+            share.add(analytics_durations, (*key, RUN_STEP, duration_bin(milliseconds)), count=1)
     return share
 
 
@@ -186,24 +193,24 @@ def step_share(run: Mapping[str, Any], result: Mapping[str, Any] | None) -> Shar
     share = Share()
     if result is None or result["status"] not in FINAL_STEP_STATUSES:
         return share
-    key = (run["organization"], _kind(run["dag_id"]), run["rule_name"], hour_of(run["started_at"]))
     step = result["action_id"]
     output = loads(result["output_json"]) if result["output_json"] else None
-    share.add(
-        analytics_steps,
-        (*key, step, result["status"]),
-        results=1,
-        attempts=int(result["attempts"]),
-        acted=acted_of(output) if result["status"] == "success" else 0,
-    )
     milliseconds = _milliseconds(result["started_at"], result["updated_at"])
-    if milliseconds is not None:
-        share.add(analytics_durations, (*key, step, duration_bin(milliseconds)), count=1)
     kind_of_error = error_class(result["error"]) if result["status"] == "failed" else None
-    if kind_of_error is not None:
-        error_key = (*key, step, kind_of_error)
-        share.add(analytics_errors, error_key, count=1)
-        share.seen[error_key] = (result["updated_at"], result["updated_at"])
+    for key in _keys(run):
+        share.add(
+            analytics_steps,
+            (*key, step, result["status"]),
+            results=1,
+            attempts=int(result["attempts"]),
+            acted=acted_of(output) if result["status"] == "success" else 0,
+        )
+        if milliseconds is not None:
+            share.add(analytics_durations, (*key, step, duration_bin(milliseconds)), count=1)
+        if kind_of_error is not None:
+            error_key = (*key, step, kind_of_error)
+            share.add(analytics_errors, error_key, count=1)
+            share.seen[error_key] = (result["updated_at"], result["updated_at"])
     return share
 
 
@@ -304,10 +311,11 @@ def step_row(conn: sa.Connection, run_pk: int, action_id: str) -> dict[str, Any]
 # -- from scratch -------------------------------------------------------------------------------------
 
 
-def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int = 5_000) -> int:
-    """Recompute the rollups of every hour from ``since`` (all when None) out of the raw log, and return
-    the number of runs read. Hours before ``since`` are kept as they are (their raw rows may be purged)."""
-    start = None if since is None else hour_of(since)
+def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int = 20_000) -> int:
+    """Recompute the rollups from the start of ``since``'s day (UTC; everything when None) out of the
+    raw log, and return the number of runs read. Earlier days are kept as they are (their raw rows may
+    be purged)."""
+    start = None if since is None else hour_of(since).replace(hour=0)
     for table in _TABLES:
         delete = table.delete()
         conn.execute(delete if start is None else delete.where(table.c.bucket >= start))
@@ -326,6 +334,40 @@ def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int
         results = conn.execute(sa.select(a.c.run_pk, *STEP_FIELDS).where(a.c.run_pk.in_(list(by_pk))))
         for result in results:
             share += step_share(by_pk[result.run_pk], dict(result._mapping))
-        apply(conn, Share(), share)
+        _add_all(conn, share)
         total += len(runs)
         after_id = runs[-1]["id"]
+
+
+def _add_all(conn: sa.Connection, share: Share) -> None:
+    """Add a share to the rollup rows, one batched statement per table (its keys are distinct)."""
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    tables = {table.name: table for table in _TABLES}
+    for (table, key), amounts in share.sums.items():
+        row = dict(zip(_columns(table), key, strict=True)) | amounts
+        if table is analytics_errors:
+            row["first_seen"], row["last_seen"] = share.seen[key]
+        rows[table.name].append(row)
+    for name, values in rows.items():
+        _upsert_rows(conn, tables[name], values)
+
+
+def _upsert_rows(conn: sa.Connection, table: sa.Table, values: list[dict[str, Any]]) -> None:
+    """One ``INSERT … ON CONFLICT DO UPDATE`` executed for many rows. ``RETURNING`` makes SQLAlchemy
+    send them in batches of multi-row VALUES ("insertmanyvalues"); without it, an upsert's
+    ``executemany`` runs row by row (30x slower on psycopg2)."""
+    insert = conflict_insert(conn.dialect.name, table)
+    if insert is None:  # pragma: no cover - the store refuses other dialects when it opens
+        raise ValueError(f"no rollups on {conn.dialect.name}")
+    counted = [c for c in values[0] if c not in _columns(table) and c not in ("first_seen", "last_seen")]
+    update: dict[str, Any] = {column: table.c[column] + insert.excluded[column] for column in counted}
+    if table is analytics_errors:
+        first, last = insert.excluded.first_seen, insert.excluded.last_seen
+        update |= {
+            "first_seen": sa.case((table.c.first_seen > first, first), else_=table.c.first_seen),
+            "last_seen": sa.case((table.c.last_seen < last, last), else_=table.c.last_seen),
+        }
+    statement = insert.on_conflict_do_update(
+        index_elements=[table.c[column] for column in _columns(table)], set_=update
+    ).returning(table.c.organization)
+    conn.execute(statement, values).close()

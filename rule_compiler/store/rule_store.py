@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -206,6 +206,22 @@ class RuleStore(ActivityMethods, ApprovalMethods, AnalyticsMethods):
         check_limit(limit)
         with self._db.transaction() as conn:
             return audit.list_audit(conn, organization=organization, kind=kind, name=name, limit=limit)
+
+    def audit_page(
+        self, query: audit.AuditQuery, *, limit: int = 50, offset: int = 0
+    ) -> tuple[builtins.list[AuditEntry], bool]:
+        """A page of audit entries matching ``query``, the newest first, and whether more follow."""
+        with self._db.transaction(single_read=True) as conn:
+            return audit.query_audit(conn, query, limit=limit, offset=offset)
+
+    def version_sources(
+        self, *, organization: str, kind: str, name: str, versions: Collection[int]
+    ) -> dict[int, Any]:
+        """The stored documents of some versions of a definition (none once it is hard-deleted)."""
+        with self._db.transaction(single_read=True) as conn:
+            return audit.version_sources(
+                conn, organization=organization, kind=kind, name=name, versions=versions
+            )
 
     def record_audit(
         self,

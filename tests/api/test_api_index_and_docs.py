@@ -26,6 +26,8 @@ COLLECTIONS = {
     "reports",
     "workflows",
     "logs",
+    "analytics",
+    "audit",
     "approvals",
     "memberships",
     "catalog",

@@ -65,6 +65,9 @@ MATRIX = [
     ("vera", "GET", "/logs", 200),
     ("vera", "GET", "/analytics", 200),
     ("vera", "GET", "/analytics/rules/flag-big-paid-orders", 200),
+    ("vera", "GET", "/audit", 403),
+    ("ed", "GET", "/audit", 403),
+    ("ada", "GET", "/audit", 200),
     ("ed", "PUT", "/rules/flag-big-paid-orders", 200),
     ("ed", "POST", "/rules", 201),
     ("ed", "DELETE", "/rules/flag-big-paid-orders", 204),
@@ -81,6 +84,7 @@ MATRIX = [
     ("gina", "POST", "/rules", 201),  # creates globex's own rule of that name
     ("gus", "GET", "/rules?organization=acme", 404),
     ("gus", "GET", "/analytics?organization=acme", 404),
+    ("gus", "GET", "/audit?organization=acme", 404),
     # no membership at all
     ("nomad", "GET", "/rules", 403),
     ("nomad", "GET", "/rules/flag-big-paid-orders", 403),
@@ -89,6 +93,7 @@ MATRIX = [
     # a platform admin names the organization
     ("root", "GET", "/rules", 400),
     ("root", "GET", "/analytics?organization=acme", 200),
+    ("root", "GET", "/audit", 200),
     ("root", "GET", "/rules/flag-big-paid-orders?organization=acme", 200),
     ("root", "DELETE", "/rules/flag-big-paid-orders?organization=acme&hard=true", 204),
 ]

@@ -60,8 +60,10 @@ def test_rebuild_recomputes_from_the_raw_log(
 ) -> None:
     assert main([*store_args, "stats", "--org", "acme", *RANGE, "--json"]) == 0
     before = json.loads(capsys.readouterr().out)
-    assert main([*store_args, "stats", "rebuild", "--since", "all"]) == 0
-    assert "from 7 runs" in capsys.readouterr().out
+    assert main([*store_args, "stats", "rebuild"]) == 0
+    assert "rollups of every day from 7 runs" in capsys.readouterr().out
+    assert main([*store_args, "stats", "rebuild", "--since", "2026-11-21T05:00:00+00:00"]) == 0
+    assert "rollups from 2026-11-21 (UTC) on from 1 runs" in capsys.readouterr().out
     assert main([*store_args, "stats", "--org", "acme", *RANGE, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"] == before["summary"]
 

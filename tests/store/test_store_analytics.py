@@ -184,3 +184,30 @@ def test_a_bad_range_is_refused(since: dt.datetime, until: dt.datetime, message:
 def test_a_range_covers_whole_hours() -> None:
     span = TimeRange.of(at(1, 1800), at(2, 1), "hour")
     assert (span.since, span.until) == (at(1), at(3))
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (at(10.5), at(33)),  # less than a whole day: hourly rows only
+        (at(-4), at(34)),  # whole days in the middle, hours at both ends
+        (at(11), at(48)),  # hours before the first midnight, then whole days
+        (at(0), at(48)),  # whole days only
+    ],
+)
+def test_a_range_by_day_adds_up_to_the_same_range_by_hour(
+    store: RuleStore, since: dt.datetime, until: dt.datetime
+) -> None:
+    write_scenario(store)
+    by_day = store.organization_analytics("acme", TimeRange.of(since, until, "day"))
+    by_hour = store.organization_analytics("acme", TimeRange.of(since, until, "hour"))
+    assert by_day.summary == by_hour.summary
+    assert by_day.definitions == by_hour.definitions and by_day.errors == by_hour.errors
+    days: dict[dt.datetime, int] = {}
+    for point in by_hour.series:
+        start = point.start.replace(hour=0)
+        days[start] = days.get(start, 0) + point.summary.runs
+    assert {p.start: p.summary.runs for p in by_day.series} == days
+    detail_day = store.definition_analytics("acme", "rule", "r1", TimeRange.of(since, until, "day"))
+    detail_hour = store.definition_analytics("acme", "rule", "r1", TimeRange.of(since, until, "hour"))
+    assert (detail_day.summary, detail_day.steps) == (detail_hour.summary, detail_hour.steps)

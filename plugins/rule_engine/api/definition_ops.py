@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
-from rule_compiler import schedules
+from rule_compiler import json_diff, schedules
 from rule_compiler.catalog import Catalog
 from rule_compiler.dependents import direct_users
 from rule_compiler.errors import Issue, RuleValidationError
@@ -25,7 +24,6 @@ from rule_compiler.kinds import CONDITION_TEMPLATE, KINDS, NOTIFICATION_TEMPLATE
 from rule_compiler.raw_sources import raw_trigger
 from rule_compiler.store import RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST
-from rule_compiler.validation.paths import join
 from rule_compiler.validation.template_use import expand_use
 from rule_compiler.write_plans import WritePlan, broken_error, compile_for, plan_write
 from rule_engine.api.schemas import Change, IssueOut
@@ -169,33 +167,11 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def diff(before: Any, after: Any, path: str = "") -> list[Change]:
+def diff(before: Any, after: Any) -> list[Change]:
     """Every difference between two JSON values, at JSON paths (``actions[0].values.priority``)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        changes: list[Change] = []
-        for key in sorted(set(before) | set(after)):
-            where = join(path, key)
-            if key not in before:
-                changes.append(Change(path=where, op="added", after=after[key]))
-            elif key not in after:
-                changes.append(Change(path=where, op="removed", before=before[key]))
-            else:
-                changes += diff(before[key], after[key], where)
-        return changes
-    if isinstance(before, list) and isinstance(after, list):
-        changes = []
-        for index in range(max(len(before), len(after))):
-            where = join(path, index)
-            if index >= len(before):
-                changes.append(Change(path=where, op="added", after=after[index]))
-            elif index >= len(after):
-                changes.append(Change(path=where, op="removed", before=before[index]))
-            else:
-                changes += diff(before[index], after[index], where)
-        return changes
-    if json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True):
-        return []
-    return [Change(path=path or "(document)", op="changed", before=before, after=after)]
+    return [
+        Change(path=c.path, op=c.op, before=c.before, after=c.after) for c in json_diff.diff(before, after)
+    ]
 
 
 def schedule_of(source: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ from rule_engine.api.resource_router import resource_router
 from rule_engine.api.routes import (
     analytics_routes,
     approval_routes,
+    audit_routes,
     catalog_routes,
     definition_run_routes,
     health,
@@ -33,6 +34,7 @@ api_router.include_router(report_run_routes.router)
 api_router.include_router(pushed_events.router)
 api_router.include_router(logs.router)
 api_router.include_router(analytics_routes.router)
+api_router.include_router(audit_routes.router)
 api_router.include_router(membership_routes.router)
 api_router.include_router(catalog_routes.router)
 api_router.include_router(health.router)

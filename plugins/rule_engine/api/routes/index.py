@@ -18,6 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["index"])  # included by the app itse
 COLLECTIONS = {
     **{row.tag: f"list_{row.slug}s" for row in API_KINDS},
     "logs": "list_logs",
+    "analytics": "organization_analytics",
+    "audit": "list_audit",
     "approvals": "list_approvals",
     "memberships": "list_memberships",
     "catalog": "get_catalog",
