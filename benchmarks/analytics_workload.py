@@ -121,7 +121,8 @@ def analyze_rollups(engine: sa.Engine) -> dict[str, int]:
 _KIND_OF = "split_part(r.dag_id, '__', 1)"
 _RUN_MS_OF = "extract(epoch FROM r.finished_at - r.started_at) * 1000"
 _STEP_MS_OF = "extract(epoch FROM a.updated_at - a.started_at) * 1000"
-_ERROR_CLASS = r"coalesce(substring(a.error FROM '^([A-Za-z_][\w.]{{0,199}}):'), 'Error')"  # braces: .format() follows
+# doubled braces: RAW_ERRORS goes through .format()
+_ERROR_CLASS = r"coalesce(substring(a.error FROM '^([A-Za-z_][\w.]{{0,199}}):'), 'Error')"
 _FINISHED = "r.status IN ('no_match', 'success', 'failed', 'partial')"
 
 
