@@ -86,6 +86,16 @@ def approval_values() -> bool:
     return _flag(APPROVAL_VALUES_ENV)
 
 
+METRICS_DEFINITION_TAGS_ENV = "AUTOMATION_METRICS_DEFINITION_TAGS"
+
+
+def metrics_definition_tags() -> bool:
+    """Whether metrics carry a ``definition`` tag with the rule's or workflow's name
+    (``$AUTOMATION_METRICS_DEFINITION_TAGS``, default false: plain StatsD has no tags, and a tag per
+    definition multiplies the series a metrics backend keeps)."""
+    return _flag(METRICS_DEFINITION_TAGS_ENV)
+
+
 def _flag(name: str) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:

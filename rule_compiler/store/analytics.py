@@ -335,6 +335,26 @@ def _errors(conn: sa.Connection, conditions: list[sa.ColumnElement[bool]]) -> li
     ]
 
 
+def _raw_bucket(table: sa.Table) -> sa.ColumnElement[Any]:
+    """The bucket column read as the driver gives it: a series reads thousands of rows, and it maps
+    each distinct value once (:class:`_Starts`)."""
+    return sa.type_coerce(table.c.bucket, sa.DateTime(timezone=True)).label("bucket")
+
+
+class _Starts(dict[Any, dt.datetime]):
+    """A rollup row's bucket (as the driver gives it) → the series bucket it falls in, each computed once."""
+
+    def __init__(self, span: TimeRange) -> None:
+        super().__init__()
+        self.span = span
+
+    def __call__(self, value: Any) -> dt.datetime:
+        start = self.get(value)
+        if start is None:
+            start = self[value] = self.span.start_of(_utc(value))
+        return start
+
+
 def _utc(value: Any) -> dt.datetime:
     """An aggregate loses the column's type on SQLite (a naive datetime, or its text): UTC it."""
     if isinstance(value, str):
@@ -357,18 +377,18 @@ def organization_analytics(conn: sa.Connection, organization: str, span: TimeRan
     runs, durations = analytics_runs, analytics_durations
     per_definition: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
-    total = _Tally()
+    total, starts = _Tally(), _Starts(span)
     where = _in(runs, organization, span)
     for row in conn.execute(_run_sums(runs.c.kind, runs.c.name).where(*where)):
         _add_runs(row, per_definition[(row.kind, row.name)], total)
-    for row in conn.execute(_run_sums(runs.c.bucket).where(*where)):
-        _add_runs(row, per_bucket[span.start_of(_utc(row.bucket))])
+    for row in conn.execute(_run_sums(_raw_bucket(runs)).where(*where)):
+        _add_runs(row, per_bucket[starts(row.bucket)])
     run_level = [*_in(durations, organization, span), durations.c.step == RUN_STEP]
     for row in _histograms(conn, run_level, durations.c.kind, durations.c.name):
         per_definition[(row.kind, row.name)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
-    for row in _histograms(conn, run_level, durations.c.bucket):
-        per_bucket[span.start_of(_utc(row.bucket))].histogram[row.bin] += int(row.n)
+    for row in _histograms(conn, run_level, _raw_bucket(durations)):
+        per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
     return OrganizationAnalytics(
         organization=organization,
         range=span,
@@ -388,14 +408,14 @@ def definition_analytics(
     """One definition's summary, series, steps and top errors (zeros when it never ran in the range)."""
     runs, steps, durations = analytics_runs, analytics_steps, analytics_durations
     per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
-    total = _Tally()
+    total, starts = _Tally(), _Starts(span)
     for row in conn.execute(
-        _run_sums(runs.c.bucket).where(*_in(runs, organization, span), *_of(runs, kind, name))
+        _run_sums(_raw_bucket(runs)).where(*_in(runs, organization, span), *_of(runs, kind, name))
     ):
-        _add_runs(row, per_bucket[span.start_of(_utc(row.bucket))], total)
+        _add_runs(row, per_bucket[starts(row.bucket)], total)
     mine = [*_in(durations, organization, span), *_of(durations, kind, name)]
-    for row in _histograms(conn, [*mine, durations.c.step == RUN_STEP], durations.c.bucket):
-        per_bucket[span.start_of(_utc(row.bucket))].histogram[row.bin] += int(row.n)
+    for row in _histograms(conn, [*mine, durations.c.step == RUN_STEP], _raw_bucket(durations)):
+        per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
     step_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for row in _histograms(conn, [*mine, durations.c.step != RUN_STEP], durations.c.step):

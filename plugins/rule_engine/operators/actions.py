@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from rule_compiler.canonical import canonical_json
+from rule_compiler.clock import utcnow
 from rule_compiler.definitions import Event
 from rule_compiler.errors import PermanentActionError, RetryableActionError
 from rule_compiler.events.reader import events_by_ids
@@ -137,13 +138,11 @@ class ActionOperator(ItemReader):
             permanent = isinstance(exc, PermanentActionError | AirflowFailException)
             last_try = permanent or context["ti"].try_number > self.retries
             error = f"{type(exc).__name__}: {exc}"
+            outcome = "failed" if last_try else "retrying"
             self.store.record_action(
-                run_pk,
-                self.task_id,
-                status="failed" if last_try else "retrying",
-                error=error,
-                started_at=self.attempt_started,
+                run_pk, self.task_id, status=outcome, error=error, started_at=self.attempt_started
             )
+            self._emit(outcome)
             if last_try and self.on_failure == "continue":
                 self.log.warning(
                     "action failed, continuing as the rule says (on_failure: continue): %s", error
@@ -159,7 +158,23 @@ class ActionOperator(ItemReader):
         self.store.record_action(
             run_pk, self.task_id, status="success", output=output, started_at=self.attempt_started
         )
+        self._emit("success")
         return self._passed_on(evaluation, output)
+
+    def _emit(self, outcome: str) -> None:
+        """The attempt's metrics (rule_engine.metrics)."""
+        from rule_engine import metrics
+
+        organization, name = self.rule_id.split("/", 1)
+        started = self.attempt_started
+        metrics.action_recorded(
+            organization=organization,
+            kind=self.definition_kind,
+            name=name,
+            action_type=str(self.spec_params.get("kind", "action")),
+            outcome=outcome,
+            duration_ms=None if started is None else (utcnow() - started).total_seconds() * 1000,
+        )
 
     def _passed_on(self, evaluation: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         """A rule's action returns its result; a workflow's action node passes every item it received on

@@ -12,7 +12,10 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from rule_compiler.clock import utcnow
 from rule_compiler.runtime.verdicts import action_line, no_match_note
+from rule_compiler.store import RunLog
+from rule_engine import metrics
 from rule_engine.operators.base import RuleTaskOperator
 
 #: The XCom key of a no-match run's note (read by ``rule_engine.run_notes``).
@@ -32,6 +35,7 @@ class RecordOutcomeOperator(RuleTaskOperator):
         if evaluation is None:
             status = "no_match" if run.status == "no_match" else "failed"
             self.store.finish_run(run.id, status)
+            self._emit(run, status)
             if status == "failed":
                 self.log.info("outcome: failed (evaluating the conditions failed)")
                 raise AirflowFailException(
@@ -56,10 +60,26 @@ class RecordOutcomeOperator(RuleTaskOperator):
                 (failed_soft if action["on_failure"] == "continue" else failed_hard).append(action["id"])
         status = "failed" if failed_hard else "partial" if failed_soft else "success"
         self.store.finish_run(run.id, status)
+        self._emit(run, status)
         self.log.info("outcome: %s (%d matched)", status, run.matched_count)
         if failed_hard:
             raise AirflowFailException(f"actions failed: {', '.join(failed_hard)}")
         return status
+
+    def _emit(self, run: RunLog, status: str) -> None:
+        """The run's metrics (rule_engine.metrics)."""
+        trace = run.trace if isinstance(run.trace, dict) else {}
+        evaluated = trace.get("evaluated")
+        organization, name = self.rule_id.split("/", 1)
+        metrics.run_finished(
+            organization=organization,
+            kind=self.definition_kind,
+            name=name,
+            outcome=status,
+            duration_ms=(utcnow() - run.started_at).total_seconds() * 1000,
+            evaluated=evaluated if isinstance(evaluated, int) else 0,
+            matched=run.matched_count,
+        )
 
     @staticmethod
     def _log_values() -> bool:
