@@ -89,10 +89,11 @@ class TimeRange:
         """The series bucket a rollup row's hour or day falls in (days start at 00:00 UTC)."""
         return bucket if self.bucket == "hour" else bucket.replace(hour=0)
 
-    def segments(self) -> list[tuple[str, dt.datetime, dt.datetime]]:
-        """The rollup rows that cover the range: (grain, from, to). By day, the whole days come from
-        the daily rows and only the hours at either end from the hourly ones."""
-        if self.bucket == "hour":
+    def segments(self, *, coarse: bool = False) -> list[tuple[str, dt.datetime, dt.datetime]]:
+        """The rollup rows that cover the range: (grain, from, to). By day (or ``coarse``: for sums
+        over the whole range), the whole days come from the daily rows and only the hours at either
+        end from the hourly ones."""
+        if self.bucket == "hour" and not coarse:
             return [("hour", self.since, self.until)]
         first = self.since.replace(hour=0)
         if first < self.since:
@@ -270,11 +271,13 @@ class _Tally:
         )
 
 
-def _in(table: sa.Table, organization: str, span: TimeRange) -> list[sa.ColumnElement[bool]]:
+def _in(
+    table: sa.Table, organization: str, span: TimeRange, *, coarse: bool = False
+) -> list[sa.ColumnElement[bool]]:
     """The organization's rollup rows that cover ``span`` (see :meth:`TimeRange.segments`)."""
     segments = [
         sa.and_(table.c.grain == grain, table.c.bucket >= start, table.c.bucket < end)
-        for grain, start, end in span.segments()
+        for grain, start, end in span.segments(coarse=coarse)
     ]
     return [table.c.organization == organization, sa.or_(*segments)]
 
@@ -378,16 +381,22 @@ def organization_analytics(conn: sa.Connection, organization: str, span: TimeRan
     per_definition: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
     total, starts = _Tally(), _Starts(span)
-    where = _in(runs, organization, span)
-    for row in conn.execute(_run_sums(runs.c.kind, runs.c.name).where(*where)):
+    # sums over the whole range read the daily rows where they can; the series reads its own buckets
+    whole = _in(runs, organization, span, coarse=True)
+    for row in conn.execute(_run_sums(runs.c.kind, runs.c.name).where(*whole)):
         _add_runs(row, per_definition[(row.kind, row.name)], total)
-    for row in conn.execute(_run_sums(_raw_bucket(runs)).where(*where)):
+    for row in conn.execute(_run_sums(_raw_bucket(runs)).where(*_in(runs, organization, span))):
         _add_runs(row, per_bucket[starts(row.bucket)])
-    run_level = [*_in(durations, organization, span), durations.c.step == RUN_STEP]
-    for row in _histograms(conn, run_level, durations.c.kind, durations.c.name):
+    run_level = durations.c.step == RUN_STEP
+    for row in _histograms(
+        conn,
+        [*_in(durations, organization, span, coarse=True), run_level],
+        durations.c.kind,
+        durations.c.name,
+    ):
         per_definition[(row.kind, row.name)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
-    for row in _histograms(conn, run_level, _raw_bucket(durations)):
+    for row in _histograms(conn, [*_in(durations, organization, span), run_level], _raw_bucket(durations)):
         per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
     return OrganizationAnalytics(
         organization=organization,
@@ -398,7 +407,7 @@ def organization_analytics(conn: sa.Connection, organization: str, span: TimeRan
             DefinitionTotals(kind, name, per_definition[(kind, name)].summary())
             for kind, name in sorted(per_definition)
         ],
-        errors=_errors(conn, _in(analytics_errors, organization, span)),
+        errors=_errors(conn, _in(analytics_errors, organization, span, coarse=True)),
     )
 
 
@@ -418,7 +427,8 @@ def definition_analytics(
         per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
     step_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in _histograms(conn, [*mine, durations.c.step != RUN_STEP], durations.c.step):
+    whole = [*_in(durations, organization, span, coarse=True), *_of(durations, kind, name)]
+    for row in _histograms(conn, [*whole, durations.c.step != RUN_STEP], durations.c.step):
         step_histograms[row.step][row.bin] += int(row.n)
     step_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     step_rows = conn.execute(
@@ -429,7 +439,7 @@ def definition_analytics(
             sa.func.sum(steps.c.attempts).label("attempts"),
             sa.func.sum(steps.c.acted).label("acted"),
         )
-        .where(*_in(steps, organization, span), *_of(steps, kind, name))
+        .where(*_in(steps, organization, span, coarse=True), *_of(steps, kind, name))
         .group_by(steps.c.step, steps.c.status)
     )
     for row in step_rows:
@@ -459,6 +469,7 @@ def definition_analytics(
             for step, counts in sorted(step_counts.items())
         ],
         errors=_errors(
-            conn, [*_in(analytics_errors, organization, span), *_of(analytics_errors, kind, name)]
+            conn,
+            [*_in(analytics_errors, organization, span, coarse=True), *_of(analytics_errors, kind, name)],
         ),
     )

@@ -19,6 +19,7 @@ from rule_engine.api.routes import (
     pushed_events,
     report_run_routes,
     rule_routes,
+    self_service_routes,
     workflow_test_routes,
 )
 
@@ -36,5 +37,6 @@ api_router.include_router(logs.router)
 api_router.include_router(analytics_routes.router)
 api_router.include_router(audit_routes.router)
 api_router.include_router(membership_routes.router)
+api_router.include_router(self_service_routes.router)
 api_router.include_router(catalog_routes.router)
 api_router.include_router(health.router)
