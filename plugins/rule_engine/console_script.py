@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from rule_compiler import cli
 from rule_compiler.cli.commands import CliError, actor_from_args, store_from_args
-from rule_compiler.clock import utcnow
 from rule_compiler.errors import StoreError
 
 if TYPE_CHECKING:
@@ -168,17 +167,8 @@ def _all_catalogs(store: RuleStore) -> dict[str, Catalog]:
 
 #: Delivery statuses ``webhooks deliveries --status`` may filter on.
 DELIVERY_STATUSES = ("failed", "retrying", "delivered", "sending")
-#: Longest call of a redelivery (the action's own timeout is not known here).
-REDELIVERY_TIMEOUT_SECONDS = 30.0
 #: Characters of an error shown in the deliveries table.
 ERROR_CHARS = 60
-
-
-class _Quiet:
-    """The attempt's task-log line is not wanted here (it names the URL): the outcome is printed."""
-
-    def info(self, msg: Any, /, *args: Any) -> None:
-        pass
 
 
 def _add_webhook_commands(groups: cli.Subcommands) -> None:
@@ -245,74 +235,28 @@ def webhook_redeliver(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from rule_compiler.errors import PermanentActionError
-    from rule_compiler.runtime.webhook_requests import (
-        RedeliveryRefusedError,
-        WebhookRetryableError,
-        find_delivery,
-        request_from_stored,
-        start_redelivery,
-        stored_request_of,
-    )
+    from rule_compiler.runtime.webhook_requests import RedeliveryRefusedError
+    from rule_engine.webhook_redelivery import prepare, redeliver
 
     store = store_from_args(args)
-    engine = store.engine
     try:
-        row = find_delivery(engine, args.key)
-        stored = stored_request_of(row)
-        key = str(row["idempotency_key"])
-        if row["status"] == "delivered" and not args.force:
-            raise RedeliveryRefusedError(
-                f"delivery {key} was already delivered; use --force to send it again "
-                "(receivers that deduplicate on webhook-id will ignore it)"
-            )
-        conn_id = stored.get("connection")
-        base_url, secrets = _webhook_connection(str(conn_id)) if conn_id else (None, [])
-        request = request_from_stored(stored, base_url=base_url)
-        attempt = start_redelivery(engine, key, utcnow(), force=args.force)
+        row = prepare(store.engine, args.key, force=args.force)
+        print(f"redelivering {row['idempotency_key']} ({row['rule_id']}, action {row['action_id']})")
+        outcome = redeliver(store.engine, row, force=args.force)
     except (RedeliveryRefusedError, PermanentActionError) as exc:
         raise CliError(str(exc)) from None
     except sa.exc.SQLAlchemyError as exc:
         raise CliError(_store_failure(store, exc)) from None
-    target = f"{conn_id}:{stored.get('path') or '/'}" if conn_id else request.url.split("?", 1)[0]
-    print(f"redelivering {key} ({row['rule_id']}, action {row['action_id']}): {request.method} {target}")
-    from rule_engine.operators.webhooks import send_and_record
-
-    try:
-        result = send_and_record(
-            engine,
-            key,
-            request,
-            secrets,
-            attempt=attempt,
-            timeout=REDELIVERY_TIMEOUT_SECONDS,
-            log=_Quiet(),
-        )
-    except (WebhookRetryableError, PermanentActionError) as exc:
-        print(f"attempt {attempt}: not delivered ({exc})")
+    print(f"  {outcome.method} {outcome.target}")
+    if outcome.http_status is None:
+        print(f"attempt {outcome.attempt}: not delivered ({outcome.error})")
         return cli.EXIT_INVALID
-    if result.error is not None:
-        outcome = f"not delivered ({result.error}); recorded as {result.ledger_status}"
-        print(f"attempt {attempt}: HTTP {result.status}, {outcome}")
+    if not outcome.delivered:
+        recorded = f"not delivered ({outcome.error}); recorded as {outcome.ledger_status}"
+        print(f"attempt {outcome.attempt}: HTTP {outcome.http_status}, {recorded}")
         return cli.EXIT_INVALID
-    print(f"attempt {attempt}: HTTP {result.status}, delivered")
+    print(f"attempt {outcome.attempt}: HTTP {outcome.http_status}, delivered")
     return cli.EXIT_OK
-
-
-def _webhook_connection(conn_id: str) -> tuple[str, list[str]]:
-    """Base URL and current signing secrets of an Airflow connection (the secrets are never printed)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        from rule_engine.hooks.webhook_client import WebhookHook
-
-        try:
-            return WebhookHook(conn_id).base_url_and_secrets()
-        except AirflowNotFoundException:
-            raise CliError(
-                f"Airflow connection '{conn_id}' is not defined (set AIRFLOW_CONN_{conn_id.upper()} "
-                "or add it with `airflow connections add`)"
-            ) from None
 
 
 def _delivery_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from rule_engine.api.routes import (
     report_run_routes,
     rule_routes,
     self_service_routes,
+    webhook_delivery_routes,
     workflow_test_routes,
 )
 
@@ -38,5 +39,6 @@ api_router.include_router(analytics_routes.router)
 api_router.include_router(audit_routes.router)
 api_router.include_router(membership_routes.router)
 api_router.include_router(self_service_routes.router)
+api_router.include_router(webhook_delivery_routes.router)
 api_router.include_router(catalog_routes.router)
 api_router.include_router(health.router)
