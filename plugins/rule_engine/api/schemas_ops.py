@@ -33,6 +33,16 @@ class TriggerRequest(BaseModel):
     )
 
 
+class RunRerun(OutModel):
+    """A finished run whose failed actions run again, in the same run (Airflow queued it again)."""
+
+    dag_id: str
+    run_id: str
+    failed: list[str] = Field(description="the actions (or workflow nodes) whose results had failed")
+    cleared: list[str] = Field(description="the tasks Airflow runs again: those and every task after them")
+    url: str = Field(description="the run in the Airflow UI")
+
+
 class RunStarted(OutModel):
     """The run Airflow queued."""
 

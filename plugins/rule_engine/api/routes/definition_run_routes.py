@@ -8,14 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 
 from rule_compiler.clock import utcnow
+from rule_compiler.errors import NotFoundError
 from rule_compiler.raw_sources import raw_trigger_type
-from rule_engine.api import airflow_runs
+from rule_engine.api import airflow_reruns, airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
 from rule_engine.api.schemas import NextRuns
-from rule_engine.api.schemas_ops import RunStarted, TriggerRequest
+from rule_engine.api.schemas_ops import RunRerun, RunStarted, TriggerRequest
 
 
 def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
@@ -66,6 +67,56 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         )
         return RunStarted(rule=name, **started_fields(started, stored, conf, principal))
 
+    def rerun(
+        name: Name,
+        run_id: Annotated[str, Path(max_length=250, description="an Airflow run id of this definition")],
+        principal: Editor,
+        store: StoreDep,
+    ) -> RunRerun:
+        stored = store.get(organization=principal.organization, kind=kind, name=name)
+        run = store.get_run(dag_id=stored.dag_id, run_id=run_id)
+        if run is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{noun} '{name}' has no run {run_id} in its log")
+        if run.cancelled_at is not None:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} was cancelled: it is not re-run")
+        failed = sorted(a.action_id for a in run.actions if a.status == "failed")
+        if not failed:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} has no failed action to run again")
+        try:
+            cleared = airflow_reruns.rerun_tasks(stored.dag_id, run_id, failed)
+        except NotFoundError as exc:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        except airflow_reruns.RunStillActiveError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        store.record_audit(
+            organization=principal.organization,
+            actor=principal.username,
+            action="update",
+            kind="run",
+            name=name,
+            version=None,
+            detail={"dag_id": stored.dag_id, "run_id": run_id, "rerun": failed, "cleared": cleared},
+        )
+        from airflow.utils.helpers import build_airflow_dagrun_url
+
+        return RunRerun(
+            dag_id=stored.dag_id,
+            run_id=run_id,
+            failed=failed,
+            cleared=cleared,
+            url=build_airflow_dagrun_url(stored.dag_id, run_id),
+        )
+
+    router.add_api_route(
+        "/{name}/runs/{run_id}/rerun",
+        rerun,
+        methods=["POST"],
+        name=f"rerun_{slug}_run",
+        description="Run a finished run's failed actions again, in the same run: the items they had "
+        "already acted on are skipped (same idempotency keys), the others acted on. Editors; audited. "
+        "409 while the run is queued or running, for a cancelled run, or when nothing failed.",
+        responses=errors(409),
+    )
     router.add_api_route(
         "/{name}/next-runs",
         next_runs,
