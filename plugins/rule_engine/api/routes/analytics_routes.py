@@ -16,7 +16,7 @@ from rule_compiler.clock import utcnow
 from rule_compiler.store.analytics import TimeRange
 from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.routes.logs import IsoDateTime
+from rule_engine.api.routes.logs import IsoDateTime, as_utc
 from rule_engine.api.schemas_analytics import (
     DefinitionAnalyticsPublic,
     OrganizationAnalyticsPublic,
@@ -38,18 +38,12 @@ BucketParam = Annotated[Literal["hour", "day"], Query(description="the series' b
 
 
 def _span(since: dt.datetime | None, until: dt.datetime | None, bucket: Literal["hour", "day"]) -> TimeRange:
-    end = _utc(until) or utcnow()
-    start = _utc(since) or end - DEFAULT_RANGE
+    end = as_utc(until) or utcnow()
+    start = as_utc(since) or end - DEFAULT_RANGE
     try:
         return TimeRange.of(start, end, bucket)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 @router.get("", responses=errors())

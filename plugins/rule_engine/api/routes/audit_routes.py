@@ -22,7 +22,7 @@ from rule_engine.api.deps import (
     username_of,
 )
 from rule_engine.api.routes.error_responses import errors
-from rule_engine.api.routes.logs import IsoDateTime
+from rule_engine.api.routes.logs import IsoDateTime, as_utc
 from rule_engine.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Change, OutModel, Page
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -83,7 +83,7 @@ def list_audit(
 ) -> Page[AuditEntryPublic]:
     """The audit log, newest first: every change to definitions, catalogs, memberships, runs started and
     approvals answered, with the diff of what changed."""
-    since, until = _utc(since), _utc(until)
+    since, until = as_utc(since), as_utc(until)
     if since is not None and until is not None and since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`since` must be before `until`")
     query = AuditQuery(scope, actor=actor, kind=kind, name=name, action=action, since=since, until=until)
@@ -113,9 +113,3 @@ def _public_changes(changes: list[JsonChange] | None) -> list[Change] | None:
     if changes is None:
         return None
     return [Change(path=c.path, op=c.op, before=c.before, after=c.after) for c in changes]
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)

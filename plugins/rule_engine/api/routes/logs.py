@@ -83,7 +83,7 @@ def list_logs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> Page[RunPublic]:
     """Runs of your organization's automations, newest first unless sorted otherwise."""
-    since, until = _aware(since), _aware(until)
+    since, until = as_utc(since), as_utc(until)
     if since is not None and until is not None and since >= until:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "`since` must be before `until`")
     query = RunQuery(
@@ -110,8 +110,8 @@ def get_log(log_id: Annotated[int, Path(ge=1, le=2**62)], principal: Viewer, sto
     return RunDetail(**_public(run).model_dump(), trigger_context=trigger_context, trace=run.trace)
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    """A time without an offset is UTC."""
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A query's time: one without an offset is UTC."""
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=dt.UTC)
