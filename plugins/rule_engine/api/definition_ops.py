@@ -169,9 +169,12 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def diff(before: Any, after: Any) -> list[Change]:
     """Every difference between two JSON values, at JSON paths (``actions[0].values.priority``)."""
-    return [
-        Change(path=c.path, op=c.op, before=c.before, after=c.after) for c in json_diff.diff(before, after)
-    ]
+    return public_changes(json_diff.diff(before, after))
+
+
+def public_changes(changes: list[json_diff.JsonChange]) -> list[Change]:
+    """JSON-path differences as the REST view answers them."""
+    return [Change(path=c.path, op=c.op, before=c.before, after=c.after) for c in changes]
 
 
 def schedule_of(source: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -12,6 +12,7 @@ from rule_compiler.audit_changes import changes_of
 from rule_compiler.json_diff import JsonChange
 from rule_compiler.store.audit import AuditQuery
 from rule_compiler.store.tables import AUDIT_ACTIONS
+from rule_engine.api.definition_ops import public_changes
 from rule_engine.api.deps import (
     CurrentUser,
     OrganizationParam,
@@ -110,6 +111,4 @@ def list_audit(
 
 
 def _public_changes(changes: list[JsonChange] | None) -> list[Change] | None:
-    if changes is None:
-        return None
-    return [Change(path=c.path, op=c.op, before=c.before, after=c.after) for c in changes]
+    return None if changes is None else public_changes(changes)
