@@ -296,9 +296,19 @@ def read_event(path: Path) -> Event:
         raise CliError(f"{path}: {exc}") from None
 
 
+#: The store revision that added the analytics rollups: an upgrade across it fills them from the log.
+ROLLUPS_REVISION = "0008"
+
+
 def db_upgrade(args: argparse.Namespace) -> int:
+    store = store_from_args(args)
     try:
-        store_from_args(args).upgrade()
+        before = store.schema_revision()
+        store.upgrade()
+        if before is not None and before < ROLLUPS_REVISION:
+            print("filling the analytics rollups from the automation log (store migration 0008)...")
+            runs = store.rebuild_rollups()
+            print(f"analytics rollups built from {runs} runs")
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     print("rule store is up to date")

@@ -82,3 +82,35 @@ def test_bad_arguments_say_what_to_give(
 ) -> None:
     assert main([*store_args, *argv]) != 0
     assert message in capsys.readouterr().err
+
+
+def test_db_upgrade_across_the_rollups_fills_them_from_the_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+
+    from rule_compiler.store.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(url=url), "0007")  # a store of the release before the rollups
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO automation_runs (organization, rule_name, dag_id, run_id, spec_hash, "
+                "trigger_type, trigger_context_json, status, matched_count, started_at, finished_at) "
+                "VALUES ('acme', 'r1', "
+                "'rule__acme__r1', 'old', 'h', 'manual', '{}', 'success', 2, '2026-11-20 10:00:00', "
+                "'2026-11-20 10:00:03')"
+            )
+        )
+    engine.dispose()
+    capsys.readouterr()
+    assert main(["--store", url, "db", "upgrade"]) == 0
+    assert "analytics rollups built from 1 runs" in capsys.readouterr().out
+    assert main(["--store", url, "stats", "--org", "acme", *RANGE, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert (summary["runs"], summary["success"], summary["matched"]) == (1, 1, 2)
+    assert main(["--store", url, "db", "upgrade"]) == 0  # at the head already: nothing to fill
+    assert "rollups built" not in capsys.readouterr().out
