@@ -19,7 +19,7 @@ from rule_compiler.cli.common import CliError, store_from_args
 from rule_compiler.clock import utcnow
 from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.errors import StoreError
-from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
+from rule_compiler.store.analytics import ChannelSummary, RunSummary, SeriesPoint, TimeRange
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -34,7 +34,8 @@ def add_parser(sub: SubParsers) -> None:
         "target",
         nargs="*",
         metavar="KIND NAME",
-        help="one definition: rule NAME or workflow NAME; 'rebuild' recomputes the rollups",
+        help="one definition: rule NAME or workflow NAME; 'notifications': deliveries per channel; "
+        "'rebuild' recomputes the rollups",
     )
     p.add_argument("--org", "--organization", dest="organization", help="the organization")
     p.add_argument(
@@ -76,10 +77,14 @@ def show_stats(args: argparse.Namespace) -> int:
     try:
         if not args.target:
             found: Any = store.organization_analytics(args.organization, span)
+        elif args.target == ["notifications"]:
+            found = store.notification_analytics(args.organization, span)
         elif len(args.target) == 2 and args.target[0] in ("rule", "workflow"):
             found = store.definition_analytics(args.organization, args.target[0], args.target[1], span)
         else:
-            raise CliError("give no target (the organization), rule NAME, workflow NAME or rebuild")
+            raise CliError(
+                "give no target (the organization), rule NAME, workflow NAME, notifications or rebuild"
+            )
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if args.json:
@@ -105,6 +110,8 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, RunSummary):
         rates = ("success_rate", "failure_rate", "partial_rate", "match_rate")
         return {**dataclasses.asdict(value), **{rate: getattr(value, rate) for rate in rates}}
+    if isinstance(value, ChannelSummary):
+        return {**dataclasses.asdict(value), "deliveries": value.deliveries}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list):
@@ -181,9 +188,45 @@ def _series_lines(series: list[SeriesPoint], bucket: str) -> list[str]:
     )
 
 
+_CHANNEL_HEADERS = (
+    "deliveries",
+    "sent",
+    "failed",
+    "muted",
+    "digested",
+    "waited (quiet)",
+    "waited (digest)",
+    "attempts",
+)
+
+
+def _channel_cells(c: Any) -> list[Any]:
+    return [
+        c.deliveries,
+        c.of("sent"),
+        c.of("failed"),
+        c.of("muted"),
+        c.of("digested"),
+        c.deferred,
+        c.digest,
+        c.attempts,
+    ]
+
+
 def _report(found: Any) -> list[str]:
     span = found.range
     lines = [f"{span.since:%Y-%m-%d %H:00} to {span.until:%Y-%m-%d %H:00} UTC, by {span.bucket}", ""]
+    if hasattr(found, "channels"):
+        shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
+        lines.append(f"notification deliveries of {found.organization}, by channel")
+        lines += table(
+            ("channel", *_CHANNEL_HEADERS), ([c.channel, *_channel_cells(c)] for c in found.channels)
+        )
+        lines += ["", f"by {span.bucket}"]
+        rows = (
+            [p.start.strftime(shown), p.summary.channel, *_channel_cells(p.summary)] for p in found.series
+        )
+        return lines + table(("from", "channel", *_CHANNEL_HEADERS), rows)
     if hasattr(found, "definitions"):
         lines.append(f"organization {found.organization}")
         lines += table(_SUMMARY_HEADERS, [_summary_cells(found.summary)])

@@ -30,6 +30,13 @@ class AnalyticsMethods:
         with self._db.transaction(single_read=True) as conn:
             return analytics.definition_analytics(conn, organization, kind, name, span)
 
+    def notification_analytics(
+        self, organization: str, span: analytics.TimeRange
+    ) -> analytics.NotificationAnalytics:
+        """The organization's notification deliveries per channel and status over ``span``."""
+        with self._db.transaction(single_read=True) as conn:
+            return analytics.notification_analytics(conn, organization, span)
+
     def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
         """Recompute the rollups from ``since`` (all when None) out of the raw log; the runs read."""
         with self._db.transaction(write=True) as conn:

@@ -19,13 +19,15 @@ Database failures raise the store's :class:`~rule_compiler.errors.StoreError` fa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
 from rule_compiler.definitions.action_types import NOTIFICATION_CHANNELS
+from rule_compiler.store import rollups
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
 from rule_compiler.store.preferences import MAX_RECIPIENT
@@ -37,6 +39,18 @@ StartStatus = Literal["sending", "muted", "deferred", "digest"]
 FinishStatus = Literal["sent", "retrying", "failed"]
 #: Statuses after which a retried task neither sends nor queues again.
 FINAL_STATUSES = frozenset({"sent", "muted", "digested"})
+
+
+@contextmanager
+def _counted(conn: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[None]:
+    """Around a change of the rows ``where`` selects: add what it changes to the analytics rollups
+    (``rollups.delivery_share``), in the same transaction."""
+    before = rollups.delivery_rows(conn, where)
+    yield
+    after = rollups.delivery_rows(conn, where)
+    rollups.apply(conn, rollups.deliveries_share(before), rollups.deliveries_share(after))
+
+
 MAX_ERROR = 2_000
 
 
@@ -142,7 +156,10 @@ def start_delivery(
     values: dict[str, Any] = {"status": status, "updated_at": now, "error": None, "deliver_after": queued_at}
     if message is not None:
         values["message_json"] = log_json(dict(message))
-    with transaction(engine, write=True) as conn:
+    with (
+        transaction(engine, write=True) as conn,
+        _counted(conn, d.c.idempotency_key == delivery.idempotency_key),
+    ):
         inserted = conn.execute(
             upsert(conn, d)
             .values(
@@ -190,7 +207,7 @@ def finish_delivery(
     values: dict[str, Any] = {"status": status, "updated_at": now, "error": _truncate(error)}
     if status == "sent":
         values.update(sent_at=now, message_json=None, error=None)
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, _counted(conn, d.c.idempotency_key == key):
         conn.execute(
             d.update()
             .where(d.c.idempotency_key == key, d.c.status.in_(("sending", "retrying", "failed")))
@@ -216,7 +233,7 @@ def claim_due(engine: sa.Engine, key: str, now: dt.datetime) -> int | None:
 
     One conditional UPDATE: of several dispatchers racing for a row exactly one gets it.
     """
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, _counted(conn, d.c.idempotency_key == key):
         claimed = conn.execute(
             d.update()
             .where(d.c.idempotency_key == key, d.c.status == "deferred", d.c.deliver_after <= now)
@@ -234,7 +251,7 @@ def requeue_delivery(
 
     Only a queued row being sent (``sending``/``retrying`` with a ``deliver_after``) moves; False otherwise.
     """
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, _counted(conn, d.c.idempotency_key == key):
         moved = conn.execute(
             d.update()
             .where(
@@ -278,7 +295,7 @@ def mark_digested(engine: sa.Engine, keys: Sequence[str], now: dt.datetime) -> i
     """Mark ``digest`` rows as sent in a digest (``digested``, message dropped); how many changed."""
     if not keys:
         return 0
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, _counted(conn, d.c.idempotency_key.in_(list(keys))):
         changed = conn.execute(
             d.update()
             .where(d.c.idempotency_key.in_(list(keys)), d.c.status == "digest")

@@ -29,10 +29,12 @@ from rule_compiler.store._json import loads
 from rule_compiler.store.tables import (
     analytics_durations,
     analytics_errors,
+    analytics_notifications,
     analytics_runs,
     analytics_steps,
     automation_action_results,
     automation_runs,
+    notification_deliveries,
 )
 
 __all__ = [
@@ -76,7 +78,7 @@ ACTED_ON = (
     "deferred",
     "digest",
 )
-_TABLES = (analytics_runs, analytics_steps, analytics_durations, analytics_errors)
+_TABLES = (analytics_runs, analytics_steps, analytics_durations, analytics_errors, analytics_notifications)
 _ERROR_CLASS = re.compile(r"^([A-Za-z_][\w.]{0,199}):")
 
 
@@ -214,6 +216,51 @@ def step_share(run: Mapping[str, Any], result: Mapping[str, Any] | None) -> Shar
     return share
 
 
+def delivery_share(row: Mapping[str, Any] | None) -> Share:
+    """A notification delivery row's share: one delivery under its channel and current status, in the
+    hour and day it was created; ``queued`` when it waited (quiet hours or a digest)."""
+    share = Share()
+    if row is None:
+        return share
+    hour = hour_of(row["created_at"])
+    for grain, bucket in (("hour", hour), ("day", hour.replace(hour=0))):
+        share.add(
+            analytics_notifications,
+            (row["organization"], grain, bucket, row["channel"], row["status"]),
+            deliveries=1,
+            attempts=int(row["attempts"]),
+            queued=int(row["deliver_after"] is not None),
+        )
+    return share
+
+
+n = notification_deliveries
+DELIVERY_FIELDS = (
+    n.c.idempotency_key,
+    n.c.organization,
+    n.c.channel,
+    n.c.status,
+    n.c.attempts,
+    n.c.deliver_after,
+    n.c.created_at,
+)
+
+
+def delivery_rows(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[dict[str, Any]]:
+    """The fields a delivery's share reads, of the rows ``where`` selects, locked until the transaction
+    ends (on Postgres)."""
+    query = sa.select(*DELIVERY_FIELDS).where(where).order_by(n.c.idempotency_key)
+    return [dict(row._mapping) for row in conn.execute(locked(conn, query))]
+
+
+def deliveries_share(rows: list[dict[str, Any]]) -> Share:
+    """The summed shares of delivery rows."""
+    share = Share()
+    for row in rows:
+        share += delivery_share(row)
+    return share
+
+
 def _columns(table: sa.Table) -> list[str]:
     return [column.name for column in table.primary_key.columns]
 
@@ -319,6 +366,7 @@ def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int
     for table in _TABLES:
         delete = table.delete()
         conn.execute(delete if start is None else delete.where(table.c.bucket >= start))
+    _rebuild_deliveries(conn, start, chunk)
     total, after_id = 0, 0
     while True:
         query = sa.select(*RUN_FIELDS).where(r.c.id > after_id).order_by(r.c.id).limit(chunk)
@@ -337,6 +385,19 @@ def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int
         _add_all(conn, share)
         total += len(runs)
         after_id = runs[-1]["id"]
+
+
+def _rebuild_deliveries(conn: sa.Connection, start: dt.datetime | None, chunk: int) -> None:
+    after_id = 0
+    while True:
+        query = sa.select(n.c.id, *DELIVERY_FIELDS).where(n.c.id > after_id).order_by(n.c.id).limit(chunk)
+        if start is not None:
+            query = query.where(n.c.created_at >= start)
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+        if not rows:
+            return
+        _add_all(conn, deliveries_share(rows))
+        after_id = rows[-1]["id"]
 
 
 def _add_all(conn: sa.Connection, share: Share) -> None:

@@ -439,3 +439,17 @@ analytics_errors = sa.Table(
     sa.Column("last_seen", UtcDateTime(), nullable=False),
     sa.Index(None, "organization", "grain", "bucket"),
 )
+
+#: Notification deliveries per channel and (current) status, by the hour or day they were created.
+analytics_notifications = sa.Table(
+    "analytics_notifications",
+    metadata,
+    sa.Column("organization", Name, primary_key=True),
+    sa.Column("grain", sa.String(4), primary_key=True),
+    sa.Column("bucket", UtcDateTime(), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("deliveries", BigCount, nullable=False),
+    sa.Column("attempts", BigCount, nullable=False),
+    sa.Column("queued", BigCount, nullable=False),  # waited for quiet hours or a digest
+)

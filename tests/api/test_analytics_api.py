@@ -115,3 +115,31 @@ def test_analytics_need_a_member(api: Api, logged: RuleStore) -> None:
     assert api.as_(None).get("/analytics").status_code == 401
     assert api.as_("nomad").get("/analytics").status_code == 403
     assert api.as_("vera").get("/analytics/reports/r1").status_code == 422
+
+
+def test_notification_deliveries_per_channel(api: Api, store: RuleStore) -> None:
+    from rule_compiler.store import notifications as n
+
+    for key, org, channel in (("a", "acme", "email"), ("b", "acme", "slack"), ("c", "globex", "email")):
+        delivery = n.NotificationDelivery(
+            idempotency_key=key * 64,
+            organization=org,
+            rule_id=f"{org}/r1",
+            action_id="tell",
+            occurrence_id="run",
+            row_key=None,
+            channel=channel,
+            recipient="ann",
+        )
+        assert n.start_delivery(store.engine, delivery, now=at(10)) == 1
+    n.finish_delivery(store.engine, "a" * 64, status="sent", now=at(10, 2))
+    n.finish_delivery(store.engine, "b" * 64, status="failed", now=at(10, 2), error="429")
+    body = api.as_("vera").get("/analytics/notifications", params=RANGE).json()
+    assert [(c["channel"], c["deliveries"], c["sent"], c["failed"]) for c in body["channels"]] == [
+        ("email", 1, 1, 0),
+        ("slack", 1, 0, 1),
+    ]
+    assert [(p["start"], p["channel"]) for p in body["series"]] == [
+        ("2026-11-20T00:00:00Z", "email"),
+        ("2026-11-20T00:00:00Z", "slack"),
+    ]

@@ -114,3 +114,35 @@ def test_db_upgrade_across_the_rollups_fills_them_from_the_log(
     assert (summary["runs"], summary["success"], summary["matched"]) == (1, 1, 2)
     assert main(["--store", url, "db", "upgrade"]) == 0  # at the head already: nothing to fill
     assert "rollups built" not in capsys.readouterr().out
+
+
+def test_notification_deliveries_as_a_table(
+    store_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rule_compiler.store import RuleStore as Store
+    from rule_compiler.store import notifications as n
+    from tests.analytics_log import at
+
+    store = Store(store_args[1])
+    delivery = n.NotificationDelivery(
+        idempotency_key="a" * 64,
+        organization="acme",
+        rule_id="acme/r1",
+        action_id="tell",
+        occurrence_id="run",
+        row_key=None,
+        channel="email",
+        recipient="ann",
+    )
+    assert n.start_delivery(store.engine, delivery, now=at(10)) == 1
+    n.finish_delivery(store.engine, "a" * 64, status="sent", now=at(10, 1))
+    store.close()
+    capsys.readouterr()
+    assert main([*store_args, "stats", "--org", "acme", "notifications", *RANGE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = lines.index("notification deliveries of acme, by channel")
+    assert lines[header + 1].split()[:4] == ["channel", "deliveries", "sent", "failed"]
+    assert lines[header + 3].split()[:4] == ["email", "1", "1", "0"]
+    assert main([*store_args, "stats", "--org", "acme", "notifications", *RANGE, "--json"]) == 0
+    [email] = json.loads(capsys.readouterr().out)["channels"]
+    assert (email["channel"], email["deliveries"], email["by_status"]) == ("email", 1, {"sent": 1})

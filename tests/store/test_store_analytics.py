@@ -250,3 +250,58 @@ def test_concurrent_writers_leave_the_rollups_equal_to_a_rebuild(postgres_url: s
     assert _rollup_rows(store)["analytics_steps"] == kept["analytics_steps"]
     assert _rollup_rows(store)["analytics_durations"] == kept["analytics_durations"]
     store.close()
+
+
+def test_notification_deliveries_per_channel_follow_their_status(store: RuleStore) -> None:
+    from rule_compiler.store import notifications as n
+
+    def delivery(key: str, channel: str, org: str = "acme") -> n.NotificationDelivery:
+        return n.NotificationDelivery(
+            idempotency_key=key * 64,
+            organization=org,
+            rule_id=f"{org}/r1",
+            action_id="tell",
+            occurrence_id="run",
+            row_key="[1]",
+            channel=channel,
+            recipient="ann",
+        )
+
+    engine, message = store.engine, {"subject": "s", "body": "b"}
+    assert n.start_delivery(engine, delivery("a", "email"), now=at(10)) == 1
+    n.finish_delivery(engine, "a" * 64, status="sent", now=at(10, 1))
+    assert n.start_delivery(engine, delivery("b", "email"), now=at(10)) == 1
+    n.finish_delivery(engine, "b" * 64, status="failed", now=at(10, 1), error="SMTPException: no")
+    queued = n.start_delivery(
+        engine, delivery("c", "email"), now=at(11), status="deferred", message=message, deliver_after=at(12)
+    )
+    assert queued == 0 and n.claim_due(engine, "c" * 64, at(12)) == 1  # quiet hours ended
+    n.finish_delivery(engine, "c" * 64, status="sent", now=at(12, 1))
+    assert n.start_delivery(engine, delivery("d", "slack"), now=at(11), status="muted", message=message) == 0
+    digest = n.start_delivery(
+        engine, delivery("e", "in_app"), now=at(11), status="digest", message=message, deliver_after=at(20)
+    )
+    assert digest == 0 and n.mark_digested(engine, ["e" * 64], at(20)) == 1
+    assert n.start_delivery(engine, delivery("f", "email", "other"), now=at(10)) == 1
+
+    found = store.notification_analytics("acme", SPAN)
+    channels = {c.channel: c for c in found.channels}
+    assert set(channels) == {"email", "slack", "in_app"}
+    email = channels["email"]
+    assert (email.by_status, email.attempts, email.deferred, email.digest) == (
+        {"failed": 1, "sent": 2},
+        3,
+        1,
+        0,
+    )
+    assert channels["slack"].by_status == {"muted": 1} and channels["in_app"].by_status == {"digested": 1}
+    assert channels["in_app"].digest == 1 and channels["in_app"].deferred == 0
+    hourly = store.notification_analytics("acme", TimeRange.of(DAY, at(24), "hour"))
+    assert [(p.start, p.summary.channel, p.summary.deliveries) for p in hourly.series] == [
+        (at(10), "email", 2),
+        (at(11), "email", 1),
+        (at(11), "in_app", 1),
+        (at(11), "slack", 1),
+    ]
+    store.rebuild_rollups()
+    assert store.notification_analytics("acme", SPAN) == found

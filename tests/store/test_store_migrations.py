@@ -39,6 +39,7 @@ STORE_TABLES = {
     "analytics_steps",
     "analytics_durations",
     "analytics_errors",
+    "analytics_notifications",
 }
 
 ApplyRule = Callable[..., ApplyResult]

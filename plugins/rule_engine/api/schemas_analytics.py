@@ -181,3 +181,59 @@ def definition_public(found: analytics.DefinitionAnalytics) -> DefinitionAnalyti
         ],
         errors=errors_public(found.errors),
     )
+
+
+class ChannelSummaryPublic(OutModel):
+    """One channel's deliveries: by current status, attempts, and how many waited for quiet hours
+    (``deferred``) or for a digest (``digest``)."""
+
+    channel: str
+    deliveries: int
+    by_status: dict[str, int]
+    sent: int
+    failed: int
+    muted: int
+    digested: int
+    attempts: int
+    deferred: int = Field(description="waited for the recipient's quiet hours (sent later, or waiting)")
+    digest: int = Field(description="waited for a daily digest")
+
+    @classmethod
+    def of(cls, summary: analytics.ChannelSummary) -> ChannelSummaryPublic:
+        return cls(
+            channel=summary.channel,
+            deliveries=summary.deliveries,
+            by_status=summary.by_status,
+            sent=summary.of("sent"),
+            failed=summary.of("failed"),
+            muted=summary.of("muted"),
+            digested=summary.of("digested"),
+            attempts=summary.attempts,
+            deferred=summary.deferred,
+            digest=summary.digest,
+        )
+
+
+class ChannelPointPublic(ChannelSummaryPublic):
+    """One bucket (UTC) of one channel."""
+
+    start: dt.datetime
+
+
+class NotificationAnalyticsPublic(OutModel):
+    organization: str
+    range: RangePublic
+    channels: list[ChannelSummaryPublic]
+    series: list[ChannelPointPublic]
+
+
+def notifications_public(found: analytics.NotificationAnalytics) -> NotificationAnalyticsPublic:
+    return NotificationAnalyticsPublic(
+        organization=found.organization,
+        range=range_public(found.range),
+        channels=[ChannelSummaryPublic.of(c) for c in found.channels],
+        series=[
+            ChannelPointPublic(start=p.start, **ChannelSummaryPublic.of(p.summary).model_dump())
+            for p in found.series
+        ],
+    )

@@ -19,8 +19,10 @@ from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.routes.logs import IsoDateTime, as_utc
 from rule_engine.api.schemas_analytics import (
     DefinitionAnalyticsPublic,
+    NotificationAnalyticsPublic,
     OrganizationAnalyticsPublic,
     definition_public,
+    notifications_public,
     organization_public,
 )
 
@@ -61,6 +63,22 @@ def organization_analytics(
     one bin, about 19 %, of the exact percentile). A range covers at most 400 days."""
     found = store.organization_analytics(principal.organization, _span(since, until, bucket))
     return organization_public(found)
+
+
+@router.get("/notifications", responses=errors())
+def notification_analytics(
+    *,
+    principal: Viewer,
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+    bucket: BucketParam = "day",
+) -> NotificationAnalyticsPublic:
+    """Your organization's notification deliveries per channel, by when they were created: sent,
+    failed, muted, digested, how many waited for quiet hours or a digest, attempts; and the series."""
+    return notifications_public(
+        store.notification_analytics(principal.organization, _span(since, until, bucket))
+    )
 
 
 @router.get("/{kind}/{name}", responses=errors())

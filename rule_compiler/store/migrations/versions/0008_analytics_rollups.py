@@ -12,7 +12,11 @@ Create Date: 2026-12-04 22:20:00
   (organization, kind, name, hour) and per (..., day), kept in the transaction that changes a run or an
   action result. On Postgres, the indexes an organization's overview reads cover its columns
   (index-only scans).
-  Runs recorded before this revision are added by ``rule-compiler stats rebuild``.
+- ``analytics_notifications``: notification deliveries per (organization, hour or day, channel,
+  status), with their attempts and how many waited (quiet hours, digest).
+
+Runs and deliveries recorded before this revision are added by ``rule-compiler stats rebuild`` (which
+``rule-compiler db upgrade`` runs when it crosses this revision).
 
 History: it never imports the package's current schema.
 """
@@ -108,7 +112,24 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "analytics_notifications",
+        sa.Column("organization", sa.String(200), nullable=False),
+        sa.Column("grain", sa.String(4), nullable=False),
+        sa.Column("bucket", _Now, nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("deliveries", _Count, nullable=False),
+        sa.Column("attempts", _Count, nullable=False),
+        sa.Column("queued", _Count, nullable=False),
+        sa.PrimaryKeyConstraint(
+            "organization", "grain", "bucket", "channel", "status", name="pk_analytics_notifications"
+        ),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("analytics_notifications")
     op.drop_index("ix_analytics_errors_organization_grain_bucket", "analytics_errors")
     op.drop_table("analytics_errors")
     op.drop_index("ix_analytics_durations_organization_grain_step_bucket", "analytics_durations")
