@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from rule_compiler.errors import NotFoundError, RefusedError
 
 
-class RunStillActiveError(RefusedError):
-    """The run is queued or running in Airflow: it cannot be re-run before it ends."""
-
-
 def rerun_tasks(dag_id: str, run_id: str, task_ids: Sequence[str]) -> list[str]:
     """Clear ``task_ids`` of run ``run_id`` and every task after them; the run is queued again. The
-    task ids cleared, sorted. NotFoundError without such a run; RunStillActiveError while it runs."""
+    task ids cleared, sorted. NotFoundError without such a run; RefusedError while it is queued or
+    running (it cannot be re-run before it ends)."""
     import sqlalchemy as sa
     from airflow.api_fastapi.common.dagbag import get_dag_for_run
     from airflow.models.dagbag import DBDagBag
@@ -32,7 +29,7 @@ def rerun_tasks(dag_id: str, run_id: str, task_ids: Sequence[str]) -> list[str]:
         if dag_run is None:
             raise NotFoundError(f"Airflow has no run {run_id} of {dag_id}")
         if dag_run.state in (DagRunState.RUNNING, DagRunState.QUEUED):
-            raise RunStillActiveError(f"run {run_id} is still {dag_run.state}: re-run it once it has ended")
+            raise RefusedError(f"run {run_id} is still {dag_run.state}: re-run it once it has ended")
         dag = get_dag_for_run(DBDagBag(), dag_run, session=session)
         known = [task_id for task_id in task_ids if task_id in dag.task_dict]
         subset = dag.partial_subset(task_ids=known, include_downstream=True, include_upstream=False)

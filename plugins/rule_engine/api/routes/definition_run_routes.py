@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
 
 from rule_compiler.clock import utcnow
-from rule_compiler.errors import NotFoundError
+from rule_compiler.errors import NotFoundError, RefusedError
 from rule_compiler.raw_sources import raw_trigger_type
 from rule_engine.api import airflow_reruns, airflow_runs
 from rule_engine.api import definition_ops as ops
@@ -86,7 +86,7 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
             cleared = airflow_reruns.rerun_tasks(stored.dag_id, run_id, failed)
         except NotFoundError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        except airflow_reruns.RunStillActiveError as exc:
+        except RefusedError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         store.record_audit(
             organization=principal.organization,
