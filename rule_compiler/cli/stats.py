@@ -19,7 +19,8 @@ from rule_compiler.cli.common import CliError, store_from_args
 from rule_compiler.clock import utcnow
 from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.errors import StoreError
-from rule_compiler.store.analytics import ChannelSummary, RunSummary, SeriesPoint, TimeRange
+from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
+from rule_compiler.store.notification_analytics import ChannelSummary
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,7 +31,6 @@ from rule_compiler.store.rollups import RUN_STEP, bin_value, hour_of
 from rule_compiler.store.tables import (
     analytics_durations,
     analytics_errors,
-    analytics_notifications,
     analytics_runs,
     analytics_steps,
 )
@@ -40,19 +39,15 @@ __all__ = [
     "MAX_RANGE",
     "TOP_ERRORS",
     "Bucket",
-    "ChannelPoint",
-    "ChannelSummary",
     "DefinitionAnalytics",
     "DefinitionTotals",
     "ErrorCount",
-    "NotificationAnalytics",
     "OrganizationAnalytics",
     "RunSummary",
     "SeriesPoint",
     "StepSummary",
     "TimeRange",
     "definition_analytics",
-    "notification_analytics",
     "organization_analytics",
     "percentile",
 ]
@@ -477,94 +472,4 @@ def definition_analytics(
             conn,
             [*_in(analytics_errors, organization, span, coarse=True), *_of(analytics_errors, kind, name)],
         ),
-    )
-
-
-# -- notification deliveries ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChannelSummary:
-    """One channel's deliveries by current status, their attempts, and how many waited: for quiet
-    hours (``deferred``: sent later, or still waiting) or for a digest."""
-
-    channel: str
-    by_status: dict[str, int]
-    attempts: int
-    deferred: int
-    digest: int
-
-    @property
-    def deliveries(self) -> int:
-        return sum(self.by_status.values())
-
-    def of(self, status: str) -> int:
-        return self.by_status.get(status, 0)
-
-
-@dataclass(frozen=True)
-class ChannelPoint:
-    """One bucket of one channel's series."""
-
-    start: dt.datetime
-    summary: ChannelSummary
-
-
-@dataclass(frozen=True)
-class NotificationAnalytics:
-    """An organization's notification deliveries per channel over a range, and their series."""
-
-    organization: str
-    range: TimeRange
-    channels: list[ChannelSummary]
-    series: list[ChannelPoint]
-
-
-def _channel_summaries(rows: Sequence[Any], key: Any) -> dict[Any, ChannelSummary]:
-    counts: dict[Any, dict[str, Any]] = {}
-    for row in rows:
-        entry = counts.setdefault(key(row), {"by_status": {}, "attempts": 0, "deferred": 0, "digest": 0})
-        entry["by_status"][row.status] = entry["by_status"].get(row.status, 0) + int(row.deliveries)
-        entry["attempts"] += int(row.attempts)
-        waited = "digest" if row.status in ("digest", "digested") else "deferred"
-        entry[waited] += int(row.queued)
-    return {
-        k: ChannelSummary(
-            channel=k if isinstance(k, str) else k[1],
-            by_status={s: n for s, n in sorted(v["by_status"].items()) if n},
-            attempts=v["attempts"],
-            deferred=v["deferred"],
-            digest=v["digest"],
-        )
-        for k, v in counts.items()
-    }
-
-
-def notification_analytics(conn: sa.Connection, organization: str, span: TimeRange) -> NotificationAnalytics:
-    """The organization's notification deliveries per channel (created in ``span``) and their series."""
-    t = analytics_notifications
-    sums = (
-        sa.func.sum(t.c.deliveries).label("deliveries"),
-        sa.func.sum(t.c.attempts).label("attempts"),
-        sa.func.sum(t.c.queued).label("queued"),
-    )
-    whole = conn.execute(
-        sa.select(t.c.channel, t.c.status, *sums)
-        .where(*_in(t, organization, span, coarse=True))
-        .group_by(t.c.channel, t.c.status)
-    ).all()
-    starts = _Starts(span)
-    by_bucket = conn.execute(
-        sa.select(_raw_bucket(t), t.c.channel, t.c.status, *sums)
-        .where(*_in(t, organization, span))
-        .group_by(t.c.bucket, t.c.channel, t.c.status)
-    ).all()
-    points = _channel_summaries(by_bucket, lambda row: (starts(row.bucket), row.channel))
-    return NotificationAnalytics(
-        organization=organization,
-        range=span,
-        channels=[
-            summary for _, summary in sorted(_channel_summaries(whole, lambda row: row.channel).items())
-        ],
-        series=[ChannelPoint(start, points[(start, channel)]) for start, channel in sorted(points)],
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rule_compiler.store import analytics, rollups
+from rule_compiler.store import analytics, notification_analytics, rollups
 from rule_compiler.store._db import Database
 
 
@@ -32,10 +32,10 @@ class AnalyticsMethods:
 
     def notification_analytics(
         self, organization: str, span: analytics.TimeRange
-    ) -> analytics.NotificationAnalytics:
+    ) -> notification_analytics.NotificationAnalytics:
         """The organization's notification deliveries per channel and status over ``span``."""
         with self._db.transaction(single_read=True) as conn:
-            return analytics.notification_analytics(conn, organization, span)
+            return notification_analytics.notification_analytics(conn, organization, span)
 
     def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
         """Recompute the rollups from ``since`` (all when None) out of the raw log; the runs read."""

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rule_compiler.store import analytics
+from rule_compiler.store import analytics, notification_analytics
 from rule_engine.api.schemas import OutModel
 
 
@@ -199,7 +199,7 @@ class ChannelSummaryPublic(OutModel):
     digest: int = Field(description="waited for a daily digest")
 
     @classmethod
-    def of(cls, summary: analytics.ChannelSummary) -> ChannelSummaryPublic:
+    def of(cls, summary: notification_analytics.ChannelSummary) -> ChannelSummaryPublic:
         return cls(
             channel=summary.channel,
             deliveries=summary.deliveries,
@@ -227,7 +227,7 @@ class NotificationAnalyticsPublic(OutModel):
     series: list[ChannelPointPublic]
 
 
-def notifications_public(found: analytics.NotificationAnalytics) -> NotificationAnalyticsPublic:
+def notifications_public(found: notification_analytics.NotificationAnalytics) -> NotificationAnalyticsPublic:
     return NotificationAnalyticsPublic(
         organization=found.organization,
         range=range_public(found.range),
