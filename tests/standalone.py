@@ -175,6 +175,12 @@ def outbox_trigger_listening(app: sa.Engine) -> bool:
         )
 
 
+def query_rows(engine: sa.Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
+    """The rows of one SQL query (a test's look into the application or store database)."""
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
+
+
 def standalone_env(
     home: Path,
     port: int,

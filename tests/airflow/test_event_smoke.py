@@ -46,6 +46,7 @@ from tests.standalone import (
     dags_unpaused,
     outbox_trigger_listening,
     pages,
+    query_rows,
     run_standalone,
 )
 
@@ -142,11 +143,6 @@ class Change:
     event_id: int
 
 
-def _rows(engine: sa.Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
-
-
 def _commit(engine: sa.Engine, sql: str, **params: Any) -> Change:
     """One change in its own transaction; its order id and the outbox id its capture trigger wrote."""
     with engine.begin() as conn:
@@ -211,7 +207,7 @@ def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
 
 
 def _max_outbox_id(app: sa.Engine) -> int:
-    return int(_rows(app, "SELECT COALESCE(MAX(id), 0) AS m FROM rule_engine_outbox")[0]["m"])
+    return int(query_rows(app, "SELECT COALESCE(MAX(id), 0) AS m FROM rule_engine_outbox")[0]["m"])
 
 
 def _cursors(app: sa.Engine) -> dict[str, int]:
@@ -257,12 +253,12 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     )
     scene.lap("outbox trigger running")
 
-    vip_pending = _rows(
+    vip_pending = query_rows(
         app,
         "SELECT o.id, o.priority, o.note, c.name FROM orders o JOIN customers c ON c.id = o.customer_id "
         "WHERE o.status = 'pending' AND c.tier = 'vip' ORDER BY o.id",
     )
-    other_pending = _rows(
+    other_pending = query_rows(
         app,
         "SELECT o.id, o.priority, o.note FROM orders o JOIN customers c ON c.id = o.customer_id "
         "WHERE o.status = 'pending' AND c.tier <> 'vip' ORDER BY o.id LIMIT 5",
@@ -270,7 +266,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     touched = {row["id"] for row in vip_pending + other_pending}
     note_only = [
         row["id"]
-        for row in _rows(app, "SELECT id FROM orders WHERE status <> 'pending' ORDER BY id")
+        for row in query_rows(app, "SELECT id FROM orders WHERE status <> 'pending' ORDER BY id")
         if row["id"] not in touched
     ][: 25 - len(vip_pending) - len(other_pending)]
     assert len(vip_pending) == 4 + EXTRA_VIP_PENDING and len(other_pending) == 5 and len(note_only) == 10
@@ -316,7 +312,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     }
 
     def effects_landed() -> bool:
-        rows = _rows(app, "SELECT id, note FROM orders WHERE id IN :ids", ids=tuple(expected_notes))
+        rows = query_rows(app, "SELECT id, note FROM orders WHERE id IN :ids", ids=tuple(expected_notes))
         landed = [row["id"] for row in rows if row["note"] == expected_notes[row["id"]]]
         return len(landed) == len(expected_notes)
 
@@ -340,7 +336,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     airflow_runs = {
         name: pages(client, f"/api/v2/dags/{dag_id}/dagRuns", "dag_runs") for name, dag_id in DAG_IDS.items()
     }
-    outbox_rows = _rows(
+    outbox_rows = query_rows(
         app, "SELECT id, operation, changed_json FROM rule_engine_outbox WHERE table_name = 'orders'"
     )
     order_events = {str(row["id"]) for row in outbox_rows}
@@ -376,7 +372,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     _assert_runs_started_only_by_their_rules_events(client, airflow_runs, taken_by)
 
     # Rows: the right ones changed, with values from each event's own payload.
-    orders = {row["id"]: row for row in _rows(app, "SELECT * FROM orders")}
+    orders = {row["id"]: row for row in query_rows(app, "SELECT * FROM orders")}
     for change, total in zip(created, totals, strict=True):
         row = orders[change.order_id]
         assert row["note"] == (f"new order worth {total}" if total >= 100 else None), row
@@ -392,7 +388,7 @@ def test_row_changes_run_event_rules_under_a_real_scheduler_and_triggerer(scene:
     assert not any(row["priority"] == "negative" for row in orders.values())
 
     # The ledger: exactly one entry per (event, action), for exactly the matching events.
-    ledger = _rows(app, f"SELECT rule_id, action_id, occurrence_id, row_key FROM {LEDGER_TABLE}")
+    ledger = query_rows(app, f"SELECT rule_id, action_id, occurrence_id, row_key FROM {LEDGER_TABLE}")
     entries = collections.Counter(tuple(row.values()) for row in ledger)
     assert all(count == 1 for count in entries.values()), entries.most_common(3)
     assert set(entries) == {
