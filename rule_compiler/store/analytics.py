@@ -271,7 +271,7 @@ class _Tally:
         )
 
 
-def _in(
+def rows_covering(
     table: sa.Table, organization: str, span: TimeRange, *, coarse: bool = False
 ) -> list[sa.ColumnElement[bool]]:
     """The organization's rollup rows that cover ``span`` (see :meth:`TimeRange.segments`)."""
@@ -338,13 +338,13 @@ def _errors(conn: sa.Connection, conditions: list[sa.ColumnElement[bool]]) -> li
     ]
 
 
-def _raw_bucket(table: sa.Table) -> sa.ColumnElement[Any]:
+def raw_bucket(table: sa.Table) -> sa.ColumnElement[Any]:
     """The bucket column read as the driver gives it: a series reads thousands of rows, and it maps
-    each distinct value once (:class:`_Starts`)."""
+    each distinct value once (:class:`BucketStarts`)."""
     return sa.type_coerce(table.c.bucket, sa.DateTime(timezone=True)).label("bucket")
 
 
-class _Starts(dict[Any, dt.datetime]):
+class BucketStarts(dict[Any, dt.datetime]):
     """A rollup row's bucket (as the driver gives it) → the series bucket it falls in, each computed once."""
 
     def __init__(self, span: TimeRange) -> None:
@@ -380,23 +380,25 @@ def organization_analytics(conn: sa.Connection, organization: str, span: TimeRan
     runs, durations = analytics_runs, analytics_durations
     per_definition: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
     per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
-    total, starts = _Tally(), _Starts(span)
+    total, starts = _Tally(), BucketStarts(span)
     # sums over the whole range read the daily rows where they can; the series reads its own buckets
-    whole = _in(runs, organization, span, coarse=True)
+    whole = rows_covering(runs, organization, span, coarse=True)
     for row in conn.execute(_run_sums(runs.c.kind, runs.c.name).where(*whole)):
         _add_runs(row, per_definition[(row.kind, row.name)], total)
-    for row in conn.execute(_run_sums(_raw_bucket(runs)).where(*_in(runs, organization, span))):
+    for row in conn.execute(_run_sums(raw_bucket(runs)).where(*rows_covering(runs, organization, span))):
         _add_runs(row, per_bucket[starts(row.bucket)])
     run_level = durations.c.step == RUN_STEP
     for row in _histograms(
         conn,
-        [*_in(durations, organization, span, coarse=True), run_level],
+        [*rows_covering(durations, organization, span, coarse=True), run_level],
         durations.c.kind,
         durations.c.name,
     ):
         per_definition[(row.kind, row.name)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
-    for row in _histograms(conn, [*_in(durations, organization, span), run_level], _raw_bucket(durations)):
+    for row in _histograms(
+        conn, [*rows_covering(durations, organization, span), run_level], raw_bucket(durations)
+    ):
         per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
     return OrganizationAnalytics(
         organization=organization,
@@ -407,7 +409,7 @@ def organization_analytics(conn: sa.Connection, organization: str, span: TimeRan
             DefinitionTotals(kind, name, per_definition[(kind, name)].summary())
             for kind, name in sorted(per_definition)
         ],
-        errors=_errors(conn, _in(analytics_errors, organization, span, coarse=True)),
+        errors=_errors(conn, rows_covering(analytics_errors, organization, span, coarse=True)),
     )
 
 
@@ -417,17 +419,17 @@ def definition_analytics(
     """One definition's summary, series, steps and top errors (zeros when it never ran in the range)."""
     runs, steps, durations = analytics_runs, analytics_steps, analytics_durations
     per_bucket: dict[dt.datetime, _Tally] = defaultdict(_Tally)
-    total, starts = _Tally(), _Starts(span)
+    total, starts = _Tally(), BucketStarts(span)
     for row in conn.execute(
-        _run_sums(_raw_bucket(runs)).where(*_in(runs, organization, span), *_of(runs, kind, name))
+        _run_sums(raw_bucket(runs)).where(*rows_covering(runs, organization, span), *_of(runs, kind, name))
     ):
         _add_runs(row, per_bucket[starts(row.bucket)], total)
-    mine = [*_in(durations, organization, span), *_of(durations, kind, name)]
-    for row in _histograms(conn, [*mine, durations.c.step == RUN_STEP], _raw_bucket(durations)):
+    mine = [*rows_covering(durations, organization, span), *_of(durations, kind, name)]
+    for row in _histograms(conn, [*mine, durations.c.step == RUN_STEP], raw_bucket(durations)):
         per_bucket[starts(row.bucket)].histogram[row.bin] += int(row.n)
         total.histogram[row.bin] += int(row.n)
     step_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    whole = [*_in(durations, organization, span, coarse=True), *_of(durations, kind, name)]
+    whole = [*rows_covering(durations, organization, span, coarse=True), *_of(durations, kind, name)]
     for row in _histograms(conn, [*whole, durations.c.step != RUN_STEP], durations.c.step):
         step_histograms[row.step][row.bin] += int(row.n)
     step_counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -439,7 +441,7 @@ def definition_analytics(
             sa.func.sum(steps.c.attempts).label("attempts"),
             sa.func.sum(steps.c.acted).label("acted"),
         )
-        .where(*_in(steps, organization, span, coarse=True), *_of(steps, kind, name))
+        .where(*rows_covering(steps, organization, span, coarse=True), *_of(steps, kind, name))
         .group_by(steps.c.step, steps.c.status)
     )
     for row in step_rows:
@@ -470,6 +472,9 @@ def definition_analytics(
         ],
         errors=_errors(
             conn,
-            [*_in(analytics_errors, organization, span, coarse=True), *_of(analytics_errors, kind, name)],
+            [
+                *rows_covering(analytics_errors, organization, span, coarse=True),
+                *_of(analytics_errors, kind, name),
+            ],
         ),
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.store.analytics import TimeRange, _in, _raw_bucket, _Starts
+from rule_compiler.store.analytics import BucketStarts, TimeRange, raw_bucket, rows_covering
 from rule_compiler.store.tables import analytics_notifications
 
 __all__ = ["ChannelPoint", "ChannelSummary", "NotificationAnalytics", "notification_analytics"]
@@ -84,13 +84,13 @@ def notification_analytics(conn: sa.Connection, organization: str, span: TimeRan
     )
     whole = conn.execute(
         sa.select(t.c.channel, t.c.status, *sums)
-        .where(*_in(t, organization, span, coarse=True))
+        .where(*rows_covering(t, organization, span, coarse=True))
         .group_by(t.c.channel, t.c.status)
     ).all()
-    starts = _Starts(span)
+    starts = BucketStarts(span)
     by_bucket = conn.execute(
-        sa.select(_raw_bucket(t), t.c.channel, t.c.status, *sums)
-        .where(*_in(t, organization, span))
+        sa.select(raw_bucket(t), t.c.channel, t.c.status, *sums)
+        .where(*rows_covering(t, organization, span))
         .group_by(t.c.bucket, t.c.channel, t.c.status)
     ).all()
     points = _channel_summaries(by_bucket, lambda row: (starts(row.bucket), row.channel))
