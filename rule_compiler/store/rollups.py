@@ -35,6 +35,7 @@ from rule_compiler.store.tables import (
     automation_action_results,
     automation_runs,
     notification_deliveries,
+    retention_marks,
 )
 
 __all__ = [
@@ -364,8 +365,17 @@ def step_row(conn: sa.Connection, run_pk: int, action_id: str) -> dict[str, Any]
 def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int = 20_000) -> int:
     """Recompute the rollups from the start of ``since``'s day (UTC; everything when None) out of the
     raw log, and return the number of runs read. Earlier days are kept as they are (their raw rows may
-    be purged)."""
+    be purged), and so is every day up to the last retention purge of runs or notifications: their
+    rollups hold what the purged rows no longer can."""
     start = None if since is None else hour_of(since).replace(hour=0)
+    purged = conn.execute(
+        sa.select(sa.func.max(retention_marks.c.cutoff)).where(
+            retention_marks.c.table_name.in_(("runs", "notifications"))
+        )
+    ).scalar_one_or_none()
+    if purged is not None:
+        floor = hour_of(purged).replace(hour=0) + dt.timedelta(days=1)
+        start = floor if start is None else max(start, floor)
     for table in _TABLES:
         delete = table.delete()
         conn.execute(delete if start is None else delete.where(table.c.bucket >= start))

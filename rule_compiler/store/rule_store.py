@@ -37,6 +37,7 @@ from rule_compiler.store.models import (
     StoredDefinition,
     VersionInfo,
 )
+from rule_compiler.store.retention_methods import RetentionMethods
 
 #: An ``expected`` of :meth:`RuleStore.apply_all` saying the definition must not exist yet (a create).
 MUST_NOT_EXIST = "must-not-exist"
@@ -45,7 +46,7 @@ MUST_NOT_EXIST = "must-not-exist"
 Expected = tuple[int, bool] | str | None
 
 
-class RuleStore(ActivityMethods, ApprovalMethods, AnalyticsMethods):
+class RuleStore(ActivityMethods, ApprovalMethods, AnalyticsMethods, RetentionMethods):
     """Definitions with their versions and compiled specs, the audit log, catalogs and the automation log.
 
     SQLite (default: :func:`rule_compiler.settings.store_url`) or Postgres by URL. Creating a store

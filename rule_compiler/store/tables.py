@@ -468,3 +468,12 @@ retention_marks = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
 )
+
+#: A row here, inserted and removed inside the retention purge's own transaction, is what lets the
+#: append-only triggers of ``audit_log`` accept a DELETE (migration 0009).
+audit_purge_permits = sa.Table(
+    "audit_purge_permits",
+    metadata,
+    sa.Column("holder", sa.String(200), primary_key=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

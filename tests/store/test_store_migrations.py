@@ -36,6 +36,7 @@ STORE_TABLES = {
     "report_alerts",
     "workflow_approvals",
     "retention_marks",
+    "audit_purge_permits",
     "analytics_runs",
     "analytics_steps",
     "analytics_durations",
