@@ -54,6 +54,8 @@ KNOWN_OPERATOR_PATHS = frozenset(
         "rule_engine.operators.outbox_purge.OutboxPurgeOperator",
         "rule_engine.operators.outcome.RecordOutcomeOperator",
         "rule_engine.operators.records.RecordActionOperator",
+        "rule_engine.operators.store_retention.LedgerRetentionOperator",
+        "rule_engine.operators.store_retention.StoreRetentionOperator",
         "rule_engine.operators.reports.ReportDeliverOperator",
         "rule_engine.operators.reports.ReportOutcomeOperator",
         "rule_engine.operators.reports.ReportQueriesOperator",
@@ -212,7 +214,9 @@ def test_the_examples_build_real_dags_of_every_kind_with_one(parses: list[Serial
     assert fixtures.expected_dag_ids
     for parse in parses:
         assert parse.expected_dag_ids <= set(parse.dags)
-        assert {"rule_engine_notifications", "rule_engine_outbox_purge"} <= set(parse.dags)  # our own DAGs
+        assert {"rule_engine_notifications", "rule_engine_outbox_purge", "rule_engine_retention"} <= set(
+            parse.dags
+        )  # our own DAGs
 
 
 def test_every_serialized_class_path_imports_to_a_class(parses: list[Serialized]) -> None:
