@@ -26,6 +26,7 @@ from rule_compiler.cli import (
     report,
     report_log,
     restore,
+    retention,
     stats,
     workflow_testing,
 )
@@ -129,6 +130,7 @@ def build_parser(extensions: Sequence[Extension] = ()) -> argparse.ArgumentParse
     report_log.add_parser(reports)
     stats.add_parser(sub)
     audit_log.add_parser(sub)
+    retention.add_parser(sub)
 
     groups = Subcommands(
         sub,

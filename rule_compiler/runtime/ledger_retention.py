@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from rule_compiler.runtime.record_effects import LEDGER_TABLE, ledger
 from rule_compiler.sql_dialects import table_exists
 
-__all__ = ["RECORD_KINDS", "ledger_connections", "purge_ledger"]
+__all__ = ["RECORD_KINDS", "count_ledger", "ledger_connections", "purge_ledger"]
 
 #: The task kinds that claim a ledger row in their connection's database.
 RECORD_KINDS = frozenset({"create_record", "update_record", "delete_record"})
@@ -74,3 +74,12 @@ def purge_ledger(engine: sa.Engine, *, older_than: dt.datetime, chunk: int = 100
                 return total
             conn.execute(ledger.delete().where(ledger.c.idempotency_key.in_(keys)))
         total += len(keys)
+
+
+def count_ledger(engine: sa.Engine, *, older_than: dt.datetime) -> int:
+    """The ledger rows a purge at ``older_than`` would delete (0 when the database has no ledger)."""
+    with engine.connect() as conn:
+        if not table_exists(conn, LEDGER_TABLE):
+            return 0
+        query = sa.select(sa.func.count()).select_from(ledger).where(ledger.c.applied_at < older_than)
+        return int(conn.execute(query).scalar_one())
