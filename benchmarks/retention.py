@@ -45,6 +45,7 @@ from bench_common import add_json_option, aligned, emit, progress, temporary_pos
 from rule_compiler.retention_settings import RetentionSettings
 from rule_compiler.store import RuleStore
 from rule_compiler.store.archive import FolderSink, read_rows
+from rule_compiler.store.purge import target_named
 
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 #: 98 % of the generated runs finish: this many make about 1,000,000 finished runs to purge.
@@ -124,8 +125,26 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         }
 
 
+def chunk_plan(engine: sa.Engine, chunk: int) -> list[str]:
+    """``EXPLAIN ANALYZE`` of the first chunk's SELECT (rolled back: nothing stays locked)."""
+    target = target_named("runs")
+    query = (
+        sa.select(target.table)
+        .where(target.due(NOW))
+        .order_by(target.table.c[target.key])
+        .limit(chunk)
+        .with_for_update(skip_locked=True)
+    )
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
+    with engine.connect() as conn:
+        lines = [row[0] for row in conn.execute(sa.text(f"EXPLAIN ANALYZE {compiled}"))]
+        conn.rollback()
+    return lines
+
+
 def chunked(url: str, chunk: int, folder: Path) -> dict[str, Any]:
     store = RuleStore(url)
+    plan = chunk_plan(store.engine, chunk)
     before = counts(store.engine)
     timer = Transactions(store.engine)
     settings = RetentionSettings.from_env({"AUTOMATION_RETENTION_RUNS": "15d"})
@@ -154,6 +173,7 @@ def chunked(url: str, chunk: int, folder: Path) -> dict[str, Any]:
     return {
         **_side("chunked, archived", total, deleted, timer.seconds, problems),
         "runs_deleted": result.purged,
+        "chunk_plan": plan,
     }
 
 
@@ -200,6 +220,9 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"longest lock, chunked / one DELETE: {result['longest_lock_ratio']:.4f}",
         f"time, chunked / one DELETE: {result['time_ratio']:.1f}x",
+        "",
+        "the first chunk's SELECT:",
+        *(f"    {line}" for line in result["sides"][0]["chunk_plan"]),
     ]
     lines += [f"PROBLEM: {problem}" for side in result["sides"] for problem in side["problems"]]
     return "\n".join(lines)
