@@ -363,6 +363,7 @@ workflow_approvals = sa.Table(
     sa.UniqueConstraint("dag_id", "run_id", "node_id"),
     sa.CheckConstraint(_one_of("status", APPROVAL_STATUSES), name="status"),
     sa.Index(None, "organization", "status"),
+    sa.Index(None, "run_pk"),  # migration 0009: a purged run's approvals
 )
 
 # -- analytics rollups (migration 0008, ADR 0012) ----------------------------------------------------

@@ -10,6 +10,8 @@ Create Date: 2026-12-05 01:10:00
 - ``audit_purge_permits``: the append-only triggers of ``audit_log`` now let a DELETE through while the
   deleting transaction holds a row here (the retention purge inserts one and removes it before it
   commits, so no other session ever sees it). UPDATE and TRUNCATE are still refused.
+- an index on ``workflow_approvals.run_pk``: a purged run's approvals are found through it (and so are
+  the rows its foreign key cascades to), not by scanning every approval.
 
 History: it never imports the package's current schema.
 """
@@ -64,6 +66,7 @@ def upgrade() -> None:
         sa.Column("created_at", _Now, nullable=False),
         sa.PrimaryKeyConstraint("holder", name="pk_audit_purge_permits"),
     )
+    op.create_index("ix_workflow_approvals_run_pk", "workflow_approvals", ["run_pk"])
     dialect = op.get_context().dialect.name
     if dialect == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
@@ -79,4 +82,5 @@ def downgrade() -> None:
     else:
         op.execute(_pg_function(_PG_REFUSE))
     op.drop_table("audit_purge_permits")
+    op.drop_index("ix_workflow_approvals_run_pk", "workflow_approvals")
     op.drop_table("retention_marks")
