@@ -14,7 +14,7 @@ VENV := .venv
 REQ_HASH := $(shell cat requirements.txt requirements-dev.txt pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQ_HASH)
 
-.PHONY: help venv lint test run demo-reset clean
+.PHONY: help venv lint test run demo-reset clean ui
 
 # `make run PORT=8081`: the API server (UI, REST view) on another port, demo and all. The same as
 # AIRFLOW__API__PORT=8081 in the environment; scripts/airflow-env.sh derives the rest from it.
@@ -40,6 +40,9 @@ lint: venv ## ruff check, ruff format --check, mypy
 
 test: venv ## everything CI runs: Postgres up, lint, pytest -n 2 (PYTEST_ARGS="-k x" to narrow)
 	@scripts/check.sh test
+
+ui: ## build the pages (ui/) into plugins/rule_engine/ui_dist (needs Node.js 20+; commit the result)
+	@cd ui && npm ci --no-audit --no-fund --loglevel=error && npm run build
 
 run: venv ## migrate, load the demo (app DB, catalog, example rules), start airflow standalone on :8080 (PORT=8081: another port)
 	@scripts/run-standalone.sh --check

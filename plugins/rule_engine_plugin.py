@@ -15,12 +15,24 @@ from rule_engine.run_notes import run_note_listener
 
 
 class RuleEnginePlugin(AirflowPlugin):
-    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``), the
+    """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``), its pages
+    in Airflow's UI (an "Automations" entry in the nav), the
     listener that preloads the task modules in the scheduler (``rule_engine.preload``) and the one
     that notes rule runs that matched nothing (``rule_engine.run_notes``)."""
 
     name = "rule_engine"
     listeners = [preload_listener, run_note_listener]
+    #: The pages Airflow's UI shows in an iframe (ADR 0016), served by the REST view at /automations/ui/.
+    external_views = [
+        {
+            "name": "Automations",
+            "href": "/automations/ui/?page=overview",
+            "destination": "nav",
+            "url_route": "automations",
+            "nav_top_level": True,
+            "icon": "/automations/ui/automations.svg",
+        }
+    ]
     _apps: list[dict[str, Any]] | None = None
 
     @property

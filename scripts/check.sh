@@ -3,7 +3,8 @@
 #
 #   scripts/check.sh lint     # ruff check, ruff format --check, mypy
 #   scripts/check.sh test     # Postgres up (scripts/ensure-postgres.sh), Chromium installed
-#                             # (scripts/ensure-chromium.sh), the lint stages, pytest -n 2
+#                             # (scripts/ensure-chromium.sh), the lint stages, the UI bundle against
+#                             # its sources (scripts/check-ui.sh), pytest -n 2
 #
 # Every stage runs even when an earlier one failed (one run shows every problem); the exit code is 1
 # when any stage failed. Extra pytest arguments: PYTEST_ARGS="-k store -x" make test.
@@ -26,7 +27,7 @@ FAILED=0
 
 case "$MODE" in
     lint) TOTAL=3 ;;
-    test) TOTAL=6 ;;
+    test) TOTAL=7 ;;
     *)
         echo "usage: scripts/check.sh lint|test" >&2
         exit 2
@@ -77,6 +78,7 @@ stage "lint: ruff check ." "$BIN/ruff" check .
 stage "lint: ruff format --check ." "$BIN/ruff" format --check .
 stage "lint: mypy (packages from pyproject.toml)" "$BIN/mypy"
 if [ "$MODE" = test ]; then
+    stage "ui: scripts/check-ui.sh (bundle = build of ui/)" scripts/check-ui.sh
     stage "tests: pytest -n 2 tests/ ${PYTEST_ARGS:-}" run_pytest
 fi
 

@@ -12,6 +12,9 @@ failing subtest does not stop the other one, and each is reported on its own.
   sent as YAML, creates a rule through ``/automations/api/v1``, and checks that the DAG appears
   because the API asked Airflow to re-parse the loader file (the periodic re-parse is set to 10
   minutes here), that it runs, and that its automation log is readable through ``/logs``.
+- The UI check reads the plugin's "Automations" entry back from ``/api/v2/plugins``, then opens it in
+  Airflow's own UI (``/plugin/automations``): the overview in the iframe shows the run of the first
+  check. Its screenshot is kept in ``test-artifacts/`` (``TEST_ARTIFACTS`` moves it).
 - The browser check drives Debian's Chromium through Playwright (never ``playwright install``: no
   browser is downloaded): it signs in on Airflow's login page as a user does, is sent on to
   ``/automations/docs``, and checks that Swagger UI lists the operations, with every request the page
@@ -41,6 +44,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 DAG_ID = "rule__acme__flag-big-paid-orders"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -98,6 +102,8 @@ def test_one_standalone_serves_the_api_and_its_docs_page(
         _rule_created_through_the_api_runs_and_its_log_is_readable(standalone)
     with subtests.test("a browser signed in on Airflow's login page sees the docs, offline"):
         _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone)
+    with subtests.test("Airflow's UI lists the Automations page, and shows the organization's runs in it"):
+        _airflows_ui_shows_the_automations_overview(standalone)
 
 
 def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:
@@ -214,3 +220,39 @@ def _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone: Sta
     assert refused == [], f"requests to other hosts: {refused}"
     assert f"{standalone.base_url}/automations/docs/assets/swagger-ui-bundle.js" in seen
     assert f"{standalone.base_url}/automations/openapi.json" in seen
+
+
+def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
+    client = httpx.Client(base_url=standalone.base_url, timeout=30)
+    token = client.post("/auth/token", json={"username": "ed", "password": "ed-password"}).json()[
+        "access_token"
+    ]
+    plugins = client.get("/api/v2/plugins", headers={"Authorization": f"Bearer {token}"})
+    assert plugins.status_code == 200, standalone.explain(plugins)
+    (ours,) = [p for p in plugins.json()["plugins"] if p["name"] == "rule_engine"]
+    assert [(v["name"], v["href"], v["destination"], v["url_route"]) for v in ours["external_views"]] == [
+        ("Automations", "/automations/ui/?page=overview", "nav", "automations")
+    ]
+
+    sync_playwright = _chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{standalone.base_url}/auth/login/?next=/plugin/automations")
+            page.fill("input[name=username]", "ed")
+            page.fill("input[name=password]", "ed-password")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{standalone.base_url}/plugin/automations")
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("heading", name="Overview of acme").wait_for()
+            runs = frame.locator("dl.cards div", has_text="Runs").locator("dd")
+            runs.wait_for()
+            assert int(runs.inner_text().replace(",", "")) >= 1  # the run of the API check
+            frame.get_by_role("rowheader", name="flag-big-paid-orders").wait_for()
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "automations-overview.png"), full_page=True)
+        finally:
+            browser.close()

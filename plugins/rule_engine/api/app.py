@@ -8,7 +8,8 @@ app too (:mod:`rule_engine.api.docs_page`: no CDN). Two middlewares come first: 
 (413) and the input guard (422 for control characters in the path or query and for JSON bodies too
 deep, with non-finite numbers or NUL characters; :mod:`rule_engine.api.input_guard`). The definition
 routes also take YAML bodies (:mod:`rule_engine.api.yaml_bodies`), parsed only after the size limit and
-authentication, then checked like JSON ones. ``GET /api/v1/`` is the API's index.
+authentication, then checked like JSON ones. ``GET /api/v1/`` is the API's index; ``/ui/`` serves the pages
+Airflow's UI shows (:mod:`rule_engine.api.ui_pages`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from rule_compiler.store import RuleStore
+from rule_engine.api import ui_pages
 from rule_engine.api.airflow_sync import RuleChange, notify_airflow
 from rule_engine.api.api_settings import ApiSettings
 from rule_engine.api.docs_page import add_docs
@@ -80,6 +82,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(index.router)
     app.include_router(api_router)
+    app.include_router(ui_pages.router)
     accept_yaml_bodies(app)
     _document_yaml(app)
     add_docs(app, TITLE)

@@ -1,0 +1,56 @@
+import { useEffect, useState } from "react";
+
+import { getJson, type Me } from "./api";
+import { Overview } from "./pages/Overview";
+
+/** The shell: who is signed in, which of their organizations is shown, and the page. */
+export function App() {
+  const [me, setMe] = useState<Me>();
+  const [error, setError] = useState<string>();
+  const [organization, setOrganization] = useState<string>();
+  useEffect(() => {
+    getJson<Me>("me")
+      .then((found) => {
+        setMe(found);
+        setOrganization(found.memberships[0]?.organization);
+      })
+      .catch((problem: Error) => setError(problem.message));
+  }, []);
+
+  if (error) {
+    return (
+      <main>
+        <p role="alert" className="error">
+          {error}
+        </p>
+      </main>
+    );
+  }
+  if (!me) return <main aria-busy="true">Loading…</main>;
+  return (
+    <main>
+      <header className="shell">
+        <span>Automations</span>
+        {me.memberships.length > 1 && (
+          <label>
+            Organization{" "}
+            <select value={organization} onChange={(event) => setOrganization(event.target.value)}>
+              {me.memberships.map((m) => (
+                <option key={m.organization}>{m.organization}</option>
+              ))}
+            </select>
+          </label>
+        )}
+        <span className="who">{me.username}</span>
+      </header>
+      {organization ? (
+        <Overview organization={organization} />
+      ) : (
+        <p>
+          You are not a member of any organization yet: an organization admin adds you
+          (<code>PUT /automations/api/v1/memberships/{me.username}</code>).
+        </p>
+      )}
+    </main>
+  );
+}
