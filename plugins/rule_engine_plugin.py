@@ -16,7 +16,7 @@ from rule_engine.run_notes import run_note_listener
 
 class RuleEnginePlugin(AirflowPlugin):
     """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``), its pages
-    in Airflow's UI (an "Automations" entry in the nav), the
+    in Airflow's UI (an "Automations" entry in the nav, an "Automation" tab on DAG runs), the
     listener that preloads the task modules in the scheduler (``rule_engine.preload``) and the one
     that notes rule runs that matched nothing (``rule_engine.run_notes``)."""
 
@@ -31,7 +31,13 @@ class RuleEnginePlugin(AirflowPlugin):
             "url_route": "automations",
             "nav_top_level": True,
             "icon": "/automations/ui/automations.svg",
-        }
+        },
+        {  # Airflow shows it on every DAG run: the page says so on a run that is not an automation's
+            "name": "Automation",
+            "href": "/automations/ui/?page=run&dag_id={DAG_ID}&run_id={RUN_ID}",
+            "destination": "dag_run",
+            "url_route": "automation-run",
+        },
     ]
     _apps: list[dict[str, Any]] | None = None
 

@@ -2,9 +2,24 @@ import { useEffect, useState } from "react";
 
 import { getJson, type Me } from "./api";
 import { Overview } from "./pages/Overview";
+import { RunExplorer } from "./pages/RunExplorer";
 
-/** The shell: who is signed in, which of their organizations is shown, and the page. */
-export function App() {
+/** The page the iframe's URL asks for: ``?page=run&dag_id=...&run_id=...`` (the "Automation" tab of a
+ * DAG run), else the overview. */
+export function App({ search = window.location.search }: { search?: string }) {
+  const params = new URLSearchParams(search);
+  if (params.get("page") === "run") {
+    return (
+      <main>
+        <RunExplorer dagId={params.get("dag_id") ?? ""} runId={params.get("run_id") ?? ""} />
+      </main>
+    );
+  }
+  return <OverviewShell />;
+}
+
+/** The overview's shell: who is signed in, and which of their organizations is shown. */
+function OverviewShell() {
   const [me, setMe] = useState<Me>();
   const [error, setError] = useState<string>();
   const [organization, setOrganization] = useState<string>();

@@ -105,3 +105,74 @@ export interface HealthReport {
   status: "ok" | "degraded";
   consumers: ConsumerLag[];
 }
+
+export interface ActionResult {
+  action_id: string;
+  status: string;
+  attempts: number;
+  output: unknown;
+  error: string | null;
+  updated_at: string;
+}
+
+export interface RunSummaryRow {
+  id: number;
+  rule_name: string;
+  dag_id: string;
+  run_id: string;
+  status: string;
+  trigger_type: string;
+  matched_count: number;
+  started_at: string;
+  finished_at: string | null;
+  actions: ActionResult[];
+}
+
+export interface TraceNode {
+  kind: string;
+  path: string;
+  result: boolean | null;
+  skipped: boolean;
+  children: TraceNode[];
+  field?: string;
+  operator?: string;
+  expected?: unknown;
+  actual?: unknown;
+  reason?: string;
+}
+
+export interface TracedItem {
+  key?: unknown;
+  event_id?: string | number;
+  operation?: string;
+  matched: boolean;
+  ignored?: string;
+  node?: TraceNode | null;
+}
+
+export interface RunDetail extends RunSummaryRow {
+  trigger_context: Record<string, unknown>;
+  trace: { evaluated?: number; matched?: number; rows?: TracedItem[] } | null;
+}
+
+export interface Page<T> {
+  items: T[];
+  has_more: boolean;
+}
+
+/** ``rule__acme__flag-orders`` → the kind, organization and name; null for a DAG that is not ours. */
+export function definitionOf(dagId: string): { kind: string; organization: string; name: string } | null {
+  const parts = dagId.split("__");
+  if (parts.length !== 3 || !["rule", "workflow", "report"].includes(parts[0])) return null;
+  return { kind: parts[0], organization: parts[1], name: parts[2] };
+}
+
+export async function postJson<T>(path: string, query: Query = {}): Promise<T> {
+  const response = await fetch(apiUrl(path, query), {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  });
+  if (!response.ok) throw new ApiError(response.status, await problem(response));
+  return (await response.json()) as T;
+}
