@@ -16,7 +16,7 @@ from rule_engine.run_notes import run_note_listener
 
 class RuleEnginePlugin(AirflowPlugin):
     """Registers the rule engine's REST view at ``/automations`` (docs at ``/automations/docs``), its pages
-    in Airflow's UI (an "Automations" entry in the nav, an "Automation" tab on DAG runs), the
+    in Airflow's UI (an "Automations" entry in the nav, an "Automation" tab on DAGs and DAG runs), the
     listener that preloads the task modules in the scheduler (``rule_engine.preload``) and the one
     that notes rule runs that matched nothing (``rule_engine.run_notes``)."""
 
@@ -31,6 +31,12 @@ class RuleEnginePlugin(AirflowPlugin):
             "url_route": "automations",
             "nav_top_level": True,
             "icon": "/automations/ui/automations.svg",
+        },
+        {  # Airflow shows it on every DAG: the page says so on a DAG that is not an automation
+            "name": "Automation",
+            "href": "/automations/ui/?page=definition&dag_id={DAG_ID}",
+            "destination": "dag",
+            "url_route": "automation",
         },
         {  # Airflow shows it on every DAG run: the page says so on a run that is not an automation's
             "name": "Automation",

@@ -12,10 +12,10 @@ failing subtest does not stop the other one, and each is reported on its own.
   sent as YAML, creates a rule through ``/automations/api/v1``, and checks that the DAG appears
   because the API asked Airflow to re-parse the loader file (the periodic re-parse is set to 10
   minutes here), that it runs, and that its automation log is readable through ``/logs``.
-- The UI check reads the plugin's "Automations" entry and "Automation" run tab back from
+- The UI check reads the plugin's "Automations" entry and "Automation" DAG and run tabs back from
   ``/api/v2/plugins``, then opens them in Airflow's own UI: the overview in the iframe shows the run
-  of the first check, and the run's tab shows it in the run explorer with its traced rows and
-  action. The screenshots are kept in ``test-artifacts/`` (``TEST_ARTIFACTS`` moves it).
+  of the first check, the DAG's tab lists it, and the run's tab shows it in the run explorer with its
+  traced rows and action. The screenshots are kept in ``test-artifacts/`` (``TEST_ARTIFACTS`` moves it).
 - The browser check drives Debian's Chromium through Playwright (never ``playwright install``: no
   browser is downloaded): it signs in on Airflow's login page as a user does, is sent on to
   ``/automations/docs``, and checks that Swagger UI lists the operations, with every request the page
@@ -233,6 +233,7 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
     (ours,) = [p for p in plugins.json()["plugins"] if p["name"] == "rule_engine"]
     assert [(v["name"], v["href"], v["destination"], v["url_route"]) for v in ours["external_views"]] == [
         ("Automations", "/automations/ui/?page=overview", "nav", "automations"),
+        ("Automation", "/automations/ui/?page=definition&dag_id={DAG_ID}", "dag", "automation"),
         (
             "Automation",
             "/automations/ui/?page=run&dag_id={DAG_ID}&run_id={RUN_ID}",
@@ -263,6 +264,12 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             frame.get_by_role("rowheader", name="flag-big-paid-orders").wait_for()
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "automations-overview.png"), full_page=True)
+
+            # the rule on its DAG's "Automation" tab, its latest run linking to the explorer
+            page.goto(f"{standalone.base_url}/dags/{DAG_ID}/plugin/automation")
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("heading", name="rule flag-big-paid-orders (acme), last 30 days").wait_for()
+            frame.get_by_role("link", name=run_id).wait_for()
 
             # the same run in the explorer, from the "Automation" tab of its DAG run
             page.goto(f"{standalone.base_url}/dags/{DAG_ID}/runs/{run_id}/plugin/automation-run")

@@ -63,6 +63,7 @@ def test_the_plugins_ui_entries_are_valid_for_airflow() -> None:
     views = [ExternalViewResponse.model_validate(view) for view in RuleEnginePlugin.external_views]
     assert [(v.name, v.destination, v.url_route, v.nav_top_level) for v in views] == [
         ("Automations", "nav", "automations", True),
+        ("Automation", "dag", "automation", False),
         ("Automation", "dag_run", "automation-run", False),
     ]
     assert all(v.href.startswith("/automations/ui/") for v in views)

@@ -1,17 +1,25 @@
 import { useEffect, useState } from "react";
 
 import { getJson, type Me } from "./api";
+import { DefinitionPage } from "./pages/DefinitionPage";
 import { Overview } from "./pages/Overview";
 import { RunExplorer } from "./pages/RunExplorer";
 
 /** The page the iframe's URL asks for: ``?page=run&dag_id=...&run_id=...`` (the "Automation" tab of a
- * DAG run), else the overview. */
+ * DAG run), ``?page=definition&dag_id=...`` (the tab of a DAG), else the overview. */
 export function App({ search = window.location.search }: { search?: string }) {
   const params = new URLSearchParams(search);
   if (params.get("page") === "run") {
     return (
       <main>
         <RunExplorer dagId={params.get("dag_id") ?? ""} runId={params.get("run_id") ?? ""} />
+      </main>
+    );
+  }
+  if (params.get("page") === "definition") {
+    return (
+      <main>
+        <DefinitionPage dagId={params.get("dag_id") ?? ""} />
       </main>
     );
   }

@@ -176,3 +176,27 @@ export async function postJson<T>(path: string, query: Query = {}): Promise<T> {
   if (!response.ok) throw new ApiError(response.status, await problem(response));
   return (await response.json()) as T;
 }
+
+export interface StepSummary {
+  step: string;
+  results: number;
+  success: number;
+  failed: number;
+  skipped: number;
+  attempts: number;
+  retries: number;
+  acted: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+}
+
+export interface DefinitionAnalytics {
+  organization: string;
+  kind: string;
+  name: string;
+  range: { since: string; until: string; bucket: "hour" | "day" };
+  summary: RunSummary;
+  series: SeriesPoint[];
+  steps: StepSummary[];
+  errors: ErrorCount[];
+}
