@@ -6,7 +6,8 @@ related rows through :func:`engine_for`, ``catalog sync`` reflects a live databa
 organization's catalog, ``webhooks deliveries`` / ``webhooks redeliver`` show the webhook
 delivery ledger and send a stored request again, signed with the connection's current secrets, and
 ``runs rerun`` / ``runs cancel`` operate a rule's or workflow's run in Airflow's metadata database
-(:mod:`rule_engine.run_operations`, shared with the REST routes).
+(:mod:`rule_engine.run_operations`, shared with the REST routes), and ``notifications redeliver``
+sends a failed notification again through the channels' connections.
 Airflow is imported only when a command needs a connection, so ``rule-compiler validate`` stays
 fast and works without an Airflow home.
 """
@@ -49,9 +50,22 @@ def engine_for(conn_id: str) -> sa.Engine:
 
 
 def add_airflow_commands(groups: cli.Subcommands) -> None:
-    """``catalog sync``, ``webhooks deliveries``, ``webhooks redeliver``, ``runs rerun``, ``runs cancel``."""
+    """``catalog sync``, ``webhooks deliveries|redeliver``, ``runs rerun|cancel``,
+    ``notifications redeliver``."""
     _add_webhook_commands(groups)
     _add_run_commands(groups)
+    r = groups.groups["notifications"].add_parser(
+        "redeliver",
+        help="send a failed notification delivery again, as it was rendered",
+        description="Send the stored message of notification delivery KEY (see `notifications deliveries "
+        "--status failed --json`) again on its channel, through the same senders as the task (an email "
+        "keeps its Message-ID). Only failed or retrying deliveries are sent again. The attempt is "
+        "recorded on the delivery and audited. Exit codes: 0 sent, 1 attempted but not sent (recorded "
+        "failed), 2 refused (unknown key, sent or in another state, no stored message).",
+    )
+    r.add_argument("key", metavar="KEY", help="the delivery's key (64 hex characters)")
+    r.add_argument("--actor", default=None, help="who is doing it, for the audit log (default: $USER)")
+    r.set_defaults(run=notification_redeliver)
     c = groups.groups["catalog"].add_parser(
         "sync",
         help="reflect a live database (Airflow connection) into an organization's catalog",
@@ -337,6 +351,28 @@ def runs_cancel(args: argparse.Namespace) -> int:
         )
         return cli.EXIT_INVALID
     print(f"run {done.run_id} of {done.dag_id} cancelled: {done.tasks_ended} task(s) ended")
+    return cli.EXIT_OK
+
+
+def notification_redeliver(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from rule_compiler.errors import NotFoundError, RefusedError
+    from rule_engine.notification_redelivery import prepare, redeliver
+
+    store = store_from_args(args)
+    try:
+        row = prepare(store.engine, args.key)
+        print(f"redelivering {row.idempotency_key} ({row.channel} to {row.recipient}, {row.rule_id})")
+        outcome = redeliver(store, row, actor=actor_from_args(args))
+    except (NotFoundError, RefusedError) as exc:
+        raise CliError(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise CliError(_store_failure(store, exc)) from None
+    if not outcome.sent:
+        print(f"attempt {outcome.attempt}: not sent ({outcome.error}); recorded as {outcome.status}")
+        return cli.EXIT_INVALID
+    print(f"attempt {outcome.attempt}: sent")
     return cli.EXIT_OK
 
 

@@ -72,6 +72,8 @@ MATRIX = [
     ("vera", "GET", "/me/preferences", 200),
     ("vera", "GET", "/notifications/deliveries", 403),
     ("ed", "GET", "/notifications/deliveries", 200),
+    ("vera", "POST", f"/notifications/deliveries/{'0' * 64}/redeliver", 403),
+    ("ed", "POST", f"/notifications/deliveries/{'0' * 64}/redeliver", 404),
     ("vera", "GET", "/webhooks/deliveries", 403),
     ("ed", "GET", "/webhooks/deliveries", 200),
     ("vera", "POST", "/rules/flag-big-paid-orders/runs/manual__1/cancel", 403),
