@@ -468,3 +468,19 @@ retention_marks = sa.Table(
     sa.Column("started_at", UtcDateTime(), nullable=False),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
 )
+
+#: Failure-rate alerts sent: one row per definition and window, so a window alerts once (migration 0010).
+failure_rate_alerts = sa.Table(
+    "failure_rate_alerts",
+    metadata,
+    sa.Column("organization", sa.String(63), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("window_start", UtcDateTime(), primary_key=True),
+    sa.Column("window_hours", sa.Integer, primary_key=True),
+    sa.Column("runs", BigCount, nullable=False),
+    sa.Column("failed", BigCount, nullable=False),
+    sa.Column("threshold", sa.Float, nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("alerted_at", UtcDateTime(), nullable=False),
+)
