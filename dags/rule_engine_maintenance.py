@@ -1,7 +1,8 @@
 """Airflow DAG file: the rule engine's own housekeeping dags.
 
 - ``rule_engine_notifications``: every five minutes it sends notifications deferred by recipients'
-  quiet hours, then the daily digests that are due.
+  quiet hours, then the daily digests that are due, and tells the owners of rules and workflows whose
+  failure rate crossed their alert threshold (once per window, ADR 0014).
 - ``rule_engine_outbox_purge``: once a day it deletes the change events that the event triggers
   have handed on and that are older than ``AUTOMATION_OUTBOX_RETENTION`` (default ``7d``), in every
   application database an active event rule watches.
@@ -18,6 +19,7 @@ import datetime as dt
 from airflow.sdk import DAG, CronTriggerTimetable
 from rule_engine.operators.dispatch import (
     DISPATCHER_DAG_ID,
+    CheckFailureRatesOperator,
     DispatchDeferredOperator,
     DispatchDigestsOperator,
 )
@@ -36,7 +38,7 @@ with DAG(
     max_active_runs=1,
     is_paused_upon_creation=False,  # notices wait on it: it runs without a click
     tags=["automation", "rule-engine"],
-    description="Sends deferred notifications (quiet hours) and daily digests.",
+    description="Sends deferred notifications (quiet hours), daily digests and failure-rate alerts.",
     doc_md=__doc__,
     default_args={"owner": "automation", "retries": 1, "retry_delay": dt.timedelta(minutes=1)},
 ):
@@ -45,6 +47,7 @@ with DAG(
         task_id="send_digests", execution_timeout=dt.timedelta(minutes=4), trigger_rule="all_done"
     )
     deferred >> digests
+    CheckFailureRatesOperator(task_id="check_failure_rates", execution_timeout=dt.timedelta(minutes=4))
 
 with DAG(
     dag_id=OUTBOX_PURGE_DAG_ID,

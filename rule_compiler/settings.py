@@ -103,3 +103,19 @@ def _flag(name: str) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+FAILURE_ALERTS_ENV = "AUTOMATION_FAILURE_ALERTS"
+
+
+def failure_alerts() -> dict[str, str] | None:
+    """The deployment's failure-rate alert for rules and workflows that set no ``alerts``
+    (``$AUTOMATION_FAILURE_ALERTS``, e.g. ``failure_rate=0.5,window=1h,min_runs=5``; unset or empty:
+    none). The values are checked as a definition's ``alerts`` are, where they are used."""
+    value = os.environ.get(FAILURE_ALERTS_ENV, "").strip()
+    if not value:
+        return None
+    pairs = [item.partition("=") for item in value.split(",") if item.strip()]
+    if any(not sep for _, sep, _ in pairs):
+        raise ValueError(f"{FAILURE_ALERTS_ENV} is key=value pairs separated by commas, not {value!r}")
+    return {key.strip(): item.strip() for key, _, item in pairs}

@@ -3,8 +3,11 @@
 ``rule_compiler.cli`` holds the pure commands (validate, compile, apply, test-rule, ...). This entry
 point adds what resolves Airflow connection ids (docs/architecture.md §1): ``test-rule --connection`` reads
 related rows through :func:`engine_for`, ``catalog sync`` reflects a live database into an
-organization's catalog, and ``webhooks deliveries`` / ``webhooks redeliver`` show the webhook
-delivery ledger and send a stored request again, signed with the connection's current secrets.
+organization's catalog, ``webhooks deliveries`` / ``webhooks redeliver`` show the webhook
+delivery ledger and send a stored request again, signed with the connection's current secrets, and
+``runs rerun`` / ``runs cancel`` operate a rule's or workflow's run in Airflow's metadata database
+(:mod:`rule_engine.run_operations`, shared with the REST routes), and ``notifications redeliver``
+sends a failed notification again through the channels' connections.
 Airflow is imported only when a command needs a connection, so ``rule-compiler validate`` stays
 fast and works without an Airflow home.
 """
@@ -47,8 +50,22 @@ def engine_for(conn_id: str) -> sa.Engine:
 
 
 def add_airflow_commands(groups: cli.Subcommands) -> None:
-    """``catalog sync``, ``webhooks deliveries``, ``webhooks redeliver``."""
+    """``catalog sync``, ``webhooks deliveries|redeliver``, ``runs rerun|cancel``,
+    ``notifications redeliver``."""
     _add_webhook_commands(groups)
+    _add_run_commands(groups)
+    r = groups.groups["notifications"].add_parser(
+        "redeliver",
+        help="send a failed notification delivery again, as it was rendered",
+        description="Send the stored message of notification delivery KEY (see `notifications deliveries "
+        "--status failed --json`) again on its channel, through the same senders as the task (an email "
+        "keeps its Message-ID). Only failed or retrying deliveries are sent again. The attempt is "
+        "recorded on the delivery and audited. Exit codes: 0 sent, 1 attempted but not sent (recorded "
+        "failed), 2 refused (unknown key, sent or in another state, no stored message).",
+    )
+    r.add_argument("key", metavar="KEY", help="the delivery's key (64 hex characters)")
+    r.add_argument("--actor", default=None, help="who is doing it, for the audit log (default: $USER)")
+    r.set_defaults(run=notification_redeliver)
     c = groups.groups["catalog"].add_parser(
         "sync",
         help="reflect a live database (Airflow connection) into an organization's catalog",
@@ -259,6 +276,106 @@ def webhook_redeliver(args: argparse.Namespace) -> int:
     return cli.EXIT_OK
 
 
+def _add_run_commands(groups: cli.Subcommands) -> None:
+    from rule_engine.run_operations import RUN_KINDS
+
+    p = groups.root.add_parser("runs", help="re-run a run's failed actions; cancel a run")
+    sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    helps = {
+        "rerun": (
+            "run a finished run's failed actions again, in the same run",
+            "Clear the failed actions (or workflow nodes) of run RUN_ID and every task after them in "
+            "Airflow; the run is queued again with the same run id, so the items they had already acted "
+            "on are skipped (same idempotency keys). Audited. Exit code 2 when refused (unknown run, still "
+            "queued or running, cancelled, nothing failed).",
+            runs_rerun,
+        ),
+        "cancel": (
+            "cancel a queued, running or waiting run",
+            "Mark run RUN_ID cancelled in the automation log (no action or node applies anything after "
+            "it), then fail it in Airflow (its running, deferred and waiting tasks end). Audited. Exit "
+            "code 2 when refused (unknown run, already ended or cancelled).",
+            runs_cancel,
+        ),
+    }
+    for action, (summary, description, run) in helps.items():
+        c = sub.add_parser(action, help=summary, description=description)
+        c.add_argument("kind", choices=RUN_KINDS, help="the definition's kind")
+        c.add_argument("name", metavar="ORG/NAME", help="the definition, e.g. acme/flag-big-paid-orders")
+        c.add_argument("run_id", metavar="RUN_ID", help="the Airflow run id")
+        c.add_argument("--actor", default=None, help="who is doing it, for the audit log (default: $USER)")
+        c.set_defaults(run=run)
+
+
+def _run_operation(args: argparse.Namespace, operation: Any) -> Any:
+    import sqlalchemy as sa
+
+    from rule_compiler.errors import NotFoundError, RefusedError
+
+    organization, _, name = str(args.name).partition("/")
+    if not organization or not name:
+        raise CliError(f"{args.name!r}: give the definition as ORG/NAME")
+    store = store_from_args(args)
+    try:
+        return operation(
+            store,
+            organization=organization,
+            kind=args.kind,
+            name=name,
+            run_id=args.run_id,
+            actor=actor_from_args(args),
+        )
+    except (NotFoundError, RefusedError) as exc:
+        raise CliError(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise CliError(f"the rule store or Airflow's metadata database failed: {_reason(exc)}") from None
+
+
+def runs_rerun(args: argparse.Namespace) -> int:
+    from rule_engine.run_operations import rerun_failed
+
+    done = _run_operation(args, rerun_failed)
+    print(f"run {done.run_id} of {done.dag_id} queued again: failed {', '.join(done.failed)}")
+    print(f"  tasks cleared: {', '.join(done.cleared)}")
+    return cli.EXIT_OK
+
+
+def runs_cancel(args: argparse.Namespace) -> int:
+    from rule_engine.run_operations import cancel
+
+    done = _run_operation(args, cancel)
+    if done.tasks_ended is None:
+        print(
+            f"run {done.run_id} of {done.dag_id} cancelled; Airflow's metadata database did not answer: "
+            "its tasks end when they next check"
+        )
+        return cli.EXIT_INVALID
+    print(f"run {done.run_id} of {done.dag_id} cancelled: {done.tasks_ended} task(s) ended")
+    return cli.EXIT_OK
+
+
+def notification_redeliver(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from rule_compiler.errors import NotFoundError, RefusedError
+    from rule_engine.notification_redelivery import prepare, redeliver
+
+    store = store_from_args(args)
+    try:
+        row = prepare(store.engine, args.key)
+        print(f"redelivering {row.idempotency_key} ({row.channel} to {row.recipient}, {row.rule_id})")
+        outcome = redeliver(store, row, actor=actor_from_args(args))
+    except (NotFoundError, RefusedError) as exc:
+        raise CliError(str(exc)) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise CliError(_store_failure(store, exc)) from None
+    if not outcome.sent:
+        print(f"attempt {outcome.attempt}: not sent ({outcome.error}); recorded as {outcome.status}")
+        return cli.EXIT_INVALID
+    print(f"attempt {outcome.attempt}: sent")
+    return cli.EXIT_OK
+
+
 def _delivery_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "key": row["idempotency_key"],
@@ -291,9 +408,14 @@ def _delivery_cells(row: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
 def _store_failure(store: RuleStore, exc: Exception) -> str:
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return f"rule store {store.url}: {reason} (run `rule-compiler db upgrade` if its tables are missing)"
+    return (
+        f"rule store {store.url}: {_reason(exc)} (run `rule-compiler db upgrade` if its tables are missing)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

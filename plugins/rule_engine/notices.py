@@ -69,7 +69,8 @@ def deliver(
             deliver_after=when,
         )
         return "already_sent" if queued is None else decision
-    attempt = start_delivery(engine, target, now=moment, status="sending")
+    # the rendered message is kept until it is sent: a failed delivery can be redelivered as it was
+    attempt = start_delivery(engine, target, now=moment, status="sending", message=dict(notice.message))
     if attempt is None:
         return "already_sent"
     send_and_record(engine, senders, target, notice.message, final_attempt=final_attempt)

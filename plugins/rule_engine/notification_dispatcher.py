@@ -170,7 +170,7 @@ def _send_digest(engine: sa.Engine, senders: ChannelSenders, batch: DigestBatch,
         "message_key": key,
         "connection": _digest_connection(batch),
     }
-    if start_delivery(engine, delivery, now=now, status="sending") is None:
+    if start_delivery(engine, delivery, now=now, status="sending", message=message) is None:
         return "already_sent"  # sent by an earlier run that stopped before marking the rows
     send_and_record(engine, senders, delivery, message)
     return "sent"

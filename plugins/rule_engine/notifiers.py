@@ -211,6 +211,30 @@ class OwnerFailureNotifier(RuleEngineNotifier):
         return os.environ.get(FAILURE_SMTP_CONN_ENV) or "smtp_default"
 
 
+RATE_SUBJECT = "Automation {{ rule.id }} failed {{ alert.failed }} of {{ alert.runs }} runs"
+RATE_BODY = """The automation {{ rule.id }} failed {{ alert.failed }} of its {{ alert.runs }} runs that
+matched something between {{ alert.window_start }} and {{ alert.window_end }} (UTC): a failure rate of
+{{ alert.rate }}, at or above its alert threshold of {{ alert.threshold }}.
+
+You get this once per window. The rule's analytics and automation log say more.
+"""
+
+
+class FailureRateNotifier(OwnerFailureNotifier):
+    """A failure-rate alert to a definition's owner (ADR 0014), through the owner failure notice's
+    channel choice and records; one delivery per (definition, window), keyed by the window."""
+
+    def __init__(self, *, owner: str, organization: str, rule_id: str, alert: Mapping[str, Any]) -> None:
+        super().__init__(owner=owner, organization=organization, rule_id=rule_id)
+        self.subject, self.body, self.notice_id = RATE_SUBJECT, RATE_BODY, "failure-rate"
+        self.alert = dict(alert)
+
+    def template_context(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        window = f"failure-rate:{self.alert['window_start']}"
+        run = {"id": window, "dag_id": "", "task_id": "", "exception": "", "logical_date": ""}
+        return {"rule": {"id": self.rule_id, "owner": self.owner or ""}, "run": run, "alert": self.alert}
+
+
 def exception_summary(exception: Any) -> str:
     """An exception's kind and first line, bounded, with the secrets Airflow masks redacted."""
     if exception is None:

@@ -152,3 +152,30 @@ def tag_of(value: Any, key: str, prefix: str) -> str | None:
         return f"{prefix}{kind}" if isinstance(kind, str) else None
     kind = getattr(value, key, None)
     return f"{prefix}{kind}" if isinstance(kind, str) else None
+
+
+#: The longest failure-rate window: a week (the rate is summed from hourly rollups).
+MAX_ALERT_WINDOW_HOURS = 168
+WINDOW_PATTERN = r"^[1-9][0-9]{0,2}[hd]$"
+
+
+def window_hours(window: str) -> int:
+    """Hours of a window written ``6h`` or ``1d``."""
+    return int(window[:-1]) * (24 if window.endswith("d") else 1)
+
+
+def _check_window(value: str) -> str:
+    if not 1 <= window_hours(value) <= MAX_ALERT_WINDOW_HOURS:
+        raise PydanticCustomError("alert_window", "a window is 1h to 7d (168h)")
+    return value
+
+
+class FailureAlerts(StrictModel):
+    """Notify the owner once per window when the failure rate of the runs that matched something
+    reaches ``failure_rate`` over at least ``min_runs`` such runs (windows are whole hours, UTC)."""
+
+    failure_rate: float = Field(gt=0, le=1, description="the share of failed runs that alerts (0.5: half)")
+    window: Annotated[str, StringConstraints(pattern=WINDOW_PATTERN), AfterValidator(_check_window)] = Field(
+        default="1h", description="the window, whole hours or days: 1h to 7d"
+    )
+    min_runs: int = Field(default=5, ge=1, le=1_000_000, description="fewer runs in the window: no alert")

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from rule_compiler.definitions.action_types import Action
-from rule_compiler.definitions.common import Slug, StrictModel, Title, is_none
+from rule_compiler.definitions.common import FailureAlerts, Slug, StrictModel, Title, is_none
 from rule_compiler.definitions.conditions import ConditionNode
 from rule_compiler.definitions.trigger_types import Trigger
 
@@ -27,6 +27,11 @@ class RuleDefinition(StrictModel):
     )
     description: str = Field(default="", max_length=4_000)
     owner: str | None = Field(default=None, max_length=200)
+    alerts: FailureAlerts | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="failure-rate alerts to the owner (default: the deployment's)",
+    )
     active: bool = True
     tags: list[Slug] = Field(default_factory=list, max_length=20)
     trigger: Trigger

@@ -15,6 +15,7 @@ from pydantic import Discriminator, Field, Tag
 
 from rule_compiler.definitions.action_steps import ActionStep
 from rule_compiler.definitions.common import (
+    FailureAlerts,
     ReportArguments,
     Slug,
     StrictModel,
@@ -148,6 +149,11 @@ class WorkflowDefinition(StrictModel):
     )
     description: str = Field(default="", max_length=4_000)
     owner: str | None = Field(default=None, max_length=200)
+    alerts: FailureAlerts | None = Field(
+        default=None,
+        exclude_if=is_none,
+        description="failure-rate alerts to the owner (default: the deployment's)",
+    )
     active: bool = True
     tags: list[Slug] = Field(default_factory=list, max_length=20)
     nodes: list[WorkflowNode] = Field(min_length=1, max_length=MAX_NODES)

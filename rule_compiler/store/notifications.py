@@ -10,7 +10,8 @@ is written *before* anything is sent (docs/architecture.md §3.5) and counts eve
 - ``digest`` until the recipient's digest time, then ``digested`` once the digest went out.
 
 Once a row is queued (``deliver_after`` set) the dispatcher owns it: a retried task never sends or
-queues it again. The rendered message is kept only while it waits. Each function is one short
+queues it again. The rendered message is kept only until it is sent (while it waits, and after a
+failed attempt, so that :func:`claim_redelivery` can send it again). Each function is one short
 transaction on an engine (the rule store's), safe on SQLite and Postgres; concurrent writers of one
 key meet at its unique constraint (``INSERT ... ON CONFLICT DO NOTHING``), never at an exception.
 Database failures raise the store's :class:`~rule_compiler.errors.StoreError` family.
@@ -213,6 +214,29 @@ def finish_delivery(
             .where(d.c.idempotency_key == key, d.c.status.in_(("sending", "retrying", "failed")))
             .values(**values)
         )
+
+
+#: Statuses a delivery may be redelivered from (``rule-compiler notifications redeliver``).
+REDELIVERABLE_STATUSES = ("failed", "retrying")
+
+
+def claim_redelivery(engine: sa.Engine, key: str, now: dt.datetime) -> int | None:
+    """Move a ``failed`` or ``retrying`` row that kept its rendered message to ``sending`` for one more
+    attempt (a redelivery) and return its attempt number; None when it is in another state or has no
+    message. One conditional UPDATE: of two redeliveries racing for a row exactly one gets it."""
+    with transaction(engine, write=True) as conn, _counted(conn, d.c.idempotency_key == key):
+        claimed = conn.execute(
+            d.update()
+            .where(
+                d.c.idempotency_key == key,
+                d.c.status.in_(REDELIVERABLE_STATUSES),
+                d.c.message_json.is_not(None),
+            )
+            .values(status="sending", attempts=d.c.attempts + 1, updated_at=now)
+        ).rowcount
+        if not claimed:
+            return None
+        return int(conn.execute(sa.select(d.c.attempts).where(d.c.idempotency_key == key)).scalar_one())
 
 
 def due_deliveries(engine: sa.Engine, now: dt.datetime, *, limit: int = 500) -> list[DeliveryRow]:

@@ -29,16 +29,15 @@ import sqlalchemy as sa
 
 from rule_compiler.store import archive
 from rule_compiler.store.audit import insert_audit
+from rule_compiler.store.maintenance_tables import audit_purge_permits, retention_marks
 from rule_compiler.store.tables import (
     audit_log,
-    audit_purge_permits,
     automation_action_results,
     automation_runs,
     notification_deliveries,
     notification_inbox,
     report_deliveries,
     report_runs,
-    retention_marks,
     webhook_deliveries,
     workflow_approvals,
 )

@@ -13,7 +13,7 @@ from rule_compiler.retention_settings import RetentionSettings
 from rule_compiler.store import purge
 from rule_compiler.store._db import Database
 from rule_compiler.store.archive import ArchiveSink
-from rule_compiler.store.tables import retention_marks
+from rule_compiler.store.maintenance_tables import retention_marks
 
 
 class RetentionMethods:

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from rule_compiler.sql_dialects import conflict_insert
 from rule_compiler.store._db import UtcDateTime
 from rule_compiler.store._json import loads
+from rule_compiler.store.maintenance_tables import retention_marks
 from rule_compiler.store.tables import (
     analytics_durations,
     analytics_errors,
@@ -35,7 +36,6 @@ from rule_compiler.store.tables import (
     automation_action_results,
     automation_runs,
     notification_deliveries,
-    retention_marks,
 )
 
 __all__ = [

@@ -454,27 +454,3 @@ analytics_notifications = sa.Table(
     sa.Column("attempts", BigCount, nullable=False),
     sa.Column("queued", BigCount, nullable=False),  # waited for quiet hours or a digest
 )
-
-# -- retention (migration 0009) ----------------------------------------------------------------------
-
-#: How far each table's purge has gone: a crashed purge resumes with the same cutoff, and rebuilding
-#: the rollups never reaches back into days whose runs were purged.
-retention_marks = sa.Table(
-    "retention_marks",
-    metadata,
-    sa.Column("table_name", sa.String(64), primary_key=True),
-    sa.Column("cutoff", UtcDateTime(), nullable=False),
-    sa.Column("purged", BigCount, nullable=False),
-    sa.Column("archived", BigCount, nullable=False),
-    sa.Column("started_at", UtcDateTime(), nullable=False),
-    sa.Column("finished_at", UtcDateTime(), nullable=True),
-)
-
-#: A row here, inserted and removed inside the retention purge's own transaction, is what lets the
-#: append-only triggers of ``audit_log`` accept a DELETE (migration 0009).
-audit_purge_permits = sa.Table(
-    "audit_purge_permits",
-    metadata,
-    sa.Column("holder", sa.String(200), primary_key=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-)

@@ -11,6 +11,7 @@ through ``dag.test``'s own in-process runner (``_run_task`` → ``run_task_in_pr
 Execution API), and the rest of the run the way ``dag.test`` schedules it. Its last line is
 ``CHAOS_RESULT {json}``: the killed task ids, each task's state and try number, the run's state.
 Environment (Airflow home, connections, rule store, fault point) comes from the calling test.
+:func:`resume` runs a re-run's cleared tasks to the end the same way, in the calling process.
 """
 
 from __future__ import annotations
@@ -55,9 +56,8 @@ def retry(dag_id: str, run_id: str) -> dict[str, Any]:
     import sqlalchemy as sa
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.state import TaskInstanceState
 
     dag = _dag(dag_id)  # what a worker parses
     with create_session() as session:
@@ -76,24 +76,7 @@ def retry(dag_id: str, run_id: str) -> dict[str, Any]:
             ti.handle_failure(error="the worker running this task was killed (SIGKILL)", session=session)
         session.commit()
 
-        for _ in range(MAX_ROUNDS):
-            if dag_run.state != DagRunState.RUNNING:
-                break
-            session.expire_all()
-            schedulable, _callback = dag_run.update_state(session=session)
-            retrying = [
-                ti
-                for ti in dag_run.get_task_instances(session=session)
-                if ti.state == TaskInstanceState.UP_FOR_RETRY
-            ]
-            ready = {ti.task_id: ti for ti in [*schedulable, *retrying]}
-            for ti in ready.values():  # dag.test's own step from "schedulable" to "scheduled"
-                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                    ti.try_number += 1
-                ti.state = TaskInstanceState.SCHEDULED
-            session.commit()
-            for ti in ready.values():
-                _run_task(ti=ti, task=dag.get_task(ti.task_id), run_triggerer=True)
+        schedule_to_the_end(dag, dag_run, session)
         session.expire_all()
         result = {
             "killed": sorted(ti.task_id for ti in killed),
@@ -104,6 +87,52 @@ def retry(dag_id: str, run_id: str) -> dict[str, Any]:
             },
         }
     return result
+
+
+def schedule_to_the_end(dag: Any, dag_run: Any, session: Any) -> None:
+    """Run what is schedulable, round after round, the way ``dag.test`` does, until the run ends (a
+    queued run is started first, as the scheduler starts it)."""
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    if dag_run.state == DagRunState.QUEUED:
+        dag_run.state = DagRunState.RUNNING
+        session.commit()
+    for _ in range(MAX_ROUNDS):
+        if dag_run.state != DagRunState.RUNNING:
+            break
+        session.expire_all()
+        schedulable, _callback = dag_run.update_state(session=session)
+        retrying = [
+            ti
+            for ti in dag_run.get_task_instances(session=session)
+            if ti.state == TaskInstanceState.UP_FOR_RETRY
+        ]
+        ready = {ti.task_id: ti for ti in [*schedulable, *retrying]}
+        for ti in ready.values():  # dag.test's own step from "schedulable" to "scheduled"
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        for ti in ready.values():
+            _run_task(ti=ti, task=dag.get_task(ti.task_id), run_triggerer=True)
+
+
+def resume(dag_id: str, run_id: str) -> str:
+    """Run a queued run's cleared tasks (a re-run) to its end, in this process; the run's state."""
+    import sqlalchemy as sa
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    dag = _dag(dag_id)
+    with create_session() as session:
+        dag_run = session.scalar(sa.select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        assert dag_run is not None, f"no run {run_id} of {dag_id}"
+        dag_run.dag = DBDagBag().get_dag_for_run(dag_run=dag_run, session=session)
+        schedule_to_the_end(dag, dag_run, session)
+        session.expire_all()
+        return str(dag_run.state)
 
 
 def main(argv: list[str]) -> None:

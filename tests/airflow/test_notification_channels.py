@@ -286,7 +286,7 @@ def test_the_dispatcher_dag_sends_due_notices(
     dag = dagbag().dags["rule_engine_notifications"]
     assert dag.max_active_runs == 1 and dag.catchup is False
     assert dag.timetable.expression == "*/5 * * * *"
-    assert [t.task_id for t in dag.tasks] == ["send_deferred", "send_digests"]
+    assert [t.task_id for t in dag.tasks] == ["send_deferred", "send_digests", "check_failure_rates"]
 
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
     for who in ("ann", "bob"):

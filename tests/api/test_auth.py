@@ -72,8 +72,13 @@ MATRIX = [
     ("vera", "GET", "/me/preferences", 200),
     ("vera", "GET", "/notifications/deliveries", 403),
     ("ed", "GET", "/notifications/deliveries", 200),
+    ("vera", "POST", f"/notifications/deliveries/{'0' * 64}/redeliver", 403),
+    ("ed", "POST", f"/notifications/deliveries/{'0' * 64}/redeliver", 404),
     ("vera", "GET", "/webhooks/deliveries", 403),
     ("ed", "GET", "/webhooks/deliveries", 200),
+    ("vera", "POST", "/rules/flag-big-paid-orders/runs/manual__1/cancel", 403),
+    ("vera", "POST", "/rules/flag-big-paid-orders/runs/manual__1/rerun", 403),
+    ("ed", "POST", "/rules/flag-big-paid-orders/runs/manual__1/rerun", 404),  # not in the automation log
     ("ed", "PUT", "/rules/flag-big-paid-orders", 200),
     ("ed", "POST", "/rules", 201),
     ("ed", "DELETE", "/rules/flag-big-paid-orders", 204),
@@ -86,6 +91,7 @@ MATRIX = [
     ("gus", "GET", "/rules/flag-big-paid-orders", 404),
     ("gus", "PUT", "/rules/flag-big-paid-orders", 404),
     ("gus", "DELETE", "/rules/flag-big-paid-orders?hard=true", 404),
+    ("gus", "POST", "/rules/flag-big-paid-orders/runs/manual__1/cancel", 404),
     ("gina", "GET", "/rules/flag-big-paid-orders/versions", 404),
     ("gina", "POST", "/rules", 201),  # creates globex's own rule of that name
     ("gus", "GET", "/rules?organization=acme", 404),

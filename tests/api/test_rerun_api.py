@@ -1,4 +1,5 @@
-"""``POST /rules/{name}/runs/{run_id}/rerun`` through the real app, against Airflow's real metadata DB.
+"""``POST /rules/{name}/runs/{run_id}/rerun`` and ``…/cancel`` through the real app (and ``rule-compiler
+runs cancel``), against Airflow's real metadata DB.
 
 Airflow knows the rule's DAG as the loader renders it (tests/api/airflow_dags.py) and the run is started
 through our trigger route. No task runs here: the run's task instances are put in the states a run
@@ -9,6 +10,7 @@ keeps (tests/runtime and tests/airflow prove an effect is applied once per key).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,12 @@ def _states(run_id: str) -> tuple[str, dict[str, Any]]:
         return str(run_state), dict(tis)
 
 
-def _end_failed(run_id: str) -> None:
-    """The run as it ends when its action failed: evaluate ok, flag and the outcome failed, run failed."""
+def _set_states(run_id: str, run_state: str, states: dict[str, str]) -> None:
+    """The run's task instances created (as the scheduler does) and put in ``states``."""
     from airflow.models.dagbag import DBDagBag
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
 
     with create_session() as session:
         dag_run = session.scalar(sa.select(DagRun).where(DagRun.run_id == run_id))
@@ -51,14 +52,16 @@ def _end_failed(run_id: str) -> None:
         dag_run.dag = DBDagBag().get_dag_for_run(dag_run, session=session)
         dag_run.verify_integrity(dag_version_id=dag_run.created_dag_version_id, session=session)
         session.flush()
-        states = {
-            "evaluate_conditions": TaskInstanceState.SUCCESS,
-            "flag": TaskInstanceState.FAILED,
-            "record_outcome": TaskInstanceState.FAILED,
-        }
         for ti in session.scalars(sa.select(TaskInstance).where(TaskInstance.run_id == run_id)):
-            ti.state = states[ti.task_id]
-        dag_run.state = DagRunState.FAILED
+            ti.state = states.get(ti.task_id)
+        dag_run.state = run_state
+
+
+def _end_failed(run_id: str) -> None:
+    """The run as it ends when its action failed: evaluate ok, flag and the outcome failed, run failed."""
+    _set_states(
+        run_id, "failed", {"evaluate_conditions": "success", "flag": "failed", "record_outcome": "failed"}
+    )
 
 
 @pytest.fixture
@@ -115,3 +118,62 @@ def test_what_cannot_be_rerun(api: Api, store: RuleStore, failed_run: str) -> No
     nothing = api.as_("ed").post(f"/rules/{NAME}/runs/{failed_run}/rerun")
     assert nothing.status_code == 409 and "no failed action" in nothing.text
     assert _states(failed_run)[0] == "failed"  # Airflow was not touched
+
+
+@pytest.fixture
+def started(api: Api, store: RuleStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[], str]:
+    """Start a run of the rule (queued in Airflow, not in the automation log yet); its run id."""
+    create(api)
+    dag_syncer(store, monkeypatch, tmp_path)()
+
+    def start() -> str:
+        answer = api.as_("ed").post(f"/rules/{NAME}/trigger")
+        assert answer.status_code == 201, answer.text
+        return str(answer.json()["run_id"])
+
+    return start
+
+
+def test_a_running_rule_run_is_cancelled(api: Api, store: RuleStore, started: Callable[[], str]) -> None:
+    run_id = started()
+    _set_states(run_id, "running", {"evaluate_conditions": "running"})
+    path = f"/rules/{NAME}/runs/{run_id}/cancel"
+    assert api.as_("vera").post(path).status_code == 403  # viewers may not
+    assert api.as_("gina").post(path).status_code == 404  # another organization's
+    cancelled = api.as_("ed").post(path)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json() == {"run_id": run_id, "cancelled": True, "tasks_ended": 1}
+    assert _states(run_id) == (
+        "failed",
+        {"evaluate_conditions": "failed", "flag": "skipped", "record_outcome": "skipped"},
+    )
+    log = store.get_run(dag_id=DAG_ID, run_id=run_id)
+    assert (
+        log is not None and (log.status, log.cancelled_by) == ("failed", "ed") and store.run_cancelled(log.id)
+    )
+    [audit] = store.audit_entries(organization="acme", kind="rule_run")
+    assert (audit.actor, audit.detail) == ("ed", {"run_id": run_id, "cancelled": True, "tasks_ended": 1})
+    again = api.as_("ed").post(path)
+    assert again.status_code == 409 and "is not queued, running or waiting" in again.text
+    rerun = api.as_("ed").post(f"/rules/{NAME}/runs/{run_id}/rerun")
+    assert rerun.status_code == 409 and "cancelled" in rerun.text
+
+
+def test_the_cli_cancels_a_queued_run(
+    store: RuleStore, started: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rule_engine.console_script import main
+
+    run_id = started()
+    assert main(["runs", "cancel", "rule", f"acme/{NAME}", run_id, "--actor", "olga"]) == 0
+    assert f"run {run_id} of {DAG_ID} cancelled: 0 task(s) ended" in capsys.readouterr().out
+    assert _states(run_id)[0] == "failed"
+    log = store.get_run(dag_id=DAG_ID, run_id=run_id)
+    assert log is not None and log.cancelled_by == "olga"
+    assert log.trigger_context["cancelled_before_it_started"] is True
+    [audit] = store.audit_entries(organization="acme", kind="rule_run")
+    assert audit.actor == "olga" and audit.detail["cancelled"] is True
+    assert main(["runs", "cancel", "rule", f"acme/{NAME}", run_id]) == 2  # once
+    assert main(["runs", "cancel", "rule", f"globex/{NAME}", run_id]) == 2  # not globex's rule
+    assert main(["runs", "cancel", "rule", NAME, run_id]) == 2  # ORG/NAME
+    assert "give the definition as ORG/NAME" in capsys.readouterr().err

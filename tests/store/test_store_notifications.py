@@ -184,6 +184,26 @@ def test_deferred_is_due_after_its_time_and_claimed_exactly_once(engine: sa.Engi
     assert n.get_delivery(engine, first.idempotency_key).status == "sent"  # type: ignore[union-attr]
 
 
+def test_only_a_failed_delivery_that_kept_its_message_is_claimed_for_redelivery_once(
+    engine: sa.Engine,
+) -> None:
+    kept, bare = delivery("run-1"), delivery("run-2")
+    assert n.start_delivery(engine, kept, now=NOW, message=MESSAGE) == 1  # the message kept until sent
+    assert n.start_delivery(engine, bare, now=NOW) == 1
+    assert n.claim_redelivery(engine, kept.idempotency_key, NOW) is None  # sending: not failed yet
+    for item in (kept, bare):
+        n.finish_delivery(engine, item.idempotency_key, status="failed", now=NOW, error="SMTP down")
+    assert n.get_delivery(engine, kept.idempotency_key).message == MESSAGE  # type: ignore[union-attr]
+    assert n.claim_redelivery(engine, bare.idempotency_key, LATER) is None  # nothing to send again
+
+    claims = in_threads(4, lambda: n.claim_redelivery(engine, kept.idempotency_key, LATER))
+    assert sorted(claims, key=lambda c: c is None) == [2, None, None, None]
+    n.finish_delivery(engine, kept.idempotency_key, status="sent", now=LATER)
+    row = n.get_delivery(engine, kept.idempotency_key)
+    assert row is not None and (row.status, row.attempts, row.message) == ("sent", 2, None)
+    assert n.claim_redelivery(engine, kept.idempotency_key, LATER) is None  # a sent one never again
+
+
 def test_a_failed_dispatch_is_requeued_with_its_message(engine: sa.Engine) -> None:
     d = delivery()
     n.start_delivery(engine, d, now=NOW, status="deferred", message=MESSAGE, deliver_after=NOW)

@@ -18,13 +18,13 @@ from rule_compiler.retention_settings import RetentionSettings
 from rule_compiler.store import RuleStore
 from rule_compiler.store.archive import FolderSink, read_rows
 from rule_compiler.store.audit import AuditQuery
+from rule_compiler.store.maintenance_tables import retention_marks
 from rule_compiler.store.models import AuditEntry
 from rule_compiler.store.tables import (
     audit_log,
     automation_action_results,
     automation_runs,
     notification_deliveries,
-    retention_marks,
     webhook_deliveries,
 )
 from tests.analytics_log import SPAN, at, write_scenario

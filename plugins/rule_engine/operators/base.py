@@ -18,7 +18,7 @@ NOTHING_ARRIVED = "no items reached this node"
 
 
 def refuse_cancelled(store: RuleStore, run_pk: int) -> None:
-    """Skip (no effect) when the run was cancelled over REST (ADR 0011)."""
+    """Skip (no effect) when the run was cancelled (REST or CLI; ADR 0011)."""
     if store.run_cancelled(run_pk):
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -111,8 +111,8 @@ class RuleTaskOperator(BaseOperator):
 
     def received(self, context: Mapping[str, Any], nothing: str) -> dict[str, Any]:
         """:meth:`evaluation`, pinned to the spec version the run started with; skipped (``nothing``
-        says why) when no items arrived. A workflow run cancelled over REST is skipped too: no effect
-        is applied after a cancel (ADR 0011)."""
+        says why) when no items arrived. A run cancelled (REST or CLI) is skipped too: no effect is
+        applied after a cancel (ADR 0011)."""
         from airflow.sdk.exceptions import AirflowSkipException
 
         self.attempt_started = dt.datetime.now(dt.UTC)
@@ -120,8 +120,7 @@ class RuleTaskOperator(BaseOperator):
         if arrived is None:
             raise AirflowSkipException(nothing)
         self.pin_to_run_version(arrived.get("spec_hash"))
-        if self.in_workflow:
-            refuse_cancelled(self.store, int(arrived["run_pk"]))
+        refuse_cancelled(self.store, int(arrived["run_pk"]))
         return arrived
 
     def evaluation(self, context: Mapping[str, Any]) -> dict[str, Any] | None:

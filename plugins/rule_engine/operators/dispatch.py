@@ -1,5 +1,5 @@
-"""The two tasks of the ``rule_engine_notifications`` DAG; the work is in
-:mod:`rule_engine.notification_dispatcher`.
+"""The tasks of the ``rule_engine_notifications`` DAG; the work is in
+:mod:`rule_engine.notification_dispatcher` and :mod:`rule_engine.failure_rate_alerts`.
 
 Imported when the maintenance DAG file is parsed, so the heavy modules load only when a task runs.
 """
@@ -48,4 +48,23 @@ class DispatchDigestsOperator(BaseOperator):
         finally:
             store.close()
         self.log.info("digests: %s", counts)
+        return counts
+
+
+class CheckFailureRatesOperator(BaseOperator):
+    """Tell owners whose rules or workflows failed too often in a window (once per window)."""
+
+    template_fields = ()
+    ui_color = "#fef7e0"
+
+    def execute(self, context: Any) -> dict[str, int]:
+        from rule_compiler.store import RuleStore
+        from rule_engine.failure_rate_alerts import check_failure_rates
+
+        store = RuleStore()
+        try:
+            counts = check_failure_rates(store)
+        finally:
+            store.close()
+        self.log.info("failure-rate alerts: %s", counts)
         return counts

@@ -102,8 +102,8 @@ class EvaluateConditionsOperator(RuleTaskOperator):
         return result
 
     def _open_run(self, context: Any, trigger_type: str) -> int:
-        """The run's automation-log entry (a retry finds it); a workflow run cancelled before it
-        started takes nothing."""
+        """The run's automation-log entry (a retry finds it); a run cancelled before it started takes
+        nothing."""
         run_pk = self.store.start_run(
             organization=self.rule_id.split("/")[0],
             rule_name=self.rule_id.split("/")[1],
@@ -113,8 +113,7 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             trigger_type=trigger_type,
             trigger_context=_trigger_context(context),
         )
-        if self.definition_kind == "workflow":
-            refuse_cancelled(self.store, run_pk)
+        refuse_cancelled(self.store, run_pk)
         return run_pk
 
     def _split_items(self, context: Any, run_id: str, items: list[Any]) -> list[Any]:

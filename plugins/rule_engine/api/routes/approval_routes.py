@@ -1,5 +1,6 @@
-"""``/approvals``: the approvals inbox of waiting workflows and the organization-scoped answer route;
-``POST /workflows/{name}/runs/{run_id}/cancel`` ends a waiting run (ADR 0011).
+"""``/approvals``: the approvals inbox of waiting workflows and the organization-scoped answer route
+(ADR 0011); a waiting run is cancelled with ``POST /workflows/{name}/runs/{run_id}/cancel``
+(routes/definition_run_routes.py).
 
 Airflow's own answer route needs DAG edit permission on every organization's DAGs; this one lets the
 assignees of an approval (members of its organization) answer it, and records the answer in the
@@ -13,14 +14,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler.errors import NotFoundError
-from rule_compiler.raw_sources import raw_trigger_type
 from rule_compiler.store import Approval
 from rule_engine.api import airflow_approvals
-from rule_engine.api import definition_ops as ops
-from rule_engine.api.deps import Editor, StoreDep, Viewer
-from rule_engine.api.routes.error_responses import errors
+from rule_engine.api.deps import StoreDep, Viewer
+from rule_engine.api.routes.error_responses import airflow_unavailable, errors
 from rule_engine.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
-from rule_engine.api.schemas_approvals import ApprovalAnswer, ApprovalPublic, ApprovalStatusName, RunCancelled
+from rule_engine.api.schemas_approvals import ApprovalAnswer, ApprovalPublic, ApprovalStatusName
 
 router = APIRouter(tags=["approvals"])
 #: An answer's decision → the option Airflow offers (rule_engine.operators.workflow_waits).
@@ -92,17 +91,6 @@ def list_approvals(
     )
 
 
-def _airflow_unavailable(detail: str) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})
-
-
-def _airflow_run_state(dag_id: str, run_id: str) -> str | None:
-    try:
-        return airflow_approvals.run_state(dag_id, run_id)
-    except SQLAlchemyError:
-        raise _airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
-
-
 def _approval_in(store: StoreDep, organization: str, approval_id: int) -> Approval:
     approval = store.get_approval(approval_id)
     if approval is None or approval.organization != organization:
@@ -147,7 +135,7 @@ def answer_approval(
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}: the run is gone") from None
     except SQLAlchemyError:
-        raise _airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
+        raise airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
     store.settle_approval(
         approval.id,
         status=DECIDED[answer.decision],
@@ -171,53 +159,3 @@ def answer_approval(
         },
     )
     return _public(_approval_in(store, principal.organization, approval_id), request)
-
-
-@router.post("/workflows/{name}/runs/{run_id}/cancel", tags=["workflows"], responses=errors(409))
-def cancel_workflow_run(
-    name: Annotated[str, Path(max_length=200, description="the workflow's name")],
-    run_id: Annotated[str, Path(min_length=1, max_length=250, description="an Airflow run id")],
-    principal: Editor,
-    store: StoreDep,
-) -> RunCancelled:
-    """End a waiting run: marked cancelled in the automation log first (no action or waiting node applies
-    anything after it), then failed in Airflow (its deferred and waiting tasks end)."""
-    stored = store.get(organization=principal.organization, kind="workflow", name=name)
-    state = _airflow_run_state(stored.dag_id, run_id)
-    if state is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"Airflow has no run {run_id} of workflow '{name}'")
-    refused = HTTPException(
-        status.HTTP_409_CONFLICT,
-        f"run {run_id} of workflow '{name}' is not waiting (it is {state}, or was cancelled before)",
-    )
-    if state not in ("queued", "running"):
-        raise refused
-    # a queued run has no automation-log entry yet: one is made, cancelled, so its tasks never act
-    store.start_run(
-        organization=principal.organization,
-        rule_name=name,
-        dag_id=stored.dag_id,
-        run_id=run_id,
-        spec_hash=stored.spec_hash,
-        trigger_type=raw_trigger_type(ops.expanded_source(store, stored)) or "manual",
-        trigger_context={"run_id": run_id, "cancelled_before_it_started": state == "queued"},
-    )
-    if not store.cancel_run(dag_id=stored.dag_id, run_id=run_id, actor=principal.username):
-        raise refused
-    try:
-        ended = airflow_approvals.fail_run(stored.dag_id, run_id)
-    except SQLAlchemyError:
-        raise _airflow_unavailable(
-            "the run is cancelled (nothing more is applied) but Airflow's metadata database did not answer;"
-            " its tasks end when they next check"
-        ) from None
-    store.record_audit(
-        organization=principal.organization,
-        actor=principal.username,
-        action="update",
-        kind="workflow_run",
-        name=name,
-        version=stored.version,
-        detail={"run_id": run_id, "cancelled": True, "tasks_ended": ended},
-    )
-    return RunCancelled(run_id=run_id, cancelled=True, tasks_ended=ended)

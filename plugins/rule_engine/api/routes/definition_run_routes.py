@@ -1,21 +1,24 @@
-"""``GET /{name}/next-runs`` and ``POST /{name}/trigger`` of a kind whose runs start from a trigger
-(rules and workflows): one router per kind, built from the same two functions."""
+"""``GET /{name}/next-runs``, ``POST /{name}/trigger`` and ``POST /{name}/runs/{run_id}/rerun|cancel``
+of a kind whose runs start from a trigger (rules and workflows): one router per kind, built from the
+same functions. Re-run and cancel are :mod:`rule_engine.run_operations`, which the CLI shares."""
 
 # The route functions are made inside a function: their annotations must be real objects (no
 # `from __future__ import annotations`), so that FastAPI can read them.
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Request, status
+from sqlalchemy.exc import SQLAlchemyError
 
 from rule_compiler.clock import utcnow
-from rule_compiler.errors import NotFoundError, RefusedError
 from rule_compiler.raw_sources import raw_trigger_type
-from rule_engine.api import airflow_reruns, airflow_runs
+from rule_engine import run_operations
+from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep, Viewer
-from rule_engine.api.routes.error_responses import errors
+from rule_engine.api.routes.error_responses import airflow_unavailable, errors
 from rule_engine.api.run_trigger import refuse_inactive, start_audited_run, started_fields, trigger_responses
 from rule_engine.api.schemas import NextRuns
+from rule_engine.api.schemas_approvals import RunCancelled
 from rule_engine.api.schemas_ops import RunRerun, RunStarted, TriggerRequest
 
 
@@ -67,45 +70,47 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         )
         return RunStarted(rule=name, **started_fields(started, stored, conf, principal))
 
-    def rerun(
-        name: Name,
-        run_id: Annotated[str, Path(max_length=250, description="an Airflow run id of this definition")],
-        principal: Editor,
-        store: StoreDep,
-    ) -> RunRerun:
-        stored = store.get(organization=principal.organization, kind=kind, name=name)
-        run = store.get_run(dag_id=stored.dag_id, run_id=run_id)
-        if run is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{noun} '{name}' has no run {run_id} in its log")
-        if run.cancelled_at is not None:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} was cancelled: it is not re-run")
-        failed = sorted(a.action_id for a in run.actions if a.status == "failed")
-        if not failed:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"run {run_id} has no failed action to run again")
-        try:
-            cleared = airflow_reruns.rerun_tasks(stored.dag_id, run_id, failed)
-        except NotFoundError as exc:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
-        except RefusedError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        store.record_audit(
+    RunId = Annotated[
+        str, Path(min_length=1, max_length=250, description=f"an Airflow run id of this {noun}")
+    ]
+
+    def rerun(name: Name, run_id: RunId, principal: Editor, store: StoreDep) -> RunRerun:
+        done = run_operations.rerun_failed(
+            store,
             organization=principal.organization,
-            actor=principal.username,
-            action="update",
-            kind="run",
+            kind=kind,
             name=name,
-            version=None,
-            detail={"dag_id": stored.dag_id, "run_id": run_id, "rerun": failed, "cleared": cleared},
+            run_id=run_id,
+            actor=principal.username,
         )
         from airflow.utils.helpers import build_airflow_dagrun_url
 
         return RunRerun(
-            dag_id=stored.dag_id,
+            dag_id=done.dag_id,
             run_id=run_id,
-            failed=failed,
-            cleared=cleared,
-            url=build_airflow_dagrun_url(stored.dag_id, run_id),
+            failed=done.failed,
+            cleared=done.cleared,
+            url=build_airflow_dagrun_url(done.dag_id, run_id),
         )
+
+    def cancel(name: Name, run_id: RunId, principal: Editor, store: StoreDep) -> RunCancelled:
+        try:
+            done = run_operations.cancel(
+                store,
+                organization=principal.organization,
+                kind=kind,
+                name=name,
+                run_id=run_id,
+                actor=principal.username,
+            )
+        except SQLAlchemyError:
+            raise airflow_unavailable("Airflow's metadata database did not answer; try again later") from None
+        if done.tasks_ended is None:
+            raise airflow_unavailable(
+                "the run is cancelled (nothing more is applied) but Airflow's metadata database did not "
+                "answer; its tasks end when they next check"
+            )
+        return RunCancelled(run_id=run_id, cancelled=True, tasks_ended=done.tasks_ended)
 
     router.add_api_route(
         "/{name}/runs/{run_id}/rerun",
@@ -115,6 +120,16 @@ def definition_run_router(kind: str, prefix: str, slug: str) -> APIRouter:
         description="Run a finished run's failed actions again, in the same run: the items they had "
         "already acted on are skipped (same idempotency keys), the others acted on. Editors; audited. "
         "409 while the run is queued or running, for a cancelled run, or when nothing failed.",
+        responses=errors(409),
+    )
+    router.add_api_route(
+        "/{name}/runs/{run_id}/cancel",
+        cancel,
+        methods=["POST"],
+        name=f"cancel_{slug}_run",
+        description=f"End a queued, running or waiting run of the {noun}: marked cancelled in the "
+        "automation log first (no action or node applies anything after it), then failed in Airflow "
+        "(its running, deferred and waiting tasks end). Editors; audited. 409 once the run has ended.",
         responses=errors(409),
     )
     router.add_api_route(

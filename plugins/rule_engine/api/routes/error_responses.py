@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException, status
+
 from rule_engine.api.schemas import ErrorBody
 
 _DESCRIPTIONS = {
@@ -27,3 +29,8 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
         code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in sorted({*every, *codes})
     }
+
+
+def airflow_unavailable(detail: str) -> HTTPException:
+    """503 with Retry-After: Airflow's metadata database did not answer."""
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail, headers={"Retry-After": "5"})

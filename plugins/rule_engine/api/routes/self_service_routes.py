@@ -1,5 +1,6 @@
 """Self-service over REST: your in-app inbox and your notification preferences (``/me/...``), and your
-organization's notification delivery records (``/notifications/deliveries``, editors).
+organization's notification delivery records (``/notifications/deliveries``, editors), a failed one
+sent again (``…/{key}/redeliver``, :mod:`rule_engine.notification_redelivery`, shared with the CLI).
 
 ``/me`` routes act for the caller in the organization chosen as everywhere (``?organization=`` when
 they belong to several). The recipient is their Airflow username, the name a notification's ``to``
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.clock import utcnow
@@ -20,7 +21,9 @@ from rule_compiler.definitions.action_types import NotificationChannel
 from rule_compiler.store import inbox as store_inbox
 from rule_compiler.store import notifications as store_notifications
 from rule_compiler.store import preferences as store_preferences
+from rule_compiler.store.notifications import REDELIVERABLE_STATUSES
 from rule_compiler.store.tables import DELIVERY_STATUSES
+from rule_engine import notification_redelivery
 from rule_engine.api.deps import Editor, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, OutModel, Page
@@ -89,6 +92,7 @@ class DeliveryPublic(OutModel):
     """One notification delivery record: to whom on which channel, for which rule and action, how it went."""
 
     id: int
+    key: str = Field(description="the delivery's idempotency key (what redeliver takes)")
     rule_id: str
     action_id: str
     channel: str
@@ -100,6 +104,18 @@ class DeliveryPublic(OutModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     sent_at: dt.datetime | None
+    redeliverable: bool = Field(description="failed or retrying, with its rendered message kept")
+
+
+class NotificationRedeliveryPublic(OutModel):
+    """How a redelivery went: the attempt, whether it was sent, the delivery's status now."""
+
+    key: str
+    channel: str
+    attempt: int
+    sent: bool
+    status: DeliveryStatusName
+    error: str | None
 
 
 @router.get("/me/inbox", responses=errors())
@@ -231,6 +247,7 @@ def list_notification_deliveries(
         items=[
             DeliveryPublic(
                 id=row.id,
+                key=row.idempotency_key,
                 rule_id=row.rule_id,
                 action_id=row.action_id,
                 channel=row.channel,
@@ -242,10 +259,33 @@ def list_notification_deliveries(
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 sent_at=row.sent_at,
+                redeliverable=row.status in REDELIVERABLE_STATUSES and row.message is not None,
             )
             for row in rows[:limit]
         ],
         limit=limit,
         offset=offset,
         has_more=len(rows) > limit,
+    )
+
+
+@router.post("/notifications/deliveries/{key}/redeliver", responses=errors(409))
+def redeliver_notification(
+    key: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$", description="the delivery's key")],
+    principal: Editor,
+    store: StoreDep,
+) -> NotificationRedeliveryPublic:
+    """Send a failed (or retrying) delivery again, as it was rendered, on its channel; the attempt is
+    recorded on the delivery and in the audit log. 404 for a key not in your organization; 409 when it
+    was sent (or is muted, queued...), or kept no rendered message. 200 also when the channel still
+    refuses it (``sent: false``: the attempt is recorded)."""
+    row = notification_redelivery.prepare(store.engine, key, organization=principal.organization)
+    outcome = notification_redelivery.redeliver(store, row, actor=principal.username)
+    return NotificationRedeliveryPublic(
+        key=key,
+        channel=outcome.channel,
+        attempt=outcome.attempt,
+        sent=outcome.sent,
+        status=outcome.status,
+        error=outcome.error,
     )
