@@ -276,9 +276,12 @@ def webhook_redeliver(args: argparse.Namespace) -> int:
     return cli.EXIT_OK
 
 
-def _add_run_commands(groups: cli.Subcommands) -> None:
-    from rule_engine.run_operations import RUN_KINDS
+#: The kinds with runs to operate (``rule_engine.run_operations.RUN_KINDS``; not imported here: that
+#: module imports Airflow, and building the parser must not).
+RUN_KINDS = ("rule", "workflow")
 
+
+def _add_run_commands(groups: cli.Subcommands) -> None:
     p = groups.root.add_parser("runs", help="re-run a run's failed actions; cancel a run")
     sub = p.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
     helps = {

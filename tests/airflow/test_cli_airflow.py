@@ -197,3 +197,9 @@ def test_console_script_is_the_plugin_entry_point() -> None:
 
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("rule-compiler") == "rule_engine.console_script:main"
+
+
+def test_the_run_commands_offer_the_kinds_run_operations_accepts() -> None:
+    from rule_engine import console_script, run_operations
+
+    assert console_script.RUN_KINDS == run_operations.RUN_KINDS

@@ -46,6 +46,7 @@ KNOWN_OPERATOR_PATHS = frozenset(
     {
         "rule_engine.operators.data_sensor.DataTriggerSensor",
         "rule_engine.operators.dispatch.DispatchDeferredOperator",
+        "rule_engine.operators.dispatch.CheckFailureRatesOperator",
         "rule_engine.operators.dispatch.DispatchDigestsOperator",
         "rule_engine.operators.evaluate.EvaluateConditionsOperator",
         "rule_engine.operators.generate_report.GenerateReportOperator",
