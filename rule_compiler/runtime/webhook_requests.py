@@ -26,6 +26,7 @@ from standardwebhooks import Webhook
 from rule_compiler.canonical import canonical_json
 from rule_compiler.errors import PermanentActionError, RefusedError, RetryableActionError
 from rule_compiler.runtime.rendering import render_for_action
+from rule_compiler.store import rollups
 from rule_compiler.store.tables import webhook_deliveries
 
 #: Bytes of a response body read at most (the rest is never downloaded).
@@ -308,8 +309,13 @@ def finish_attempt(
     response_body: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Record how an attempt ended: ``delivered``, ``retrying`` or ``failed``."""
+    """Record how an attempt ended: ``delivered``, ``retrying`` or ``failed``, and count the attempt in
+    the webhook analytics in the same transaction (``rollups.webhook_attempt_share``)."""
     with engine.begin() as conn:
+        select = sa.select(deliveries).where(deliveries.c.idempotency_key == key)
+        if conn.dialect.name == "postgresql":
+            select = select.with_for_update()
+        before = conn.execute(select).first()
         conn.execute(
             deliveries.update()
             .where(deliveries.c.idempotency_key == key)
@@ -321,6 +327,9 @@ def finish_attempt(
                 updated_at=now,
             )
         )
+        if before is not None:
+            attempt = rollups.webhook_attempt_share(dict(before._mapping), status, now)
+            rollups.apply(conn, rollups.Share(), attempt)
 
 
 def organization_of(rule_id: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rule_compiler.store import analytics, notification_analytics, rollups
+from rule_compiler.store import analytics, notification_analytics, rollups, webhook_analytics
 from rule_compiler.store._db import Database
 
 
@@ -36,6 +36,13 @@ class AnalyticsMethods:
         """The organization's notification deliveries per channel and status over ``span``."""
         with self._db.transaction(single_read=True) as conn:
             return notification_analytics.notification_analytics(conn, organization, span)
+
+    def webhook_analytics(
+        self, organization: str, span: analytics.TimeRange
+    ) -> webhook_analytics.WebhookAnalytics:
+        """The organization's webhook attempts over ``span``: success rate, latency, retries, per action."""
+        with self._db.transaction(single_read=True) as conn:
+            return webhook_analytics.webhook_analytics(conn, organization, span)
 
     def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
         """Recompute the rollups from ``since`` (all when None) out of the raw log; the runs read."""

@@ -33,6 +33,7 @@ from rule_compiler.store.tables import (
     analytics_notifications,
     analytics_runs,
     analytics_steps,
+    analytics_webhooks,
     automation_action_results,
     automation_runs,
     notification_deliveries,
@@ -59,6 +60,7 @@ __all__ = [
     "rebuild",
     "run_share",
     "step_share",
+    "webhook_attempt_share",
 ]
 
 #: Each histogram bin is this many times wider than the one before (bin 0 holds what took under 1 ms).
@@ -83,6 +85,9 @@ ACTED_ON = (
     "digest",
 )
 _TABLES = (analytics_runs, analytics_steps, analytics_durations, analytics_errors, analytics_notifications)
+#: The order rows are added in (concurrent writers never deadlock); webhook attempts are counted as they
+#: end and never rebuilt, so they are not among the tables a rebuild replaces.
+_ORDER = {table.name: index for index, table in enumerate((*_TABLES, analytics_webhooks))}
 _ERROR_CLASS = re.compile(r"^([A-Za-z_][\w.]{0,199}):")
 
 
@@ -238,6 +243,24 @@ def delivery_share(row: Mapping[str, Any] | None) -> Share:
     return share
 
 
+def webhook_attempt_share(row: Mapping[str, Any] | None, outcome: str, ended: dt.datetime) -> Share:
+    """One recorded webhook attempt (``row``: its delivery row before the record): under its definition,
+    action and ``outcome``, in the bin of its latency (from its start, the row's ``updated_at`` while it
+    is ``sending``, to ``ended``), in the hour and day it ended. Nothing when no attempt was in flight."""
+    share = Share()
+    if row is None or row["status"] != "sending":
+        return share
+    rule_id = str(row["rule_id"])
+    organization = row.get("organization") or rule_id.partition("/")[0]
+    definition = rule_id.partition("/")[2] or rule_id
+    latency = duration_bin(_milliseconds(row["updated_at"], ended) or 0.0)
+    hour = hour_of(ended)
+    for grain, bucket in (("hour", hour), ("day", hour.replace(hour=0))):
+        key = (organization, grain, bucket, definition, row["action_id"], outcome, latency)
+        share.add(analytics_webhooks, key, attempts=1)
+    return share
+
+
 n = notification_deliveries
 DELIVERY_FIELDS = (
     n.c.idempotency_key,
@@ -277,10 +300,9 @@ def apply(conn: sa.Connection, before: Share, after: Share) -> None:
             row = deltas[target]
             for column, amount in amounts.items():
                 row[column] = row.get(column, 0) + sign * amount
-    order = {table.name: index for index, table in enumerate(_TABLES)}
     changed = sorted(
         ((table, key, amounts) for (table, key), amounts in deltas.items() if any(amounts.values())),
-        key=lambda item: (order[item[0].name], item[1]),
+        key=lambda item: (_ORDER[item[0].name], item[1]),
     )
     for table, key, amounts in changed:
         _add(conn, table, key, amounts, after.seen.get(key) if table is analytics_errors else None)
