@@ -1,7 +1,8 @@
 """``rule-compiler stats``: how an organization's rules and workflows perform, as readable tables.
 
 ``stats --org acme`` prints the organization's totals, each definition's summary, the series and the
-top errors; ``stats --org acme rule flag-big-paid-orders`` one definition with its actions or nodes.
+top errors; ``stats --org acme rule flag-big-paid-orders`` one definition with its actions or nodes;
+``stats --org acme webhooks`` the webhook attempts per action (success rate, latency, retries).
 The numbers come from the analytics rollups (the same as ``GET /analytics``); ``stats rebuild``
 recomputes those from the raw automation log (after an upgrade to the rollups, for instance).
 """
@@ -21,6 +22,7 @@ from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.errors import StoreError
 from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
 from rule_compiler.store.notification_analytics import ChannelSummary
+from rule_compiler.store.webhook_analytics import WebhookAnalytics, WebhookSummary
 
 if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -36,6 +38,7 @@ def add_parser(sub: SubParsers) -> None:
         nargs="*",
         metavar="KIND NAME",
         help="one definition: rule NAME or workflow NAME; 'notifications': deliveries per channel; "
+        "'webhooks': attempts, success rate, latency and retries per action; "
         "'rebuild' recomputes the rollups",
     )
     p.add_argument("--org", "--organization", dest="organization", help="the organization")
@@ -80,11 +83,14 @@ def show_stats(args: argparse.Namespace) -> int:
             found: Any = store.organization_analytics(args.organization, span)
         elif args.target == ["notifications"]:
             found = store.notification_analytics(args.organization, span)
+        elif args.target == ["webhooks"]:
+            found = store.webhook_analytics(args.organization, span)
         elif len(args.target) == 2 and args.target[0] in ("rule", "workflow"):
             found = store.definition_analytics(args.organization, args.target[0], args.target[1], span)
         else:
             raise CliError(
-                "give no target (the organization), rule NAME, workflow NAME, notifications or rebuild"
+                "give no target (the organization), rule NAME, workflow NAME, notifications, webhooks "
+                "or rebuild"
             )
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
@@ -113,6 +119,17 @@ def _jsonable(value: Any) -> Any:
         return {**dataclasses.asdict(value), **{rate: getattr(value, rate) for rate in rates}}
     if isinstance(value, ChannelSummary):
         return {**dataclasses.asdict(value), "deliveries": value.deliveries}
+    if isinstance(value, WebhookSummary):
+        shown = ("attempts", "delivered", "retrying", "failed", "success_rate", "p50_ms", "p95_ms")
+        return {name: getattr(value, name) for name in shown}
+    if isinstance(value, WebhookAnalytics):
+        actions = [{"definition": d, "action": a, **_jsonable(s)} for (d, a), s in value.actions.items()]
+        plain = {
+            f.name: _jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name != "actions"
+        }
+        return {**plain, "actions": actions}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list):
@@ -214,9 +231,38 @@ def _channel_cells(c: Any) -> list[Any]:
     ]
 
 
+_WEBHOOK_HEADERS = ("attempts", "delivered", "retried", "gave up", "ok %", "p50", "p95")
+
+
+def _webhook_cells(w: WebhookSummary) -> list[Any]:
+    return [
+        w.attempts,
+        w.delivered,
+        w.retrying,
+        w.failed,
+        _percent(w.success_rate),
+        _took(w.p50_ms),
+        _took(w.p95_ms),
+    ]
+
+
 def _report(found: Any) -> list[str]:
     span = found.range
     lines = [f"{span.since:%Y-%m-%d %H:00} to {span.until:%Y-%m-%d %H:00} UTC, by {span.bucket}", ""]
+    if isinstance(found, WebhookAnalytics):
+        shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
+        lines.append(f"webhook attempts of {found.organization}")
+        lines += table(_WEBHOOK_HEADERS, [_webhook_cells(found.summary)])
+        lines += ["", "by action"]
+        lines += table(
+            ("definition", "action", *_WEBHOOK_HEADERS),
+            ([d, a, *_webhook_cells(w)] for (d, a), w in found.actions.items()),
+        )
+        lines += ["", f"by {span.bucket}"]
+        return lines + table(
+            ("from", *_WEBHOOK_HEADERS),
+            ([p.start.strftime(shown), *_webhook_cells(p.summary)] for p in found.series),
+        )
     if hasattr(found, "channels"):
         shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
         lines.append(f"notification deliveries of {found.organization}, by channel")

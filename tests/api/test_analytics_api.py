@@ -143,3 +143,24 @@ def test_notification_deliveries_per_channel(api: Api, store: RuleStore) -> None
         ("2026-11-20T00:00:00Z", "email"),
         ("2026-11-20T00:00:00Z", "slack"),
     ]
+
+
+def test_webhook_analytics_show_the_callers_organization_only(api: Api, store: RuleStore) -> None:
+    from tests.store.test_store_webhook_analytics import attempt
+
+    attempt(store, "k1", at(10), 0.1, "delivered")
+    attempt(store, "k2", at(10, 300), 2, "retrying")
+    attempt(store, "k2", at(10, 600), 0.5, "failed")
+    attempt(store, "k3", at(10), 0.2, "delivered", rule="globex/push")
+    answer = api.as_("vera").get("/analytics/webhooks", params={**RANGE, "bucket": "hour"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["organization"] == "acme"
+    summary = body["summary"]
+    assert (summary["attempts"], summary["delivered"], summary["retrying"], summary["failed"]) == (3, 1, 1, 1)
+    assert summary["success_rate"] == 0.5
+    assert [(a["definition"], a["action"], a["attempts"]) for a in body["actions"]] == [("push", "hook", 3)]
+    assert [(p["start"], p["attempts"]) for p in body["series"]] == [("2026-11-20T10:00:00Z", 3)]
+    globex = api.as_("gus").get("/analytics/webhooks", params=RANGE).json()
+    assert globex["summary"]["attempts"] == 1
+    assert api.as_(None).get("/analytics/webhooks").status_code == 401

@@ -65,6 +65,7 @@ MATRIX = [
     ("vera", "GET", "/logs", 200),
     ("vera", "GET", "/analytics", 200),
     ("vera", "GET", "/analytics/rules/flag-big-paid-orders", 200),
+    ("vera", "GET", "/analytics/webhooks", 200),
     ("vera", "GET", "/audit", 403),
     ("ed", "GET", "/audit", 403),
     ("ada", "GET", "/audit", 200),
@@ -102,6 +103,7 @@ MATRIX = [
     ("nomad", "GET", "/rules", 403),
     ("nomad", "GET", "/rules/flag-big-paid-orders", 403),
     ("nomad", "GET", "/analytics", 403),
+    ("nomad", "GET", "/analytics/webhooks", 403),
     ("nomad", "GET", "/me/inbox", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization

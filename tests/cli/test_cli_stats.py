@@ -146,3 +146,40 @@ def test_notification_deliveries_as_a_table(
     assert main([*store_args, "stats", "--org", "acme", "notifications", *RANGE, "--json"]) == 0
     [email] = json.loads(capsys.readouterr().out)["channels"]
     assert (email["channel"], email["deliveries"], email["by_status"]) == ("email", 1, {"sent": 1})
+
+
+def test_webhook_attempts_as_tables_and_json(
+    store_args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rule_compiler.store import RuleStore
+    from tests.analytics_log import at
+    from tests.store.test_store_webhook_analytics import attempt
+
+    store = RuleStore(store_args[1])
+    attempt(store, "k1", at(10), 0.1, "delivered")
+    attempt(store, "k2", at(10, 300), 2, "retrying")
+    attempt(store, "k2", at(10, 600), 0.5, "delivered")
+    store.close()
+    argv = [
+        *store_args,
+        "stats",
+        "--org",
+        "acme",
+        "webhooks",
+        "--since",
+        "2026-11-20",
+        "--until",
+        "2026-11-22",
+    ]
+    capsys.readouterr()
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "webhook attempts of acme"
+    assert lines[3].split() == ["attempts", "delivered", "retried", "gave", "up", "ok", "%", "p50", "p95"]
+    assert lines[5].split()[:5] == ["3", "2", "1", "0", "100.0%"]
+    (row,) = [line for line in lines if line.startswith("push")]
+    assert row.split()[:4] == ["push", "hook", "3", "2"]
+    assert main([*argv, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["success_rate"] == 1.0
+    assert data["actions"] == [{**data["actions"][0], "definition": "push", "action": "hook", "attempts": 3}]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rule_compiler.store import analytics, notification_analytics
+from rule_compiler.store import analytics, notification_analytics, webhook_analytics
 from rule_engine.api.schemas import OutModel
 
 
@@ -234,6 +234,69 @@ def notifications_public(found: notification_analytics.NotificationAnalytics) ->
         channels=[ChannelSummaryPublic.of(c) for c in found.channels],
         series=[
             ChannelPointPublic(start=p.start, **ChannelSummaryPublic.of(p.summary).model_dump())
+            for p in found.series
+        ],
+    )
+
+
+class WebhookSummaryPublic(OutModel):
+    """Webhook attempts by how they ended, and their latency (from the attempt's start to its record)."""
+
+    attempts: int
+    delivered: int
+    retrying: int = Field(description="attempts that ended to be tried again (the retries)")
+    failed: int = Field(description="attempts after which the delivery gave up (a redelivery may follow)")
+    success_rate: float | None = Field(description="delivered / (delivered + failed); null without either")
+    p50_ms: float | None = Field(description="median attempt latency, within one histogram bin (~19 %)")
+    p95_ms: float | None
+
+    @classmethod
+    def of(cls, summary: webhook_analytics.WebhookSummary) -> WebhookSummaryPublic:
+        return cls(
+            attempts=summary.attempts,
+            delivered=summary.delivered,
+            retrying=summary.retrying,
+            failed=summary.failed,
+            success_rate=summary.success_rate,
+            p50_ms=summary.p50_ms,
+            p95_ms=summary.p95_ms,
+        )
+
+
+class WebhookActionPublic(WebhookSummaryPublic):
+    """One webhook action of a rule or workflow (``definition``: its name)."""
+
+    definition: str
+    action: str
+
+
+class WebhookPointPublic(WebhookSummaryPublic):
+    """One bucket (UTC) of the organization's attempts."""
+
+    start: dt.datetime
+
+
+class WebhookAnalyticsPublic(OutModel):
+    organization: str
+    range: RangePublic
+    summary: WebhookSummaryPublic
+    actions: list[WebhookActionPublic]
+    series: list[WebhookPointPublic]
+
+
+def webhooks_public(found: webhook_analytics.WebhookAnalytics) -> WebhookAnalyticsPublic:
+    return WebhookAnalyticsPublic(
+        organization=found.organization,
+        range=range_public(found.range),
+        summary=WebhookSummaryPublic.of(found.summary),
+        actions=[
+            WebhookActionPublic(
+                definition=definition, action=action, **WebhookSummaryPublic.of(s).model_dump()
+            )
+            for (definition, action), s in found.actions.items()
+        ],
+        series=[
+            WebhookPointPublic(start=p.start, **WebhookSummaryPublic.of(p.summary).model_dump())
             for p in found.series
         ],
     )

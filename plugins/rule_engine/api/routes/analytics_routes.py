@@ -21,9 +21,11 @@ from rule_engine.api.schemas_analytics import (
     DefinitionAnalyticsPublic,
     NotificationAnalyticsPublic,
     OrganizationAnalyticsPublic,
+    WebhookAnalyticsPublic,
     definition_public,
     notifications_public,
     organization_public,
+    webhooks_public,
 )
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
@@ -79,6 +81,20 @@ def notification_analytics(
     return notifications_public(
         store.notification_analytics(principal.organization, _span(since, until, bucket))
     )
+
+
+@router.get("/webhooks", responses=errors())
+def webhook_analytics(
+    *,
+    principal: Viewer,
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+    bucket: BucketParam = "day",
+) -> WebhookAnalyticsPublic:
+    """Your organization's webhook attempts, by when they ended: delivered, retried and given up, the
+    success rate and the latency, for the organization, per rule or workflow action, and as a series."""
+    return webhooks_public(store.webhook_analytics(principal.organization, _span(since, until, bucket)))
 
 
 @router.get("/{kind}/{name}", responses=errors())
