@@ -298,6 +298,8 @@ def read_event(path: Path) -> Event:
 
 #: The store revision that added the analytics rollups: an upgrade across it fills them from the log.
 ROLLUPS_REVISION = "0008"
+#: The one that added the report rollups: an upgrade across it (only) fills those from the report runs.
+REPORT_ROLLUPS_REVISION = "0012"
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -309,6 +311,9 @@ def db_upgrade(args: argparse.Namespace) -> int:
             print("filling the analytics rollups from the automation log (store migration 0008)...")
             runs = store.rebuild_rollups()
             print(f"analytics rollups built from {runs} runs")
+        elif before is not None and before < REPORT_ROLLUPS_REVISION:
+            reports = store.rebuild_report_rollups()
+            print(f"report analytics built from {reports} report runs (store migration 0012)")
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     print("rule store is up to date")

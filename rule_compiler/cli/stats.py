@@ -2,7 +2,8 @@
 
 ``stats --org acme`` prints the organization's totals, each definition's summary, the series and the
 top errors; ``stats --org acme rule flag-big-paid-orders`` one definition with its actions or nodes;
-``stats --org acme webhooks`` the webhook attempts per action (success rate, latency, retries).
+``stats --org acme webhooks`` the webhook attempts per action (success rate, latency, retries);
+``stats --org acme reports [NAME]`` report runs (status, durations, sizes) and their deliveries.
 The numbers come from the analytics rollups (the same as ``GET /analytics``); ``stats rebuild``
 recomputes those from the raw automation log (after an upgrade to the rollups, for instance).
 """
@@ -22,6 +23,7 @@ from rule_compiler.conditions.durations import DurationError, parse_duration
 from rule_compiler.errors import StoreError
 from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
 from rule_compiler.store.notification_analytics import ChannelSummary
+from rule_compiler.store.report_analytics import ReportAnalytics, ReportSummary
 from rule_compiler.store.webhook_analytics import WebhookAnalytics, WebhookSummary
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ def add_parser(sub: SubParsers) -> None:
         metavar="KIND NAME",
         help="one definition: rule NAME or workflow NAME; 'notifications': deliveries per channel; "
         "'webhooks': attempts, success rate, latency and retries per action; "
+        "'reports [NAME]': report runs, durations, sizes and deliveries; "
         "'rebuild' recomputes the rollups",
     )
     p.add_argument("--org", "--organization", dest="organization", help="the organization")
@@ -85,12 +88,14 @@ def show_stats(args: argparse.Namespace) -> int:
             found = store.notification_analytics(args.organization, span)
         elif args.target == ["webhooks"]:
             found = store.webhook_analytics(args.organization, span)
+        elif args.target[:1] == ["reports"] and len(args.target) <= 2:
+            found = store.report_analytics(args.organization, span, (args.target[1:] or [None])[0])
         elif len(args.target) == 2 and args.target[0] in ("rule", "workflow"):
             found = store.definition_analytics(args.organization, args.target[0], args.target[1], span)
         else:
             raise CliError(
-                "give no target (the organization), rule NAME, workflow NAME, notifications, webhooks "
-                "or rebuild"
+                "give no target (the organization), rule NAME, workflow NAME, notifications, webhooks, "
+                "reports [NAME] or rebuild"
             )
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
@@ -122,6 +127,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, WebhookSummary):
         shown = ("attempts", "delivered", "retrying", "failed", "success_rate", "p50_ms", "p95_ms")
         return {name: getattr(value, name) for name in shown}
+    if isinstance(value, ReportSummary):
+        fields = ("runs", "p50_ms", "p95_ms", "bytes", "bytes_per_run", "attempts")
+        return {
+            **{name: getattr(value, name) for name in fields},
+            "by_status": {k: v for k, v in value.by_status.items() if v},
+            "deliveries": {f"{kind}/{status}": n for (kind, status), n in value.deliveries_by.items() if n},
+        }
+    if isinstance(value, ReportAnalytics):
+        reports = [{"report": name, **_jsonable(s)} for name, s in value.reports.items()]
+        plain = {
+            f.name: _jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if f.name != "reports"
+        }
+        return {**plain, "reports": reports}
     if isinstance(value, WebhookAnalytics):
         actions = [{"definition": d, "action": a, **_jsonable(s)} for (d, a), s in value.actions.items()]
         plain = {
@@ -246,9 +266,33 @@ def _webhook_cells(w: WebhookSummary) -> list[Any]:
     ]
 
 
+_REPORT_HEADERS = ("runs", "success", "partial", "failed", "p50", "p95", "bytes/run", "sent", "not sent")
+
+
+def _report_cells(r: ReportSummary) -> list[Any]:
+    per_run = "-" if r.bytes_per_run is None else f"{r.bytes_per_run:,.0f}"
+    failed = r.by_status.get("error", 0)
+    unsent = r.deliveries() - r.deliveries("sent")
+    return [r.runs, r.by_status.get("success", 0), r.by_status.get("partial", 0), failed, _took(r.p50_ms),
+            _took(r.p95_ms), per_run, r.deliveries("sent"), unsent]  # fmt: skip
+
+
 def _report(found: Any) -> list[str]:
     span = found.range
     lines = [f"{span.since:%Y-%m-%d %H:00} to {span.until:%Y-%m-%d %H:00} UTC, by {span.bucket}", ""]
+    if isinstance(found, ReportAnalytics):
+        shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
+        lines.append(f"report runs of {found.organization}")
+        lines += table(_REPORT_HEADERS, [_report_cells(found.summary)])
+        lines += ["", "by report"]
+        lines += table(
+            ("report", *_REPORT_HEADERS), ([name, *_report_cells(r)] for name, r in found.reports.items())
+        )
+        lines += ["", f"by {span.bucket}"]
+        return lines + table(
+            ("from", *_REPORT_HEADERS),
+            ([p.start.strftime(shown), *_report_cells(p.summary)] for p in found.series),
+        )
     if isinstance(found, WebhookAnalytics):
         shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
         lines.append(f"webhook attempts of {found.organization}")

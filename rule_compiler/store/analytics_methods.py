@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rule_compiler.store import analytics, notification_analytics, rollups, webhook_analytics
+from rule_compiler.store import (
+    analytics,
+    notification_analytics,
+    report_analytics,
+    report_rollups,
+    rollups,
+    webhook_analytics,
+)
 from rule_compiler.store._db import Database
 
 
@@ -44,7 +51,23 @@ class AnalyticsMethods:
         with self._db.transaction(single_read=True) as conn:
             return webhook_analytics.webhook_analytics(conn, organization, span)
 
+    def report_analytics(
+        self, organization: str, span: analytics.TimeRange, report: str | None = None
+    ) -> report_analytics.ReportAnalytics:
+        """The organization's (or one report's) report runs, durations, sizes and deliveries over ``span``."""
+        with self._db.transaction(single_read=True) as conn:
+            return report_analytics.report_analytics(conn, organization, span, report)
+
     def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
-        """Recompute the rollups from ``since`` (all when None) out of the raw log; the runs read."""
+        """Recompute the rollups from ``since`` (all when None) out of the raw log, report runs and
+        deliveries included; the automation runs read (webhook attempts are never rebuilt: ADR 0012)."""
         with self._db.transaction(write=True) as conn:
-            return rollups.rebuild(conn, since=since)
+            count = rollups.rebuild(conn, since=since)
+            report_rollups.rebuild_reports(conn, start=rollups.rebuild_start(conn, since))
+            return count
+
+    def rebuild_report_rollups(self) -> int:
+        """Recompute the report rollups (every day since the last purge) from the report runs and
+        deliveries; the report runs read."""
+        with self._db.transaction(write=True) as conn:
+            return report_rollups.rebuild_reports(conn, start=rollups.rebuild_start(conn, None))

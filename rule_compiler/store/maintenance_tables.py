@@ -1,8 +1,8 @@
 """The rule store's housekeeping tables: how far each retention purge has gone, the permit that lets
 the purge delete audit rows, and the failure-rate alerts sent (migrations 0009 and 0010).
 
-Defined on :data:`rule_compiler.store.tables.metadata`, like every other table of the store; import
-:data:`metadata` from here to have every table on it (the migrations' environment and their test do).
+Defined on :data:`rule_compiler.store.tables.metadata`; :mod:`rule_compiler.store.schema` gathers every
+table.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from rule_compiler.store._db import UtcDateTime
 from rule_compiler.store.tables import BigCount, metadata
 
-__all__ = ["audit_purge_permits", "failure_rate_alerts", "metadata", "retention_marks"]
+__all__ = ["audit_purge_permits", "failure_rate_alerts", "retention_marks"]
 
 # -- retention (migration 0009) ----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from rule_compiler.store._bookkeeping import check_key, check_page, transaction
 from rule_compiler.store._json import loads, log_json
+from rule_compiler.store.report_rollups import counted
 from rule_compiler.store.runs import upsert
 from rule_compiler.store.tables import (
     REPORT_DELIVERY_TYPES,
@@ -124,7 +125,8 @@ def start_report_run(
 ) -> int:
     """Open the run's row (a retry gets the same id back, its status ``running`` again)."""
     organization, name = split_report_id(report_id)
-    with transaction(engine, write=True) as conn:
+    same_run = sa.and_(r.c.dag_id == dag_id, r.c.run_id == run_id)
+    with transaction(engine, write=True) as conn, counted(conn, r, same_run):
         conn.execute(
             upsert(conn, r)
             .values(
@@ -176,7 +178,7 @@ def record_queries(
 
 def record_file(engine: sa.Engine, run_pk: int, fmt: str, *, file: str, size: int, seconds: float) -> None:
     """One rendered file (name and bytes), from its render task; renders run side by side."""
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, counted(conn, r, r.c.id == run_pk):
         files = _locked_json(conn, run_pk, r.c.files_json)
         steps = loads(conn.execute(sa.select(r.c.steps_json).where(r.c.id == run_pk)).scalar_one()) or {}
         files[fmt] = {"file": file, "bytes": size, "seconds": round(seconds, 3)}
@@ -194,7 +196,7 @@ def finish_report_run(
         raise ValueError(
             f"a finished report run is one of {', '.join(REPORT_RUN_STATUSES[1:])}, not {status!r}"
         )
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, counted(conn, r, r.c.id == run_pk):
         conn.execute(
             r.update().where(r.c.id == run_pk).values(status=status, error=_truncate(error), finished_at=now)
         )
@@ -292,7 +294,7 @@ def start_report_delivery(
             f"unknown delivery type {type!r}; expected one of {', '.join(REPORT_DELIVERY_TYPES)}"
         )
     organization, _ = split_report_id(report_id)
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, counted(conn, d, d.c.idempotency_key == key):
         inserted = conn.execute(
             upsert(conn, d)
             .values(
@@ -344,7 +346,7 @@ def finish_report_delivery(
         values.update(sent_at=now, error=None)
     if detail is not None:
         values["detail_json"] = log_json(dict(detail))
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True) as conn, counted(conn, d, d.c.idempotency_key == key):
         conn.execute(d.update().where(d.c.idempotency_key == key, d.c.status != "sent").values(**values))
 
 

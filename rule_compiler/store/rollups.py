@@ -26,6 +26,11 @@ import sqlalchemy as sa
 from rule_compiler.sql_dialects import conflict_insert
 from rule_compiler.store._db import UtcDateTime
 from rule_compiler.store._json import loads
+from rule_compiler.store.analytics_tables import (
+    analytics_report_deliveries,
+    analytics_reports,
+    analytics_webhooks,
+)
 from rule_compiler.store.maintenance_tables import retention_marks
 from rule_compiler.store.tables import (
     analytics_durations,
@@ -33,7 +38,6 @@ from rule_compiler.store.tables import (
     analytics_notifications,
     analytics_runs,
     analytics_steps,
-    analytics_webhooks,
     automation_action_results,
     automation_runs,
     notification_deliveries,
@@ -58,6 +62,7 @@ __all__ = [
     "hour_of",
     "locked",
     "rebuild",
+    "rebuild_start",
     "run_share",
     "step_share",
     "webhook_attempt_share",
@@ -85,9 +90,14 @@ ACTED_ON = (
     "digest",
 )
 _TABLES = (analytics_runs, analytics_steps, analytics_durations, analytics_errors, analytics_notifications)
-#: The order rows are added in (concurrent writers never deadlock); webhook attempts are counted as they
-#: end and never rebuilt, so they are not among the tables a rebuild replaces.
-_ORDER = {table.name: index for index, table in enumerate((*_TABLES, analytics_webhooks))}
+#: The order rows are added in (concurrent writers never deadlock). Webhook attempts are counted as they
+#: end and never rebuilt, and reports have their own rebuild: neither is among the tables rebuild replaces.
+_ORDER = {
+    table.name: index
+    for index, table in enumerate(
+        (*_TABLES, analytics_webhooks, analytics_reports, analytics_report_deliveries)
+    )
+}
 _ERROR_CLASS = re.compile(r"^([A-Za-z_][\w.]{0,199}):")
 
 
@@ -384,20 +394,31 @@ def step_row(conn: sa.Connection, run_pk: int, action_id: str) -> dict[str, Any]
 # -- from scratch -------------------------------------------------------------------------------------
 
 
-def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int = 20_000) -> int:
-    """Recompute the rollups from the start of ``since``'s day (UTC; everything when None) out of the
-    raw log, and return the number of runs read. Earlier days are kept as they are (their raw rows may
-    be purged), and so is every day up to the last retention purge of runs or notifications: their
-    rollups hold what the purged rows no longer can."""
+#: The retention targets whose purges end what a rebuild may recompute (``retention_marks.table_name``).
+PURGED_SOURCES = ("runs", "notifications", "report_runs", "report_deliveries")
+
+
+def rebuild_start(conn: sa.Connection, since: dt.datetime | None) -> dt.datetime | None:
+    """Where a rebuild from ``since`` starts: the start of its day (UTC; None: everything), but never
+    before the day after the latest retention cutoff of a source of the rollups."""
     start = None if since is None else hour_of(since).replace(hour=0)
     purged = conn.execute(
         sa.select(sa.func.max(retention_marks.c.cutoff)).where(
-            retention_marks.c.table_name.in_(("runs", "notifications"))
+            retention_marks.c.table_name.in_(PURGED_SOURCES)
         )
     ).scalar_one_or_none()
     if purged is not None:
         floor = hour_of(purged).replace(hour=0) + dt.timedelta(days=1)
         start = floor if start is None else max(start, floor)
+    return start
+
+
+def rebuild(conn: sa.Connection, *, since: dt.datetime | None = None, chunk: int = 20_000) -> int:
+    """Recompute the rollups from the start of ``since``'s day (UTC; everything when None) out of the
+    raw log, and return the number of runs read. Earlier days are kept as they are (their raw rows may
+    be purged), and so is every day up to the last retention purge of a source (:func:`rebuild_start`):
+    their rollups hold what the purged rows no longer can."""
+    start = rebuild_start(conn, since)
     for table in _TABLES:
         delete = table.delete()
         conn.execute(delete if start is None else delete.where(table.c.bucket >= start))

@@ -454,19 +454,3 @@ analytics_notifications = sa.Table(
     sa.Column("attempts", BigCount, nullable=False),
     sa.Column("queued", BigCount, nullable=False),  # waited for quiet hours or a digest
 )
-
-#: Webhook attempts per definition, action, outcome (delivered, retrying, failed) and latency bin, by
-#: the hour or day they ended (migration 0011). Counted once, in the transaction that records the
-#: attempt: the delivery row keeps only its latest attempt, so these are not rebuilt from it.
-analytics_webhooks = sa.Table(
-    "analytics_webhooks",
-    metadata,
-    sa.Column("organization", Name, primary_key=True),
-    sa.Column("grain", sa.String(4), primary_key=True),
-    sa.Column("bucket", UtcDateTime(), primary_key=True),
-    sa.Column("definition", Name, primary_key=True),  # the rule's or workflow's name
-    sa.Column("action", sa.String(100), primary_key=True),
-    sa.Column("outcome", sa.String(20), primary_key=True),
-    sa.Column("bin", sa.Integer(), primary_key=True),  # rollups.duration_bin of the attempt's latency
-    sa.Column("attempts", BigCount, nullable=False),
-)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from rule_compiler.store.analytics import BucketStarts, TimeRange, percentile, raw_bucket, rows_covering
-from rule_compiler.store.tables import analytics_webhooks
+from rule_compiler.store.analytics_tables import analytics_webhooks
 
 __all__ = ["WebhookAnalytics", "WebhookPoint", "WebhookSummary", "webhook_analytics"]
 

@@ -164,3 +164,30 @@ def test_webhook_analytics_show_the_callers_organization_only(api: Api, store: R
     globex = api.as_("gus").get("/analytics/webhooks", params=RANGE).json()
     assert globex["summary"]["attempts"] == 1
     assert api.as_(None).get("/analytics/webhooks").status_code == 401
+
+
+def test_report_analytics_show_the_callers_organization_only(api: Api, store: RuleStore) -> None:
+    from tests.store.test_store_report_analytics import write_reports
+
+    write_reports(store)
+    answer = api.as_("vera").get("/analytics/reports", params={**RANGE, "bucket": "day"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    summary = body["summary"]
+    assert (summary["runs"], summary["bytes"], summary["by_status"]) == (
+        3,
+        6000,
+        {"success": 1, "partial": 1, "skipped-empty": 1},
+    )
+    assert (summary["deliveries"], summary["deliveries_by_status"], summary["deliveries_by_type"]) == (
+        2,
+        {"sent": 1, "failed": 1},
+        {"email": 2},
+    )
+    assert [(r["report"], r["runs"], r["bytes_per_run"]) for r in body["reports"]] == [
+        ("stock", 1, 0.0),
+        ("weekly-sales", 2, 3000.0),
+    ]
+    one = api.as_("vera").get("/analytics/reports", params={**RANGE, "report": "stock"}).json()
+    assert [r["report"] for r in one["reports"]] == ["stock"]
+    assert api.as_("gus").get("/analytics/reports", params=RANGE).json()["summary"]["runs"] == 1

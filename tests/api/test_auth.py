@@ -66,6 +66,7 @@ MATRIX = [
     ("vera", "GET", "/analytics", 200),
     ("vera", "GET", "/analytics/rules/flag-big-paid-orders", 200),
     ("vera", "GET", "/analytics/webhooks", 200),
+    ("vera", "GET", "/analytics/reports", 200),
     ("vera", "GET", "/audit", 403),
     ("ed", "GET", "/audit", 403),
     ("ada", "GET", "/audit", 200),
@@ -104,6 +105,7 @@ MATRIX = [
     ("nomad", "GET", "/rules/flag-big-paid-orders", 403),
     ("nomad", "GET", "/analytics", 403),
     ("nomad", "GET", "/analytics/webhooks", 403),
+    ("nomad", "GET", "/analytics/reports", 403),
     ("nomad", "GET", "/me/inbox", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization

@@ -183,3 +183,35 @@ def test_webhook_attempts_as_tables_and_json(
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["success_rate"] == 1.0
     assert data["actions"] == [{**data["actions"][0], "definition": "push", "action": "hook", "attempts": 3}]
+
+
+def test_report_runs_as_tables_and_json(store_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from rule_compiler.store import RuleStore
+    from tests.store.test_store_report_analytics import write_reports
+
+    store = RuleStore(store_args[1])
+    write_reports(store)
+    store.close()
+    argv = [
+        *store_args,
+        "stats",
+        "--org",
+        "acme",
+        "reports",
+        "--since",
+        "2026-11-20",
+        "--until",
+        "2026-11-22",
+    ]
+    capsys.readouterr()
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2] == "report runs of acme"
+    assert lines[5].split()[:4] == ["3", "1", "1", "0"]
+    (sales,) = [line for line in lines if line.startswith("weekly-sales")]
+    assert sales.split()[1:3] == ["2", "1"] and sales.split()[-3:] == ["3,000", "1", "1"]
+    assert main([*argv[:-5], "reports", "stock", *argv[-4:], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(r["report"], r["runs"], r["by_status"]) for r in data["reports"]] == [
+        ("stock", 1, {"skipped-empty": 1})
+    ]

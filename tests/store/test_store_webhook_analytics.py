@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from rule_compiler.runtime.webhook_requests import Delivery, finish_attempt, start_attempt
 from rule_compiler.store import RuleStore
 from rule_compiler.store.analytics import TimeRange
+from rule_compiler.store.analytics_tables import analytics_webhooks
 from rule_compiler.store.rollups import duration_bin
-from rule_compiler.store.tables import analytics_webhooks
 
 DAY = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 

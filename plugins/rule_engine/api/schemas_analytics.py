@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from rule_compiler.store import analytics, notification_analytics, webhook_analytics
+from rule_compiler.store import analytics, notification_analytics, report_analytics, webhook_analytics
 from rule_engine.api.schemas import OutModel
 
 
@@ -297,6 +297,73 @@ def webhooks_public(found: webhook_analytics.WebhookAnalytics) -> WebhookAnalyti
         ],
         series=[
             WebhookPointPublic(start=p.start, **WebhookSummaryPublic.of(p.summary).model_dump())
+            for p in found.series
+        ],
+    )
+
+
+class ReportSummaryPublic(OutModel):
+    """Report runs by status, their durations and the bytes of their files, and their deliveries."""
+
+    runs: int
+    by_status: dict[str, int]
+    p50_ms: float | None = Field(description="median run duration, within one histogram bin (~19 %)")
+    p95_ms: float | None
+    bytes: int = Field(description="the rendered files' sizes, summed")
+    bytes_per_run: float | None
+    deliveries: int
+    deliveries_by_status: dict[str, int] = Field(description="sent, failed, retrying, sending")
+    deliveries_by_type: dict[str, int] = Field(description="email, slack, webhook, storage, ...")
+    attempts: int = Field(description="delivery attempts")
+
+    @classmethod
+    def of(cls, s: report_analytics.ReportSummary) -> ReportSummaryPublic:
+        by_status: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        for (kind, status), count in s.deliveries_by.items():
+            by_status[status] = by_status.get(status, 0) + count
+            by_type[kind] = by_type.get(kind, 0) + count
+        return cls(
+            runs=s.runs,
+            by_status={k: v for k, v in s.by_status.items() if v},
+            p50_ms=s.p50_ms,
+            p95_ms=s.p95_ms,
+            bytes=s.bytes,
+            bytes_per_run=s.bytes_per_run,
+            deliveries=s.deliveries(),
+            deliveries_by_status={k: v for k, v in by_status.items() if v},
+            deliveries_by_type={k: v for k, v in by_type.items() if v},
+            attempts=s.attempts,
+        )
+
+
+class ReportTotalsPublic(ReportSummaryPublic):
+    report: str
+
+
+class ReportPointPublic(ReportSummaryPublic):
+    start: dt.datetime
+
+
+class ReportAnalyticsPublic(OutModel):
+    organization: str
+    range: RangePublic
+    summary: ReportSummaryPublic
+    reports: list[ReportTotalsPublic]
+    series: list[ReportPointPublic]
+
+
+def reports_public(found: report_analytics.ReportAnalytics) -> ReportAnalyticsPublic:
+    return ReportAnalyticsPublic(
+        organization=found.organization,
+        range=range_public(found.range),
+        summary=ReportSummaryPublic.of(found.summary),
+        reports=[
+            ReportTotalsPublic(report=name, **ReportSummaryPublic.of(s).model_dump())
+            for name, s in found.reports.items()
+        ],
+        series=[
+            ReportPointPublic(start=p.start, **ReportSummaryPublic.of(p.summary).model_dump())
             for p in found.series
         ],
     )

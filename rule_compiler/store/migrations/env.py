@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
-from rule_compiler.store.maintenance_tables import metadata  # every table: the housekeeping ones too
 from rule_compiler.store.migrate import UPGRADE_LOCK_KEY, VERSION_TABLE
+from rule_compiler.store.schema import metadata  # every table of the store
 
 
 def _run(connection: sa.Connection) -> None:

@@ -21,10 +21,12 @@ from rule_engine.api.schemas_analytics import (
     DefinitionAnalyticsPublic,
     NotificationAnalyticsPublic,
     OrganizationAnalyticsPublic,
+    ReportAnalyticsPublic,
     WebhookAnalyticsPublic,
     definition_public,
     notifications_public,
     organization_public,
+    reports_public,
     webhooks_public,
 )
 
@@ -95,6 +97,23 @@ def webhook_analytics(
     """Your organization's webhook attempts, by when they ended: delivered, retried and given up, the
     success rate and the latency, for the organization, per rule or workflow action, and as a series."""
     return webhooks_public(store.webhook_analytics(principal.organization, _span(since, until, bucket)))
+
+
+@router.get("/reports", responses=errors())
+def report_analytics(
+    *,
+    principal: Viewer,
+    store: StoreDep,
+    report: Annotated[str | None, Query(max_length=200, description="one report's name")] = None,
+    since: Since = None,
+    until: Until = None,
+    bucket: BucketParam = "day",
+) -> ReportAnalyticsPublic:
+    """Your organization's report runs (by when they started): runs by status, p50 and p95 duration, the
+    bytes of their files; and their deliveries (by when they were created) by status and type; per
+    report and as a series. ``report``: one report only."""
+    found = store.report_analytics(principal.organization, _span(since, until, bucket), report)
+    return reports_public(found)
 
 
 @router.get("/{kind}/{name}", responses=errors())
