@@ -26,6 +26,13 @@ class Event(StrictModel):
     old: dict[str, Any] | None = None
     changed_fields: list[str] | None = None
     occurred_at: datetime | None = None
+    actor: str | None = Field(
+        default=None,
+        max_length=200,
+        description="who made the change: the application's user its transaction named (capture "
+        "triggers on Postgres read `SET LOCAL automation.actor`), or the caller of a pushed event "
+        "(set by the REST view, never taken from the body)",
+    )
 
     def changed(self) -> list[str]:
         """Columns whose value differs between ``old`` and ``new`` (or the recorded list)."""

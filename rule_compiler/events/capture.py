@@ -5,10 +5,12 @@ new columns), ``uninstall`` drops them (the outbox and its events stay), ``statu
 are captured and whether a SQLite trigger is out of date with its table's columns.
 
 - Postgres: one PL/pgSQL function for every table (``to_jsonb`` of OLD/NEW, the primary key columns
-  passed as trigger arguments, changed columns computed by comparing the two rows), then
-  ``pg_notify`` so a listener wakes at once.
+  passed as trigger arguments, changed columns computed by comparing the two rows, the actor from
+  the transaction's ``automation.actor`` setting), then ``pg_notify`` so a listener wakes at once.
+  ``install`` replaces the function, so re-running it upgrades every captured table of the database.
 - SQLite: three triggers per table that list the columns explicitly (SQLite has no row-to-JSON), so
-  they must be re-installed when columns change; ``status`` reports that.
+  they must be re-installed when columns change; ``status`` reports that. SQLite has no session
+  settings: its events carry no actor.
 
 An update that changes nothing writes no event. Identifiers are checked against the database and
 quoted by SQLAlchemy's preparer; nothing from a definition is ever spliced in unchecked.
@@ -27,6 +29,10 @@ from rule_compiler.errors import RuleEngineError
 from rule_compiler.events.outbox_rows import NOTIFY_CHANNEL, OUTBOX_TABLE, ensure_outbox
 
 FUNCTION_NAME = "rule_engine_capture"
+#: The transaction-local setting the Postgres trigger reads as the change's actor (ADR 0013): the
+#: application runs ``SET LOCAL automation.actor = 'alice'`` (or ``set_config(..., true)``) in the
+#: transaction that makes the change.
+ACTOR_SETTING = "automation.actor"
 TRIGGER_PREFIX = "rule_engine_capture_"
 _SQLITE_OPERATIONS = {"insert": "created", "update": "updated", "delete": "deleted"}
 _SQLITE_NOW = "strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')"
@@ -119,11 +125,13 @@ BEGIN
             RETURN NULL;
         END IF;
     END IF;
-    INSERT INTO {OUTBOX_TABLE} (table_name, operation, key_json, old_json, new_json, changed_json, created_at)
+    INSERT INTO {OUTBOX_TABLE}
+        (table_name, operation, key_json, old_json, new_json, changed_json, created_at, actor)
     VALUES (
         TG_TABLE_NAME,
         CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END,
-        key_row, old_row, new_row, changed, now()
+        key_row, old_row, new_row, changed, now(),
+        left(NULLIF(current_setting('{ACTOR_SETTING}', true), ''), 200)
     )
     RETURNING id INTO event_id;
     PERFORM pg_notify('{NOTIFY_CHANNEL}', TG_TABLE_NAME || ':' || event_id);

@@ -44,6 +44,8 @@ outbox = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True).with_variant(sa.String(32), "sqlite"), nullable=False),
     # set for events pushed over REST (the client's event id); NULL for trigger-captured rows
     sa.Column("client_event_id", sa.String(200), nullable=True),
+    # who made the change (ADR 0013): the transaction's `automation.actor` setting, or a pushed event's caller
+    sa.Column("actor", sa.String(200), nullable=True),
     sa.Index("ix_rule_engine_outbox_table_name_id", "table_name", "id"),
     sa.Index(CLIENT_ID_INDEX, "table_name", "client_event_id", unique=True),
     # ids must never be reused (cursors are ids): without AUTOINCREMENT SQLite reuses the largest
@@ -85,25 +87,45 @@ def ensure_outbox(conn: sa.Connection) -> None:
     conn.execute(sa.text("SELECT set_config('lock_timeout', :timeout, true)"), {"timeout": before})
 
 
+#: Columns added to the outbox after it first shipped: an older outbox gets them from ensure_outbox.
+_ADDED_COLUMNS = ("client_event_id", "actor")
+
+
 def _upgrade_client_event_id(conn: sa.Connection) -> None:
     inspector = sa.inspect(conn)
     columns = {column["name"] for column in inspector.get_columns(OUTBOX_TABLE)}
     indexes = {index["name"] for index in inspector.get_indexes(OUTBOX_TABLE)}
-    if "client_event_id" in columns and CLIENT_ID_INDEX in indexes:
+    if set(_ADDED_COLUMNS) <= columns and CLIENT_ID_INDEX in indexes:
         return
-    if "client_event_id" not in columns:  # SQLite has no ADD COLUMN IF NOT EXISTS: checked above
-        exists = " IF NOT EXISTS" if conn.dialect.name == "postgresql" else ""
-        conn.exec_driver_sql(f"ALTER TABLE {OUTBOX_TABLE} ADD COLUMN{exists} client_event_id VARCHAR(200)")
+    exists = " IF NOT EXISTS" if conn.dialect.name == "postgresql" else ""
+    for name in _ADDED_COLUMNS:  # SQLite has no ADD COLUMN IF NOT EXISTS: checked above
+        if name not in columns:
+            conn.exec_driver_sql(f"ALTER TABLE {OUTBOX_TABLE} ADD COLUMN{exists} {name} VARCHAR(200)")
     conn.exec_driver_sql(
         f"CREATE UNIQUE INDEX IF NOT EXISTS {CLIENT_ID_INDEX} ON {OUTBOX_TABLE} (table_name, client_event_id)"
     )
+
+
+#: Outboxes (by database URL) known to have the ``actor`` column; one without it (made before ADR 0013
+#: and not upgraded by ``events install`` yet) is read without it, and asked again next time.
+_WITH_ACTOR: set[str] = set()
+
+
+def event_columns(conn: sa.Connection) -> list[sa.Column[Any]]:
+    """The outbox's columns to read events with: all of them, but ``actor`` only where it exists."""
+    url = conn.engine.url.render_as_string(hide_password=True)
+    if url not in _WITH_ACTOR:
+        if "actor" not in {column["name"] for column in sa.inspect(conn).get_columns(OUTBOX_TABLE)}:
+            return [column for column in outbox.c if column.name != "actor"]
+        _WITH_ACTOR.add(url)
+    return list(outbox.c)
 
 
 def read_events(
     conn: sa.Connection, *, after_id: int, tables: list[str] | None = None, limit: int = 500
 ) -> list[Event]:
     """Events with an id above ``after_id``, oldest first; their ``id`` is the outbox id as text."""
-    query = sa.select(outbox).where(outbox.c.id > after_id).order_by(outbox.c.id).limit(limit)
+    query = sa.select(*event_columns(conn)).where(outbox.c.id > after_id).order_by(outbox.c.id).limit(limit)
     if tables is not None:
         query = query.where(outbox.c.table_name.in_(tables))
     return [event_from_row(dict(row._mapping)) for row in conn.execute(query)]
@@ -168,6 +190,7 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
         new=row["new_json"],
         changed_fields=row["changed_json"],
         occurred_at=created,
+        actor=row.get("actor"),
     )
 
 
@@ -210,7 +233,7 @@ def append_event(conn: sa.Connection, event: Event, *, client_id: str) -> tuple[
 
 def get_event(conn: sa.Connection, event_id: int) -> tuple[Event, str | None] | None:
     """The outbox event ``event_id`` and its client event id (None when captured by a trigger)."""
-    row = conn.execute(sa.select(outbox).where(outbox.c.id == event_id)).first()
+    row = conn.execute(sa.select(*event_columns(conn)).where(outbox.c.id == event_id)).first()
     if row is None:
         return None
     mapping = dict(row._mapping)
@@ -253,7 +276,9 @@ def event_key(event: Event, primary_key: list[str]) -> dict[str, Any]:
 
 def _row_of_client_id(conn: sa.Connection, table: str, client_id: str) -> dict[str, Any] | None:
     row = conn.execute(
-        sa.select(outbox).where(outbox.c.table_name == table, outbox.c.client_event_id == client_id)
+        sa.select(*event_columns(conn)).where(
+            outbox.c.table_name == table, outbox.c.client_event_id == client_id
+        )
     ).first()
     return None if row is None else dict(row._mapping)
 
@@ -277,6 +302,7 @@ def _insert(conn: sa.Connection, event: Event, client_id: str) -> int:
             changed_json=changed,
             created_at=created_at,
             client_event_id=client_id,
+            **({"actor": event.actor} if event.actor is not None else {}),
         )
         .returning(outbox.c.id)
     )

@@ -23,7 +23,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler.definitions import Event
-from rule_compiler.events.outbox_rows import advance_cursor, cursor_position, cursors, event_from_row, outbox
+from rule_compiler.events.outbox_rows import (
+    advance_cursor,
+    cursor_position,
+    cursors,
+    event_columns,
+    event_from_row,
+    outbox,
+)
 from rule_compiler.sql_dialects import table_exists
 
 __all__ = [
@@ -206,5 +213,6 @@ def events_by_ids(conn: sa.Connection, ids: list[int]) -> list[Event]:
     """The outbox events with these ids, oldest first (ids purged meanwhile are simply absent)."""
     if not ids:
         return []
-    rows = conn.execute(sa.select(outbox).where(outbox.c.id.in_(sorted(set(ids)))).order_by(outbox.c.id))
+    query = sa.select(*event_columns(conn)).where(outbox.c.id.in_(sorted(set(ids)))).order_by(outbox.c.id)
+    rows = conn.execute(query)
     return [event_from_row(dict(row._mapping)) for row in rows]

@@ -156,7 +156,15 @@ def evaluate_events(
             explained = compiled.explain(record, old=event.old, changed=changed, now=now)
             key = event_key(event, pk)
             if len(traced) < MAX_TRACED_ROWS:
-                traced.append({"event_id": event.id, "operation": event.operation, "key": key, **explained})
+                traced.append(
+                    {
+                        "event_id": event.id,
+                        "operation": event.operation,
+                        "key": key,
+                        "actor": event.actor,
+                        **explained,
+                    }
+                )
             if not verdicts.full:
                 verdicts.add(
                     event_head(event.id, event.operation, changed, canonical_json(key)),
@@ -165,7 +173,7 @@ def evaluate_events(
                     else compiled.explain(record, old=event.old, changed=changed, now=now, values=False),
                 )
             if explained["matched"]:  # never capped: an event left out would be lost
-                matched.append({"event_id": event.id, "key": key})
+                matched.append({"event_id": event.id, "key": key, "actor": event.actor})
                 verdicts.matched(canonical_json(key))
     missing = sorted(set(ids) - {int(str(event.id)) for event in events})
     trace: dict[str, Any] = {

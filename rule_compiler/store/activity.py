@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,11 +55,26 @@ class ActivityMethods:
                 now=utcnow(),
             )
 
-    def record_evaluation(self, run_pk: int, *, trace: Any, matched_count: int, status: str) -> None:
-        """Store the condition trace and match count; any status but ``running`` ends the run."""
+    def record_evaluation(
+        self,
+        run_pk: int,
+        *,
+        trace: Any,
+        matched_count: int,
+        status: str,
+        items: Sequence[runs.RunItem] = (),
+    ) -> None:
+        """Store the condition trace, match count and matched items (table, key, actor: the log's
+        filters); any status but ``running`` ends the run."""
         with self._db.transaction(write=True) as conn:
             runs.record_evaluation(
-                conn, run_pk, trace=trace, matched_count=matched_count, status=status, now=utcnow()
+                conn,
+                run_pk,
+                trace=trace,
+                matched_count=matched_count,
+                status=status,
+                now=utcnow(),
+                items=items,
             )
 
     def record_action(

@@ -33,6 +33,7 @@ from rule_compiler.store.maintenance_tables import audit_purge_permits, retentio
 from rule_compiler.store.tables import (
     audit_log,
     automation_action_results,
+    automation_run_items,
     automation_runs,
     notification_deliveries,
     notification_inbox,
@@ -90,6 +91,7 @@ TARGETS: tuple[PurgeTarget, ...] = (
         (
             Child(automation_action_results, "run_pk", "action_results"),
             Child(workflow_approvals, "run_pk", "approvals"),
+            Child(automation_run_items, "run_pk", "items"),
         ),
     ),
     PurgeTarget(

@@ -9,13 +9,15 @@ the common filters; (organization, rule_name, started_at) serves the per-rule vi
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from rule_compiler.store.models import RunLog
-from rule_compiler.store.runs import _RUN_COLUMNS, _with_actions
+from rule_compiler.store.runs import _RUN_COLUMNS, _with_actions, key_text
+from rule_compiler.store.tables import automation_run_items as i
 from rule_compiler.store.tables import automation_runs as r
 
 #: Sort keys a listing accepts; a leading ``-`` means descending.
@@ -32,6 +34,11 @@ class RunQuery:
     started_after: dt.datetime | None = None
     started_before: dt.datetime | None = None
     run_id: str | None = None
+    #: runs that matched this item: its table, and its key as the log shows it (``[42]``; ADR 0013)
+    table: str | None = None
+    key: str | None = None
+    #: runs triggered by this user's change (a captured change, a pushed event, a manual trigger)
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,16 @@ class RunPage:
 
     runs: list[RunLog]
     has_more: bool
+
+
+def key_filter(text: str) -> str:
+    """A key as a caller writes it (``42``, ``[42]``, ``["a", 1]``, ``{"id": 42}``) as the log stores it:
+    the canonical JSON of the list of the key's values (one value alone is a list of one)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = text
+    return key_text(value if isinstance(value, list | dict) else [value])
 
 
 def _where(query: RunQuery) -> list[sa.ColumnElement[bool]]:
@@ -54,6 +71,17 @@ def _where(query: RunQuery) -> list[sa.ColumnElement[bool]]:
         clauses.append(r.c.started_at < query.started_before)
     if query.run_id is not None:
         clauses.append(r.c.run_id == query.run_id)
+    item = [
+        column == value
+        for column, value in (
+            (i.c.table_name, query.table),
+            (i.c.key_text, query.key),
+            (i.c.actor, query.actor),
+        )
+        if value is not None
+    ]
+    if item:  # one item must satisfy them all
+        clauses.append(sa.exists().where(i.c.run_pk == r.c.id, *item))
     return clauses
 
 

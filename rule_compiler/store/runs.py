@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,7 @@ from rule_compiler.store.tables import (
     ACTION_STATUSES,
     RUN_STATUSES,
     automation_action_results,
+    automation_run_items,
     automation_runs,
 )
 
@@ -90,10 +92,36 @@ def change_run(conn: sa.Connection, run_pk: int, **values: Any) -> None:
     rollups.apply(conn, rollups.run_share(before), rollups.run_share(before | values))
 
 
+#: The items one run records for the log's filters (``max_matches`` bounds a run's matches anyway).
+MAX_RUN_ITEMS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunItem:
+    """A matched item of a run: its table and key, and who made the change behind it (ADR 0013)."""
+
+    table: str | None
+    key: Any
+    actor: str | None = None
+
+
+def key_text(key: Any) -> str:
+    """The canonical JSON of an item's key as the log's filter compares it (``[42]``, ``{"id": 42}``)."""
+    return log_json(key)[:500]
+
+
 def record_evaluation(
-    conn: sa.Connection, run_pk: int, *, trace: Any, matched_count: int, status: str, now: dt.datetime
+    conn: sa.Connection,
+    run_pk: int,
+    *,
+    trace: Any,
+    matched_count: int,
+    status: str,
+    now: dt.datetime,
+    items: Sequence[RunItem] = (),
 ) -> None:
-    """Store the condition trace; a final status (``no_match``, ``failed``...) also ends the run."""
+    """Store the condition trace and the matched ``items`` (replacing those of an earlier try); a final
+    status (``no_match``, ``failed``...) also ends the run."""
     _check(status, RUN_STATUSES, "run")
     finished = None if status == "running" else now
     evaluated = trace.get("evaluated") if isinstance(trace, dict) else None
@@ -105,6 +133,13 @@ def record_evaluation(
     if not is_cancelled(conn, run_pk):  # a cancelled run keeps what its cancel said
         values |= {"status": status, "finished_at": finished}
     change_run(conn, run_pk, **values)
+    conn.execute(automation_run_items.delete().where(automation_run_items.c.run_pk == run_pk))
+    rows = [
+        {"run_pk": run_pk, "table_name": item.table, "key_text": key_text(item.key), "actor": item.actor}
+        for item in items[:MAX_RUN_ITEMS]
+    ]
+    if rows:
+        conn.execute(automation_run_items.insert(), rows)
 
 
 def finish_run(conn: sa.Connection, run_pk: int, status: str, now: dt.datetime) -> None:

@@ -454,3 +454,19 @@ analytics_notifications = sa.Table(
     sa.Column("attempts", BigCount, nullable=False),
     sa.Column("queued", BigCount, nullable=False),  # waited for quiet hours or a digest
 )
+
+#: What each run acted for (migration 0013, ADR 0013): its matched items' table and key, and who made
+#: the change that triggered it (the application's user of a captured change, the caller of a pushed
+#: event or of a manual trigger). The automation log is filtered by these.
+automation_run_items = sa.Table(
+    "automation_run_items",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("run_pk", Id, sa.ForeignKey("automation_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("table_name", sa.String(128), nullable=True),
+    sa.Column("key_text", sa.String(500), nullable=True),  # canonical JSON of the item's key
+    sa.Column("actor", Name, nullable=True),
+    sa.Index(None, "run_pk"),
+    sa.Index(None, "table_name", "key_text"),
+    sa.Index(None, "actor"),
+)

@@ -85,7 +85,9 @@ def test_a_push_is_stored_once_and_a_replay_answers_the_stored_event(api: Api, a
         "new": PAID["new"],
         "old": PAID["old"],
         "changed_fields": ["status"],
+        "actor": "ed",  # the caller who pushed it, never the body (ADR 0013)
     }
+    assert event["actor"] == "ed"
     assert api.as_("ed").get(f"/events/app_db/{event['id']}").json() == event
 
 

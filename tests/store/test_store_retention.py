@@ -113,7 +113,7 @@ def test_a_purge_of_20000_rows_goes_in_chunks_and_touches_nothing_newer(
     preview = store.retention_preview(SETTINGS, now=NOW, targets=["runs"])[0]
     assert (preview.rows, preview.children, preview.kept_unfinished) == (
         15_000,
-        {"action_results": 30_000, "approvals": 0},
+        {"action_results": 30_000, "approvals": 0, "items": 0},
         3,
     )
 

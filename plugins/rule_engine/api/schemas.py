@@ -239,6 +239,11 @@ class EventPublic(OutModel):
     old: dict[str, Any] | None = None
     changed_fields: list[str] | None = None
     occurred_at: dt.datetime | None = None
+    actor: str | None = Field(
+        default=None,
+        description="who made the change: the caller who pushed it, or the application's user a "
+        "captured change's transaction named (`SET LOCAL automation.actor`; Postgres only)",
+    )
 
 
 # -- logs -------------------------------------------------------------------------------------------

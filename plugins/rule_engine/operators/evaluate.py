@@ -24,6 +24,7 @@ from rule_compiler.runtime.rows import iter_rows, matching_keys
 from rule_compiler.runtime.run_events import MAX_TRACED_ROWS, evaluate_events, event_ids_of
 from rule_compiler.runtime.verdicts import VerdictLog
 from rule_compiler.settings import log_values, max_matches
+from rule_compiler.store.runs import RunItem
 from rule_engine.hooks.app_database import AppDatabaseHook
 from rule_engine.operators.base import RuleTaskOperator, refuse_cancelled
 from rule_engine.operators.item_runs import is_item_run, planned, start_item_runs
@@ -82,7 +83,10 @@ class EvaluateConditionsOperator(RuleTaskOperator):
             matched, events = matched[:1], events[:1]
             trace["one_run_per_item"] = planned(self.dag_id, run_id, split)
         status = "running" if matched else "no_match"
-        self.store.record_evaluation(run_pk, trace=trace, matched_count=len(matched), status=status)
+        items = _run_items(context, source, events if trigger["type"] == "event" else None, matched)
+        self.store.record_evaluation(
+            run_pk, trace=trace, matched_count=len(matched), status=status, items=items
+        )
         if taken is not None:  # recorded first: a retry of this task takes the same events
             taken.commit()
         if split:
@@ -307,3 +311,19 @@ def _trigger_context(context: Mapping[str, Any]) -> dict[str, Any]:
         "logical_date": str(context.get("logical_date")),
         "conf": dict(getattr(dag_run, "conf", None) or {}),
     }
+
+
+def _run_items(
+    context: Any, source: dict[str, Any] | None, events: list[dict[str, Any]] | None, matched: list[Any]
+) -> list[RunItem]:
+    """What the run matched, for the automation log's filters (ADR 0013): each event's table, key and
+    actor; each row's table and key; the user who triggered the run (a manual trigger, a REST call) as
+    the actor of rows that no event brought."""
+    table = source["table"] if source is not None else None
+    if events is not None:
+        return [RunItem(table, event["key"], event.get("actor")) for event in events]
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    actor = str(user) if user else None
+    if source is None:
+        return [RunItem(None, None, actor)] if actor else []
+    return [RunItem(table, key, actor) for key in matched]

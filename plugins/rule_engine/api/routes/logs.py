@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BeforeValidator
 
 from rule_compiler.store import RunLog, RunQuery
+from rule_compiler.store.run_queries import key_filter
 from rule_compiler.store.tables import RUN_STATUSES
 from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
@@ -78,6 +79,17 @@ def list_logs(
     since: Annotated[IsoDateTime | None, Query(description="runs started at or after (ISO 8601)")] = None,
     until: Annotated[IsoDateTime | None, Query(description="runs started before (ISO 8601)")] = None,
     run_id: Annotated[str | None, Query(max_length=250, description="an Airflow run id")] = None,
+    table: Annotated[
+        str | None, Query(max_length=128, description="runs that matched an item of this table")
+    ] = None,
+    key: Annotated[
+        str | None,
+        Query(max_length=400, description="...with this key: `42`, `[42]` or the JSON the log shows"),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        Query(max_length=200, description="runs triggered by this user's change or call (ADR 0013)"),
+    ] = None,
     sort: RunSort = "-started_at",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
@@ -93,6 +105,9 @@ def list_logs(
         started_after=since,
         started_before=until,
         run_id=run_id,
+        table=table,
+        key=None if key is None else key_filter(key),
+        actor=actor,
     )
     page = store.query_runs(query, sort=sort, limit=limit, offset=offset)
     return Page[RunPublic](

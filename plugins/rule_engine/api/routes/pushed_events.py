@@ -215,6 +215,7 @@ def _public(event: Event, client_id: str | None, conn_id: str) -> EventPublic:
         old=event.old,
         changed_fields=event.changed_fields,
         occurred_at=event.occurred_at,
+        actor=event.actor,
     )
 
 
@@ -236,10 +237,12 @@ def push_event(
 
     The connection and table must be in your organization's catalog. ``id`` is yours: sending the
     same event again answers 200 with the stored event and writes nothing; the same id with a
-    different change answers 409.
+    different change answers 409. The event records you as its ``actor``: runs it triggers can be
+    found with ``GET /logs?actor=``.
     """
     tables = _catalog_tables(store, principal.organization, body.connection)
-    event = _event_of(body, tables)
+    # the caller is the change's actor (ADR 0013): never taken from the body
+    event = _event_of(body, tables).model_copy(update={"actor": principal.username})
     engine = _engines(request).get(body.connection)
     try:
         with _database_errors(body.connection), engine.begin() as conn:
