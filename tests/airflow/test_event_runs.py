@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from rule_compiler.events import install
 from rule_compiler.runtime.record_effects import LEDGER_TABLE
-from rule_compiler.store import RuleStore
+from rule_compiler.store import RuleStore, RunQuery
+from rule_compiler.store.run_queries import key_filter
 from tests.airflow.conftest import apply_rules, dagbag
 from tests.conftest import ROOT
 
@@ -88,6 +89,13 @@ def test_an_event_rule_acts_once_per_matching_event(store: RuleStore, app_db: sa
     verdicts = {row["event_id"]: row for row in trace["rows"]}
     assert verdicts[vip_paid]["matched"] is True and verdicts[regular_paid]["matched"] is False
     assert "status" in verdicts[note_only]["ignored"]  # only `status` changes fire the rule
+    # the log is filtered by the item a run matched (ADR 0013); SQLite captures record no actor
+    by_item = store.query_runs(RunQuery(organization="acme", table="orders", key=key_filter(str(vip))))
+    assert [run.run_id for run in by_item.runs] == [dag_run.run_id]
+    assert (
+        store.query_runs(RunQuery(organization="acme", table="orders", key=key_filter(str(regular)))).runs
+        == []
+    )
 
     # The same events delivered again (Airflow is at-least-once): a second run, no second effect.
     _change(app_db, "UPDATE orders SET priority = 'normal' WHERE id = :a", a=vip)

@@ -113,3 +113,23 @@ def test_another_organizations_run_is_not_found(api: Api, runs: dict[str, int], 
     assert api.as_("vera").get("/logs/999999").status_code == 404
     with store.engine.connect() as conn:  # nothing was changed by reading
         assert conn.execute(sa.select(sa.func.count()).select_from(automation_runs)).scalar_one() == 5
+
+
+def test_filters_by_the_triggering_item_and_the_acting_user(api: Api, store: RuleStore) -> None:
+    from rule_compiler.store.runs import RunItem
+    from tests.store.test_store_run_items import _run
+
+    _run(store, "by-alice", [RunItem("orders", [7], "alice")])
+    _run(store, "by-bob", [RunItem("orders", [8], "bob")])
+    _run(store, "globex-alice", [RunItem("orders", [7], "alice")], org="globex")
+
+    def found(user: str, **params: str) -> list[str]:
+        answer = api.as_(user).get("/logs", params=params)
+        assert answer.status_code == 200, answer.text
+        return sorted(item["run_id"] for item in answer.json()["items"])
+
+    assert found("vera", table="orders", key="7") == ["by-alice"]
+    assert found("vera", key="[8]") == ["by-bob"]
+    assert found("vera", actor="alice") == ["by-alice"]  # never another organization's
+    assert found("gus", actor="alice") == ["globex-alice"]
+    assert found("vera", table="customers") == []

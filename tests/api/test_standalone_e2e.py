@@ -160,6 +160,9 @@ def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Stand
     ).json()
     [entry] = logs["items"]
     assert (entry["run_id"], entry["status"]) == (run_id, "success")
+    # who triggered it (ADR 0013): the user who triggered the run through Airflow's API is its actor
+    mine = client.get("/automations/api/v1/logs", params={"actor": "ed", "table": "orders"}, headers=auth)
+    assert [item["run_id"] for item in mine.json()["items"]] == [run_id], mine.text
     detail = client.get(f"/automations/api/v1/logs/{entry['id']}", headers=auth).json()
     assert detail["trace"] is not None
     assert [(a["action_id"], a["status"]) for a in detail["actions"]] == [("flag", "success")]
