@@ -3,7 +3,8 @@
 ``stats --org acme`` prints the organization's totals, each definition's summary, the series and the
 top errors; ``stats --org acme rule flag-big-paid-orders`` one definition with its actions or nodes;
 ``stats --org acme webhooks`` the webhook attempts per action (success rate, latency, retries);
-``stats --org acme reports [NAME]`` report runs (status, durations, sizes) and their deliveries.
+``stats --org acme reports [NAME]`` report runs (status, durations, sizes) and their deliveries;
+``stats --org acme triggers`` what the event rules were handed per watched table (dropped, matched).
 The numbers come from the analytics rollups (the same as ``GET /analytics``); ``stats rebuild``
 recomputes those from the raw automation log (after an upgrade to the rollups, for instance).
 """
@@ -24,6 +25,7 @@ from rule_compiler.errors import StoreError
 from rule_compiler.store.analytics import RunSummary, SeriesPoint, TimeRange
 from rule_compiler.store.notification_analytics import ChannelSummary
 from rule_compiler.store.report_analytics import ReportAnalytics, ReportSummary
+from rule_compiler.store.trigger_analytics import EventRuleTotals, TableTotals, TriggerAnalytics
 from rule_compiler.store.webhook_analytics import WebhookAnalytics, WebhookSummary
 
 if TYPE_CHECKING:
@@ -42,6 +44,7 @@ def add_parser(sub: SubParsers) -> None:
         help="one definition: rule NAME or workflow NAME; 'notifications': deliveries per channel; "
         "'webhooks': attempts, success rate, latency and retries per action; "
         "'reports [NAME]': report runs, durations, sizes and deliveries; "
+        "'triggers': events per watched table and event rule, dropped by filters, runs per event; "
         "'rebuild' recomputes the rollups",
     )
     p.add_argument("--org", "--organization", dest="organization", help="the organization")
@@ -82,21 +85,7 @@ def show_stats(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     try:
-        if not args.target:
-            found: Any = store.organization_analytics(args.organization, span)
-        elif args.target == ["notifications"]:
-            found = store.notification_analytics(args.organization, span)
-        elif args.target == ["webhooks"]:
-            found = store.webhook_analytics(args.organization, span)
-        elif args.target[:1] == ["reports"] and len(args.target) <= 2:
-            found = store.report_analytics(args.organization, span, (args.target[1:] or [None])[0])
-        elif len(args.target) == 2 and args.target[0] in ("rule", "workflow"):
-            found = store.definition_analytics(args.organization, args.target[0], args.target[1], span)
-        else:
-            raise CliError(
-                "give no target (the organization), rule NAME, workflow NAME, notifications, webhooks, "
-                "reports [NAME] or rebuild"
-            )
+        found = _analytics(store, args.organization, args.target, span)
     except StoreError as exc:
         raise CliError(f"rule store: {exc}") from None
     if args.json:
@@ -105,6 +94,29 @@ def show_stats(args: argparse.Namespace) -> int:
     for line in _report(found):
         print(line)
     return EXIT_OK
+
+
+#: The targets that name one analytics of the organization: ``stats --org acme TARGET``.
+_ORGANIZATION_TARGETS = {
+    "notifications": "notification_analytics",
+    "webhooks": "webhook_analytics",
+    "triggers": "trigger_analytics",
+}
+
+
+def _analytics(store: Any, organization: str, target: list[str], span: TimeRange) -> Any:
+    if not target:
+        return store.organization_analytics(organization, span)
+    if len(target) == 1 and target[0] in _ORGANIZATION_TARGETS:
+        return getattr(store, _ORGANIZATION_TARGETS[target[0]])(organization, span)
+    if target[0] == "reports" and len(target) <= 2:
+        return store.report_analytics(organization, span, target[1] if len(target) == 2 else None)
+    if len(target) == 2 and target[0] in ("rule", "workflow"):
+        return store.definition_analytics(organization, target[0], target[1], span)
+    raise CliError(
+        "give no target (the organization), rule NAME, workflow NAME, notifications, webhooks, "
+        "reports [NAME], triggers or rebuild"
+    )
 
 
 def _rebuild(store: Any, args: argparse.Namespace) -> int:
@@ -142,6 +154,8 @@ def _jsonable(value: Any) -> Any:
             if f.name != "reports"
         }
         return {**plain, "reports": reports}
+    if isinstance(value, EventRuleTotals | TableTotals):
+        return {**dataclasses.asdict(value), "runs_per_event": value.runs_per_event}
     if isinstance(value, WebhookAnalytics):
         actions = [{"definition": d, "action": a, **_jsonable(s)} for (d, a), s in value.actions.items()]
         plain = {
@@ -277,9 +291,31 @@ def _report_cells(r: ReportSummary) -> list[Any]:
             _took(r.p95_ms), per_run, r.deliveries("sent"), unsent]  # fmt: skip
 
 
+_TRIGGER_HEADERS = ("runs", "events", "dropped", "matched", "runs/event")
+
+
+def _trigger_cells(t: EventRuleTotals | TableTotals) -> list[Any]:
+    per_event = "-" if t.runs_per_event is None else f"{t.runs_per_event:.2f}"
+    return [t.runs, t.events, t.ignored, t.matched, per_event]
+
+
 def _report(found: Any) -> list[str]:
     span = found.range
     lines = [f"{span.since:%Y-%m-%d %H:00} to {span.until:%Y-%m-%d %H:00} UTC, by {span.bucket}", ""]
+    if isinstance(found, TriggerAnalytics):
+        lines.append(
+            f"event triggers of {found.organization}, by watched table (an event counts once per rule)"
+        )
+        lines += table(
+            ("connection", "table", *_TRIGGER_HEADERS),
+            ([t.connection, t.table, *_trigger_cells(t)] for t in found.tables),
+        )
+        lines += ["", "by event rule"]
+        lines += table(
+            ("kind", "name", "table", *_TRIGGER_HEADERS),
+            ([r.kind, r.name, f"{r.connection}.{r.table}", *_trigger_cells(r)] for r in found.rules),
+        )
+        return [*lines, "", "consumer lag now: GET /automations/api/v1/health (or /analytics/triggers)"]
     if isinstance(found, ReportAnalytics):
         shown = "%Y-%m-%d %H:00" if span.bucket == "hour" else "%Y-%m-%d"
         lines.append(f"report runs of {found.organization}")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rule_compiler.events.watch import watch_of_spec_json
 from rule_compiler.store import (
     analytics,
     notification_analytics,
     report_analytics,
     report_rollups,
     rollups,
+    trigger_analytics,
     webhook_analytics,
 )
 from rule_compiler.store._db import Database
@@ -57,6 +59,20 @@ class AnalyticsMethods:
         """The organization's (or one report's) report runs, durations, sizes and deliveries over ``span``."""
         with self._db.transaction(single_read=True) as conn:
             return report_analytics.report_analytics(conn, organization, span, report)
+
+    def trigger_analytics(
+        self, organization: str, span: analytics.TimeRange
+    ) -> trigger_analytics.TriggerAnalytics:
+        """What the organization's active event rules and workflows were handed over ``span``, per watched
+        table and per rule: runs, events, events their filters dropped, matches, runs per event."""
+        watches = {}
+        for kind in ("rule", "workflow"):
+            for row in self.definitions_of_kind(organization, kind):  # type: ignore[attr-defined]
+                watch = watch_of_spec_json(row.spec_json) if row.active else None
+                if watch is not None:
+                    watches[(kind, row.name)] = (watch.connection, watch.table)
+        with self._db.transaction(single_read=True) as conn:
+            return trigger_analytics.trigger_analytics(conn, organization, span, watches)
 
     def rebuild_rollups(self, since: dt.datetime | None = None) -> int:
         """Recompute the rollups from ``since`` (all when None) out of the raw log, report runs and

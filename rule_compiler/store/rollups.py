@@ -202,6 +202,7 @@ def run_share(row: Mapping[str, Any] | None) -> Share:
             evaluated=int(row["evaluated_count"] or 0),
             matched=int(row["matched_count"] or 0),
             acted=int(row["acted_count"] or 0),
+            ignored=int(row.get("ignored_count") or 0),
         )
         if milliseconds is not None:
             share.add(analytics_durations, (*key, RUN_STEP, duration_bin(milliseconds)), count=1)
@@ -360,6 +361,7 @@ RUN_FIELDS = (
     r.c.evaluated_count,
     r.c.matched_count,
     r.c.acted_count,
+    r.c.ignored_count,
 )
 STEP_FIELDS = (
     a.c.action_id,

@@ -125,10 +125,12 @@ def record_evaluation(
     _check(status, RUN_STATUSES, "run")
     finished = None if status == "running" else now
     evaluated = trace.get("evaluated") if isinstance(trace, dict) else None
+    ignored = trace.get("ignored") if isinstance(trace, dict) else None
     values: dict[str, Any] = {
         "trace_json": log_json(trace),
         "matched_count": matched_count,
         "evaluated_count": evaluated if isinstance(evaluated, int) else None,
+        "ignored_count": ignored if isinstance(ignored, int) and not isinstance(ignored, bool) else None,
     }
     if not is_cancelled(conn, run_pk):  # a cancelled run keeps what its cancel said
         values |= {"status": status, "finished_at": finished}

@@ -139,6 +139,9 @@ automation_runs = sa.Table(
     sa.Column("cancelled_by", Name, nullable=True),
     sa.Column("evaluated_count", sa.Integer(), nullable=True),  # migration 0008: items tested
     sa.Column("acted_count", sa.Integer(), nullable=True),  # items the actions acted on (at the finish)
+    sa.Column(
+        "ignored_count", sa.Integer(), nullable=True
+    ),  # migration 0014: events a `fields:` filter dropped
     sa.UniqueConstraint("dag_id", "run_id"),
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "organization", "rule_name", "started_at"),
@@ -396,6 +399,7 @@ analytics_runs = sa.Table(
     sa.Column("evaluated", BigCount, nullable=False),
     sa.Column("matched", BigCount, nullable=False),
     sa.Column("acted", BigCount, nullable=False),
+    sa.Column("ignored", BigCount, nullable=False, server_default="0"),  # migration 0014
     # an organization's overview reads only this index on Postgres (an index-only scan)
     sa.Index(
         None,

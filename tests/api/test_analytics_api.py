@@ -191,3 +191,24 @@ def test_report_analytics_show_the_callers_organization_only(api: Api, store: Ru
     one = api.as_("vera").get("/analytics/reports", params={**RANGE, "report": "stock"}).json()
     assert [r["report"] for r in one["reports"]] == ["stock"]
     assert api.as_("gus").get("/analytics/reports", params=RANGE).json()["summary"]["runs"] == 1
+
+
+def test_trigger_analytics_per_watched_table_with_its_consumer_lag(api: Api, store: RuleStore) -> None:
+    from tests.api.conftest import create
+    from tests.store.test_store_trigger_analytics import _event_run
+
+    create(api, "expedite-vip-payments")  # an event rule on app_db.orders
+    _event_run(store, "a", "expedite-vip-payments", events=10, ignored=4, matched=3)
+    _event_run(store, "b", "expedite-vip-payments", events=5, ignored=5, matched=0)
+    answer = api.as_("vera").get("/analytics/triggers", params=RANGE)
+    assert answer.status_code == 200, answer.text
+    (table,) = answer.json()["tables"]
+    assert (table["connection"], table["table"], table["rules"]) == (
+        "app_db",
+        "orders",
+        ["rule expedite-vip-payments"],
+    )
+    assert (table["runs"], table["events"], table["ignored"], table["matched"]) == (2, 15, 9, 3)
+    assert table["runs_per_event"] == 2 / 15
+    assert [c["table"] for c in table["consumers"]] == ["orders"]  # its trigger's cursor, measured now
+    assert api.as_("gus").get("/analytics/triggers", params=RANGE).json()["tables"] == []

@@ -67,6 +67,7 @@ MATRIX = [
     ("vera", "GET", "/analytics/rules/flag-big-paid-orders", 200),
     ("vera", "GET", "/analytics/webhooks", 200),
     ("vera", "GET", "/analytics/reports", 200),
+    ("vera", "GET", "/analytics/triggers", 200),
     ("vera", "GET", "/audit", 403),
     ("ed", "GET", "/audit", 403),
     ("ada", "GET", "/audit", 200),
@@ -106,6 +107,7 @@ MATRIX = [
     ("nomad", "GET", "/analytics", 403),
     ("nomad", "GET", "/analytics/webhooks", 403),
     ("nomad", "GET", "/analytics/reports", 403),
+    ("nomad", "GET", "/analytics/triggers", 403),
     ("nomad", "GET", "/me/inbox", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization

@@ -215,3 +215,28 @@ def test_report_runs_as_tables_and_json(store_args: list[str], capsys: pytest.Ca
     assert [(r["report"], r["runs"], r["by_status"]) for r in data["reports"]] == [
         ("stock", 1, {"skipped-empty": 1})
     ]
+
+
+def test_trigger_analytics_as_tables(store_args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from rule_compiler.store import RuleStore
+    from tests.store.test_store_trigger_analytics import _event_run
+
+    store = RuleStore(store_args[1])
+    _event_run(store, "ev-1", "r1", events=10, ignored=4, matched=3)
+    store.close()
+    argv = [
+        *store_args,
+        "stats",
+        "--org",
+        "acme",
+        "triggers",
+        "--since",
+        "2026-11-20",
+        "--until",
+        "2026-11-22",
+    ]
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "event triggers of acme, by watched table" in out
+    assert "consumer lag now: GET /automations/api/v1/health" in out

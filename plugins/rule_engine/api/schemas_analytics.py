@@ -7,8 +7,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from rule_compiler.store import analytics, notification_analytics, report_analytics, webhook_analytics
+from rule_compiler.store import (
+    analytics,
+    notification_analytics,
+    report_analytics,
+    trigger_analytics,
+    webhook_analytics,
+)
 from rule_engine.api.schemas import OutModel
+from rule_engine.api.schemas_ops import ConsumerLag
 
 
 class RunSummaryPublic(OutModel):
@@ -365,5 +372,75 @@ def reports_public(found: report_analytics.ReportAnalytics) -> ReportAnalyticsPu
         series=[
             ReportPointPublic(start=p.start, **ReportSummaryPublic.of(p.summary).model_dump())
             for p in found.series
+        ],
+    )
+
+
+class EventRuleTotalsPublic(OutModel):
+    """One event rule or workflow: what it was handed over the range."""
+
+    kind: str
+    name: str
+    connection: str
+    table: str
+    runs: int
+    events: int = Field(description="events of its table handed to it")
+    ignored: int = Field(description="of those, dropped by its `fields:` or operations filter")
+    matched: int
+    runs_per_event: float | None
+
+
+class TableTotalsPublic(OutModel):
+    """A watched table: its rules' totals summed (an event counts once per rule that watches it), and
+    the lag of its triggers' cursors now."""
+
+    connection: str
+    table: str
+    rules: list[str]
+    runs: int
+    events: int
+    ignored: int
+    matched: int
+    runs_per_event: float | None
+    consumers: list[ConsumerLag]
+
+
+class TriggerAnalyticsPublic(OutModel):
+    organization: str
+    range: RangePublic
+    tables: list[TableTotalsPublic]
+    rules: list[EventRuleTotalsPublic]
+
+
+def triggers_public(
+    found: trigger_analytics.TriggerAnalytics, lags: list[ConsumerLag]
+) -> TriggerAnalyticsPublic:
+    def lag_of(connection: str, table: str) -> list[ConsumerLag]:
+        return [lag for lag in lags if (lag.connection, lag.table) == (connection, table)]
+
+    return TriggerAnalyticsPublic(
+        organization=found.organization,
+        range=range_public(found.range),
+        tables=[
+            TableTotalsPublic(
+                **{
+                    f: getattr(t, f)
+                    for f in ("connection", "table", "rules", "runs", "events", "ignored", "matched")
+                },
+                runs_per_event=t.runs_per_event,
+                consumers=lag_of(t.connection, t.table),
+            )
+            for t in found.tables
+        ],
+        rules=[
+            EventRuleTotalsPublic(
+                **{
+                    f: getattr(r, f)
+                    for f in ("kind", "name", "connection", "table", "runs", "events", "ignored")
+                },
+                matched=r.matched,
+                runs_per_event=r.runs_per_event,
+            )
+            for r in found.rules
         ],
     )

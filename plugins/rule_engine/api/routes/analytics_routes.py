@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from rule_compiler.clock import utcnow
 from rule_compiler.store.analytics import TimeRange
+from rule_engine.api.consumer_lag import consumer_lags, watched_by
 from rule_engine.api.deps import StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.routes.logs import IsoDateTime, as_utc
@@ -22,11 +23,13 @@ from rule_engine.api.schemas_analytics import (
     NotificationAnalyticsPublic,
     OrganizationAnalyticsPublic,
     ReportAnalyticsPublic,
+    TriggerAnalyticsPublic,
     WebhookAnalyticsPublic,
     definition_public,
     notifications_public,
     organization_public,
     reports_public,
+    triggers_public,
     webhooks_public,
 )
 
@@ -114,6 +117,26 @@ def report_analytics(
     report and as a series. ``report``: one report only."""
     found = store.report_analytics(principal.organization, _span(since, until, bucket), report)
     return reports_public(found)
+
+
+@router.get("/triggers", responses=errors())
+def trigger_analytics(
+    *,
+    principal: Viewer,
+    store: StoreDep,
+    since: Since = None,
+    until: Until = None,
+) -> TriggerAnalyticsPublic:
+    """What your organization's active event rules and workflows were handed over the range: per watched
+    table and per rule, runs, events, the events their `fields:` or operations filter dropped, matches
+    and runs per event; and each table's consumer lag now (as `GET /health` measures it)."""
+    found = store.trigger_analytics(principal.organization, _span(since, until, "day"))
+    specs = [
+        (f"{principal.organization}/{row.name}", row.active, row.spec_json)
+        for kind in ("rule", "workflow")
+        for row in store.definitions_of_kind(principal.organization, kind)
+    ]
+    return triggers_public(found, consumer_lags(watched_by(specs), utcnow()))
 
 
 @router.get("/{kind}/{name}", responses=errors())
