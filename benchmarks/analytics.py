@@ -48,14 +48,18 @@ from analytics_workload import (
     load_log,
     raw_definition,
     raw_organization,
+    raw_triggers,
     rollup_definition,
     rollup_organization,
+    rollup_triggers,
+    trigger_watches,
 )
 from api_workload import captured_statements, explain
 from bench_common import add_json_option, aligned, emit, progress, temporary_postgres_database
 
 from rule_compiler.store import RuleStore
 from rule_compiler.store.analytics import TimeRange
+from rule_compiler.store.trigger_analytics import trigger_analytics
 
 DEFAULT_POSTGRES = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 GOAL_MS = 100.0
@@ -108,12 +112,24 @@ def queries(
             rollup_organization,
         ),
         Query(
+            "triggers, 30 days",
+            lambda: _triggers(store, month),
+            lambda conn: raw_triggers(conn, month.since, month.until),
+            rollup_triggers,
+        ),
+        Query(
             "definition, 30 days by day",
             lambda: store.definition_analytics(ORG, kind, name, month),
             lambda conn: raw_definition(conn, month.since, month.until, "day", kind=kind, name=name),
             rollup_definition,
         ),
     ]
+
+
+def _triggers(store: RuleStore, span: TimeRange) -> Any:
+    """What ``GET /analytics/triggers`` reads (the benchmark stores no definitions: the watches are given)."""
+    with store.engine.connect() as conn:
+        return trigger_analytics(conn, ORG, span, trigger_watches())
 
 
 def measure(store: RuleStore, repeats: int) -> tuple[list[dict[str, Any]], list[str]]:

@@ -50,11 +50,12 @@ _STEP_MS = "exp(3 + 5 * power(abs(hashint8(g * 17) % 10000) / 10000.0, 2))"
 
 LOAD_RUNS = f"""
 INSERT INTO automation_runs (organization, rule_name, dag_id, run_id, spec_hash, trigger_type,
-    trigger_context_json, status, matched_count, evaluated_count, acted_count, trace_json,
+    trigger_context_json, status, matched_count, evaluated_count, acted_count, ignored_count, trace_json,
     started_at, finished_at)
 SELECT org, name, kind || '__' || org || '__' || name, 'bench__' || g, md5(name) || md5(org), 'event',
     '{{}}', status, matched, evaluated,
     CASE WHEN status IN ('success', 'partial') THEN matched ELSE 0 END,
+    CASE WHEN g % 4 = 0 THEN g % 7 ELSE 0 END,
     NULL, started,
     CASE WHEN status = 'running' THEN NULL ELSE started + run_ms * interval '1 millisecond' END
 FROM (
@@ -194,6 +195,47 @@ def raw_organization(conn: sa.Connection, since: dt.datetime, until: dt.datetime
             numbers.counts[(*scope, row.status)] = (row.runs, row.evaluated, row.matched, row.acted)
     numbers.errors = _raw_errors(conn, params, "")
     return numbers
+
+
+RAW_TRIGGERS = f"""
+SELECT {_KIND_OF} AS kind, r.rule_name AS name, count(*) AS runs, sum(r.evaluated_count) AS events,
+    sum(r.ignored_count) AS ignored, sum(r.matched_count) AS matched
+FROM automation_runs r
+WHERE r.organization = :org AND r.started_at >= :since AND r.started_at < :until AND {_FINISHED}
+GROUP BY 1, 2
+"""
+
+
+def trigger_watches() -> dict[tuple[str, str], tuple[str, str]]:
+    """What each generated definition watches: the rules a table, the workflows another."""
+    watches = {}
+    for index in range(DEFINITIONS):
+        kind = "workflow" if index >= DEFINITIONS - WORKFLOWS else "rule"
+        watches[(kind, f"def-{index:02d}")] = ("bench_db", "customers" if kind == "workflow" else "orders")
+    return watches
+
+
+def raw_triggers(conn: sa.Connection, since: dt.datetime, until: dt.datetime) -> Numbers:
+    """Trigger analytics by a raw GROUP BY: per event rule, runs, events, dropped, matched."""
+    rows = conn.execute(sa.text(RAW_TRIGGERS), {"org": ORG, "since": since, "until": until})
+    return Numbers(
+        {
+            ("trigger", row.kind, row.name, "all"): (row.runs, row.events, row.ignored, row.matched)
+            for row in rows
+        },
+        {},
+        [],
+    )
+
+
+def rollup_triggers(found: Any) -> Numbers:
+    counts: dict[tuple[Any, ...], tuple[int, ...]] = {}
+    for rule in found.rules:
+        values = (rule.runs, rule.events, rule.ignored, rule.matched)
+        counts[("trigger", rule.kind, rule.name, "all")] = counts[("trigger", rule.kind, rule.name, "*")] = (
+            values
+        )
+    return Numbers(counts, {}, [])
 
 
 def raw_definition(

@@ -80,6 +80,7 @@ def test_the_benchmark_runs_and_reports_every_query(tmp_path: Path, postgres_dat
     assert [q["query"] for q in result["queries"]] == [
         "overview, 30 days by day",
         "overview, 7 days by hour",
+        "triggers, 30 days",
         "definition, 30 days by day",
     ]
     for query in result["queries"]:
