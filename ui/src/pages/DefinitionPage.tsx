@@ -1,8 +1,9 @@
 import { useEffect, useState } from "react";
 
 import { definitionOf, getJson, type DefinitionAnalytics, type Page, type RunSummaryRow } from "../api";
-import { count, duration, percent, when } from "../format";
+import { count, duration, when } from "../format";
 import { RunsChart } from "../RunsChart";
+import { SummaryCards } from "../SummaryCards";
 
 const systemNow = () => new Date();
 
@@ -48,24 +49,7 @@ export function DefinitionPage({ dagId, now = systemNow }: { dagId: string; now?
       <h1 id="definition-title">
         {owner.kind} {owner.name} ({owner.organization}), last 30 days
       </h1>
-      <dl className="cards">
-        <div>
-          <dt>Runs</dt>
-          <dd>{count(summary.runs)}</dd>
-        </div>
-        <div>
-          <dt>Match rate</dt>
-          <dd>{percent(summary.match_rate)}</dd>
-        </div>
-        <div>
-          <dt>Success rate</dt>
-          <dd>{percent(summary.success_rate)}</dd>
-        </div>
-        <div>
-          <dt>p95 duration</dt>
-          <dd>{duration(summary.p95_ms)}</dd>
-        </div>
-      </dl>
+      <SummaryCards summary={summary} />
       <RunsChart points={analytics.series} range={analytics.range} title="Runs per day by outcome" />
       <h2>{owner.kind === "workflow" ? "Nodes" : "Actions"}</h2>
       {analytics.steps.length === 0 ? (

@@ -3,6 +3,7 @@ import { useEffect, useState } from "react";
 import { getJson, type HealthReport, type OrganizationAnalytics } from "../api";
 import { count, duration, percent, when } from "../format";
 import { RunsChart } from "../RunsChart";
+import { SummaryCards } from "../SummaryCards";
 
 /** The time ranges the overview offers: how far back, and the series' bucket. */
 export const RANGES = {
@@ -70,24 +71,7 @@ function Figures({ analytics, health }: { analytics: OrganizationAnalytics; heal
   const { summary } = analytics;
   return (
     <>
-      <dl className="cards">
-        <div>
-          <dt>Runs</dt>
-          <dd>{count(summary.runs)}</dd>
-        </div>
-        <div>
-          <dt>Match rate</dt>
-          <dd>{percent(summary.match_rate)}</dd>
-        </div>
-        <div>
-          <dt>Success rate</dt>
-          <dd>{percent(summary.success_rate)}</dd>
-        </div>
-        <div>
-          <dt>p95 duration</dt>
-          <dd>{duration(summary.p95_ms)}</dd>
-        </div>
-      </dl>
+      <SummaryCards summary={summary} />
       <RunsChart
         points={analytics.series}
         range={analytics.range}
