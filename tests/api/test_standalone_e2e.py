@@ -15,7 +15,9 @@ failing subtest does not stop the other one, and each is reported on its own.
 - The UI check reads the plugin's "Automations" entry and "Automation" DAG and run tabs back from
   ``/api/v2/plugins``, then opens them in Airflow's own UI: the overview in the iframe shows the run
   of the first check, the DAG's tab lists it, and the run's tab shows it in the run explorer with its
-  traced rows and action. The screenshots are kept in ``test-artifacts/`` (``TEST_ARTIFACTS`` moves it).
+  traced rows and action; axe-core finds no serious or critical violation in the overview (at 1280 and
+  768 px, with no horizontal scroll) or the explorer. The screenshots are kept in ``test-artifacts/``
+  (``TEST_ARTIFACTS`` moves it).
 - The browser check drives Debian's Chromium through Playwright (never ``playwright install``: no
   browser is downloaded): it signs in on Airflow's login page as a user does, is sent on to
   ``/automations/docs``, and checks that Swagger UI lists the operations, with every request the page
@@ -46,6 +48,27 @@ pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 DAG_ID = "rule__acme__flag-big-paid-orders"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts")
+#: axe-core, installed in ui/node_modules by `npm ci` (scripts/check-ui.sh runs before the tests).
+AXE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _accessibility_problems(page: Any) -> list[str]:
+    """axe-core's serious and critical violations in the page's iframe, and a horizontal scroll at
+    the viewport's width (the pages must reflow at 1280 and 768 px)."""
+    frame = page.locator("iframe").element_handle().content_frame()  # our page, not Airflow's around it
+    frame.evaluate(AXE.read_text())
+    found = frame.evaluate(
+        "async () => (await axe.run(document)).violations"
+        ".map(v => [v.impact, v.id, v.help + ': ' + v.nodes.map(n => n.html).join(' ').slice(0, 200)])"
+    )
+    problems = [
+        f"{impact}: {rule} ({text})" for impact, rule, text in found if impact in ("serious", "critical")
+    ]
+    if frame.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth"):
+        problems.append(f"horizontal scroll at {page.viewport_size['width']} px")
+    return problems
+
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -265,6 +288,11 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             runs.wait_for()
             assert int(runs.inner_text().replace(",", "")) >= 1  # the run of the API check
             frame.get_by_role("rowheader", name="flag-big-paid-orders").wait_for()
+            problems = {width: _accessibility_problems(page) for width in (1280,)}
+            page.set_viewport_size({"width": 768, "height": 900})
+            problems[768] = _accessibility_problems(page)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            assert problems == {1280: [], 768: []}, problems
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "automations-overview.png"), full_page=True)
 
@@ -281,6 +309,7 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             assert frame.locator(".items > li").count() >= 1  # the traced rows of the run
             frame.get_by_text(": matched").first.wait_for()
             frame.get_by_role("rowheader", name="flag").wait_for()
+            assert _accessibility_problems(page) == []
             page.screenshot(path=str(ARTIFACTS / "automation-run-explorer.png"), full_page=True)
         finally:
             browser.close()
