@@ -312,10 +312,9 @@ def finish_attempt(
     """Record how an attempt ended: ``delivered``, ``retrying`` or ``failed``, and count the attempt in
     the webhook analytics in the same transaction (``rollups.webhook_attempt_share``)."""
     with engine.begin() as conn:
-        select = sa.select(deliveries).where(deliveries.c.idempotency_key == key)
-        if conn.dialect.name == "postgresql":
-            select = select.with_for_update()
-        before = conn.execute(select).first()
+        before = conn.execute(
+            rollups.locked(conn, sa.select(deliveries).where(deliveries.c.idempotency_key == key))
+        ).first()
         conn.execute(
             deliveries.update()
             .where(deliveries.c.idempotency_key == key)

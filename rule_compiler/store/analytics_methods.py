@@ -6,6 +6,8 @@ Mixed into :class:`~rule_compiler.store.rule_store.RuleStore`; each method is on
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from rule_compiler.events.watch import watch_of_spec_json
 from rule_compiler.store import (
@@ -60,17 +62,28 @@ class AnalyticsMethods:
         with self._db.transaction(single_read=True) as conn:
             return report_analytics.report_analytics(conn, organization, span, report)
 
+    def event_definitions(self, organization: str) -> list[tuple[str, Any]]:
+        """(kind, current definition) of the organization's rules and workflows: what can watch a table."""
+        definitions_of_kind = self.definitions_of_kind  # type: ignore[attr-defined]  # RuleStore's
+        return [
+            (kind, row) for kind in ("rule", "workflow") for row in definitions_of_kind(organization, kind)
+        ]
+
     def trigger_analytics(
-        self, organization: str, span: analytics.TimeRange
+        self,
+        organization: str,
+        span: analytics.TimeRange,
+        definitions: Sequence[tuple[str, Any]] | None = None,
     ) -> trigger_analytics.TriggerAnalytics:
         """What the organization's active event rules and workflows were handed over ``span``, per watched
-        table and per rule: runs, events, events their filters dropped, matches, runs per event."""
+        table and per rule: runs, events, events their filters dropped, matches, runs per event.
+        ``definitions``: :meth:`event_definitions`, when the caller has read them already."""
+        rows = self.event_definitions(organization) if definitions is None else definitions
         watches = {}
-        for kind in ("rule", "workflow"):
-            for row in self.definitions_of_kind(organization, kind):  # type: ignore[attr-defined]
-                watch = watch_of_spec_json(row.spec_json) if row.active else None
-                if watch is not None:
-                    watches[(kind, row.name)] = (watch.connection, watch.table)
+        for kind, row in rows:
+            watch = watch_of_spec_json(row.spec_json) if row.active else None
+            if watch is not None:
+                watches[(kind, row.name)] = (watch.connection, watch.table)
         with self._db.transaction(single_read=True) as conn:
             return trigger_analytics.trigger_analytics(conn, organization, span, watches)
 

@@ -130,12 +130,9 @@ def trigger_analytics(
     """What your organization's active event rules and workflows were handed over the range: per watched
     table and per rule, runs, events, the events their `fields:` or operations filter dropped, matches
     and runs per event; and each table's consumer lag now (as `GET /health` measures it)."""
-    found = store.trigger_analytics(principal.organization, _span(since, until, "day"))
-    specs = [
-        (f"{principal.organization}/{row.name}", row.active, row.spec_json)
-        for kind in ("rule", "workflow")
-        for row in store.definitions_of_kind(principal.organization, kind)
-    ]
+    definitions = store.event_definitions(principal.organization)  # read once: the rollups and the lag
+    found = store.trigger_analytics(principal.organization, _span(since, until, "day"), definitions)
+    specs = [(f"{principal.organization}/{row.name}", row.active, row.spec_json) for _, row in definitions]
     return triggers_public(found, consumer_lags(watched_by(specs), utcnow()))
 
 
