@@ -50,6 +50,7 @@ __all__ = [
     "definition_analytics",
     "organization_analytics",
     "percentile",
+    "utc_of",
 ]
 
 Bucket = Literal["hour", "day"]
@@ -331,8 +332,8 @@ def _errors(conn: sa.Connection, conditions: list[sa.ColumnElement[bool]]) -> li
             row.step,
             row.error_class,
             int(row.n),
-            _utc(row.first_seen),
-            _utc(row.last_seen),
+            utc_of(row.first_seen),
+            utc_of(row.last_seen),
         )
         for row in rows
     ]
@@ -354,11 +355,11 @@ class BucketStarts(dict[Any, dt.datetime]):
     def __call__(self, value: Any) -> dt.datetime:
         start = self.get(value)
         if start is None:
-            start = self[value] = self.span.start_of(_utc(value))
+            start = self[value] = self.span.start_of(utc_of(value))
         return start
 
 
-def _utc(value: Any) -> dt.datetime:
+def utc_of(value: Any) -> dt.datetime:
     """An aggregate loses the column's type on SQLite (a naive datetime, or its text): UTC it."""
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)

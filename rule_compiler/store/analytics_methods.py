@@ -12,6 +12,7 @@ from typing import Any
 from rule_compiler.events.watch import watch_of_spec_json
 from rule_compiler.store import (
     analytics,
+    definition_board,
     notification_analytics,
     report_analytics,
     report_rollups,
@@ -40,6 +41,18 @@ class AnalyticsMethods:
         """One rule's or workflow's summary, series, actions or nodes, and top errors over ``span``."""
         with self._db.transaction(single_read=True) as conn:
             return analytics.definition_analytics(conn, organization, kind, name, span)
+
+    def board_entries(self, organization: str) -> list[definition_board.BoardEntry]:
+        """The organization's rules, workflows and reports for the definitions board, by name."""
+        with self._db.transaction(single_read=True) as conn:
+            return definition_board.board_entries(conn, organization)
+
+    def board_stats(
+        self, organization: str, keys: Sequence[tuple[str, str]], *, days: int, now: dt.datetime
+    ) -> dict[tuple[str, str], definition_board.BoardStats]:
+        """The last run and daily tallies of the given (kind, name)s (see :mod:`.definition_board`)."""
+        with self._db.transaction() as conn:
+            return definition_board.board_stats(conn, organization, keys, days=days, now=now)
 
     def notification_analytics(
         self, organization: str, span: analytics.TimeRange

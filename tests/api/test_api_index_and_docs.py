@@ -27,6 +27,7 @@ COLLECTIONS = {
     "workflows",
     "logs",
     "analytics",
+    "definitions",
     "audit",
     "approvals",
     "memberships",

@@ -68,6 +68,7 @@ MATRIX = [
     ("vera", "GET", "/analytics/webhooks", 200),
     ("vera", "GET", "/analytics/reports", 200),
     ("vera", "GET", "/analytics/triggers", 200),
+    ("vera", "GET", "/definitions", 200),
     ("vera", "GET", "/audit", 403),
     ("ed", "GET", "/audit", 403),
     ("ada", "GET", "/audit", 200),
@@ -99,6 +100,7 @@ MATRIX = [
     ("gina", "POST", "/rules", 201),  # creates globex's own rule of that name
     ("gus", "GET", "/rules?organization=acme", 404),
     ("gus", "GET", "/analytics?organization=acme", 404),
+    ("gus", "GET", "/definitions?organization=acme", 404),
     ("gus", "GET", "/audit?organization=acme", 404),
     ("gus", "GET", "/webhooks/deliveries?organization=acme", 404),
     # no membership at all
@@ -108,6 +110,7 @@ MATRIX = [
     ("nomad", "GET", "/analytics/webhooks", 403),
     ("nomad", "GET", "/analytics/reports", 403),
     ("nomad", "GET", "/analytics/triggers", 403),
+    ("nomad", "GET", "/definitions", 403),
     ("nomad", "GET", "/me/inbox", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization

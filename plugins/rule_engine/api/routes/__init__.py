@@ -12,6 +12,7 @@ from rule_engine.api.routes import (
     approval_routes,
     audit_routes,
     catalog_routes,
+    definition_board_routes,
     definition_run_routes,
     health,
     logs,
@@ -34,6 +35,7 @@ api_router.include_router(definition_run_routes.definition_run_router("workflow"
 api_router.include_router(approval_routes.router)
 api_router.include_router(report_run_routes.router)
 api_router.include_router(pushed_events.router)
+api_router.include_router(definition_board_routes.router)
 api_router.include_router(logs.router)
 api_router.include_router(analytics_routes.router)
 api_router.include_router(audit_routes.router)

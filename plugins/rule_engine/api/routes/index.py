@@ -17,6 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["index"])  # included by the app itse
 #: collection -> the route listing it (GET): what the index links to.
 COLLECTIONS = {
     **{row.tag: f"list_{row.slug}s" for row in API_KINDS},
+    "definitions": "list_definitions_board",
     "logs": "list_logs",
     "analytics": "organization_analytics",
     "audit": "list_audit",
