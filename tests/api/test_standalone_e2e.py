@@ -15,9 +15,11 @@ failing subtest does not stop the other one, and each is reported on its own.
 - The UI check reads the plugin's "Automations" entry and "Automation" DAG and run tabs back from
   ``/api/v2/plugins``, then opens them in Airflow's own UI: the overview in the iframe shows the run
   of the first check, the DAG's tab lists it, and the run's tab shows it in the run explorer with its
-  traced rows and action; axe-core finds no serious or critical violation in the overview (at 1280 and
-  768 px, with no horizontal scroll) or the explorer. The screenshots are kept in ``test-artifacts/``
-  (``TEST_ARTIFACTS`` moves it).
+  traced rows and action; on the definitions page, reached from the overview with the keyboard alone,
+  the rule is deactivated and activated again and its last run opened in the explorer (Tab, Enter and
+  typing only); axe-core finds no serious or critical violation in the overview and the definitions
+  page (at 1280 and 768 px, with no horizontal scroll) or the explorer. The screenshots are kept in
+  ``test-artifacts/`` (``TEST_ARTIFACTS`` moves it).
 - The browser check drives Debian's Chromium through Playwright (never ``playwright install``: no
   browser is downloaded): it signs in on Airflow's login page as a user does, is sent on to
   ``/automations/docs``, and checks that Swagger UI lists the operations, with every request the page
@@ -267,6 +269,13 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             "automation-run",
         ),
     ]
+    for name in ("escalate-vip-orders", "expedite-vip-payments"):  # two more for the definitions page
+        made = client.post(
+            "/automations/api/v1/rules",
+            json=rule_body(name, active=False),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert made.status_code == 201, made.text
     runs = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns", headers={"Authorization": f"Bearer {token}"}).json()
     run_id = runs["dag_runs"][0]["dag_run_id"]  # the run of the API check
 
@@ -296,6 +305,8 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "automations-overview.png"), full_page=True)
 
+            _the_definitions_page_works_from_the_keyboard(page, run_id)
+
             # the rule on its DAG's "Automation" tab, its latest run linking to the explorer
             page.goto(f"{standalone.base_url}/dags/{DAG_ID}/plugin/automation")
             frame = page.frame_locator("iframe")
@@ -313,3 +324,65 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             page.screenshot(path=str(ARTIFACTS / "automation-run-explorer.png"), full_page=True)
         finally:
             browser.close()
+
+
+def _tab_to(page: Any, name: str, presses: int = 60) -> None:
+    """Press Tab until the element named ``name`` in our frame has the focus (keyboard only)."""
+    frame = page.locator("iframe").element_handle().content_frame()
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = frame.evaluate(
+            "() => { const e = document.activeElement; if (!e || e === document.body) return null;"
+            " const label = e.labels && e.labels.length ? e.labels[0].textContent : e.textContent;"
+            " return (e.getAttribute('aria-label') || label || '').trim() }"
+        )
+        if focused == name:
+            return
+    raise AssertionError(f"{name!r} is not reachable with Tab in {presses} presses")
+
+
+def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> None:
+    """From the overview to the definitions page, a deactivation and an activation, and the rule's last
+    run opened in the explorer: with the keyboard alone (Tab, Enter, typing)."""
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name="Overview").focus()  # where Tab brings a user into the frame
+    _tab_to(page, "Definitions")
+    page.keyboard.press("Enter")
+    frame.get_by_role("heading", name="Definitions of acme").wait_for()
+    row = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name="flag-big-paid-orders"))
+    row.get_by_text("active", exact=True).wait_for()
+    assert row.get_by_text("sales-ops").count() == 1
+    paused = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name="escalate-vip-orders"))
+    paused.get_by_text("paused", exact=True).wait_for()
+    assert paused.get_by_text("schedule: */15 * * * * (Europe/Berlin)").count() == 1
+    assert frame.get_by_role("rowheader").count() == 3
+    assert row.get_by_role("img").get_attribute("aria-label").startswith("success rate by day: ")
+    _tab_to(page, "Search")  # the search box is labelled; its accessible name is not its text
+    page.keyboard.type("no such definition")
+    frame.get_by_text("No definition matches.").wait_for()
+    for _ in range(len("no such definition")):
+        page.keyboard.press("Backspace")
+    row.wait_for()
+
+    # deactivate and activate again: the button is reached and pressed from the keyboard
+    _tab_to(page, "Deactivate rule flag-big-paid-orders")
+    page.keyboard.press("Enter")
+    frame.get_by_text("rule flag-big-paid-orders is deactivated.").wait_for()
+    row.get_by_text("paused", exact=True).wait_for()
+    _tab_to(page, "Activate rule flag-big-paid-orders")
+    page.keyboard.press("Enter")
+    frame.get_by_text("rule flag-big-paid-orders is activated.").wait_for()
+    row.get_by_text("active", exact=True).wait_for()
+
+    problems = {1280: _accessibility_problems(page)}
+    page.set_viewport_size({"width": 768, "height": 900})
+    problems[768] = _accessibility_problems(page)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert problems == {1280: [], 768: []}, problems
+    page.screenshot(path=str(ARTIFACTS / "automations-definitions.png"), full_page=True)
+
+    # the rule's last run, opened in the explorer from the list
+    _tab_to(page, "success")
+    page.keyboard.press("Enter")
+    frame.get_by_role("heading", name=f"rule flag-big-paid-orders: run {run_id}").wait_for()
+    frame.get_by_text(": matched").first.wait_for()

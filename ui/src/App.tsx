@@ -1,33 +1,38 @@
 import { useEffect, useState } from "react";
 
-import { getJson, type Me } from "./api";
+import { canEdit, getJson, type Me } from "./api";
 import { DefinitionPage } from "./pages/DefinitionPage";
+import { Definitions } from "./pages/Definitions";
 import { Overview } from "./pages/Overview";
 import { RunExplorer } from "./pages/RunExplorer";
 
 /** The page the iframe's URL asks for: ``?page=run&dag_id=...&run_id=...`` (the "Automation" tab of a
- * DAG run), ``?page=definition&dag_id=...`` (the tab of a DAG), else the overview. */
+ * DAG run), ``?page=definition&dag_id=...`` (the tab of a DAG), ``?page=definitions`` (the list), else
+ * the overview. */
 export function App({ search = window.location.search }: { search?: string }) {
   const params = new URLSearchParams(search);
-  if (params.get("page") === "run") {
+  const page = params.get("page");
+  if (page === "run") {
     return (
       <main>
         <RunExplorer dagId={params.get("dag_id") ?? ""} runId={params.get("run_id") ?? ""} />
       </main>
     );
   }
-  if (params.get("page") === "definition") {
+  if (page === "definition") {
     return (
       <main>
         <DefinitionPage dagId={params.get("dag_id") ?? ""} />
       </main>
     );
   }
-  return <OverviewShell />;
+  return <Shell page={page === "definitions" ? "definitions" : "overview"} />;
 }
 
-/** The overview's shell: who is signed in, and which of their organizations is shown. */
-function OverviewShell() {
+const PAGES = { overview: "Overview", definitions: "Definitions" } as const;
+
+/** The Automations entry's shell: who is signed in, the pages, and which of their organizations is shown. */
+function Shell({ page }: { page: keyof typeof PAGES }) {
   const [me, setMe] = useState<Me>();
   const [error, setError] = useState<string>();
   const [organization, setOrganization] = useState<string>();
@@ -54,6 +59,17 @@ function OverviewShell() {
     <main>
       <header className="shell">
         <span>Automations</span>
+        <nav aria-label="Automations pages">
+          <ul>
+            {Object.entries(PAGES).map(([key, label]) => (
+              <li key={key}>
+                <a href={`?page=${key}`} aria-current={key === page ? "page" : undefined}>
+                  {label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
         {me.memberships.length > 1 && (
           <label>
             Organization{" "}
@@ -66,13 +82,15 @@ function OverviewShell() {
         )}
         <span className="who">{me.username}</span>
       </header>
-      {organization ? (
-        <Overview organization={organization} />
-      ) : (
+      {!organization ? (
         <p>
           You are not a member of any organization yet: an organization admin adds you
           (<code>PUT /automations/api/v1/memberships/{me.username}</code>).
         </p>
+      ) : page === "definitions" ? (
+        <Definitions organization={organization} editable={canEdit(me, organization)} />
+      ) : (
+        <Overview organization={organization} />
       )}
     </main>
   );

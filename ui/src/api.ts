@@ -200,3 +200,74 @@ export interface DefinitionAnalytics {
   steps: StepSummary[];
   errors: ErrorCount[];
 }
+
+export type DefinitionState = "active" | "paused" | "render_error";
+
+export interface BoardDay {
+  day: string;
+  runs: number;
+  succeeded: number;
+  failed: number;
+  success_rate: number | null;
+}
+
+export interface DefinitionCard {
+  kind: "rule" | "workflow" | "report";
+  name: string;
+  dag_id: string;
+  title: string;
+  description: string;
+  owner: string | null;
+  state: DefinitionState;
+  render_error: string | null;
+  active: boolean;
+  trigger_type: string | null;
+  trigger: string;
+  version: number;
+  etag: string;
+  updated_at: string;
+  updated_by: string;
+  last_run: { run_id: string; status: string; started_at: string; finished_at: string | null } | null;
+  runs: number;
+  success_rate: number | null;
+  days: BoardDay[];
+}
+
+export interface DefinitionBoard {
+  items: DefinitionCard[];
+  limit: number;
+  offset: number;
+  has_more: boolean;
+  total: number;
+  states: Record<DefinitionState, number>;
+}
+
+/** A JSON merge patch of a definition, guarded by the ETag it was read with (412 when it changed since). */
+export async function patchJson<T>(path: string, body: unknown, etag: string, query: Query = {}): Promise<T> {
+  const response = await fetch(apiUrl(path, query), {
+    method: "PATCH",
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": "application/merge-patch+json", "If-Match": etag },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new ApiError(response.status, await problem(response));
+  return (await response.json()) as T;
+}
+
+/** The roles that may change definitions. */
+export function canEdit(me: Me, organization: string): boolean {
+  if (me.platform_admin) return true;
+  const role = me.memberships.find((m) => m.organization === organization)?.role;
+  return role === "editor" || role === "admin";
+}
+
+export interface WorkflowNode {
+  id: string;
+  type: string;
+  title?: string;
+}
+
+export interface WorkflowDocument {
+  name: string;
+  definition: { nodes?: WorkflowNode[]; connections?: { from: string; to: string; when?: string }[] };
+}

@@ -1,4 +1,4 @@
-import { cleanup, fireEvent, render, screen } from "@testing-library/react";
+import { cleanup, fireEvent, render, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { RunExplorer } from "./RunExplorer";
@@ -51,7 +51,9 @@ describe("RunExplorer", () => {
     expect(screen.getByText(/\{"id":2\}: did not match/)).toBeTruthy();
     expect(screen.getByText(/total gt 1000 \(value 20\)/)).toBeTruthy();
     expect(screen.getByText(/not evaluated: an earlier member/)).toBeTruthy();
-    expect(screen.getByRole("rowheader", { name: "flag" })).toBeTruthy();
+    expect(screen.getByRole("link", { name: "flag" }).getAttribute("href")).toBe(
+      "/dags/rule__acme__flag-big-paid-orders/runs/manual__1/tasks/flag",
+    );
     expect(screen.getByText("TimeoutError: no answer")).toBeTruthy();
     expect(screen.getByRole("link", { name: "Open this run in Airflow" }).getAttribute("href")).toBe(
       "/dags/rule__acme__flag-big-paid-orders/runs/manual__1",
@@ -69,5 +71,33 @@ describe("RunExplorer", () => {
     vi.stubGlobal("fetch", vi.fn());
     render(<RunExplorer dagId="example_bash_operator" runId="manual__1" />);
     expect(screen.getByText(/is not an automation/)).toBeTruthy();
+  });
+
+  it("shows a workflow run's path: each node in order, and the way each item went", async () => {
+    const result = (action_id: string, output: unknown) =>
+      ({ action_id, status: "success", attempts: 1, output, error: null, updated_at: "2026-12-04T10:00:04+00:00" });
+    const run = { ...RUN, id: 9, rule_name: "route", dag_id: "workflow__acme__route", status: "success",
+      actions: [result("is-big", { items: 1, true: { count: 1, keys: ["event:5"] }, false: { count: 0, keys: [] } }),
+                result("make-high", { applied: 1 })] };
+    const detail = { ...run, trigger_context: {}, trace: { evaluated: 1, matched: 1,
+      rows: [{ event_id: 5, operation: "insert", matched: true, node: null }] } };
+    const workflow = { name: "route", definition: {
+      nodes: [{ id: "start", type: "trigger" }, { id: "is-big", type: "condition" }, { id: "make-high", type: "action" },
+              { id: "make-normal", type: "action" }],
+      connections: [{ from: "start", to: "is-big" }, { from: "is-big", to: "make-high", when: "true" },
+                    { from: "is-big", to: "make-normal", when: "false" }] } };
+    vi.stubGlobal("fetch", vi.fn(async (url: string) =>
+      url.includes("/workflows/route") ? json(workflow) : url.includes("/logs/9") ? json(detail) : json({ items: [run] })));
+    render(<RunExplorer dagId="workflow__acme__route" runId="manual__1" />);
+
+    expect(await screen.findByRole("heading", { name: "Path through the workflow" })).toBeTruthy();
+    const nodes = await screen.findByRole("table", { name: "The workflow's nodes in this run" });
+    expect(within(nodes).getAllByRole("rowheader").map((cell) => cell.textContent)).toEqual(
+      ["start", "is-big", "make-high", "make-normal"]);
+    expect(within(nodes).getByText("1 went true, 0 went false")).toBeTruthy();
+    expect(within(nodes).getByText("not reached")).toBeTruthy();
+    const path = screen.getByRole("list", { name: "path through the workflow" });
+    expect(within(path).getAllByRole("listitem").map((item) => item.textContent)).toEqual(
+      ["start", "is-big (true)", "make-high"]);
   });
 });

@@ -1,7 +1,17 @@
 import { useEffect, useState } from "react";
 
-import { definitionOf, getJson, postJson, type Page, type RunDetail, type TracedItem, type TraceNode } from "../api";
+import {
+  definitionOf,
+  getJson,
+  postJson,
+  type Page,
+  type RunDetail,
+  type TracedItem,
+  type TraceNode,
+  type WorkflowDocument,
+} from "../api";
 import { when } from "../format";
+import { ItemPath, WorkflowNodes, workflowRun, type WorkflowRun } from "./WorkflowPath";
 
 interface Props {
   dagId: string;
@@ -63,6 +73,7 @@ function RunView({
   onChange: () => void;
 }) {
   const items = detail.trace?.rows ?? [];
+  const workflow = useWorkflow(kind === "workflow" ? detail : undefined, organization);
   const airflowRun = `/dags/${encodeURIComponent(detail.dag_id)}/runs/${encodeURIComponent(detail.run_id)}`;
   return (
     <section aria-labelledby="run-title">
@@ -89,7 +100,19 @@ function RunView({
         </a>
       </p>
       <Operations detail={detail} kind={kind} organization={organization} onChange={onChange} />
-      <h2>Actions</h2>
+      {kind === "workflow" && (
+        <>
+          <h2>Path through the workflow</h2>
+          {typeof workflow === "string" ? (
+            <p className="note">{workflow}</p>
+          ) : workflow ? (
+            <WorkflowNodes run={workflow} evaluated={detail.trace?.evaluated} />
+          ) : (
+            <p aria-live="polite">Loading the workflow…</p>
+          )}
+        </>
+      )}
+      <h2>{kind === "workflow" ? "Nodes' results" : "Actions"}</h2>
       {detail.actions.length === 0 ? (
         <p>No action ran.</p>
       ) : (
@@ -105,7 +128,11 @@ function RunView({
           <tbody>
             {detail.actions.map((action) => (
               <tr key={action.action_id}>
-                <th scope="row">{action.action_id}</th>
+                <th scope="row">
+                  <a href={`${airflowRun}/tasks/${encodeURIComponent(action.action_id)}`} target="_top">
+                    {action.action_id}
+                  </a>
+                </th>
                 <td className={`status status-${action.status}`}>{action.status}</td>
                 <td>{action.attempts}</td>
                 <td>{action.error ? <span className="error">{action.error}</span> : <code>{JSON.stringify(action.output)}</code>}</td>
@@ -115,7 +142,7 @@ function RunView({
         </table>
       )}
       <h2>Items ({items.length === (detail.trace?.evaluated ?? items.length) ? "all" : `first ${items.length}`})</h2>
-      {items.length === 0 ? <p>No item was traced.</p> : <ul className="items">{items.map((item, i) => <Item key={i} item={item} />)}</ul>}
+      {items.length === 0 ? <p>No item was traced.</p> : <ul className="items">{items.map((item, i) => <Item key={i} item={item} workflow={typeof workflow === "string" ? undefined : workflow} />)}</ul>}
       <details>
         <summary>Trigger context</summary>
         <pre>{JSON.stringify(detail.trigger_context, null, 2)}</pre>
@@ -166,7 +193,23 @@ function Operations({
   );
 }
 
-function Item({ item }: { item: TracedItem }) {
+/** The workflow's graph as it is now, with this run's node results; a sentence when it cannot be read. */
+function useWorkflow(detail: RunDetail | undefined, organization: string): WorkflowRun | string | undefined {
+  const [found, setFound] = useState<WorkflowRun | string>();
+  useEffect(() => {
+    if (!detail) return;
+    let current = true;
+    getJson<WorkflowDocument>(`workflows/${encodeURIComponent(detail.rule_name)}`, { organization })
+      .then((document) => current && setFound(workflowRun(document, detail.actions)))
+      .catch((error: Error) => current && setFound(`The workflow's graph could not be read: ${error.message}`));
+    return () => {
+      current = false;
+    };
+  }, [detail, organization]);
+  return found;
+}
+
+function Item({ item, workflow }: { item: TracedItem; workflow?: WorkflowRun }) {
   const label = item.key !== undefined ? JSON.stringify(item.key) : `event ${item.event_id}`;
   const verdict = item.ignored ? "ignored" : item.matched ? "matched" : "did not match";
   return (
@@ -177,6 +220,7 @@ function Item({ item }: { item: TracedItem }) {
           {item.operation ? ` (${item.operation})` : ""}: {verdict}
         </summary>
         {item.ignored && <p>{item.ignored}</p>}
+        {workflow && item.matched && <ItemPath run={workflow} item={item} />}
         {item.node ? <ul className="tree">{<Node node={item.node} />}</ul> : !item.ignored && <p>No conditions: every item matches.</p>}
       </details>
     </li>
