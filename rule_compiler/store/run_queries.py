@@ -34,6 +34,8 @@ class RunQuery:
     started_after: dt.datetime | None = None
     started_before: dt.datetime | None = None
     run_id: str | None = None
+    #: one DAG's runs (with ``run_id``: one run, read by the (dag_id, run_id) unique index)
+    dag_id: str | None = None
     #: runs that matched this item: its table, and its key as the log shows it (``[42]``; ADR 0013)
     table: str | None = None
     key: str | None = None
@@ -71,6 +73,8 @@ def _where(query: RunQuery) -> list[sa.ColumnElement[bool]]:
         clauses.append(r.c.started_at < query.started_before)
     if query.run_id is not None:
         clauses.append(r.c.run_id == query.run_id)
+    if query.dag_id is not None:
+        clauses.append(r.c.dag_id == query.dag_id)
     item = [
         column == value
         for column, value in (

@@ -133,3 +133,12 @@ def test_filters_by_the_triggering_item_and_the_acting_user(api: Api, store: Rul
     assert found("vera", actor="alice") == ["by-alice"]  # never another organization's
     assert found("gus", actor="alice") == ["globex-alice"]
     assert found("vera", table="customers") == []
+
+
+def test_one_run_by_its_dag_and_run_id(api: Api, store: RuleStore, runs: dict[str, int]) -> None:
+    # the run explorer's lookup: the same run id in another DAG is another run
+    _run(store, "acme", "archive-void-orders", 1, "success")
+    params = {"dag_id": "rule__acme__flag-big-paid-orders", "run_id": "manual__1"}
+    assert _ids(api.as_("vera").get("/logs", params=params)) == [runs["a1"]]
+    assert _ids(api.as_("vera").get("/logs", params={"dag_id": "rule__acme__archive-void-orders"})) != []
+    assert _ids(api.as_("gus").get("/logs", params=params)) == []  # never another organization's

@@ -28,7 +28,7 @@ export function RunExplorer({ dagId, runId }: Props) {
   useEffect(() => {
     if (!owner) return;
     let current = true;
-    getJson<Page<RunDetail>>("logs", { organization: owner.organization, run_id: runId, limit: "50" })
+    getJson<Page<RunDetail>>("logs", { organization: owner.organization, dag_id: dagId, run_id: runId, limit: "1" })
       .then(async (page) => {
         const found = page.items.find((run) => run.dag_id === dagId);
         if (!found) return current && setState({ missing: true });

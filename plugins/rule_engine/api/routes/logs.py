@@ -79,6 +79,9 @@ def list_logs(
     since: Annotated[IsoDateTime | None, Query(description="runs started at or after (ISO 8601)")] = None,
     until: Annotated[IsoDateTime | None, Query(description="runs started before (ISO 8601)")] = None,
     run_id: Annotated[str | None, Query(max_length=250, description="an Airflow run id")] = None,
+    dag_id: Annotated[
+        str | None, Query(max_length=250, description="one DAG's runs (with run_id: one run, by index)")
+    ] = None,
     table: Annotated[
         str | None, Query(max_length=128, description="runs that matched an item of this table")
     ] = None,
@@ -105,6 +108,7 @@ def list_logs(
         started_after=since,
         started_before=until,
         run_id=run_id,
+        dag_id=dag_id,
         table=table,
         key=None if key is None else key_filter(key),
         actor=actor,
