@@ -271,3 +271,34 @@ export interface WorkflowDocument {
   name: string;
   definition: { nodes?: WorkflowNode[]; connections?: { from: string; to: string; when?: string }[] };
 }
+
+export interface ReportSummary {
+  runs: number;
+  by_status: Record<string, number>;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  bytes: number;
+  bytes_per_run: number | null;
+  deliveries: number;
+  deliveries_by_status: Record<string, number>;
+  deliveries_by_type: Record<string, number>;
+  attempts: number;
+}
+
+export interface ReportAnalytics {
+  organization: string;
+  summary: ReportSummary;
+}
+
+export interface ReportRun {
+  id: number;
+  dag_id: string;
+  run_id: string;
+  status: string;
+  interval_start: string;
+  interval_end: string;
+  files: Record<string, { file: string; bytes: number }>;
+  error: string | null;
+  started_at: string;
+  deliveries: { index: number; type: string; target: string; status: string; attempts: number; error: string | null }[];
+}

@@ -44,4 +44,31 @@ describe("DefinitionPage", () => {
     render(<DefinitionPage dagId="tutorial" />);
     expect(screen.getByText(/is not an automation/)).toBeTruthy();
   });
+
+  it("shows a report's last 30 days and its latest runs with their files and deliveries", async () => {
+    const summary = { runs: 4, by_status: { success: 3, error: 1 }, p50_ms: 2000, p95_ms: 8000, bytes: 4000,
+      bytes_per_run: 1000, deliveries: 5, deliveries_by_status: { sent: 4, failed: 1 }, deliveries_by_type: { email: 5 },
+      attempts: 6 };
+    const run = { id: 3, dag_id: "report__acme__weekly-sales", run_id: "scheduled__w", status: "error",
+      interval_start: "2026-11-23T06:00:00+00:00", interval_end: "2026-11-30T06:00:00+00:00",
+      files: { xlsx: { file: "w.xlsx", bytes: 1000 } }, error: "query daily timed out", started_at: "2026-11-30T06:00:01+00:00",
+      deliveries: [{ index: 0, type: "email", target: "2 recipients", status: "failed", attempts: 3, error: "451" }] };
+    const fetch = vi.fn(async (url: string) => {
+      const body = url.includes("/analytics/reports") ? { organization: "acme", summary } : { items: [run], has_more: false };
+      return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+    });
+    vi.stubGlobal("fetch", fetch);
+    render(<DefinitionPage dagId="report__acme__weekly-sales" />);
+
+    expect(await screen.findByRole("heading", { name: /report weekly-sales \(acme\)/ })).toBeTruthy();
+    expect(screen.getByText("4 of 5")).toBeTruthy();
+    expect(screen.getByText("8.0 s")).toBeTruthy();
+    expect(screen.getByText("query daily timed out")).toBeTruthy();
+    expect(screen.getByText("email failed")).toBeTruthy();
+    expect(screen.getByRole("link", { name: "scheduled__w" }).getAttribute("href")).toBe(
+      "/dags/report__acme__weekly-sales/runs/scheduled__w",
+    );
+    const analyticsUrl = new URL(fetch.mock.calls.find(([u]) => u.includes("/analytics/reports"))![0]);
+    expect(analyticsUrl.searchParams.get("report")).toBe("weekly-sales");
+  });
 });

@@ -4,6 +4,7 @@ import { definitionOf, getJson, type DefinitionAnalytics, type Page, type RunSum
 import { count, duration, when } from "../format";
 import { RunsChart } from "../RunsChart";
 import { SummaryCards } from "../SummaryCards";
+import { ReportPanel } from "./ReportPanel";
 
 const systemNow = () => new Date();
 
@@ -37,9 +38,7 @@ export function DefinitionPage({ dagId, now = systemNow }: { dagId: string; now?
       </p>
     );
   }
-  if (owner.kind === "report") {
-    return <p className="note">Report {owner.name}: its runs are listed by the REST view (<code>GET /reports/{owner.name}/runs</code>).</p>;
-  }
+  if (owner.kind === "report") return <ReportPanel organization={owner.organization} name={owner.name} now={now} />;
   if (state.error) return <p role="alert" className="error">{state.error}</p>;
   const { analytics, runs } = state;
   if (!analytics || !runs) return <p aria-live="polite">Loading…</p>;

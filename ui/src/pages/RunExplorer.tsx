@@ -26,7 +26,7 @@ export function RunExplorer({ dagId, runId }: Props) {
   const [state, setState] = useState<State>({});
   const [reload, setReload] = useState(0);
   useEffect(() => {
-    if (!owner) return;
+    if (!owner || owner.kind === "report") return;
     let current = true;
     getJson<Page<RunDetail>>("logs", { organization: owner.organization, dag_id: dagId, run_id: runId, limit: "1" })
       .then(async (page) => {
@@ -45,6 +45,17 @@ export function RunExplorer({ dagId, runId }: Props) {
     return (
       <p className="note">
         <code>{dagId}</code> is not an automation: the rule engine made no run of it.
+      </p>
+    );
+  }
+  if (owner.kind === "report") {
+    return (
+      <p className="note">
+        Report {owner.name}: its runs, files and deliveries are on the{" "}
+        <a href={`/dags/${encodeURIComponent(dagId)}/plugin/automation`} target="_top">
+          report's Automation tab
+        </a>
+        .
       </p>
     );
   }
