@@ -211,16 +211,22 @@ def _count(per_day: dict[dt.date, list[int]], kind: str, bucket: Any, status: st
 def _last_runs(
     conn: sa.Connection, organization: str, names: list[str], *, report: bool
 ) -> dict[tuple[str, str], LastRun]:
-    """The latest run of each named definition: one index probe each ((organization, name, started_at)),
-    as a correlated subquery from the definitions, then one read of those runs."""
+    """The latest run of each named definition: one index probe each, as a correlated subquery from the
+    definitions, then one read of those runs."""
     if not names:
         return {}
     runs = report_runs if report else automation_runs
-    name_column = runs.c.report_name if report else runs.c.rule_name
+    # each probe follows an index to its last entry: (organization, report_name, started_at) for a
+    # report (one kind per name), (dag_id, started_at) for rules and workflows (they may share a name)
+    mine = (
+        [runs.c.organization == d.c.organization, runs.c.report_name == d.c.name]
+        if report
+        else [runs.c.dag_id == d.c.dag_id]
+    )
     latest = (
         sa.select(runs.c.id)
-        .where(runs.c.organization == d.c.organization, name_column == d.c.name, runs.c.dag_id == d.c.dag_id)
-        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        .where(*mine)
+        .order_by(runs.c.started_at.desc())
         .limit(1)
         .correlate(d)
         .scalar_subquery()

@@ -146,6 +146,7 @@ automation_runs = sa.Table(
     sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
     sa.Index(None, "organization", "rule_name", "started_at"),
     sa.Index(None, "status"),
+    sa.Index(None, "dag_id", "started_at"),  # migration 0015: a DAG's last run (the definitions board)
 )
 
 automation_action_results = sa.Table(
