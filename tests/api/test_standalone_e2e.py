@@ -29,7 +29,6 @@ failing subtest does not stop the other one, and each is reported on its own.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,46 +40,22 @@ import pytest
 import sqlalchemy as sa
 
 from rule_compiler.store import RuleStore
+from tests.api.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    accessibility_problems,
+    chromium,
+    tab_to,
+)
 from tests.api.conftest import catalog_for, rule_body
-from tests.conftest import ROOT, unavailable
+from tests.api.e2e_designer import designer_edits_a_stored_workflow
+from tests.conftest import ROOT
 from tests.standalone import Standalone, connection_env, run_standalone
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
 DAG_ID = "rule__acme__flag-big-paid-orders"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts")
-#: axe-core, installed in ui/node_modules by `npm ci` (scripts/check-ui.sh runs before the tests).
-AXE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _accessibility_problems(page: Any) -> list[str]:
-    """axe-core's serious and critical violations in the page's iframe, and a horizontal scroll at
-    the viewport's width (the pages must reflow at 1280 and 768 px)."""
-    frame = page.locator("iframe").element_handle().content_frame()  # our page, not Airflow's around it
-    frame.evaluate(AXE.read_text())
-    found = frame.evaluate(
-        "async () => (await axe.run(document)).violations"
-        ".map(v => [v.impact, v.id, v.help + ': ' + v.nodes.map(n => n.html).join(' ').slice(0, 200)])"
-    )
-    problems = [
-        f"{impact}: {rule} ({text})" for impact, rule, text in found if impact in ("serious", "critical")
-    ]
-    if frame.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth"):
-        problems.append(f"horizontal scroll at {page.viewport_size['width']} px")
-    return problems
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _demo_db(path: Path) -> None:
@@ -130,6 +105,10 @@ def test_one_standalone_serves_the_api_and_its_docs_page(
         _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone)
     with subtests.test("Airflow's UI lists the Automations page, and shows the organization's runs in it"):
         _airflows_ui_shows_the_automations_overview(standalone)
+    with subtests.test(
+        "the designer moves, connects and validates a workflow, and refuses a conflicting save"
+    ):
+        designer_edits_a_stored_workflow(standalone)
 
 
 def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:
@@ -193,19 +172,8 @@ def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Stand
     assert [(a["action_id"], a["status"]) for a in detail["actions"]] == [("flag", "success")]
 
 
-def _chromium() -> Any:
-    """Playwright's sync API, or a skip (a failure under CI=true) when it or the browser is missing."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as exc:  # pragma: no cover - pinned in requirements-dev.txt
-        unavailable(f"the playwright package is not installed ({exc}): run make venv")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"no Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (apt-get install chromium)")
-    return sync_playwright
-
-
 def _a_browser_signed_in_on_the_login_page_sees_the_docs_offline(standalone: Standalone) -> None:
-    sync_playwright = _chromium()
+    sync_playwright = chromium()
     local = urlsplit(standalone.base_url).hostname
     assert local == "127.0.0.1"
     seen: list[str] = []
@@ -279,7 +247,7 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
     runs = client.get(f"/api/v2/dags/{DAG_ID}/dagRuns", headers={"Authorization": f"Bearer {token}"}).json()
     run_id = runs["dag_runs"][0]["dag_run_id"]  # the run of the API check
 
-    sync_playwright = _chromium()
+    sync_playwright = chromium()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -297,9 +265,9 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             runs.wait_for()
             assert int(runs.inner_text().replace(",", "")) >= 1  # the run of the API check
             frame.get_by_role("rowheader", name="flag-big-paid-orders").wait_for()
-            problems = {width: _accessibility_problems(page) for width in (1280,)}
+            problems = {width: accessibility_problems(page) for width in (1280,)}
             page.set_viewport_size({"width": 768, "height": 900})
-            problems[768] = _accessibility_problems(page)
+            problems[768] = accessibility_problems(page)
             page.set_viewport_size({"width": 1280, "height": 900})
             assert problems == {1280: [], 768: []}, problems
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -320,25 +288,10 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
             assert frame.locator(".items > li").count() >= 1  # the traced rows of the run
             frame.get_by_text(": matched").first.wait_for()
             frame.get_by_role("rowheader", name="flag").wait_for()
-            assert _accessibility_problems(page) == []
+            assert accessibility_problems(page) == []
             page.screenshot(path=str(ARTIFACTS / "automation-run-explorer.png"), full_page=True)
         finally:
             browser.close()
-
-
-def _tab_to(page: Any, name: str, presses: int = 60) -> None:
-    """Press Tab until the element named ``name`` in our frame has the focus (keyboard only)."""
-    frame = page.locator("iframe").element_handle().content_frame()
-    for _ in range(presses):
-        page.keyboard.press("Tab")
-        focused = frame.evaluate(
-            "() => { const e = document.activeElement; if (!e || e === document.body) return null;"
-            " const label = e.labels && e.labels.length ? e.labels[0].textContent : e.textContent;"
-            " return (e.getAttribute('aria-label') || label || '').trim() }"
-        )
-        if focused == name:
-            return
-    raise AssertionError(f"{name!r} is not reachable with Tab in {presses} presses")
 
 
 def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> None:
@@ -346,7 +299,7 @@ def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> Non
     run opened in the explorer: with the keyboard alone (Tab, Enter, typing)."""
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="Overview").focus()  # where Tab brings a user into the frame
-    _tab_to(page, "Definitions")
+    tab_to(page, "Definitions")
     page.keyboard.press("Enter")
     frame.get_by_role("heading", name="Definitions of acme").wait_for()
     row = frame.get_by_role("row").filter(has=frame.get_by_role("rowheader", name="flag-big-paid-orders"))
@@ -357,7 +310,7 @@ def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> Non
     assert paused.get_by_text("schedule: */15 * * * * (Europe/Berlin)").count() == 1
     assert frame.get_by_role("rowheader").count() == 3
     assert row.get_by_role("img").get_attribute("aria-label").startswith("success rate by day: ")
-    _tab_to(page, "Search")  # the search box is labelled; its accessible name is not its text
+    tab_to(page, "Search")  # the search box is labelled; its accessible name is not its text
     page.keyboard.type("no such definition")
     frame.get_by_text("No definition matches.").wait_for()
     for _ in range(len("no such definition")):
@@ -365,24 +318,24 @@ def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> Non
     row.wait_for()
 
     # deactivate and activate again: the button is reached and pressed from the keyboard
-    _tab_to(page, "Deactivate rule flag-big-paid-orders")
+    tab_to(page, "Deactivate rule flag-big-paid-orders")
     page.keyboard.press("Enter")
     frame.get_by_text("rule flag-big-paid-orders is deactivated.").wait_for()
     row.get_by_text("paused", exact=True).wait_for()
-    _tab_to(page, "Activate rule flag-big-paid-orders")
+    tab_to(page, "Activate rule flag-big-paid-orders")
     page.keyboard.press("Enter")
     frame.get_by_text("rule flag-big-paid-orders is activated.").wait_for()
     row.get_by_text("active", exact=True).wait_for()
 
-    problems = {1280: _accessibility_problems(page)}
+    problems = {1280: accessibility_problems(page)}
     page.set_viewport_size({"width": 768, "height": 900})
-    problems[768] = _accessibility_problems(page)
+    problems[768] = accessibility_problems(page)
     page.set_viewport_size({"width": 1280, "height": 900})
     assert problems == {1280: [], 768: []}, problems
     page.screenshot(path=str(ARTIFACTS / "automations-definitions.png"), full_page=True)
 
     # the rule's last run, opened in the explorer from the list
-    _tab_to(page, "success")
+    tab_to(page, "success")
     page.keyboard.press("Enter")
     frame.get_by_role("heading", name=f"rule flag-big-paid-orders: run {run_id}").wait_for()
     frame.get_by_text(": matched").first.wait_for()

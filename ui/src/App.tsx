@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 
 import { canEdit, getJson, type Me } from "./api";
 import { DefinitionPage } from "./pages/DefinitionPage";
@@ -26,13 +26,17 @@ export function App({ search = window.location.search }: { search?: string }) {
       </main>
     );
   }
+  if (page === "designer") return <Shell page="designer" workflow={params.get("name") ?? ""} />;
   return <Shell page={page === "definitions" ? "definitions" : "overview"} />;
 }
+
+// the designer (and its graph editor) loads only when it is opened: the other pages do not carry it
+const Designer = lazy(() => import("./designer/Designer").then((module) => ({ default: module.Designer })));
 
 const PAGES = { overview: "Overview", definitions: "Definitions" } as const;
 
 /** The Automations entry's shell: who is signed in, the pages, and which of their organizations is shown. */
-function Shell({ page }: { page: keyof typeof PAGES }) {
+function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer"; workflow?: string }) {
   const [me, setMe] = useState<Me>();
   const [error, setError] = useState<string>();
   const [organization, setOrganization] = useState<string>();
@@ -87,6 +91,10 @@ function Shell({ page }: { page: keyof typeof PAGES }) {
           You are not a member of any organization yet: an organization admin adds you
           (<code>PUT /automations/api/v1/memberships/{me.username}</code>).
         </p>
+      ) : page === "designer" ? (
+        <Suspense fallback={<p aria-live="polite">Loading the designer…</p>}>
+          <Designer organization={organization} name={workflow} editable={canEdit(me, organization)} />
+        </Suspense>
       ) : page === "definitions" ? (
         <Definitions organization={organization} editable={canEdit(me, organization)} />
       ) : (

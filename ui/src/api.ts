@@ -6,6 +6,8 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** The answer's JSON body, when it had one (a 422's problems). */
+    readonly body?: unknown,
   ) {
     super(message);
   }
@@ -30,10 +32,18 @@ export async function getJson<T>(path: string, query: Query = {}): Promise<T> {
   return (await response.json()) as T;
 }
 
+async function problemBody(response: Response): Promise<unknown> {
+  try {
+    return await response.clone().json();
+  } catch {
+    return undefined;
+  }
+}
+
 async function problem(response: Response): Promise<string> {
   if (response.status === 401) return "Your Airflow session has ended: sign in to Airflow again.";
   try {
-    const body = (await response.json()) as { detail?: unknown };
+    const body = (await response.clone().json()) as { detail?: unknown };
     if (typeof body.detail === "string") return body.detail;
     if (body.detail !== undefined) return JSON.stringify(body.detail);
   } catch {
@@ -301,4 +311,21 @@ export interface ReportRun {
   error: string | null;
   started_at: string;
   deliveries: { index: number; type: string; target: string; status: string; attempts: number; error: string | null }[];
+}
+
+/** A request with a JSON body (``POST``, ``PUT``) and extra headers such as ``If-Match``. */
+export async function sendJson<T>(
+  method: "POST" | "PUT",
+  path: string,
+  body: unknown,
+  { query = {}, headers = {} }: { query?: Query; headers?: Record<string, string> } = {},
+): Promise<T> {
+  const response = await fetch(apiUrl(path, query), {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new ApiError(response.status, await problem(response), await problemBody(response));
+  return (await response.json()) as T;
 }

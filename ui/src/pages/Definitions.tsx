@@ -187,6 +187,13 @@ function Row({
           </>
         )}
         {item.description && <div className="description">{item.description}</div>}
+        {item.kind === "workflow" && (
+          <div>
+            <a href={`?page=designer&name=${encodeURIComponent(item.name)}`}>
+              {editable ? "Edit" : "View"} in the designer<span className="visually-hidden"> ({item.name})</span>
+            </a>
+          </div>
+        )}
       </th>
       <td>
         <span className={`state state-${item.state}`}>{STATE_LABELS[item.state]}</span>

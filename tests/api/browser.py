@@ -1,0 +1,80 @@
+"""Driving our pages in Debian's Chromium through Playwright (never ``playwright install``: no browser is
+downloaded): the browser, signing in on Airflow's login page, keyboard moves and axe-core checks, shared
+by the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT, unavailable
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS") or ROOT / "test-artifacts")
+#: axe-core, installed in ui/node_modules by `npm ci` (scripts/check-ui.sh runs before the tests).
+AXE = ROOT / "ui" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> Any:
+    """Playwright's sync API, or a skip (a failure under CI=true) when it or the browser is missing."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as exc:  # pragma: no cover - pinned in requirements-dev.txt
+        unavailable(f"the playwright package is not installed ({exc}): run make venv")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable(f"no Chromium at {CHROMIUM}: run scripts/ensure-chromium.sh (apt-get install chromium)")
+    return sync_playwright
+
+
+def sign_in(page: Any, base_url: str, next_path: str, username: str, password: str) -> None:
+    """Sign in on Airflow's login page as a user does, and land on ``next_path``."""
+    page.goto(f"{base_url}/auth/login/?next={next_path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}{next_path}")
+
+
+def accessibility_problems(page: Any) -> list[str]:
+    """axe-core's serious and critical violations in the page's iframe, and a horizontal scroll at
+    the viewport's width (the pages must reflow at 1280 and 768 px)."""
+    frame = page.locator("iframe").element_handle().content_frame()  # our page, not Airflow's around it
+    frame.evaluate(AXE.read_text())
+    found = frame.evaluate(
+        "async () => (await axe.run(document)).violations"
+        ".map(v => [v.impact, v.id, v.help + ': ' + v.nodes.map(n => n.html).join(' ').slice(0, 200)])"
+    )
+    problems = [
+        f"{impact}: {rule} ({text})" for impact, rule, text in found if impact in ("serious", "critical")
+    ]
+    if frame.evaluate("() => document.documentElement.scrollWidth > document.documentElement.clientWidth"):
+        problems.append(f"horizontal scroll at {page.viewport_size['width']} px")
+    return problems
+
+
+def tab_to(page: Any, name: str, presses: int = 60) -> None:
+    """Press Tab until the element named ``name`` in our frame has the focus (keyboard only)."""
+    frame = page.locator("iframe").element_handle().content_frame()
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = frame.evaluate(
+            "() => { const e = document.activeElement; if (!e || e === document.body) return null;"
+            " const label = e.labels && e.labels.length ? e.labels[0].textContent : e.textContent;"
+            " return (e.getAttribute('aria-label') || label || '').trim() }"
+        )
+        if focused == name:
+            return
+    raise AssertionError(f"{name!r} is not reachable with Tab in {presses} presses")

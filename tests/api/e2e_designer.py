@@ -1,0 +1,117 @@
+"""The workflow designer in Airflow's UI, driven in Chromium (a subtest of tests/api/test_standalone_e2e.py,
+which shares its ``airflow standalone``): a stored workflow opens at its stored positions; a node dragged
+with the mouse and saved keeps its new place; a save that meets someone else's change is refused and
+said; a node given a bad configuration carries the REST view's problem; a node is selected and connected
+from the keyboard; axe-core finds no serious or critical violation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.api.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, accessibility_problems, chromium, sign_in
+from tests.api.test_workflows_api import _body
+from tests.standalone import Standalone
+
+WORKFLOW = "route-new-orders"
+API = "/automations/api/v1"
+
+
+def _workflow(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
+    answer = client.get(f"{API}/workflows/{WORKFLOW}", headers=headers)
+    assert answer.status_code == 200, answer.text
+    found: dict[str, Any] = answer.json()
+    return found
+
+
+def _node(workflow: dict[str, Any], node_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(n for n in workflow["definition"]["nodes"] if n["id"] == node_id)
+    return found
+
+
+def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
+    client = httpx.Client(base_url=standalone.base_url, timeout=30)
+    login = client.post("/auth/token", json={"username": "ed", "password": "ed-password"})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    template = client.post(
+        f"{API}/condition-templates", json=_body("templates", "big-order"), headers=headers
+    )
+    assert template.status_code == 201, template.text
+    made = client.post(f"{API}/workflows", json=_body("workflows", WORKFLOW, active=False), headers=headers)
+    assert made.status_code == 201, made.text
+    before = _node(_workflow(client, headers), "stamp")["position"]
+
+    sync_playwright = chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            page.set_default_timeout(30_000)
+            sign_in(page, standalone.base_url, "/plugin/automations", "ed", "ed-password")
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("link", name="Definitions").click()
+            frame.get_by_role("link", name=f"Edit in the designer ({WORKFLOW})").click()
+            frame.get_by_role("heading", name=f"Workflow {WORKFLOW} version 1").wait_for()
+            nodes = frame.locator(".react-flow__node")
+            nodes.first.wait_for()
+            assert nodes.count() == 6
+
+            # drag a node with the mouse, save: the stored position follows
+            stamp = frame.locator('.react-flow__node[data-id="stamp"]')
+            box = stamp.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2 + 90, steps=8)
+            page.mouse.up()
+            frame.get_by_role("button", name="Save").click()
+            frame.get_by_role("status").filter(has_text="Saved as version 2.").wait_for()
+            after = _node(_workflow(client, headers), "stamp")["position"]
+            assert after["x"] == before["x"] and after["y"] > before["y"], (before, after)
+
+            # someone else saves meanwhile: the designer's next save is refused and said
+            current = _workflow(client, headers)
+            other = client.patch(
+                f"{API}/workflows/{WORKFLOW}",
+                json={"description": "changed by someone else"},
+                headers={**headers, "If-Match": current["etag"]},
+            )
+            assert other.status_code == 200, other.text
+            box = stamp.bounding_box()
+            page.mouse.move(box["x"] + 10, box["y"] + 10)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 10, box["y"] + 60, steps=5)
+            page.mouse.up()
+            frame.get_by_role("button", name="Save").click()
+            frame.get_by_role("alert").filter(
+                has_text="someone saved this workflow after you opened it"
+            ).wait_for()
+            assert _workflow(client, headers)["definition"]["description"] == "changed by someone else"
+
+            # a bad configuration: the REST view's problem is drawn on that node and listed
+            frame.locator('.react-flow__node[data-id="make-high"]').click()
+            fields = frame.get_by_label("Configuration (JSON)")
+            fields.fill(
+                '{"action": {"type": "update_record", "connection": "app_db", "table": "no_such_table",'
+                ' "values": {"priority": "high"}}}'
+            )
+            frame.get_by_role("button", name="Apply to make-high").click()
+            frame.locator('.react-flow__node.has-error[data-id="make-high"]').wait_for()
+            frame.get_by_role("button", name="Show make-high").wait_for()
+
+            # the keyboard: select a node with Enter, connect it from the side panel's menu
+            frame.locator('.react-flow__node[data-id="make-normal"]').focus()
+            page.keyboard.press("Enter")
+            panel = frame.get_by_role("region", name="action node make-normal")
+            panel.wait_for()
+            panel.get_by_label("Connect to").focus()
+            panel.get_by_label("Connect to").select_option("stamp")
+            panel.get_by_role("button", name="Connect").focus()
+            page.keyboard.press("Enter")
+            panel.get_by_role("button", name="Disconnect make-normal from stamp").wait_for()
+
+            assert accessibility_problems(page) == []
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "workflow-designer.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,115 @@
+import { act, cleanup, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+
+import { Designer } from "./Designer";
+
+// jsdom lays nothing out: React Flow needs these to exist (the canvas draws nothing measurable here;
+// the end-to-end test drives the real canvas in Chromium).
+beforeAll(() => {
+  globalThis.ResizeObserver = class {
+    observe() {}
+    unobserve() {}
+    disconnect() {}
+  } as unknown as typeof ResizeObserver;
+  (globalThis as Record<string, unknown>).DOMMatrixReadOnly = class {
+    m22 = 1;
+    constructor() {}
+  };
+});
+
+const STORED = {
+  name: "route",
+  version: 3,
+  etag: '"3-1-abc"',
+  definition: {
+    kind: "workflow",
+    name: "route",
+    organization: "acme",
+    nodes: [
+      { id: "start", type: "trigger", trigger: { type: "manual" }, position: { x: 0, y: 0 } },
+      { id: "is-big", type: "condition", conditions: { all: [] }, position: { x: 240, y: 0 } },
+      { id: "flag", type: "action", action: { type: "update_record" }, position: { x: 480, y: 0 } },
+    ],
+    connections: [{ from: "start", to: "is-big" }],
+  },
+};
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+  vi.useRealTimers();
+});
+
+describe("Designer", () => {
+  it("connects from the keyboard menu, shows the REST view's problems on the node, and saves with If-Match", async () => {
+    const calls: { method: string; url: string; body?: unknown; headers?: Record<string, string> }[] = [];
+    let saves = 0;
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        const method = init?.method ?? "GET";
+        calls.push({ method, url, body: init?.body ? JSON.parse(init.body as string) : undefined, headers: init?.headers as Record<string, string> });
+        if (method === "GET") return json(STORED);
+        if (url.includes("/validate"))
+          return json({ valid: false, errors: [{ path: "nodes[2].action.table", message: "give the table", code: "missing" }] });
+        saves += 1;
+        const definition = JSON.parse(init!.body as string);
+        return saves === 1 ? json({ ...STORED, version: 4, etag: '"4-1-def"', definition }) : json({ detail: "changed" }, 412);
+      }),
+    );
+    render(<Designer organization="acme" name="route" editable={true} />);
+    expect(await screen.findByRole("heading", { name: /Workflow route version 3/ })).toBeTruthy();
+
+    // select the condition node, then connect it to flag along "true" without a mouse drag
+    fireEvent.click(await screen.findByText("is-big · condition"));
+    const panel = await screen.findByRole("region", { name: /condition node is-big/ });
+    fireEvent.change(within(panel).getByLabelText("Connect to"), { target: { value: "flag" } });
+    fireEvent.change(within(panel).getByLabelText("when"), { target: { value: "true" } });
+    fireEvent.click(within(panel).getByRole("button", { name: "Connect" }));
+    expect(within(panel).getByRole("button", { name: "Disconnect is-big from flag (true)" })).toBeTruthy();
+
+    // the REST view validates the changed document; its problem lands on the node its path names
+    const problem = await screen.findByText(
+      (_, element) => element?.tagName === "LI" && (element.textContent ?? "").includes("give the table"),
+      {},
+      { timeout: 2000 },
+    );
+    expect(problem.textContent).toContain("nodes[2].action.table");
+    const validated = calls.find((c) => c.url.includes("/validate"))!;
+    expect((validated.body as { connections: unknown[] }).connections).toEqual([
+      { from: "start", to: "is-big" },
+      { from: "is-big", to: "flag", when: "true" },
+    ]);
+    expect(screen.getByRole("button", { name: "Show flag" })).toBeTruthy();
+
+    fireEvent.click(screen.getByRole("button", { name: "Save" }));
+    expect((await screen.findByRole("status")).textContent).toBe("Saved as version 4.");
+    const put = calls.find((c) => c.method === "PUT")!;
+    expect(new URL(put.url).pathname).toMatch(/\/api\/v1\/workflows\/route$/);
+    expect(put.headers!["If-Match"]).toBe('"3-1-abc"');
+
+    // a second save that meets someone else's change is refused and said, never overwritten
+    fireEvent.click(within(panel).getByRole("button", { name: "Disconnect is-big from flag (true)" }));
+    await act(async () => {
+      fireEvent.click(screen.getByRole("button", { name: "Save" }));
+    });
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/someone saved this workflow after you opened it/));
+    expect(calls.filter((c) => c.method === "PUT")[1].headers!["If-Match"]).toBe('"4-1-def"');
+  });
+
+  it("is read only for a viewer", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json(STORED)));
+    render(<Designer organization="acme" name="route" editable={false} />);
+    expect(await screen.findByText(/Read only/)).toBeTruthy();
+    expect(screen.queryByRole("button", { name: "Save" })).toBeNull();
+    expect(screen.queryByRole("toolbar", { name: "Add a node" })).toBeNull();
+    fireEvent.click(await screen.findByText("start · trigger"));
+    const panel = await screen.findByRole("region", { name: /trigger node start/ });
+    expect((within(panel).getByLabelText("Configuration (JSON)") as HTMLTextAreaElement).readOnly).toBe(true);
+    expect(within(panel).queryByRole("button", { name: "Connect" })).toBeNull();
+  });
+});

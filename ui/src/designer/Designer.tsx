@@ -1,0 +1,334 @@
+import "@xyflow/react/dist/style.css";
+
+import {
+  Background,
+  Controls,
+  MarkerType,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  useReactFlow,
+  type Connection as FlowConnection,
+  type Edge,
+  type EdgeChange,
+  type Node,
+  type NodeChange,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useState } from "react";
+
+import { ApiError, getJson, sendJson } from "../api";
+import {
+  addNode,
+  branchesOf,
+  connect,
+  connections,
+  disconnect,
+  layout,
+  moveNode,
+  NODE_TYPES,
+  removeNode,
+  replaceNode,
+  targetOf,
+  type NodeType,
+  type Problem,
+  type WorkflowDocument,
+} from "./model";
+import { NodePanel } from "./NodePanel";
+
+/** How long the designer waits after a change before it asks the REST view to validate. */
+export const VALIDATE_DELAY_MS = 400;
+
+interface Stored {
+  definition: WorkflowDocument;
+  etag: string;
+  version: number;
+}
+
+interface Props {
+  organization: string;
+  name: string;
+  editable: boolean;
+}
+
+/** The visual designer of one stored workflow: its nodes at their stored positions, moved, connected and
+ * added on a canvas; validated by the REST view as it changes; saved with the ETag it was read with. */
+export function Designer(props: Props) {
+  return (
+    <ReactFlowProvider>
+      <DesignerPage {...props} />
+    </ReactFlowProvider>
+  );
+}
+
+function DesignerPage({ organization, name, editable }: Props) {
+  const [stored, setStored] = useState<Stored>();
+  const [doc, setDoc] = useState<WorkflowDocument>();
+  const [error, setError] = useState<string>();
+  const [problems, setProblems] = useState<Problem[]>([]);
+  const [message, setMessage] = useState<{ text: string; alert?: boolean }>();
+  const [selected, setSelected] = useState<string>();
+  const [pending, setPending] = useState<{ from: string; to: string; branches: string[] }>();
+  const flow = useReactFlow();
+
+  useEffect(() => {
+    getJson<Stored>(`workflows/${encodeURIComponent(name)}`, { organization })
+      .then((found) => {
+        setStored(found);
+        setDoc(found.definition);
+      })
+      .catch((problem: Error) => setError(problem.message));
+  }, [organization, name]);
+
+  // validation as you edit: the REST view's checks, a moment after the last change
+  useEffect(() => {
+    if (!doc || !stored || doc === stored.definition) return;
+    let current = true;
+    const timer = setTimeout(() => {
+      sendJson<{ valid: boolean; errors: Problem[] }>("POST", "workflows/validate", doc, { query: { organization } })
+        .then((answer) => current && setProblems(answer.errors))
+        .catch((problem: Error) => current && setMessage({ text: problem.message, alert: true }));
+    }, VALIDATE_DELAY_MS);
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+  }, [doc, stored, organization]);
+
+  const change = useCallback((next: WorkflowDocument) => {
+    setDoc(next);
+    setMessage(undefined);
+  }, []);
+
+  const byNode = useMemo(() => {
+    const found = new Map<string, Problem[]>();
+    if (doc) for (const p of problems) {
+      const node = targetOf(p, doc).node;
+      if (node) found.set(node, [...(found.get(node) ?? []), p]);
+    }
+    return found;
+  }, [problems, doc]);
+
+  const nodes: Node[] = useMemo(() => {
+    if (!doc) return [];
+    const placed = layout(doc);
+    return doc.nodes.map((node) => ({
+      id: node.id,
+      position: placed.get(node.id) ?? { x: 0, y: 0 },
+      data: { label: `${node.id} · ${node.type}` },
+      selected: node.id === selected,
+      className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}`,
+      ariaLabel: `${node.type} node ${node.id}${byNode.has(node.id) ? `, ${byNode.get(node.id)!.length} problem(s)` : ""}`,
+      type: node.type === "trigger" ? "input" : "default",
+    }));
+  }, [doc, selected, byNode]);
+
+  const edges: Edge[] = useMemo(() => {
+    if (!doc) return [];
+    const broken = new Set(problems.map((p) => targetOf(p, doc).connection).filter((i) => i !== undefined));
+    return connections(doc).map((c, i) => ({
+      id: `${c.from}->${c.to}:${c.when ?? ""}`,
+      source: c.from,
+      target: c.to,
+      label: c.when,
+      markerEnd: { type: MarkerType.ArrowClosed },
+      className: broken.has(i) ? "has-error" : undefined,
+      data: { connection: c },
+    }));
+  }, [doc, problems]);
+
+  const onNodesChange = useCallback(
+    (changes: NodeChange[]) => {
+      if (!doc) return;
+      let next = doc;
+      for (const c of changes) {
+        if (c.type === "select") setSelected((was) => (c.selected ? c.id : was === c.id ? undefined : was));
+        if (!editable) continue;
+        if (c.type === "position" && c.position) next = moveNode(next, c.id, c.position);
+        if (c.type === "remove") next = removeNode(next, c.id);
+      }
+      if (next !== doc) change(next);
+    },
+    [doc, editable, change],
+  );
+
+  const onEdgesChange = useCallback(
+    (changes: EdgeChange[]) => {
+      if (!doc || !editable) return;
+      let next = doc;
+      for (const c of changes) {
+        if (c.type !== "remove") continue;
+        const edge = edges.find((e) => e.id === c.id);
+        if (edge) next = disconnect(next, (edge.data as { connection: { from: string; to: string; when?: string } }).connection);
+      }
+      if (next !== doc) change(next);
+    },
+    [doc, editable, edges, change],
+  );
+
+  const onConnect = useCallback(
+    (params: FlowConnection) => {
+      if (!doc || !params.source || !params.target) return;
+      const type = doc.nodes.find((n) => n.id === params.source)?.type;
+      const branches = branchesOf(type);
+      if (branches.length) setPending({ from: params.source, to: params.target, branches });
+      else change(connect(doc, params.source, params.target));
+    },
+    [doc, change],
+  );
+
+  const add = (type: NodeType) => {
+    if (!doc) return;
+    const placed = [...layout(doc).values()];
+    const right = placed.length ? Math.max(...placed.map((p) => p.x)) + 240 : 0;
+    const { doc: next, id } = addNode(doc, type, { x: right, y: 0 });
+    change(next);
+    setSelected(id);
+  };
+
+  const save = () => {
+    if (!doc || !stored) return;
+    sendJson<Stored>("PUT", `workflows/${encodeURIComponent(name)}`, doc, {
+      query: { organization },
+      headers: { "If-Match": stored.etag },
+    })
+      .then((saved) => {
+        setStored(saved);
+        setDoc(saved.definition);
+        setProblems([]);
+        setMessage({ text: `Saved as version ${saved.version}.` });
+      })
+      .catch((problem: Error) => {
+        if (problem instanceof ApiError && problem.status === 412) {
+          setMessage({
+            alert: true,
+            text: "Not saved: someone saved this workflow after you opened it. Your changes are still here; reload the page to see theirs.",
+          });
+        } else if (problem instanceof ApiError && problem.status === 422) {
+          setProblems(((problem.body as { errors?: Problem[] } | undefined)?.errors ?? []) as Problem[]);
+          setMessage({ alert: true, text: `Not saved: ${problem.message}` });
+        } else setMessage({ alert: true, text: problem.message });
+      });
+  };
+
+  const show = (node: string) => {
+    setSelected(node);
+    void flow.fitView({ nodes: [{ id: node }], duration: 200, maxZoom: 1.5 });
+  };
+
+  if (error) return <p role="alert" className="error">{error}</p>;
+  if (!doc || !stored) return <p aria-live="polite">Loading…</p>;
+  const node = doc.nodes.find((n) => n.id === selected);
+  const changed = doc !== stored.definition;
+  return (
+    <section className="designer" aria-labelledby="designer-title">
+      <div className="toolbar">
+        <h1 id="designer-title">
+          Workflow {name} <span className="kind">version {stored.version}{changed ? ", changed" : ""}</span>
+        </h1>
+        {editable ? (
+          <button type="button" onClick={save} disabled={!changed}>
+            Save
+          </button>
+        ) : (
+          <p className="note">Read only: your role in {organization} does not change workflows.</p>
+        )}
+      </div>
+      {message && (
+        <p role={message.alert ? "alert" : "status"} className={message.alert ? "error" : "note"}>
+          {message.text}
+        </p>
+      )}
+      {editable && (
+        <div className="palette" role="toolbar" aria-label="Add a node">
+          {NODE_TYPES.map((type) => (
+            <button type="button" key={type} onClick={() => add(type)}>
+              + {type}
+            </button>
+          ))}
+        </div>
+      )}
+      {pending && (
+        <div className="when-chooser" role="dialog" aria-label="Which branch does this connection carry?">
+          <span>
+            {pending.from} → {pending.to} when:
+          </span>
+          {pending.branches.map((branch) => (
+            <button
+              type="button"
+              key={branch}
+              onClick={() => {
+                change(connect(doc, pending.from, pending.to, branch));
+                setPending(undefined);
+              }}
+            >
+              {branch}
+            </button>
+          ))}
+          <button type="button" onClick={() => setPending(undefined)}>
+            Cancel
+          </button>
+        </div>
+      )}
+      <div className="designer-body">
+        <div className="canvas" aria-label="workflow canvas">
+          <ReactFlow
+            nodes={nodes}
+            edges={edges}
+            onNodesChange={onNodesChange}
+            onEdgesChange={onEdgesChange}
+            onConnect={onConnect}
+            nodesDraggable={editable}
+            nodesConnectable={editable}
+            deleteKeyCode={editable ? ["Delete", "Backspace"] : null}
+            fitView
+            proOptions={{ hideAttribution: true }}
+          >
+            <Background />
+            <Controls />
+            <MiniMap pannable zoomable ariaLabel="minimap" />
+          </ReactFlow>
+        </div>
+        <aside className="side">
+          <h2>Problems</h2>
+          {problems.length === 0 ? (
+            <p>{changed ? "None found so far." : "None."}</p>
+          ) : (
+            <ul className="problems">
+              {problems.map((p, i) => {
+                const target = targetOf(p, doc);
+                return (
+                  <li key={i}>
+                    <code>{p.path}</code>: {p.message}{" "}
+                    {target.node && (
+                      <button type="button" onClick={() => show(target.node!)}>
+                        Show {target.node}
+                      </button>
+                    )}
+                  </li>
+                );
+              })}
+            </ul>
+          )}
+          {node ? (
+            <NodePanel
+              key={node.id}
+              doc={doc}
+              node={node}
+              editable={editable}
+              problems={byNode.get(node.id) ?? []}
+              onReplace={(fields) => change(replaceNode(doc, node.id, fields))}
+              onConnect={(to, when) => change(connect(doc, node.id, to, when))}
+              onDisconnect={(edge) => change(disconnect(doc, edge))}
+              onRemove={() => {
+                change(removeNode(doc, node.id));
+                setSelected(undefined);
+              }}
+            />
+          ) : (
+            <p>Select a node (click it, or Tab to it and press Enter) to see and change it.</p>
+          )}
+        </aside>
+      </div>
+    </section>
+  );
+}
