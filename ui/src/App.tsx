@@ -26,7 +26,7 @@ export function App({ search = window.location.search }: { search?: string }) {
       </main>
     );
   }
-  if (page === "designer") return <Shell page="designer" workflow={params.get("name") ?? ""} />;
+  if (page === "designer") return <Shell page="designer" workflow={params.get("name") ?? ""} />; // no name: a new one
   return <Shell page={page === "definitions" ? "definitions" : "overview"} />;
 }
 

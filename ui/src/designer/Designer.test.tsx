@@ -112,4 +112,43 @@ describe("Designer", () => {
     expect((within(panel).getByLabelText("Configuration (JSON)") as HTMLTextAreaElement).readOnly).toBe(true);
     expect(within(panel).queryByRole("button", { name: "Connect" })).toBeNull();
   });
+
+  it("builds a new workflow from the palette and the keyboard menu, and creates it", async () => {
+    const posts: { url: string; body: { name: string; nodes: { id: string; type: string }[]; connections: unknown[] } }[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        const body = JSON.parse(init!.body as string);
+        if (url.includes("/validate")) return json({ valid: true, errors: [] });
+        posts.push({ url, body });
+        return json({ name: body.name, version: 1, etag: '"1-1-x"', definition: body }, 201);
+      }),
+    );
+    render(<Designer organization="acme" name="" editable={true} />);
+    expect(await screen.findByRole("heading", { name: "New workflow" })).toBeTruthy();
+    fireEvent.change(screen.getByLabelText("Name"), { target: { value: "three-steps" } });
+    fireEvent.click(screen.getByRole("button", { name: "+ condition" }));
+    fireEvent.click(screen.getByRole("button", { name: "+ action" }));
+    expect(await screen.findByRole("region", { name: /action node action-1/ })).toBeTruthy(); // a new node is selected
+    fireEvent.click(screen.getByText("condition-1 · condition"));
+    const condition = await screen.findByRole("region", { name: /condition node condition-1/ });
+    fireEvent.change(within(condition).getByLabelText("Connect to"), { target: { value: "action-1" } });
+    fireEvent.click(within(condition).getByRole("button", { name: "Connect" }));
+    fireEvent.click(screen.getByText("start · trigger"));
+    const start = await screen.findByRole("region", { name: /trigger node start/ });
+    fireEvent.change(within(start).getByLabelText("Connect to"), { target: { value: "condition-1" } });
+    fireEvent.click(within(start).getByRole("button", { name: "Connect" }));
+
+    fireEvent.click(screen.getByRole("button", { name: "Save" }));
+    expect((await screen.findByRole("status")).textContent).toBe("Saved as version 1.");
+    const [created] = posts;
+    expect(new URL(created.url).pathname).toMatch(/\/api\/v1\/workflows$/);
+    expect(created.body.name).toBe("three-steps");
+    expect(created.body.nodes.map((n) => `${n.id}:${n.type}`)).toEqual(["start:trigger", "condition-1:condition", "action-1:action"]);
+    expect(created.body.connections).toEqual([
+      { from: "condition-1", to: "action-1", when: "true" },
+      { from: "start", to: "condition-1" },
+    ]);
+    expect(screen.getByRole("heading", { name: /Workflow three-steps version 1/ })).toBeTruthy();
+  });
 });

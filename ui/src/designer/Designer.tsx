@@ -46,9 +46,18 @@ interface Stored {
 
 interface Props {
   organization: string;
+  /** The stored workflow to open; "" starts a new one. */
   name: string;
   editable: boolean;
 }
+
+/** What a new workflow starts from: a manual trigger, to be changed. */
+export const NEW_WORKFLOW: WorkflowDocument = {
+  kind: "workflow",
+  name: "",
+  nodes: [{ id: "start", type: "trigger", trigger: { type: "manual" }, position: { x: 0, y: 0 } }],
+  connections: [],
+};
 
 /** The visual designer of one stored workflow: its nodes at their stored positions, moved, connected and
  * added on a canvas; validated by the REST view as it changes; saved with the ETag it was read with. */
@@ -71,6 +80,10 @@ function DesignerPage({ organization, name, editable }: Props) {
   const flow = useReactFlow();
 
   useEffect(() => {
+    if (!name) {
+      setDoc(NEW_WORKFLOW);
+      return;
+    }
     getJson<Stored>(`workflows/${encodeURIComponent(name)}`, { organization })
       .then((found) => {
         setStored(found);
@@ -81,7 +94,7 @@ function DesignerPage({ organization, name, editable }: Props) {
 
   // validation as you edit: the REST view's checks, a moment after the last change
   useEffect(() => {
-    if (!doc || !stored || doc === stored.definition) return;
+    if (!doc || doc === (stored?.definition ?? NEW_WORKFLOW)) return;
     let current = true;
     const timer = setTimeout(() => {
       sendJson<{ valid: boolean; errors: Problem[] }>("POST", "workflows/validate", doc, { query: { organization } })
@@ -186,16 +199,24 @@ function DesignerPage({ organization, name, editable }: Props) {
   };
 
   const save = () => {
-    if (!doc || !stored) return;
-    sendJson<Stored>("PUT", `workflows/${encodeURIComponent(name)}`, doc, {
-      query: { organization },
-      headers: { "If-Match": stored.etag },
-    })
+    if (!doc) return;
+    const request = stored
+      ? sendJson<Stored>("PUT", `workflows/${encodeURIComponent(String(stored.definition.name))}`, doc, {
+          query: { organization },
+          headers: { "If-Match": stored.etag },
+        })
+      : sendJson<Stored>("POST", "workflows", doc, { query: { organization } });
+    request
       .then((saved) => {
         setStored(saved);
         setDoc(saved.definition);
         setProblems([]);
         setMessage({ text: `Saved as version ${saved.version}.` });
+        if (!stored) {
+          const url = new URL(window.location.href);
+          url.searchParams.set("name", String(saved.definition.name));
+          window.history.replaceState(null, "", url);
+        }
       })
       .catch((problem: Error) => {
         if (problem instanceof ApiError && problem.status === 412) {
@@ -216,14 +237,24 @@ function DesignerPage({ organization, name, editable }: Props) {
   };
 
   if (error) return <p role="alert" className="error">{error}</p>;
-  if (!doc || !stored) return <p aria-live="polite">Loading…</p>;
+  if (!doc) return <p aria-live="polite">Loading…</p>;
   const node = doc.nodes.find((n) => n.id === selected);
-  const changed = doc !== stored.definition;
+  const changed = !stored || doc !== stored.definition;
   return (
     <section className="designer" aria-labelledby="designer-title">
       <div className="toolbar">
         <h1 id="designer-title">
-          Workflow {name} <span className="kind">version {stored.version}{changed ? ", changed" : ""}</span>
+          {stored ? (
+            <>
+              Workflow {String(stored.definition.name)}{" "}
+              <span className="kind">
+                version {stored.version}
+                {changed ? ", changed" : ""}
+              </span>
+            </>
+          ) : (
+            "New workflow"
+          )}
         </h1>
         {editable ? (
           <button type="button" onClick={save} disabled={!changed}>
@@ -237,6 +268,16 @@ function DesignerPage({ organization, name, editable }: Props) {
         <p role={message.alert ? "alert" : "status"} className={message.alert ? "error" : "note"}>
           {message.text}
         </p>
+      )}
+      {!stored && editable && (
+        <label className="new-name">
+          Name{" "}
+          <input
+            value={String(doc.name ?? "")}
+            placeholder="a-slug-like-this"
+            onChange={(event) => change({ ...doc, name: event.target.value })}
+          />
+        </label>
       )}
       {editable && (
         <div className="palette" role="toolbar" aria-label="Add a node">

@@ -108,6 +108,11 @@ export function Definitions({ organization, editable }: { organization: string; 
           </select>
         </label>
       </form>
+      {editable && (
+        <p>
+          <a href="?page=designer">New workflow in the designer</a>
+        </p>
+      )}
       <p role="status" className="note">
         {message ?? (board ? `${count(board.total)} match, ${count(board.items.length)} shown.` : "")}
       </p>
