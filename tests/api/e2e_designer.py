@@ -97,7 +97,7 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             )
             frame.get_by_role("button", name="Apply to make-high").click()
             frame.locator('.react-flow__node.has-error[data-id="make-high"]').wait_for()
-            frame.get_by_role("button", name="Show make-high").wait_for()
+            frame.get_by_role("button", name="Show make-high").first.wait_for()
 
             # the keyboard: select a node with Enter, connect it from the side panel's menu
             frame.locator('.react-flow__node[data-id="make-normal"]').focus()
@@ -106,7 +106,7 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             panel.wait_for()
             panel.get_by_label("Connect to").focus()
             panel.get_by_label("Connect to").select_option("stamp")
-            panel.get_by_role("button", name="Connect").focus()
+            panel.get_by_role("button", name="Connect", exact=True).focus()
             page.keyboard.press("Enter")
             panel.get_by_role("button", name="Disconnect make-normal from stamp").wait_for()
 

@@ -5,6 +5,7 @@ import {
   Controls,
   MarkerType,
   MiniMap,
+  Position as Side,
   ReactFlow,
   ReactFlowProvider,
   useReactFlow,
@@ -77,6 +78,9 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [message, setMessage] = useState<{ text: string; alert?: boolean }>();
   const [selected, setSelected] = useState<string>();
   const [pending, setPending] = useState<{ from: string; to: string; branches: string[] }>();
+  // the sizes React Flow measured: nodes are rebuilt from the document, and carry them (the minimap and
+  // fitting need them)
+  const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const flow = useReactFlow();
 
   useEffect(() => {
@@ -132,8 +136,11 @@ function DesignerPage({ organization, name, editable }: Props) {
       className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}`,
       ariaLabel: `${node.type} node ${node.id}${byNode.has(node.id) ? `, ${byNode.get(node.id)!.length} problem(s)` : ""}`,
       type: node.type === "trigger" ? "input" : "default",
+      measured: measured[node.id],
+      sourcePosition: Side.Right, // items flow left to right, as the stored positions are laid out
+      targetPosition: Side.Left,
     }));
-  }, [doc, selected, byNode]);
+  }, [doc, selected, byNode, measured]);
 
   const edges: Edge[] = useMemo(() => {
     if (!doc) return [];
@@ -153,12 +160,15 @@ function DesignerPage({ organization, name, editable }: Props) {
     (changes: NodeChange[]) => {
       if (!doc) return;
       let next = doc;
+      const sizes: Record<string, { width: number; height: number }> = {};
       for (const c of changes) {
+        if (c.type === "dimensions" && c.dimensions) sizes[c.id] = c.dimensions;
         if (c.type === "select") setSelected((was) => (c.selected ? c.id : was === c.id ? undefined : was));
         if (!editable) continue;
         if (c.type === "position" && c.position) next = moveNode(next, c.id, c.position);
         if (c.type === "remove") next = removeNode(next, c.id);
       }
+      if (Object.keys(sizes).length) setMeasured((was) => ({ ...was, ...sizes }));
       if (next !== doc) change(next);
     },
     [doc, editable, change],
@@ -326,7 +336,7 @@ function DesignerPage({ organization, name, editable }: Props) {
           >
             <Background />
             <Controls />
-            <MiniMap pannable zoomable ariaLabel="minimap" />
+            <MiniMap pannable zoomable ariaLabel="minimap" nodeColor="#93c5fd" nodeStrokeColor="#1d4ed8" />
           </ReactFlow>
         </div>
         <aside className="side">
