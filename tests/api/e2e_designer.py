@@ -1,8 +1,9 @@
-"""The workflow designer in Airflow's UI, driven in Chromium (a subtest of tests/api/test_standalone_e2e.py,
-which shares its ``airflow standalone``): a stored workflow opens at its stored positions; a node dragged
-with the mouse and saved keeps its new place; a save that meets someone else's change is refused and
-said; a node given a bad configuration carries the REST view's problem; a node is selected and connected
-from the keyboard; axe-core finds no serious or critical violation."""
+"""The workflow designer in Airflow's UI, driven in Chromium (a subtest of
+tests/api/test_standalone_e2e.py, which shares its ``airflow standalone``): a stored workflow opens at
+its stored positions; a node dragged with the mouse and saved keeps its new place, and the diff with
+version 1 marks it moved; a save that meets someone else's change is refused and said; a node given a
+bad configuration carries the REST view's problem; a node is selected and connected from the keyboard;
+axe-core finds no serious or critical violation."""
 
 from __future__ import annotations
 
@@ -68,6 +69,12 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             frame.get_by_role("status").filter(has_text="Saved as version 2.").wait_for()
             after = _node(_workflow(client, headers), "stamp")["position"]
             assert after["x"] == before["x"] and after["y"] > before["y"], (before, after)
+
+            # the visual diff: version 1 against the canvas marks the moved node
+            frame.get_by_label("Compare with").select_option("1")
+            frame.get_by_role("list", name="changes since version 1").get_by_text("moved: stamp").wait_for()
+            frame.locator('.react-flow__node.diff-moved[data-id="stamp"]').wait_for()
+            frame.get_by_label("Compare with").select_option("")
 
             # someone else saves meanwhile: the designer's next save is refused and said
             current = _workflow(client, headers)

@@ -69,6 +69,7 @@ MATRIX = [
     ("vera", "GET", "/analytics/reports", 200),
     ("vera", "GET", "/analytics/triggers", 200),
     ("vera", "GET", "/definitions", 200),
+    ("vera", "GET", "/rules/flag-big-paid-orders/versions/1", 200),
     ("vera", "GET", "/audit", 403),
     ("ed", "GET", "/audit", 403),
     ("ada", "GET", "/audit", 200),
@@ -111,6 +112,7 @@ MATRIX = [
     ("nomad", "GET", "/analytics/reports", 403),
     ("nomad", "GET", "/analytics/triggers", 403),
     ("nomad", "GET", "/definitions", 403),
+    ("nomad", "GET", "/rules/flag-big-paid-orders/versions/1", 403),
     ("nomad", "GET", "/me/inbox", 403),
     ("nomad", "GET", "/me", 200),
     # a platform admin names the organization

@@ -49,6 +49,15 @@ def test_a_workflow_is_created_listed_compiled_and_versioned(api: Api) -> None:
     )
     assert changed.status_code == 200 and changed.json()["version"] == 2
     assert [v["version"] for v in vera.get("/workflows/route-new-orders/versions").json()] == [1, 2]
+    # one version's definition as stored (what the designer's visual diff compares)
+    first = vera.get("/workflows/route-new-orders/versions/1").json()
+    second = vera.get("/workflows/route-new-orders/versions/2").json()
+    assert (first["version"], first["actor"]) == (1, "ed")
+    assert first["definition"]["description"] != "changed"
+    assert second["definition"]["description"] == "changed"
+    assert [n["id"] for n in first["definition"]["nodes"]][:2] == ["start", "is-big"]
+    assert vera.get("/workflows/route-new-orders/versions/9").status_code == 404
+    assert api.as_("gus").get("/workflows/route-new-orders/versions/1").status_code == 404
     assert vera.get("/rules/route-new-orders").status_code == 404  # a workflow is not a rule
     used = vera.get("/condition-templates/big-order").json()["used_by"]
     assert used["workflows"] == ["route-new-orders"] and used["rules"] == []

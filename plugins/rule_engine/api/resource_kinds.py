@@ -2,7 +2,7 @@
 
 Each row names a kind of :data:`rule_compiler.kinds.KINDS` and says how the REST view serves it: its
 path, the name its operations carry, its request and response models, and the list filters it
-takes. :func:`rule_engine.api.resource_router.resource_router` builds every route of a row from it
+takes. :func:`rule_engine.api.resource_versions.versioned_router` builds every route of a row from it
 (list, create, validate, get, replace, patch, delete, spec, versions, diff, restore); what differs
 between kinds beyond that (has a DAG, what uses it) comes from the kind's row in ``rule_compiler``.
 Adding a kind is a row here plus its models (``docs/architecture.md``, "Adding a kind").

@@ -3,10 +3,11 @@
 Every definition kind is served the same way: list (filtered, sorted and paged in the database),
 create (a guarded "must not exist" write: two concurrent creates of one name give one 201 and one
 409), validate (a dry run), get, replace (PUT) and patch (JSON merge patch) under ``If-Match``,
-delete (soft, or ``?hard=true`` for admins; refused while something uses it), the compiled spec
-(kinds with a DAG), versions, a diff between two, and restore (version n made current again, as a
-new version). A write stores the definition and recompiles what uses it (a template's rules) in one
-transaction; kinds with a DAG are announced to Airflow (re-parse, pause state).
+delete (soft, or ``?hard=true`` for admins; refused while something uses it); the compiled spec
+(kinds with a DAG), versions, one version, a diff between two, and restore (version n made current
+again, as a new version) are added by :mod:`.resource_versions`. A write stores the definition
+and recompiles what uses it (a template's rules) in one transaction; kinds with a DAG are announced
+to Airflow (re-parse, pause state).
 
 Kind-specific routes (a rule's ``/test``, ``/trigger`` and ``/next-runs``, a report's runs) stay in
 their own small modules.
@@ -15,7 +16,6 @@ their own small modules.
 # Routes are built inside functions with local Annotated aliases: annotations must stay evaluated
 # (no `from __future__ import annotations`), so that FastAPI can read them.
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,7 +33,6 @@ from rule_compiler.errors import (
 )
 from rule_compiler.store import ApplyResult, DefinitionQuery, RuleStore, StoredDefinition
 from rule_compiler.store.rule_store import MUST_NOT_EXIST, Expected
-from rule_compiler.write_plans import restored_document
 from rule_engine.api import airflow_runs
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.airflow_sync import RuleChange
@@ -45,9 +44,6 @@ from rule_engine.api.schemas import (
     MAX_PAGE_SIZE,
     TRIGGER_TYPES,
     Page,
-    RuleSpecPublic,
-    VersionDiff,
-    VersionPublic,
 )
 from rule_engine.api.schemas_templates import BrokenRule, RecompiledRule, UsedBy
 
@@ -410,81 +406,4 @@ def resource_router(api_kind: ApiKind) -> APIRouter:
     ) -> None:
         resource.delete(call, name, hard=hard, if_match=if_match)
 
-    _add_version_routes(router, resource)
     return router
-
-
-def _add_version_routes(router: APIRouter, resource: Resource) -> None:
-    """The compiled spec (kinds with a DAG), versions, a diff between two, and restore."""
-    kind, slug, noun = resource.kind, resource.api.slug, resource.kind.noun
-    Name = Annotated[str, Path(max_length=200, description=f"the {noun}'s name (a slug)")]
-    writes = errors(409, 412, 413, 428)
-
-    if kind.has_dag:
-
-        @router.get(
-            "/{name}/spec",
-            responses=errors(),
-            name=f"get_{slug}_spec",
-            description=f"The compiled spec of the {noun}'s current version, and its DAG id.",
-        )
-        def get_spec(name: Name, principal: Viewer, store: StoreDep) -> RuleSpecPublic:
-            stored = resource.current(store, principal.organization, name)
-            return RuleSpecPublic(
-                name=stored.name,
-                dag_id=stored.dag_id,
-                version=stored.version,
-                spec_hash=stored.spec_hash,
-                compiler_version=stored.compiler_version,
-                spec=json.loads(stored.spec_json),
-            )
-
-    @router.get(
-        "/{name}/versions",
-        responses=errors(),
-        name=f"list_{slug}_versions",
-        description=f"Every stored version of the {noun}, oldest first.",
-    )
-    def versions(name: Name, principal: Viewer, store: StoreDep) -> list[VersionPublic]:
-        resource.current(store, principal.organization, name)  # deleted ones answer 404 here too
-        return [
-            VersionPublic(
-                version=v.version,
-                source_hash=v.source_hash,
-                spec_hash=v.spec_hash,
-                compiler_version=v.compiler_version,
-                actor=v.actor,
-                created_at=v.created_at,
-            )
-            for v in store.versions(organization=principal.organization, kind=kind.name, name=name)
-        ]
-
-    @router.get(
-        "/{name}/versions/{from_version}/diff/{to_version}",
-        responses=errors(),
-        name=f"diff_{slug}_versions",
-        description=f"What changed between two versions of the {noun}, at JSON paths.",
-    )
-    def diff(
-        name: Name, from_version: Version, to_version: Version, principal: Viewer, store: StoreDep
-    ) -> VersionDiff:
-        def at(version: int) -> StoredDefinition:
-            return store.get(organization=principal.organization, kind=kind.name, name=name, version=version)
-
-        changes = ops.diff(at(from_version).source, at(to_version).source)
-        return VersionDiff(name=name, from_version=from_version, to_version=to_version, changes=changes)
-
-    @router.post(
-        "/{name}/versions/{version}/restore",
-        responses=writes,
-        response_model=resource.api.written,
-        name=f"restore_{slug}_version",
-        description=f"Make version `version` of the {noun} the current one again, as a new version "
-        "(validated and compiled as today's rules say; audited with `restored_from`). Its active flag "
-        "is kept.",
-    )
-    def restore(*, name: Name, version: Version, call: EditorCall, if_match: IfMatch = None) -> Any:
-        organization = call.principal.organization
-        expected = precondition(resource.current(call.store, organization, name), if_match, noun)
-        document = restored_document(call.store, organization, kind.name, name, version)
-        return resource.replace(call, name, document, expected, restored_from=version)

@@ -146,6 +146,12 @@ class VersionPublic(OutModel):
     created_at: dt.datetime
 
 
+class VersionDetail(VersionPublic):
+    """One stored version with its definition as stored."""
+
+    definition: dict[str, Any]
+
+
 class Change(OutModel):
     """One difference between two versions, at a JSON path."""
 

@@ -34,6 +34,23 @@ const STORED = {
   },
 };
 
+const VERSIONS = [
+  { version: 2, actor: "ada", created_at: "2026-12-01T10:00:00+00:00" },
+  { version: 3, actor: "ed", created_at: "2026-12-02T10:00:00+00:00" },
+];
+const VERSION_2 = {
+  ...STORED.definition,
+  nodes: [STORED.definition.nodes[0], { ...STORED.definition.nodes[1], conditions: { any: [] } }],
+  connections: [],
+};
+
+/** The GETs the designer makes: the workflow, its versions, one version. */
+function answerGet(url: string): Response {
+  if (url.includes("/versions/2")) return json({ ...VERSIONS[0], definition: VERSION_2 });
+  if (url.includes("/versions")) return json(VERSIONS);
+  return json(STORED);
+}
+
 function json(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 }
@@ -53,7 +70,7 @@ describe("Designer", () => {
       vi.fn(async (url: string, init?: RequestInit) => {
         const method = init?.method ?? "GET";
         calls.push({ method, url, body: init?.body ? JSON.parse(init.body as string) : undefined, headers: init?.headers as Record<string, string> });
-        if (method === "GET") return json(STORED);
+        if (method === "GET") return answerGet(url);
         if (url.includes("/validate"))
           return json({ valid: false, errors: [{ path: "nodes[2].action.table", message: "give the table", code: "missing" }] });
         saves += 1;
@@ -102,7 +119,7 @@ describe("Designer", () => {
   });
 
   it("is read only for a viewer", async () => {
-    vi.stubGlobal("fetch", vi.fn(async () => json(STORED)));
+    vi.stubGlobal("fetch", vi.fn(async (url: string) => answerGet(url)));
     render(<Designer organization="acme" name="route" editable={false} />);
     expect(await screen.findByText(/Read only/)).toBeTruthy();
     expect(screen.queryByRole("button", { name: "Save" })).toBeNull();
@@ -150,5 +167,35 @@ describe("Designer", () => {
       { from: "start", to: "condition-1" },
     ]);
     expect(screen.getByRole("heading", { name: /Workflow three-steps version 1/ })).toBeTruthy();
+  });
+
+  it("compares the canvas with an older version, node by node, and restores it with If-Match", async () => {
+    const posts: { url: string; headers: Record<string, string> }[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        if ((init?.method ?? "GET") === "GET") return answerGet(url);
+        posts.push({ url, headers: init!.headers as Record<string, string> });
+        return json({ ...STORED, version: 4, etag: '"4-1-r"', definition: VERSION_2 });
+      }),
+    );
+    render(<Designer organization="acme" name="route" editable={true} />);
+    const compare = await screen.findByLabelText("Compare with");
+    await screen.findByRole("option", { name: /version 2 by ada/ });
+    expect(screen.queryByRole("option", { name: /version 3/ })).toBeNull(); // the current one
+    fireEvent.change(compare, { target: { value: "2" } });
+    const changes = await screen.findByRole("list", { name: "changes since version 2" });
+    expect(within(changes).getAllByRole("listitem").map((li) => li.textContent)).toEqual([
+      "added: flag",
+      "changed: is-big",
+      "connections added: start → is-big",
+    ]);
+    await waitFor(() => expect(document.querySelector('.react-flow__node[data-id="flag"]')!.className).toContain("diff-added"));
+    expect(document.querySelector('.react-flow__node[data-id="is-big"]')!.className).toContain("diff-changed");
+
+    fireEvent.click(screen.getByRole("button", { name: "Restore version 2" }));
+    expect((await screen.findByRole("status")).textContent).toBe("Restored as version 4.");
+    expect(new URL(posts[0].url).pathname).toMatch(/\/api\/v1\/workflows\/route\/versions\/2\/restore$/);
+    expect(posts[0].headers["If-Match"]).toBe('"3-1-abc"');
   });
 });

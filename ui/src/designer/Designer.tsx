@@ -30,11 +30,13 @@ import {
   removeNode,
   replaceNode,
   targetOf,
+  type NodeDiff,
   type NodeType,
   type Problem,
   type WorkflowDocument,
 } from "./model";
 import { NodePanel } from "./NodePanel";
+import { VersionsPanel } from "./VersionsPanel";
 
 /** How long the designer waits after a change before it asks the REST view to validate. */
 export const VALIDATE_DELAY_MS = 400;
@@ -80,6 +82,7 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [pending, setPending] = useState<{ from: string; to: string; branches: string[] }>();
   // the sizes React Flow measured: nodes are rebuilt from the document, and carry them (the minimap and
   // fitting need them)
+  const [compared, setCompared] = useState<{ version: number; diff: NodeDiff }>();
   const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const flow = useReactFlow();
 
@@ -128,19 +131,26 @@ function DesignerPage({ organization, name, editable }: Props) {
   const nodes: Node[] = useMemo(() => {
     if (!doc) return [];
     const placed = layout(doc);
+    const mark = (id: string) => {
+      const d = compared?.diff;
+      if (!d) return "";
+      if (d.added.includes(id)) return " diff-added";
+      if (d.changed.includes(id)) return " diff-changed";
+      return d.moved.includes(id) ? " diff-moved" : "";
+    };
     return doc.nodes.map((node) => ({
       id: node.id,
       position: placed.get(node.id) ?? { x: 0, y: 0 },
       data: { label: `${node.id} · ${node.type}` },
       selected: node.id === selected,
-      className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}`,
+      className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}${mark(node.id)}`,
       ariaLabel: `${node.type} node ${node.id}${byNode.has(node.id) ? `, ${byNode.get(node.id)!.length} problem(s)` : ""}`,
       type: node.type === "trigger" ? "input" : "default",
       measured: measured[node.id],
       sourcePosition: Side.Right, // items flow left to right, as the stored positions are laid out
       targetPosition: Side.Left,
     }));
-  }, [doc, selected, byNode, measured]);
+  }, [doc, selected, byNode, measured, compared]);
 
   const edges: Edge[] = useMemo(() => {
     if (!doc) return [];
@@ -359,6 +369,24 @@ function DesignerPage({ organization, name, editable }: Props) {
                 );
               })}
             </ul>
+          )}
+          {stored && (
+            <VersionsPanel
+              organization={organization}
+              name={String(stored.definition.name)}
+              version={stored.version}
+              etag={stored.etag}
+              doc={doc}
+              editable={editable}
+              onDiff={setCompared}
+              onRestored={(saved) => {
+                setStored(saved);
+                setDoc(saved.definition);
+                setProblems([]);
+                setMessage({ text: `Restored as version ${saved.version}.` });
+              }}
+              onError={(text) => setMessage({ text, alert: true })}
+            />
           )}
           {node ? (
             <NodePanel

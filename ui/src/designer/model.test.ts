@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { addNode, branchesOf, connect, disconnect, layout, moveNode, removeNode, replaceNode, targetOf, type WorkflowDocument } from "./model";
+import { addNode, branchesOf, connect, disconnect, layout, moveNode, nodeDiff, removeNode, replaceNode, targetOf, type WorkflowDocument } from "./model";
 
 const DOC: WorkflowDocument = {
   kind: "workflow",
@@ -62,5 +62,22 @@ describe("the workflow document", () => {
     expect(targetOf({ path: "connections[0].to", message: "" }, DOC)).toEqual({ connection: 0 });
     expect(targetOf({ path: "nodes[9]", message: "" }, DOC)).toEqual({});
     expect(targetOf({ path: "name", message: "" }, DOC)).toEqual({});
+  });
+});
+
+describe("a visual diff between two versions", () => {
+  it("says which nodes were added, removed, changed or only moved, and which connections", () => {
+    const before = connect(DOC, "is-big", "make-high", "true");
+    let after = moveNode(DOC, "start", { x: 50, y: 0 });
+    after = replaceNode(after, "is-big", { conditions: { any: [] } });
+    after = addNode(removeNode(after, "make-high"), "join", { x: 0, y: 0 }).doc;
+    expect(nodeDiff(before, after)).toEqual({
+      added: ["join-1"],
+      removed: ["make-high"],
+      changed: ["is-big"],
+      moved: ["start"],
+      connectionsAdded: [],
+      connectionsRemoved: [{ from: "is-big", to: "make-high", when: "true" }],
+    });
   });
 });

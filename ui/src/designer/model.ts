@@ -154,3 +154,44 @@ export function targetOf(problem: Problem, doc: WorkflowDocument): { node?: stri
   if (edge && Number(edge[1]) < connections(doc).length) return { connection: Number(edge[1]) };
   return {};
 }
+
+/** What changed from ``before`` (an older version) to ``after``, node by node (by id). */
+export interface NodeDiff {
+  added: string[];
+  removed: string[];
+  /** Their configuration changed. */
+  changed: string[];
+  /** Only their position changed. */
+  moved: string[];
+  connectionsAdded: Connection[];
+  connectionsRemoved: Connection[];
+}
+
+function stable(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stable).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value as Record<string, unknown>).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${stable((value as Record<string, unknown>)[k])}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function nodeDiff(before: WorkflowDocument, after: WorkflowDocument): NodeDiff {
+  const old = new Map(before.nodes.map((node) => [node.id, node]));
+  const now = new Map(after.nodes.map((node) => [node.id, node]));
+  const diff: NodeDiff = { added: [], removed: [], changed: [], moved: [], connectionsAdded: [], connectionsRemoved: [] };
+  for (const [id, node] of now) {
+    const was = old.get(id);
+    if (!was) diff.added.push(id);
+    else {
+      const { position: p1, ...a } = was;
+      const { position: p2, ...b } = node;
+      if (stable(a) !== stable(b)) diff.changed.push(id);
+      else if (stable(p1 ?? null) !== stable(p2 ?? null)) diff.moved.push(id);
+    }
+  }
+  for (const id of old.keys()) if (!now.has(id)) diff.removed.push(id);
+  diff.connectionsAdded = connections(after).filter((c) => !connections(before).some((d) => sameConnection(c, d)));
+  diff.connectionsRemoved = connections(before).filter((c) => !connections(after).some((d) => sameConnection(c, d)));
+  return diff;
+}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from rule_engine.api.resource_kinds import API_KINDS
-from rule_engine.api.resource_router import resource_router
+from rule_engine.api.resource_versions import versioned_router
 from rule_engine.api.routes import (
     analytics_routes,
     approval_routes,
@@ -27,7 +27,7 @@ from rule_engine.api.routes import (
 
 api_router = APIRouter(prefix="/api/v1")
 for api_kind in API_KINDS:
-    api_router.include_router(resource_router(api_kind))
+    api_router.include_router(versioned_router(api_kind))
 api_router.include_router(rule_routes.router)
 api_router.include_router(workflow_test_routes.router)
 api_router.include_router(definition_run_routes.definition_run_router("rule", "/rules", "rule"))
