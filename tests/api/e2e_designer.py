@@ -1,9 +1,9 @@
 """The workflow designer in Airflow's UI, driven in Chromium (a subtest of
 tests/api/test_standalone_e2e.py, which shares its ``airflow standalone``): a stored workflow opens at
 its stored positions; a node dragged with the mouse and saved keeps its new place, and the diff with
-version 1 marks it moved; a save that meets someone else's change is refused and said; a node given a
-bad configuration carries the REST view's problem; a node is selected and connected from the keyboard;
-axe-core finds no serious or critical violation."""
+version 1 marks it moved; the tester colours the path of a big paid order; a save that meets someone
+else's change is refused and said; a node given a bad configuration carries the REST view's problem; a
+node is selected and connected from the keyboard; axe-core finds no serious or critical violation."""
 
 from __future__ import annotations
 
@@ -75,6 +75,17 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             frame.get_by_role("list", name="changes since version 1").get_by_text("moved: stamp").wait_for()
             frame.locator('.react-flow__node.diff-moved[data-id="stamp"]').wait_for()
             frame.get_by_label("Compare with").select_option("")
+
+            # the tester walks an event through the saved workflow and colours each node's step
+            frame.get_by_label("Example event (JSON)").fill(
+                '{"table": "orders", "operation": "created", "key": {"id": 1},'
+                ' "new": {"id": 1, "status": "paid", "total": 2500}}'
+            )
+            frame.get_by_role("button", name="Run the test").click()
+            frame.get_by_role("status").filter(has_text="The event starts a run").wait_for()
+            frame.locator('.react-flow__node.test-passed[data-id="make-high"]').wait_for()
+            frame.locator('.react-flow__node.test-skipped[data-id="make-normal"]').wait_for()
+            frame.get_by_role("button", name="Clear the test").click()
 
             # someone else saves meanwhile: the designer's next save is refused and said
             current = _workflow(client, headers)

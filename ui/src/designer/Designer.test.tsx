@@ -198,4 +198,37 @@ describe("Designer", () => {
     expect(new URL(posts[0].url).pathname).toMatch(/\/api\/v1\/workflows\/route\/versions\/2\/restore$/);
     expect(posts[0].headers["If-Match"]).toBe('"3-1-abc"');
   });
+
+  it("runs the tester on the saved workflow and draws each node's step on the canvas", async () => {
+    const tests: { url: string; body: unknown }[] = [];
+    const result = {
+      workflow: "acme/route", started: true, reason: "the trigger takes the event", event: {}, record: {}, acted: ["flag"],
+      notes: [],
+      nodes: [
+        { id: "start", type: "trigger", status: "passed", branch: null, next: ["is-big"], summary: "takes the event", trace: null, action: null },
+        { id: "is-big", type: "condition", status: "failed", branch: "false", next: [], summary: "total 20 is not > 1000", trace: null, action: null },
+        { id: "flag", type: "action", status: "skipped", branch: null, next: [], summary: "receives nothing", trace: null, action: null },
+      ],
+    };
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        if ((init?.method ?? "GET") === "GET") return answerGet(url);
+        tests.push({ url, body: JSON.parse(init!.body as string) });
+        return json(result);
+      }),
+    );
+    render(<Designer organization="acme" name="route" editable={true} />);
+    const event = (await screen.findByLabelText("Example event (JSON)")) as HTMLTextAreaElement;
+    expect(JSON.parse(event.value)).toEqual({ table: "orders", operation: "created", key: { id: 1 }, new: { id: 1 } });
+    fireEvent.change(event, { target: { value: '{"table": "orders", "operation": "created", "new": {"id": 7, "total": 20}}' } });
+    fireEvent.click(screen.getByRole("button", { name: "Run the test" }));
+    expect((await screen.findByRole("status")).textContent).toBe("The event starts a run: the trigger takes the event");
+    const steps = screen.getByRole("list", { name: "each node's step" });
+    expect(within(steps).getAllByRole("listitem")[1].textContent).toBe("is-big (condition): failed, went false — total 20 is not > 1000");
+    expect(new URL(tests[0].url).pathname).toMatch(/\/api\/v1\/workflows\/route\/test$/);
+    expect(tests[0].body).toEqual({ event: { table: "orders", operation: "created", new: { id: 7, total: 20 } } });
+    await waitFor(() => expect(document.querySelector('.react-flow__node[data-id="is-big"]')!.className).toContain("test-failed"));
+    expect(document.querySelector('.react-flow__node[data-id="flag"]')!.className).toContain("test-skipped");
+  });
 });

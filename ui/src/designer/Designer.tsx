@@ -36,6 +36,7 @@ import {
   type WorkflowDocument,
 } from "./model";
 import { NodePanel } from "./NodePanel";
+import { TestPanel, type TestedNode } from "./TestPanel";
 import { VersionsPanel } from "./VersionsPanel";
 
 /** How long the designer waits after a change before it asks the REST view to validate. */
@@ -83,6 +84,7 @@ function DesignerPage({ organization, name, editable }: Props) {
   // the sizes React Flow measured: nodes are rebuilt from the document, and carry them (the minimap and
   // fitting need them)
   const [compared, setCompared] = useState<{ version: number; diff: NodeDiff }>();
+  const [tested, setTested] = useState<TestedNode[]>();
   const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const flow = useReactFlow();
 
@@ -138,19 +140,20 @@ function DesignerPage({ organization, name, editable }: Props) {
       if (d.changed.includes(id)) return " diff-changed";
       return d.moved.includes(id) ? " diff-moved" : "";
     };
+    const steps = new Map((tested ?? []).map((step) => [step.id, step.status]));
     return doc.nodes.map((node) => ({
       id: node.id,
       position: placed.get(node.id) ?? { x: 0, y: 0 },
       data: { label: `${node.id} · ${node.type}` },
       selected: node.id === selected,
-      className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}${mark(node.id)}`,
+      className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}${mark(node.id)}${steps.has(node.id) ? ` test-${steps.get(node.id)}` : ""}`,
       ariaLabel: `${node.type} node ${node.id}${byNode.has(node.id) ? `, ${byNode.get(node.id)!.length} problem(s)` : ""}`,
       type: node.type === "trigger" ? "input" : "default",
       measured: measured[node.id],
       sourcePosition: Side.Right, // items flow left to right, as the stored positions are laid out
       targetPosition: Side.Left,
     }));
-  }, [doc, selected, byNode, measured, compared]);
+  }, [doc, selected, byNode, measured, compared, tested]);
 
   const edges: Edge[] = useMemo(() => {
     if (!doc) return [];
@@ -386,6 +389,15 @@ function DesignerPage({ organization, name, editable }: Props) {
                 setMessage({ text: `Restored as version ${saved.version}.` });
               }}
               onError={(text) => setMessage({ text, alert: true })}
+            />
+          )}
+          {stored && (
+            <TestPanel
+              organization={organization}
+              name={String(stored.definition.name)}
+              saved={stored.definition}
+              changed={changed}
+              onTested={setTested}
             />
           )}
           {node ? (
