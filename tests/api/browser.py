@@ -65,16 +65,19 @@ def accessibility_problems(page: Any) -> list[str]:
     return problems
 
 
-def tab_to(page: Any, name: str, presses: int = 60) -> None:
-    """Press Tab until the element named ``name`` in our frame has the focus (keyboard only)."""
+def tab_to(page: Any, name: str, presses: int = 120) -> None:
+    """Press Tab until the element named ``name`` in our frame has the focus (keyboard only); a name
+    followed by a comma counts too (``trigger node start, 1 problem(s)``)."""
     frame = page.locator("iframe").element_handle().content_frame()
     for _ in range(presses):
         page.keyboard.press("Tab")
         focused = frame.evaluate(
             "() => { const e = document.activeElement; if (!e || e === document.body) return null;"
-            " const label = e.labels && e.labels.length ? e.labels[0].textContent : e.textContent;"
+            " const own = (n) => Array.from(n.childNodes).filter((c) => c.nodeType === 3)"
+            ".map((c) => c.textContent).join('');"  # a label's own words, not its select's options
+            " const label = e.labels && e.labels.length ? own(e.labels[0]) : e.textContent;"
             " return (e.getAttribute('aria-label') || label || '').trim() }"
         )
-        if focused == name:
+        if focused == name or (focused or "").startswith(f"{name},"):
             return
     raise AssertionError(f"{name!r} is not reachable with Tab in {presses} presses")

@@ -11,7 +11,15 @@ from typing import Any
 
 import httpx
 
-from tests.api.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, accessibility_problems, chromium, sign_in
+from tests.api.browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    accessibility_problems,
+    chromium,
+    sign_in,
+    tab_to,
+)
 from tests.api.test_workflows_api import _body
 from tests.standalone import Standalone
 
@@ -131,5 +139,120 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             assert accessibility_problems(page) == []
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "workflow-designer.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+BUILT = "keyboard-flow"
+BUILT_DAG = f"workflow__acme__{BUILT}"
+#: The three nodes' configurations, typed into the side panel.
+START = '{"trigger": {"type": "manual", "target": {"connection": "app_db", "table": "orders"}}}'
+IS_PAID = '{"conditions": {"all": [{"field": "status", "operator": "equals", "value": "paid"}]}}'
+FLAG = (
+    '{"action": {"type": "update_record", "connection": "app_db", "table": "orders",'
+    ' "values": {"priority": "high"}}}'
+)
+
+
+def _configure(page: Any, node: str, fields: str) -> None:
+    """Type a node's configuration into the side panel and apply it, from the keyboard."""
+    tab_to(page, "Configuration (JSON)")
+    page.keyboard.press("Control+A")
+    page.keyboard.type(fields)
+    tab_to(page, f"Apply to {node}")
+    page.keyboard.press("Enter")
+
+
+def _select(page: Any, node: str) -> None:
+    tab_to(page, node)
+    page.keyboard.press("Enter")
+
+
+def keyboard_builds_a_workflow_that_runs(standalone: Standalone) -> None:
+    """A 3-node workflow built with the keyboard alone (Tab, Enter, arrows, typing), saved; its DAG
+    appears in Airflow, runs, and its run shows the path in the explorer."""
+    client = httpx.Client(base_url=standalone.base_url, timeout=30)
+    login = client.post("/auth/token", json={"username": "ed", "password": "ed-password"})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    sync_playwright = chromium()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            page.set_default_timeout(30_000)
+            sign_in(page, standalone.base_url, "/plugin/automations", "ed", "ed-password")
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("link", name="Overview").focus()  # where Tab brings a user into the frame
+            tab_to(page, "Definitions")
+            page.keyboard.press("Enter")
+            frame.get_by_role("heading", name="Definitions of acme").wait_for()
+            tab_to(page, "New workflow in the designer")
+            page.keyboard.press("Enter")
+            frame.get_by_role("heading", name="New workflow").wait_for()
+            tab_to(page, "Name")
+            page.keyboard.type(BUILT)
+
+            _select(page, "trigger node start")
+            _configure(page, "start", START)
+            for kind, node, fields in (("condition", "condition-1", IS_PAID), ("action", "action-1", FLAG)):
+                tab_to(page, f"+ {kind}")
+                page.keyboard.press("Enter")  # the new node is selected
+                frame.get_by_role("region", name=f"{kind} node {node}").wait_for()
+                _configure(page, node, fields)
+
+            _select(page, "trigger node start")  # start -> condition-1 (the first node offered)
+            tab_to(page, "Connect")
+            page.keyboard.press("Enter")
+            _select(page, "condition node condition-1")  # condition-1 -> action-1 when true
+            tab_to(page, "Connect to")
+            page.keyboard.press("ArrowDown")  # start, then action-1
+            tab_to(page, "Connect")
+            page.keyboard.press("Enter")
+            frame.get_by_role("button", name="Disconnect condition-1 from action-1 (true)").wait_for()
+            tab_to(page, "Save")
+            page.keyboard.press("Enter")
+            frame.get_by_role("status").filter(has_text="Saved as version 1.").wait_for()
+        finally:
+            browser.close()
+
+    stored = client.get(f"{API}/workflows/{BUILT}", headers=headers).json()["definition"]
+    assert [n["id"] for n in stored["nodes"]] == ["start", "condition-1", "action-1"]
+    assert stored["connections"] == [
+        {"from": "start", "to": "condition-1"},
+        {"from": "condition-1", "to": "action-1", "when": "true"},
+    ]
+    standalone.wait_for(
+        "the workflow's DAG to be parsed",
+        lambda: client.get(f"/api/v2/dags/{BUILT_DAG}", headers=headers).status_code == 200,
+        120,
+    )
+    run = client.post(f"/api/v2/dags/{BUILT_DAG}/dagRuns", json={"logical_date": None}, headers=headers)
+    assert run.status_code == 200, standalone.explain(run)
+    run_id = run.json()["dag_run_id"]
+    state = standalone.wait_for(
+        "the workflow's run to finish",
+        lambda: (
+            (s := client.get(f"/api/v2/dags/{BUILT_DAG}/dagRuns/{run_id}", headers=headers).json()["state"])
+            in {"success", "failed"}
+            and s
+        ),
+        180,
+    )
+    assert state == "success"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+            page.set_default_timeout(30_000)
+            sign_in(page, standalone.base_url, "/plugin/automations", "ed", "ed-password")
+            page.goto(f"{standalone.base_url}/dags/{BUILT_DAG}/runs/{run_id}/plugin/automation-run")
+            frame = page.frame_locator("iframe")
+            frame.get_by_role("heading", name=f"workflow {BUILT}: run {run_id}").wait_for()
+            nodes = frame.get_by_role("table", name="The workflow's nodes in this run")
+            nodes.wait_for()
+            assert nodes.get_by_role("rowheader").all_inner_texts() == ["start", "condition-1", "action-1"]
+            frame.get_by_role("list", name="path through the workflow").first.wait_for()
+            page.screenshot(path=str(ARTIFACTS / "workflow-run-path.png"), full_page=True)
         finally:
             browser.close()

@@ -49,7 +49,7 @@ from tests.api.browser import (
     tab_to,
 )
 from tests.api.conftest import catalog_for, rule_body
-from tests.api.e2e_designer import designer_edits_a_stored_workflow
+from tests.api.e2e_designer import designer_edits_a_stored_workflow, keyboard_builds_a_workflow_that_runs
 from tests.conftest import ROOT
 from tests.standalone import Standalone, connection_env, run_standalone
 
@@ -109,6 +109,8 @@ def test_one_standalone_serves_the_api_and_its_docs_page(
         "the designer moves, connects and validates a workflow, and refuses a conflicting save"
     ):
         designer_edits_a_stored_workflow(standalone)
+    with subtests.test("a workflow built with the keyboard alone is saved, runs, and shows its path"):
+        keyboard_builds_a_workflow_that_runs(standalone)
 
 
 def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:

@@ -127,7 +127,7 @@ function RunView({
       {detail.actions.length === 0 ? (
         <p>No action ran.</p>
       ) : (
-        <table>
+        <table className="actions">
           <thead>
             <tr>
               <th scope="col">action</th>
