@@ -29,11 +29,13 @@ failing subtest does not stop the other one, and each is reported on its own.
 from __future__ import annotations
 
 import importlib.util
+import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -297,8 +299,8 @@ def _airflows_ui_shows_the_automations_overview(standalone: Standalone) -> None:
 
 
 def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> None:
-    """From the overview to the definitions page, a deactivation and an activation, and the rule's last
-    run opened in the explorer: with the keyboard alone (Tab, Enter, typing)."""
+    """From the overview to the definitions page, a deactivation and an activation, and a run started from
+    the list and opened in the explorer: with the keyboard alone (Tab, Enter, typing)."""
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="Overview").focus()  # where Tab brings a user into the frame
     tab_to(page, "Definitions")
@@ -336,8 +338,24 @@ def _the_definitions_page_works_from_the_keyboard(page: Any, run_id: str) -> Non
     assert problems == {1280: [], 768: []}, problems
     page.screenshot(path=str(ARTIFACTS / "automations-definitions.png"), full_page=True)
 
-    # the rule's last run, opened in the explorer from the list
-    tab_to(page, "success")
+    # its last run (the API check's) links to the explorer
+    assert row.get_by_role("link", name="success").get_attribute("href").endswith(quote(run_id, safe=""))
+
+    # run it now from the list, and open that run in the explorer once Airflow has logged it
+    tab_to(page, "Run now: rule flag-big-paid-orders")
     page.keyboard.press("Enter")
-    frame.get_by_role("heading", name=f"rule flag-big-paid-orders: run {run_id}").wait_for()
-    frame.get_by_text(": matched").first.wait_for()
+    started = frame.get_by_role("status").filter(has_text="started.")
+    started.wait_for()
+    new_run = re.search(r"run (\S+) started\.", started.inner_text())
+    assert new_run is not None and new_run.group(1) != run_id
+    tab_to(page, "Open the run")
+    page.keyboard.press("Enter")
+    explorer = page.locator("iframe").element_handle().content_frame()
+    heading = frame.get_by_role("heading", name=f"rule flag-big-paid-orders: run {new_run.group(1)}")
+    matched = frame.get_by_text(": matched").first
+    deadline = time.monotonic() + 150
+    while not (heading.is_visible() and matched.is_visible()):  # a user reloads until the run is logged
+        assert time.monotonic() < deadline, "the run started from the list never showed in the explorer"
+        time.sleep(3)
+        explorer.evaluate("() => location.reload()")
+        explorer.wait_for_load_state()

@@ -95,4 +95,21 @@ describe("Definitions", () => {
     fireEvent.click(screen.getByRole("button", { name: "Deactivate rule expedite-vip-payments" }));
     expect(await screen.findByText(/changed since this list was loaded/)).toBeTruthy();
   });
+
+  it("runs an active definition now and links to its run", async () => {
+    const fetch = vi.fn(async (_url: string, init?: RequestInit) =>
+      init?.method === "POST" ? json({ run_id: "manual__7", dag_id: RULE.dag_id }) : json(BOARD),
+    );
+    vi.stubGlobal("fetch", fetch);
+    render(<Definitions organization="acme" editable={true} />);
+    fireEvent.click(await screen.findByRole("button", { name: "Run now: rule flag-big-paid-orders" }));
+    expect((await screen.findByText(/run manual__7 started/)).textContent).toContain("rule flag-big-paid-orders");
+    expect(screen.getByRole("link", { name: "Open the run" }).getAttribute("href")).toBe(
+      "?page=run&dag_id=rule__acme__flag-big-paid-orders&run_id=manual__7",
+    );
+    const post = fetch.mock.calls.find(([, i]) => i?.method === "POST")!;
+    expect(new URL(post[0]).pathname).toMatch(/\/api\/v1\/rules\/flag-big-paid-orders\/trigger$/);
+    // a definition in render error offers no run
+    expect(screen.queryByRole("button", { name: "Run now: rule expedite-vip-payments" })).toBeNull();
+  });
 });

@@ -7,6 +7,7 @@ import {
   type DefinitionBoard,
   type DefinitionCard,
   type DefinitionState,
+  sendJson,
 } from "../api";
 import { count, percent, when } from "../format";
 import { Sparkline } from "../Sparkline";
@@ -34,6 +35,7 @@ export function Definitions({ organization, editable }: { organization: string; 
   const [board, setBoard] = useState<DefinitionBoard>();
   const [error, setError] = useState<string>();
   const [message, setMessage] = useState<string>();
+  const [started, setStarted] = useState<{ item: DefinitionCard; runId: string }>();
   const [reload, setReload] = useState(0);
 
   useEffect(() => {
@@ -72,6 +74,19 @@ export function Definitions({ organization, editable }: { organization: string; 
         ),
       )
       .finally(() => setReload((n) => n + 1));
+
+  const runNow = (item: DefinitionCard) =>
+    sendJson<{ run_id: string }>("POST", `${item.kind}s/${encodeURIComponent(item.name)}/trigger`, {}, {
+      query: { organization },
+    })
+      .then((run) => {
+        setStarted({ item, runId: run.run_id });
+        setMessage(`${item.kind} ${item.name}: run ${run.run_id} started.`);
+      })
+      .catch((problem: Error) => {
+        setStarted(undefined);
+        setMessage(`${item.kind} ${item.name} did not start: ${problem.message}`);
+      });
 
   return (
     <section aria-labelledby="definitions-title">
@@ -115,6 +130,16 @@ export function Definitions({ organization, editable }: { organization: string; 
       )}
       <p role="status" className="note">
         {message ?? (board ? `${count(board.total)} match, ${count(board.items.length)} shown.` : "")}
+        {started && started.item.kind !== "report" && (
+          <>
+            {" "}
+            <a
+              href={`?page=run&dag_id=${encodeURIComponent(started.item.dag_id)}&run_id=${encodeURIComponent(started.runId)}`}
+            >
+              Open the run
+            </a>
+          </>
+        )}
       </p>
       {error && (
         <p role="alert" className="error">
@@ -139,7 +164,7 @@ export function Definitions({ organization, editable }: { organization: string; 
           </thead>
           <tbody>
             {board.items.map((item) => (
-              <Row key={`${item.kind}/${item.name}`} item={item} editable={editable} onToggle={toggle} />
+              <Row key={`${item.kind}/${item.name}`} item={item} editable={editable} onToggle={toggle} onRun={runNow} />
             ))}
           </tbody>
         </table>
@@ -174,10 +199,12 @@ function Row({
   item,
   editable,
   onToggle,
+  onRun,
 }: {
   item: DefinitionCard;
   editable: boolean;
   onToggle: (item: DefinitionCard) => void;
+  onRun: (item: DefinitionCard) => void;
 }) {
   const tab = `?page=definition&dag_id=${encodeURIComponent(item.dag_id)}`;
   const run = item.last_run;
@@ -231,6 +258,7 @@ function Row({
       </td>
       {editable && (
         <td>
+          <div className="row-actions">
           <button
             type="button"
             onClick={() => onToggle(item)}
@@ -238,6 +266,12 @@ function Row({
           >
             {isOn(item) ? "Deactivate" : "Activate"}
           </button>
+          {item.state === "active" && (
+            <button type="button" onClick={() => onRun(item)} aria-label={`Run now: ${item.kind} ${item.name}`}>
+              Run now
+            </button>
+          )}
+          </div>
         </td>
       )}
     </tr>
