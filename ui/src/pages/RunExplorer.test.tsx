@@ -1,7 +1,7 @@
 import { cleanup, fireEvent, render, screen, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { RunExplorer } from "./RunExplorer";
+import { nextLookIn, RunExplorer } from "./RunExplorer";
 
 const RUN = {
   id: 7, rule_name: "flag-big-paid-orders", dag_id: "rule__acme__flag-big-paid-orders", run_id: "manual__1",
@@ -65,6 +65,33 @@ describe("RunExplorer", () => {
     expect((await screen.findByRole("status")).textContent).toBe("The failed items run again.");
     const post = fetch.mock.calls.find((call) => call[1]?.method === "POST")!;
     expect(new URL(post[0]).pathname).toMatch(/\/api\/v1\/rules\/flag-big-paid-orders\/runs\/manual__1\/rerun$/);
+  });
+
+  it("looks again while the run is not logged yet, then shows it without a reload", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      let logged = false;
+      const fetch = vi.fn(async (url: string) =>
+        url.includes("/logs/7") ? json(DETAIL) : json({ items: logged ? [RUN] : [], has_more: false }));
+      vi.stubGlobal("fetch", fetch);
+      render(<RunExplorer dagId="rule__acme__flag-big-paid-orders" runId="manual__1" />);
+      expect(await screen.findByText(/has no run .* yet .* looks again every few seconds/)).toBeTruthy();
+      logged = true;
+      await vi.advanceTimersByTimeAsync(3_000);
+      expect(await screen.findByRole("heading", { name: /rule flag-big-paid-orders: run manual__1/ })).toBeTruthy();
+      const looks = fetch.mock.calls.length;
+      await vi.advanceTimersByTimeAsync(60_000);  // a finished run is not looked at again
+      expect(fetch.mock.calls.length).toBe(looks);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("stops looking after a quarter of an hour", () => {
+    expect(nextLookIn(0)).toBe(3_000);
+    expect(nextLookIn(20)).toBe(15_000);
+    expect(Array.from({ length: 200 }, (_, n) => nextLookIn(n) ?? 0).reduce((a, b) => a + b, 0)).toBe(
+      20 * 3_000 + 56 * 15_000);
   });
 
   it("says so on a DAG that is not an automation", () => {

@@ -20,6 +20,14 @@ interface Props {
 
 type State = { detail?: RunDetail; error?: string; notOurs?: boolean; missing?: boolean };
 
+/** How often the page looks again at a run that is not logged or not finished yet: every 3 s for the
+ * first minute, then every 15 s, and not after 15 minutes (a waiting workflow can wait for days). */
+export function nextLookIn(looks: number): number | null {
+  if (looks < 20) return 3_000;
+  if (looks < 20 + 56) return 15_000;
+  return null;
+}
+
 /** One run of a rule or workflow: why each item matched or not, and what each action did. */
 export function RunExplorer({ dagId, runId }: Props) {
   const owner = definitionOf(dagId);
@@ -40,6 +48,15 @@ export function RunExplorer({ dagId, runId }: Props) {
       current = false;
     };
   }, [dagId, runId, owner?.organization, reload]);
+
+  const unfinished = state.missing || state.detail?.status === "running";
+  useEffect(() => {
+    if (!unfinished) return;
+    const delay = nextLookIn(reload);
+    if (delay === null) return;
+    const timer = window.setTimeout(() => setReload((n) => n + 1), delay);
+    return () => window.clearTimeout(timer);
+  }, [unfinished, reload]);
 
   if (!owner) {
     return (
@@ -64,7 +81,7 @@ export function RunExplorer({ dagId, runId }: Props) {
     return (
       <p className="note">
         The automation log has no run <code>{runId}</code> of {owner.kind} {owner.name} yet (a run is logged
-        when its evaluation starts).
+        when its evaluation starts). {nextLookIn(reload) === null ? "Reload the page to look again." : "This page looks again every few seconds."}
       </p>
     );
   }
