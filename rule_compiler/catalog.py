@@ -173,6 +173,35 @@ def resolve_field(connection: Connection, table_name: str, path: str) -> Resolve
     return ResolvedField(path, hops, current_name, column_name, column)
 
 
+def field_paths(
+    connection: Connection, table_name: str, *, max_hops: int = 2, limit: int = 500
+) -> list[tuple[str, ColumnType]]:
+    """What a condition on ``table_name`` may name: its columns, then the columns reached through up to
+    ``max_hops`` foreign keys (``customer__tier``), each with its type; at most ``limit``, breadth first.
+
+    Every path returned resolves with :func:`resolve_field`.
+    """
+    found: list[tuple[str, ColumnType]] = []
+    level: list[tuple[str, str]] = [("", table_name)]  # (prefix, table)
+    for depth in range(max_hops + 1):
+        following: list[tuple[str, str]] = []
+        for prefix, name in level:
+            table = connection.tables.get(name)
+            if table is None:
+                continue
+            for column_name, column in table.columns.items():
+                if len(found) >= limit:
+                    return found
+                found.append((f"{prefix}{column_name}", column.type))
+            if depth < max_hops:
+                following += [
+                    (f"{prefix}{fk.name}{FIELD_PATH_SEPARATOR}", fk.references_table)
+                    for fk in table.foreign_keys
+                ]
+        level = following
+    return found
+
+
 def query_role_of(catalog: Catalog | Mapping[str, Any] | None, conn_id: str) -> str | None:
     """The query role the catalog names for connection ``conn_id`` (None: none, or no such connection)."""
     if catalog is None:

@@ -7,6 +7,7 @@ node is selected and connected from the keyboard; axe-core finds no serious or c
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -27,8 +28,8 @@ WORKFLOW = "route-new-orders"
 API = "/automations/api/v1"
 
 
-def _workflow(client: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
-    answer = client.get(f"{API}/workflows/{WORKFLOW}", headers=headers)
+def _workflow(client: httpx.Client, headers: dict[str, str], name: str = WORKFLOW) -> dict[str, Any]:
+    answer = client.get(f"{API}/workflows/{name}", headers=headers)
     assert answer.status_code == 200, answer.text
     found: dict[str, Any] = answer.json()
     return found
@@ -114,14 +115,16 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             ).wait_for()
             assert _workflow(client, headers)["definition"]["description"] == "changed by someone else"
 
-            # a bad configuration: the REST view's problem is drawn on that node and listed
+            # the node's form (from the format's JSON Schema) offers the catalog's tables; a table that is
+            # not one: the REST view's problem is drawn on that node and listed
             frame.locator('.react-flow__node[data-id="make-high"]').click()
-            fields = frame.get_by_label("Configuration (JSON)")
-            fields.fill(
-                '{"action": {"type": "update_record", "connection": "app_db", "table": "no_such_table",'
-                ' "values": {"priority": "high"}}}'
-            )
-            frame.get_by_role("button", name="Apply to make-high").click()
+            panel = frame.get_by_role("region", name="action node make-high")
+            table = panel.get_by_label(re.compile("^Table"))
+            assert table.input_value() == "orders"
+            offered = panel.locator(f"datalist#{table.get_attribute('list')} option")
+            assert "customers" in [offered.nth(i).get_attribute("value") for i in range(offered.count())]
+            table.fill("no_such_table")
+            assert '"table": "no_such_table"' in panel.get_by_label("Configuration (JSON)").input_value()
             frame.locator('.react-flow__node.has-error[data-id="make-high"]').wait_for()
             frame.get_by_role("button", name="Show make-high").first.wait_for()
 
@@ -136,11 +139,87 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             page.keyboard.press("Enter")
             panel.get_by_role("button", name="Disconnect make-normal from stamp").wait_for()
 
-            assert accessibility_problems(page) == []
+            problems = {1280: accessibility_problems(page)}
+            page.set_viewport_size({"width": 768, "height": 1000})
+            problems[768] = accessibility_problems(page)
+            page.set_viewport_size({"width": 1280, "height": 1000})
+            assert problems == {1280: [], 768: []}, problems
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "workflow-designer.png"), full_page=True)
+
+            _the_mouse_builds_a_workflow(page)
         finally:
             browser.close()
+    stored = _workflow(client, headers, DRAWN)["definition"]
+    assert [n["id"] for n in stored["nodes"]] == ["start", "condition-1", "action-1"]
+    assert stored["connections"] == [
+        {"from": "start", "to": "condition-1"},
+        {"from": "condition-1", "to": "action-1", "when": "true"},
+    ]
+    assert stored["nodes"][2]["position"]["y"] > stored["nodes"][1]["position"]["y"]  # dragged down
+    standalone.wait_for(
+        "the DAG of the workflow drawn with the mouse to be parsed",
+        lambda: client.get(f"/api/v2/dags/workflow__acme__{DRAWN}", headers=headers).status_code == 200,
+        120,
+    )
+
+
+DRAWN = "mouse-flow"
+
+
+def _drag(page: Any, source: Any, target: Any | None = None, down: float = 0) -> None:
+    """Press the mouse on ``source``'s centre, move in steps to ``target``'s (or ``down`` px lower), and
+    release."""
+    a = source.bounding_box()
+    b = target.bounding_box() if target is not None else {**a, "y": a["y"] + down}
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def _the_mouse_builds_a_workflow(page: Any) -> None:
+    """A new 3-node workflow from the palette, configured in the side panel, connected by dragging from
+    a node's handle to another's (the branch chosen in the dialog), a node dragged, and saved."""
+    frame = page.frame_locator("iframe")
+
+    def node(name: str) -> Any:
+        return frame.locator(f'.react-flow__node[data-id="{name}"]')
+
+    frame.get_by_role("link", name="Definitions").click()
+    frame.get_by_role("link", name="New workflow in the designer").click()
+    frame.get_by_role("heading", name="New workflow").wait_for()
+    frame.get_by_label("Name").fill(DRAWN)
+    for name, kind, fields in (
+        ("start", "", START),
+        ("condition-1", "condition", IS_PAID),
+        ("action-1", "action", FLAG),
+    ):
+        if kind:
+            frame.get_by_role("button", name=f"+ {kind}").click()
+        else:
+            node("start").click()
+        frame.get_by_label("Configuration (JSON)").fill(fields)
+        frame.get_by_role("button", name=f"Apply to {name}").click()
+    frame.get_by_role("button", name="fit view").click()
+    _drag(page, node("action-1"), down=80)
+    frame.get_by_role("button", name="fit view").click()
+    _drag(
+        page,
+        node("start").locator(".react-flow__handle.source"),
+        node("condition-1").locator(".react-flow__handle.target"),
+    )
+    _drag(
+        page,
+        node("condition-1").locator(".react-flow__handle.source"),
+        node("action-1").locator(".react-flow__handle.target"),
+    )
+    frame.get_by_role("dialog", name="Which branch does this connection carry?").get_by_role(
+        "button", name="true"
+    ).click()
+    frame.locator(".react-flow__edge").nth(1).wait_for()
+    frame.get_by_role("button", name="Save").click()
+    frame.get_by_role("status").filter(has_text="Saved as version 1.").wait_for()
 
 
 BUILT = "keyboard-flow"

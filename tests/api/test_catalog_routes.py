@@ -311,3 +311,33 @@ def test_an_organization_without_a_catalog(api: Api, store: RuleStore) -> None:
     assert first.status_code == 403  # its connections come from a platform admin
     created = api.as_("root").put("/catalog?organization=initech", json={"connections": {}})
     assert created.status_code == 200 and created.json()["version"] == 1
+
+
+def test_every_member_reads_the_names_definitions_may_use(api: Api) -> None:
+    """``GET /catalog/names``: the pickers' data, for viewers too; no allow-lists, no other organization."""
+    answer = api.as_("vera").get("/catalog/names")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["organization"], body["version"]) == ("acme", 1)
+    kinds = {c["name"]: c["kind"] for c in body["connections"]}
+    assert kinds == {
+        "app_db": "database",
+        "crm_api": "http",
+        "slack_oncall": "slack",
+        "smtp_default": "smtp",
+        "warehouse": "database",
+    }
+    app_db = next(c for c in body["connections"] if c["name"] == "app_db")
+    orders = next(t for t in app_db["tables"] if t["name"] == "orders")
+    assert orders["writable"] is True
+    assert {"path": "total", "type": "numeric"} in orders["columns"]
+    assert {"path": "customer__tier", "type": "text"} in orders["fields"]
+    assert not any("__" in c["path"] for c in orders["columns"])
+    assert "allow_lists" not in body and "webhook_hosts" not in answer.text
+    assert api.as_("gus").get("/catalog/names").json()["organization"] == "globex"
+    assert api.as_("gus").get("/catalog/names?organization=acme").status_code == 404
+
+
+@pytest.mark.parametrize(("user", "expected"), [(None, 401), ("nomad", 403), ("ed", 200), ("root", 400)])
+def test_catalog_names_auth(api: Api, user: str | None, expected: int) -> None:
+    assert api.as_(user).get("/catalog/names").status_code == expected

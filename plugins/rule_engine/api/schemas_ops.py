@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rule_compiler.catalog import Catalog, ConnectionKind
+from rule_compiler.catalog import Catalog, ColumnType, ConnectionKind
 from rule_compiler.definitions.common import Identifier, Slug
 from rule_engine.api.schemas import Health, IssueOut, OutModel
 
@@ -91,6 +91,40 @@ class CatalogPublic(OutModel):
     updated_at: dt.datetime
     catalog: Catalog
     allow_lists: AllowLists
+
+
+class FieldPublic(OutModel):
+    """A field a condition may name: a column, or a path through foreign keys (``customer__tier``)."""
+
+    path: str
+    type: ColumnType
+
+
+class TableFields(OutModel):
+    """A table of a database connection: whether actions may write it, its columns and field paths."""
+
+    name: str
+    writable: bool
+    columns: list[FieldPublic] = Field(description="the table's own columns")
+    fields: list[FieldPublic] = Field(
+        description="its columns, then those reached through up to 2 foreign keys (at most 500)"
+    )
+
+
+class ConnectionNames(OutModel):
+    """A connection of the catalog by kind; a database's tables."""
+
+    name: str
+    kind: ConnectionKind
+    tables: list[TableFields] = Field(default_factory=list)
+
+
+class CatalogNames(OutModel):
+    """What the organization's definitions may name, for the editors' pickers (no allow-lists)."""
+
+    organization: str
+    version: int
+    connections: list[ConnectionNames]
 
 
 class RuleProblems(OutModel):

@@ -35,6 +35,7 @@ import {
   type Problem,
   type WorkflowDocument,
 } from "./model";
+import { usePickers } from "../forms/pickers";
 import { NodePanel } from "./NodePanel";
 import { TestPanel, type TestedNode } from "./TestPanel";
 import { VersionsPanel } from "./VersionsPanel";
@@ -63,6 +64,15 @@ export const NEW_WORKFLOW: WorkflowDocument = {
   connections: [],
 };
 
+/** The table the workflow's trigger watches (its conditions name this table's fields), if it says. */
+export function triggerTable(doc: WorkflowDocument | undefined): string | undefined {
+  const trigger = doc?.nodes.find((node) => node.type === "trigger")?.trigger as
+    | { table?: unknown; target?: { table?: unknown } }
+    | undefined;
+  const table = trigger?.table ?? trigger?.target?.table;
+  return typeof table === "string" ? table : undefined;
+}
+
 /** The visual designer of one stored workflow: its nodes at their stored positions, moved, connected and
  * added on a canvas; validated by the REST view as it changes; saved with the ETag it was read with. */
 export function Designer(props: Props) {
@@ -87,6 +97,7 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [tested, setTested] = useState<TestedNode[]>();
   const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const flow = useReactFlow();
+  const pickers = usePickers(organization, triggerTable(doc));
 
   useEffect(() => {
     if (!name) {
@@ -407,6 +418,7 @@ function DesignerPage({ organization, name, editable }: Props) {
               node={node}
               editable={editable}
               problems={byNode.get(node.id) ?? []}
+              pickers={pickers}
               onReplace={(fields) => change(replaceNode(doc, node.id, fields))}
               onConnect={(to, when) => change(connect(doc, node.id, to, when))}
               onDisconnect={(edge) => change(disconnect(doc, edge))}

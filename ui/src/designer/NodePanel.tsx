@@ -1,21 +1,26 @@
-import { useEffect, useState } from "react";
+import { lazy, Suspense, useEffect, useState } from "react";
 
+import type { Pickers } from "../forms/pickers";
 import { branchesOf, connections, type Connection, type Problem, type WorkflowDocument, type WorkflowNode } from "./model";
+
+// the forms (react-jsonschema-form and the format's schema) load when a node is first opened, not with the canvas
+const NodeForm = lazy(() => import("./NodeForm").then((module) => ({ default: module.NodeForm })));
 
 interface Props {
   doc: WorkflowDocument;
   node: WorkflowNode;
   editable: boolean;
   problems: Problem[];
+  pickers: Pickers;
   onReplace: (fields: Record<string, unknown>) => void;
   onConnect: (to: string, when?: string) => void;
   onDisconnect: (edge: Connection) => void;
   onRemove: () => void;
 }
 
-/** The selected node: its problems, its fields (as JSON), and its connections, which the keyboard can make
- * and remove here (the canvas connects by dragging only). */
-export function NodePanel({ doc, node, editable, problems, onReplace, onConnect, onDisconnect, onRemove }: Props) {
+/** The selected node: its problems, its fields (as a form, and as JSON: the same document), and its
+ * connections, which the keyboard can make and remove here (the canvas connects by dragging only). */
+export function NodePanel({ doc, node, editable, problems, pickers, onReplace, onConnect, onDisconnect, onRemove }: Props) {
   const { id, type, position, ...fields } = node;
   void position;
   const [text, setText] = useState(() => JSON.stringify(fields, null, 2));
@@ -56,6 +61,10 @@ export function NodePanel({ doc, node, editable, problems, onReplace, onConnect,
           ))}
         </ul>
       )}
+      <h3>Configuration</h3>
+      <Suspense fallback={<p aria-live="polite">Loading the form…</p>}>
+        <NodeForm node={node} editable={editable} pickers={pickers} onChange={onReplace} />
+      </Suspense>
       <label htmlFor="node-fields">Configuration (JSON)</label>
       <textarea
         id="node-fields"

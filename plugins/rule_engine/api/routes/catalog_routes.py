@@ -1,4 +1,5 @@
 """``/catalog`` (admins): the organization's schema snapshot and allow-lists; replace it; sync it.
+``/catalog/names`` (every member): what definitions may name, for the designer's pickers.
 
 Organization admins edit the tables and columns of the connections their catalog lists. The
 connections themselves are the organization's allow-list of Airflow connection ids (whose secrets
@@ -18,7 +19,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from rule_compiler import netpolicy
-from rule_compiler.catalog import Catalog, ConnectionKind, Table
+from rule_compiler.catalog import Catalog, ConnectionKind, Table, field_paths
 from rule_compiler.catalog_reflect import MergeResult, ReflectionError, merge_connection, reflect_tables
 from rule_compiler.errors import RuleValidationError
 from rule_compiler.kinds import RULE
@@ -26,18 +27,22 @@ from rule_compiler.registration import compile_document
 from rule_compiler.store import RuleStore
 from rule_compiler.store.models import CatalogVersion
 from rule_engine.api import definition_ops as ops
-from rule_engine.api.deps import Admin, Principal, StoreDep
+from rule_engine.api.deps import Admin, Principal, StoreDep, Viewer
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import IssueOut
 from rule_engine.api.schemas_ops import (
     AllowLists,
+    CatalogNames,
     CatalogPublic,
     CatalogPut,
     CatalogSyncRequest,
     CatalogSyncResult,
     CatalogVersionPublic,
     CatalogWritten,
+    ConnectionNames,
+    FieldPublic,
     RuleProblems,
+    TableFields,
 )
 from rule_engine.hooks import app_database
 
@@ -98,6 +103,28 @@ def get_catalog(principal: Admin, store: StoreDep, response: Response) -> Catalo
     version, catalog = found
     response.headers["ETag"] = _etag(version.catalog_hash)
     return CatalogPublic(**_public(version, catalog))
+
+
+@router.get("/names", responses=errors())
+def get_catalog_names(principal: Viewer, store: StoreDep) -> CatalogNames:
+    """What definitions may name, for the designer's pickers: connections, tables, columns, field paths."""
+    found = _current(store, principal.organization)
+    if found is None:
+        _no_catalog(principal.organization)
+    version, catalog = found
+    connections = []
+    for name, connection in sorted(catalog.connections.items()):
+        tables = [
+            TableFields(
+                name=table_name,
+                writable=table.writable,
+                columns=[FieldPublic(path=column, type=c.type) for column, c in table.columns.items()],
+                fields=[FieldPublic(path=p, type=t) for p, t in field_paths(connection, table_name)],
+            )
+            for table_name, table in sorted(connection.tables.items())
+        ]
+        connections.append(ConnectionNames(name=name, kind=connection.kind, tables=tables))
+    return CatalogNames(organization=principal.organization, version=version.version, connections=connections)
 
 
 @router.get("/versions", responses=errors())

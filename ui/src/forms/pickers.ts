@@ -1,0 +1,82 @@
+import { useEffect, useState } from "react";
+
+import { getJson, type Page } from "../api";
+
+/** What the organization's definitions may name, offered by the forms' text inputs as suggestions. */
+export interface Pickers {
+  connections: string[];
+  tables: string[];
+  /** The fields (columns and foreign-key paths) of the table the conditions are about. */
+  fields: string[];
+  conditionTemplates: string[];
+  notificationTemplates: string[];
+  reports: string[];
+  workflows: string[];
+}
+
+export const NO_PICKERS: Pickers = {
+  connections: [], tables: [], fields: [], conditionTemplates: [], notificationTemplates: [], reports: [], workflows: [],
+};
+
+/** Which suggestions a field of the format takes, by its name. */
+export function offersFor(name: string, pickers: Pickers): string[] {
+  switch (name) {
+    case "connection":
+      return pickers.connections;
+    case "table":
+      return pickers.tables;
+    case "field":
+      return pickers.fields;
+    case "use":
+      return pickers.conditionTemplates;
+    case "template":
+      return pickers.notificationTemplates;
+    case "report":
+      return pickers.reports;
+    case "workflow":
+      return pickers.workflows;
+    default:
+      return [];
+  }
+}
+
+interface CatalogNames {
+  connections: { name: string; kind: string; tables: { name: string; fields: { path: string }[] }[] }[];
+}
+
+/** The suggestions for an organization's forms: its catalog (`GET /catalog/names`) and its stored
+ * templates, reports and workflows; `table` picks whose fields are offered. What cannot be read offers
+ * nothing (an organization without a catalog, say). */
+export function usePickers(organization: string, table?: string): Pickers {
+  const [read, setRead] = useState<{ catalog?: CatalogNames; names: Record<string, string[]> }>({ names: {} });
+  useEffect(() => {
+    let current = true;
+    const names = (path: string) =>
+      getJson<Page<{ name: string }>>(path, { organization, limit: "200" })
+        .then((page) => page.items.map((item) => item.name))
+        .catch(() => [] as string[]);
+    Promise.all([
+      getJson<CatalogNames>("catalog/names", { organization }).catch(() => undefined),
+      names("condition-templates"),
+      names("notification-templates"),
+      names("reports"),
+      names("workflows"),
+    ]).then(([catalog, conditionTemplates, notificationTemplates, reports, workflows]) => {
+      if (current) setRead({ catalog, names: { conditionTemplates, notificationTemplates, reports, workflows } });
+    });
+    return () => {
+      current = false;
+    };
+  }, [organization]);
+  const connections = read.catalog?.connections ?? [];
+  const tables = connections.flatMap((c) => c.tables);
+  return {
+    connections: connections.map((c) => c.name),
+    tables: [...new Set(tables.map((t) => t.name))],
+    fields: tables.find((t) => t.name === table)?.fields.map((f) => f.path) ?? [],
+    conditionTemplates: read.names.conditionTemplates ?? [],
+    notificationTemplates: read.names.notificationTemplates ?? [],
+    reports: read.names.reports ?? [],
+    workflows: read.names.workflows ?? [],
+  };
+}
