@@ -4,7 +4,9 @@ by the end-to-end tests."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,19 @@ def tab_to(page: Any, name: str, presses: int = 120) -> None:
         if focused == name or (focused or "").startswith(f"{name},"):
             return
     raise AssertionError(f"{name!r} is not reachable with Tab in {presses} presses")
+
+
+@contextlib.contextmanager
+def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
+    """Keep a screenshot of the page, and the text of our frame, in the test artifacts when the block
+    fails (then re-raise)."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(ARTIFACTS / f"failed-{name}.png"), full_page=True)
+        with contextlib.suppress(Exception):  # our page's text: the problems the screenshot may cut off
+            frame = page.locator("iframe").element_handle().content_frame()
+            (ARTIFACTS / f"failed-{name}.txt").write_text(frame.locator("body").inner_text())
+        raise

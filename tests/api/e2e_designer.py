@@ -18,6 +18,7 @@ from tests.api.browser import (
     CHROMIUM_ARGS,
     accessibility_problems,
     chromium,
+    screenshot_on_failure,
     sign_in,
     tab_to,
 )
@@ -180,7 +181,8 @@ def _drag(page: Any, source: Any, target: Any | None = None, down: float = 0) ->
 
 def _the_mouse_builds_a_workflow(page: Any) -> None:
     """A new 3-node workflow from the palette, configured in the side panel, connected by dragging from
-    a node's handle to another's (the branch chosen in the dialog), a node dragged, and saved."""
+    a node's handle to another's (the branch chosen in the dialog), a node dragged, and saved; then saved
+    as a workflow template, and a new workflow started from that template."""
     frame = page.frame_locator("iframe")
 
     def node(name: str) -> Any:
@@ -189,7 +191,7 @@ def _the_mouse_builds_a_workflow(page: Any) -> None:
     frame.get_by_role("link", name="Definitions").click()
     frame.get_by_role("link", name="New workflow in the designer").click()
     frame.get_by_role("heading", name="New workflow").wait_for()
-    frame.get_by_label("Name").fill(DRAWN)
+    frame.get_by_label("Name", exact=True).fill(DRAWN)
     for name, kind, fields in (
         ("start", "", START),
         ("condition-1", "condition", IS_PAID),
@@ -220,6 +222,25 @@ def _the_mouse_builds_a_workflow(page: Any) -> None:
     frame.locator(".react-flow__edge").nth(1).wait_for()
     frame.get_by_role("button", name="Save").click()
     frame.get_by_role("status").filter(has_text="Saved as version 1.").wait_for()
+
+    # the whole workflow saved as a template, and a new workflow started from it
+    frame.locator(".react-flow__pane").click(
+        position={"x": 8, "y": 8}
+    )  # nothing selected: the whole workflow
+    frame.get_by_text("Save as a template").click()
+    frame.get_by_label("Template name").fill(f"{DRAWN}-template")
+    frame.get_by_role("button", name="Save the whole workflow as a template").click()
+    frame.get_by_role("status").filter(
+        has_text=f"Saved workflow template {DRAWN}-template (version 1)."
+    ).wait_for()
+    frame.get_by_role("link", name="Definitions").click()
+    frame.get_by_role("link", name="New workflow in the designer").click()
+    frame.get_by_text("Start from a template").click()
+    frame.get_by_label("Template", exact=True).select_option(f"{DRAWN}-template")
+    frame.get_by_role("button", name=f"Start from {DRAWN}-template").click()
+    frame.get_by_role("status").filter(has_text=f"Started from template {DRAWN}-template").wait_for()
+    node("action-1").wait_for()
+    assert frame.locator(".react-flow__node").count() == 3
 
 
 BUILT = "keyboard-flow"
@@ -268,29 +289,34 @@ def keyboard_builds_a_workflow_that_runs(standalone: Standalone) -> None:
             tab_to(page, "New workflow in the designer")
             page.keyboard.press("Enter")
             frame.get_by_role("heading", name="New workflow").wait_for()
-            tab_to(page, "Name")
-            page.keyboard.type(BUILT)
+            with screenshot_on_failure(page, "keyboard-designer"):
+                tab_to(page, "Name")
+                page.keyboard.type(BUILT)
 
-            _select(page, "trigger node start")
-            _configure(page, "start", START)
-            for kind, node, fields in (("condition", "condition-1", IS_PAID), ("action", "action-1", FLAG)):
-                tab_to(page, f"+ {kind}")
-                page.keyboard.press("Enter")  # the new node is selected
-                frame.get_by_role("region", name=f"{kind} node {node}").wait_for()
-                _configure(page, node, fields)
+                _select(page, "trigger node start")
+                _configure(page, "start", START)
+                for kind, node, fields in (
+                    ("condition", "condition-1", IS_PAID),
+                    ("action", "action-1", FLAG),
+                ):
+                    tab_to(page, f"+ {kind}")
+                    page.keyboard.press("Enter")  # the new node is selected
+                    frame.get_by_role("region", name=f"{kind} node {node}").wait_for()
+                    _configure(page, node, fields)
 
-            _select(page, "trigger node start")  # start -> condition-1 (the first node offered)
-            tab_to(page, "Connect")
-            page.keyboard.press("Enter")
-            _select(page, "condition node condition-1")  # condition-1 -> action-1 when true
-            tab_to(page, "Connect to")
-            page.keyboard.press("ArrowDown")  # start, then action-1
-            tab_to(page, "Connect")
-            page.keyboard.press("Enter")
-            frame.get_by_role("button", name="Disconnect condition-1 from action-1 (true)").wait_for()
-            tab_to(page, "Save")
-            page.keyboard.press("Enter")
-            frame.get_by_role("status").filter(has_text="Saved as version 1.").wait_for()
+                _select(page, "trigger node start")  # start -> condition-1 (the first node offered)
+                tab_to(page, "Connect")
+                page.keyboard.press("Enter")
+                frame.get_by_role("button", name="Disconnect start from condition-1").wait_for()
+                _select(page, "condition node condition-1")  # condition-1 -> action-1 when true
+                tab_to(page, "Connect to")
+                page.keyboard.press("ArrowDown")  # start, then action-1
+                tab_to(page, "Connect")
+                page.keyboard.press("Enter")
+                frame.get_by_role("button", name="Disconnect condition-1 from action-1 (true)").wait_for()
+                tab_to(page, "Save")
+                page.keyboard.press("Enter")
+                frame.get_by_role("status").filter(has_text="Saved as version 1.").wait_for()
         finally:
             browser.close()
 

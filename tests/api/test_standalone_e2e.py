@@ -51,6 +51,7 @@ from tests.api.browser import (
 )
 from tests.api.conftest import catalog_for, rule_body
 from tests.api.e2e_designer import designer_edits_a_stored_workflow, keyboard_builds_a_workflow_that_runs
+from tests.api.e2e_rule_editor import rule_editor_edits_tests_and_compares_a_rule
 from tests.conftest import ROOT
 from tests.standalone import Standalone, connection_env, run_standalone
 
@@ -112,6 +113,8 @@ def test_one_standalone_serves_the_api_and_its_docs_page(
         designer_edits_a_stored_workflow(standalone)
     with subtests.test("a workflow built with the keyboard alone is saved, runs, and shows its path"):
         keyboard_builds_a_workflow_that_runs(standalone)
+    with subtests.test("the rule editor edits one document as a form and as YAML, saves, tests, compares"):
+        rule_editor_edits_tests_and_compares_a_rule(standalone)
 
 
 def _rule_created_through_the_api_runs_and_its_log_is_readable(standalone: Standalone) -> None:

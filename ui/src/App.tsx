@@ -26,17 +26,28 @@ export function App({ search = window.location.search }: { search?: string }) {
       </main>
     );
   }
-  if (page === "designer") return <Shell page="designer" workflow={params.get("name") ?? ""} />; // no name: a new one
+  if (page === "designer") {
+    void loadDesigner();
+    return <Shell page="designer" workflow={params.get("name") ?? ""} />; // no name: a new one
+  }
+  if (page === "rule") {
+    void loadRuleEditor();
+    return <Shell page="rule" workflow={params.get("name") ?? ""} />;
+  }
   return <Shell page={page === "definitions" ? "definitions" : "overview"} />;
 }
 
 // the designer (and its graph editor) loads only when it is opened: the other pages do not carry it
-const Designer = lazy(() => import("./designer/Designer").then((module) => ({ default: module.Designer })));
+// (each chunk starts loading with the page, while the shell asks who is signed in)
+const loadDesigner = () => import("./designer/Designer");
+const loadRuleEditor = () => import("./rules/RuleEditor");
+const Designer = lazy(() => loadDesigner().then((module) => ({ default: module.Designer })));
+const RuleEditor = lazy(() => loadRuleEditor().then((module) => ({ default: module.RuleEditor })));
 
 const PAGES = { overview: "Overview", definitions: "Definitions" } as const;
 
 /** The Automations entry's shell: who is signed in, the pages, and which of their organizations is shown. */
-function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer"; workflow?: string }) {
+function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer" | "rule"; workflow?: string }) {
   const [me, setMe] = useState<Me>();
   const [error, setError] = useState<string>();
   const [organization, setOrganization] = useState<string>();
@@ -94,6 +105,10 @@ function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer";
       ) : page === "designer" ? (
         <Suspense fallback={<p aria-live="polite">Loading the designer…</p>}>
           <Designer organization={organization} name={workflow} editable={canEdit(me, organization)} />
+        </Suspense>
+      ) : page === "rule" ? (
+        <Suspense fallback={<p aria-live="polite">Loading the rule editor…</p>}>
+          <RuleEditor organization={organization} name={workflow} editable={canEdit(me, organization)} />
         </Suspense>
       ) : page === "definitions" ? (
         <Definitions organization={organization} editable={canEdit(me, organization)} />

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from rule_compiler.definitions.common import Slug
 from rule_compiler.definitions.definition_template import RuleTemplateDefinition, WorkflowTemplateDefinition
@@ -94,3 +94,21 @@ class WorkflowTemplateWritten(WorkflowTemplatePublic):
     recompiled: list[RecompiledRule] = Field(
         default_factory=list, description="the definitions stored again in the same transaction"
     )
+
+
+class TemplateExpandRequest(BaseModel):
+    """The parameters to fill a template's body with (``with``, as a definition using it writes them)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with", max_length=50)
+
+
+class TemplateExpanded(OutModel):
+    """A template's body with the parameters in: the fields of the rule (workflow) it stands for, to start
+    a new definition from. Nothing was stored; the body is not checked against the catalog here (validate
+    the definition for that)."""
+
+    template: str
+    kind: Literal["rule", "workflow"]
+    definition: dict[str, Any]

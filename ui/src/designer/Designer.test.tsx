@@ -169,6 +169,86 @@ describe("Designer", () => {
     expect(screen.getByRole("heading", { name: /Workflow three-steps version 1/ })).toBeTruthy();
   });
 
+  it("starts a new workflow from a template, its parameters filled in the form and expanded by the REST view", async () => {
+    const expanded = {
+      kind: "workflow",
+      nodes: [
+        { id: "start", type: "trigger", trigger: { type: "manual" }, position: { x: 0, y: 0 } },
+        { id: "tag", type: "action", action: { type: "update_record" }, position: { x: 240, y: 0 } },
+      ],
+      connections: [{ from: "start", to: "tag" }],
+    };
+    const calls: { url: string; init?: RequestInit }[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        calls.push({ url, init });
+        if (url.includes("/expand")) return json({ template: "follow-up", kind: "workflow", definition: expanded });
+        if (url.includes("/workflow-templates/follow-up"))
+          return json({ definition: { name: "follow-up", parameters: { status: { type: "string" }, note: { type: "string", default: "hi" } } } });
+        if (url.includes("/workflow-templates")) return json({ items: [{ name: "follow-up" }], has_more: false });
+        if (url.includes("/validate")) return json({ valid: true, errors: [] });
+        return json({ items: [], has_more: false });
+      }),
+    );
+    render(<Designer organization="acme" name="" editable={true} />);
+    fireEvent.change(await screen.findByLabelText("Name"), { target: { value: "from-template" } });
+    fireEvent.click(screen.getByText("Start from a template"));
+    fireEvent.change(await screen.findByLabelText("Template"), { target: { value: "follow-up" } });
+    fireEvent.change(await screen.findByLabelText(/^status/), { target: { value: "shipped" } });
+    expect(screen.getByText(/Default: "hi"/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "Start from follow-up" }));
+    expect((await screen.findByRole("status")).textContent).toMatch(/Started from template follow-up/);
+    expect(await screen.findByText("tag · action")).toBeTruthy();
+    const expand = calls.find((call) => call.url.includes("/expand"))!;
+    expect(JSON.parse(expand.init!.body as string)).toEqual({ with: { status: "shipped" } });
+    expect((screen.getByLabelText("Name") as HTMLInputElement).value).toBe("from-template"); // the name stays
+  });
+
+  it("selects a node with Enter after nodes were added from the palette (one selection, not two)", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => json({ items: [], has_more: false, valid: true, errors: [] })));
+    render(<Designer organization="acme" name="" editable={true} />);
+    await screen.findByRole("heading", { name: "New workflow" });
+    const start = screen.getByLabelText("trigger node start");
+    fireEvent.keyDown(start, { key: "Enter" });
+    await screen.findByRole("region", { name: /trigger node start/ });
+    fireEvent.click(screen.getByRole("button", { name: "+ condition" })); // the new node alone is selected
+    await screen.findByRole("region", { name: /condition node condition-1/ });
+    fireEvent.keyDown(screen.getByLabelText("trigger node start"), { key: "Enter" });
+    expect(await screen.findByRole("region", { name: /trigger node start/ })).toBeTruthy();
+  });
+
+  it("saves the selected nodes and the connections between them as a workflow template", async () => {
+    const posts: { url: string; body: Record<string, unknown> }[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string, init?: RequestInit) => {
+        if (init?.method === "POST" && url.includes("/workflow-templates")) {
+          posts.push({ url, body: JSON.parse(init.body as string) });
+          return json({ version: 1 }, 201);
+        }
+        return url.includes("/workflows/route") ? answerGet(url) : json({ items: [], has_more: false });
+      }),
+    );
+    render(<Designer organization="acme" name="route" editable={true} />);
+    await screen.findByRole("heading", { name: /Workflow route version 3/ });
+    fireEvent.click(screen.getByText("start · trigger"));
+    fireEvent.keyDown(document, { key: "Control", code: "ControlLeft" }); // React Flow watches the key itself
+    fireEvent.click(screen.getByText("is-big · condition"), { ctrlKey: true });
+    fireEvent.keyUp(document, { key: "Control", code: "ControlLeft" });
+    fireEvent.click(screen.getByText("Save as a template"));
+    fireEvent.change(screen.getByLabelText("Template name"), { target: { value: "start-and-check" } });
+    fireEvent.click(screen.getByRole("button", { name: "Save the 2 selected nodes as a template" }));
+    expect((await screen.findByRole("status")).textContent).toBe("Saved workflow template start-and-check (version 1).");
+    const [saved] = posts;
+    expect(saved.body).toEqual({
+      kind: "workflow_template",
+      name: "start-and-check",
+      parameters: {},
+      body: { nodes: STORED.definition.nodes.slice(0, 2), connections: [{ from: "start", to: "is-big" }] },
+    });
+  });
+
   it("compares the canvas with an older version, node by node, and restores it with If-Match", async () => {
     const posts: { url: string; headers: Record<string, string> }[] = [];
     vi.stubGlobal(

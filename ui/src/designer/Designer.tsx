@@ -37,6 +37,7 @@ import {
 } from "./model";
 import { usePickers } from "../forms/pickers";
 import { NodePanel } from "./NodePanel";
+import { SaveAsTemplate, StartFromTemplate } from "./TemplatePanel";
 import { TestPanel, type TestedNode } from "./TestPanel";
 import { VersionsPanel } from "./VersionsPanel";
 
@@ -90,6 +91,13 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [problems, setProblems] = useState<Problem[]>([]);
   const [message, setMessage] = useState<{ text: string; alert?: boolean }>();
   const [selected, setSelected] = useState<string>();
+  // the nodes selected together (shift-click, a box): what "Save as a template" saves
+  const [together, setTogether] = useState<string[]>([]);
+  /** Select one node (or none) from the page: the palette, a problem's "Show", a removal. */
+  const selectOnly = useCallback((id: string | undefined) => {
+    setSelected(id);
+    setTogether(id ? [id] : []);
+  }, []);
   const [pending, setPending] = useState<{ from: string; to: string; branches: string[] }>();
   // the sizes React Flow measured: nodes are rebuilt from the document, and carry them (the minimap and
   // fitting need them)
@@ -156,7 +164,7 @@ function DesignerPage({ organization, name, editable }: Props) {
       id: node.id,
       position: placed.get(node.id) ?? { x: 0, y: 0 },
       data: { label: `${node.id} · ${node.type}` },
-      selected: node.id === selected,
+      selected: node.id === selected || together.includes(node.id),
       className: `flow-node flow-${node.type}${byNode.has(node.id) ? " has-error" : ""}${mark(node.id)}${steps.has(node.id) ? ` test-${steps.get(node.id)}` : ""}`,
       ariaLabel: `${node.type} node ${node.id}${byNode.has(node.id) ? `, ${byNode.get(node.id)!.length} problem(s)` : ""}`,
       type: node.type === "trigger" ? "input" : "default",
@@ -164,7 +172,7 @@ function DesignerPage({ organization, name, editable }: Props) {
       sourcePosition: Side.Right, // items flow left to right, as the stored positions are laid out
       targetPosition: Side.Left,
     }));
-  }, [doc, selected, byNode, measured, compared, tested]);
+  }, [doc, selected, together, byNode, measured, compared, tested]);
 
   const edges: Edge[] = useMemo(() => {
     if (!doc) return [];
@@ -187,7 +195,10 @@ function DesignerPage({ organization, name, editable }: Props) {
       const sizes: Record<string, { width: number; height: number }> = {};
       for (const c of changes) {
         if (c.type === "dimensions" && c.dimensions) sizes[c.id] = c.dimensions;
-        if (c.type === "select") setSelected((was) => (c.selected ? c.id : was === c.id ? undefined : was));
+        if (c.type === "select") {
+          setSelected((was) => (c.selected ? c.id : was === c.id ? undefined : was));
+          setTogether((was) => (c.selected ? [...was.filter((id) => id !== c.id), c.id] : was.filter((id) => id !== c.id)));
+        }
         if (!editable) continue;
         if (c.type === "position" && c.position) next = moveNode(next, c.id, c.position);
         if (c.type === "remove") next = removeNode(next, c.id);
@@ -229,7 +240,7 @@ function DesignerPage({ organization, name, editable }: Props) {
     const right = placed.length ? Math.max(...placed.map((p) => p.x)) + 240 : 0;
     const { doc: next, id } = addNode(doc, type, { x: right, y: 0 });
     change(next);
-    setSelected(id);
+    selectOnly(id);
   };
 
   const save = () => {
@@ -266,7 +277,7 @@ function DesignerPage({ organization, name, editable }: Props) {
   };
 
   const show = (node: string) => {
-    setSelected(node);
+    selectOnly(node);
     void flow.fitView({ nodes: [{ id: node }], duration: 200, maxZoom: 1.5 });
   };
 
@@ -312,6 +323,24 @@ function DesignerPage({ organization, name, editable }: Props) {
             onChange={(event) => change({ ...doc, name: event.target.value })}
           />
         </label>
+      )}
+      {!stored && editable && (
+        <StartFromTemplate
+          organization={organization}
+          onStart={(started, template) => {
+            change({ ...started, kind: "workflow", name: doc.name ?? "" });
+            selectOnly(undefined);
+            setMessage({ text: `Started from template ${template}: change it, then save.` });
+            window.setTimeout(() => void flow.fitView(), 50);
+          }}
+        />
+      )}
+      {editable && (
+        <SaveAsTemplate
+          organization={organization}
+          doc={doc}
+          selection={[...new Set([...together, ...(selected ? [selected] : [])])].filter((id) => doc.nodes.some((n) => n.id === id))}
+        />
       )}
       {editable && (
         <div className="palette" role="toolbar" aria-label="Add a node">
@@ -419,12 +448,16 @@ function DesignerPage({ organization, name, editable }: Props) {
               editable={editable}
               problems={byNode.get(node.id) ?? []}
               pickers={pickers}
-              onReplace={(fields) => change(replaceNode(doc, node.id, fields))}
+              onReplace={(fields) => {
+                // on the document as it is now: a form may report a change after other edits were made
+                setDoc((current) => (current ? replaceNode(current, node.id, fields) : current));
+                setMessage(undefined);
+              }}
               onConnect={(to, when) => change(connect(doc, node.id, to, when))}
               onDisconnect={(edge) => change(disconnect(doc, edge))}
               onRemove={() => {
                 change(removeNode(doc, node.id));
-                setSelected(undefined);
+                selectOnly(undefined);
               }}
             />
           ) : (

@@ -41,6 +41,16 @@ describe("NodeForm", () => {
     expect(fields).toEqual({ action: { ...node.action, table: "customers" } }); // no id, type or position
   });
 
+  it("reports no change when the node changes elsewhere (the JSON, a connection), only the user's edits", async () => {
+    const onChange = vi.fn();
+    const node = { id: "start", type: "trigger" as const, trigger: { type: "manual" } };
+    const { rerender } = render(<NodeForm node={node} editable pickers={PICKERS} onChange={onChange} />);
+    await screen.findByLabelText("Kind of Trigger");
+    rerender(<NodeForm node={{ ...node, trigger: { type: "manual", target: { connection: "app_db", table: "orders" } } }} editable pickers={PICKERS} onChange={onChange} />);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(onChange).not.toHaveBeenCalled();
+  });
+
   it("offers the trigger table's fields, foreign-key paths included, to a condition", () => {
     const node = { id: "is-big", type: "condition" as const, conditions: { field: "total", operator: "gte", value: 1000 } };
     render(<NodeForm node={node} editable pickers={PICKERS} onChange={vi.fn()} />);

@@ -45,7 +45,10 @@ export function NodeForm({ node, editable, pickers, onChange }: Props) {
       noHtml5Validate
       showErrorList={false}
       onChange={(event) => {
-        if (editable && event.formData) onChange(event.formData as Record<string, unknown>);
+        // react-jsonschema-form also reports when it re-reads its data: only a real change is one
+        if (editable && event.formData && JSON.stringify(event.formData) !== JSON.stringify(fields)) {
+          onChange(event.formData as Record<string, unknown>);
+        }
       }}
     />
   );

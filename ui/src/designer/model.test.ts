@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { addNode, branchesOf, connect, disconnect, layout, moveNode, nodeDiff, removeNode, replaceNode, targetOf, type WorkflowDocument } from "./model";
+import { addNode, branchesOf, connect, disconnect, layout, moveNode, nodeDiff, removeNode, replaceNode, targetOf, templateBody, type WorkflowDocument } from "./model";
 
 const DOC: WorkflowDocument = {
   kind: "workflow",
@@ -79,5 +79,19 @@ describe("a visual diff between two versions", () => {
       connectionsAdded: [],
       connectionsRemoved: [{ from: "is-big", to: "make-high", when: "true" }],
     });
+  });
+});
+
+describe("templateBody", () => {
+  const doc = {
+    kind: "workflow", name: "w", organization: "acme", description: "d",
+    nodes: [{ id: "a", type: "trigger" as const }, { id: "b", type: "action" as const }, { id: "c", type: "action" as const }],
+    connections: [{ from: "a", to: "b" }, { from: "b", to: "c" }],
+  };
+  it("keeps the selected nodes and only the connections between them", () => {
+    expect(templateBody(doc, ["a", "b"])).toEqual({ nodes: doc.nodes.slice(0, 2), connections: [{ from: "a", to: "b" }] });
+  });
+  it("takes the whole workflow without its own fields when nothing is selected", () => {
+    expect(templateBody(doc, [])).toEqual({ description: "d", nodes: doc.nodes, connections: doc.connections });
   });
 });

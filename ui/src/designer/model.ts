@@ -195,3 +195,19 @@ export function nodeDiff(before: WorkflowDocument, after: WorkflowDocument): Nod
   diff.connectionsRemoved = connections(before).filter((c) => !connections(after).some((d) => sameConnection(c, d)));
   return diff;
 }
+
+/** A workflow template's body from the document: the nodes of `ids` (all of them when empty) and the
+ * connections between them, without the document's own fields (`kind`, `name`, `organization`). */
+export function templateBody(doc: WorkflowDocument, ids: string[]): WorkflowDocument {
+  const { kind, name, organization, schema_version, nodes, connections: edges, ...rest } = doc;
+  void kind;
+  void name;
+  void organization;
+  void schema_version;
+  if (!ids.length) return { ...rest, nodes, connections: edges ?? [] };
+  const chosen = new Set(ids);
+  return {
+    nodes: nodes.filter((node) => chosen.has(node.id)),
+    connections: (edges ?? []).filter((c) => chosen.has(c.from) && chosen.has(c.to)),
+  };
+}

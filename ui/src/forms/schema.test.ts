@@ -26,7 +26,8 @@ describe("friendlySchema", () => {
     const where = { anyOf: [{ oneOf: [{ $ref: "#/$defs/Condition" }] }, { type: "null" }], default: null, title: "Where" };
     const value = { anyOf: [{ $ref: "#/$defs/FieldRef" }, { type: "string" }, { type: "integer" }, { type: "null" }] };
     const friendly = friendlySchema({ properties: { where, value } }).properties as Record<string, { anyOf: { title?: string }[] }>;
-    expect(friendly.where.anyOf[0]).toEqual({ type: "null", title: "none" });
+    const flat = friendly as unknown as Record<string, { oneOf: unknown[] }>;
+    expect(flat.where.oneOf).toEqual([{ type: "null", title: "none" }, { $ref: "#/$defs/Condition" }]); // one select
     expect(friendly.value.anyOf.map((option) => option.title)).toEqual([undefined, "string", "integer", "none"]);
   });
 

@@ -28,7 +28,15 @@ export function friendlySchema(schema: Json): RJSFSchema {
         const { anyOf: _, ...around } = node;
         if (isPlain(rest[0])) return walk({ ...rest[0], ...around });
         // an optional object or choice: "none" first, so leaving it out is what the form starts with
-        return { ...(walk(around) as Json), anyOf: [{ type: "null", title: "none" }, walk(rest[0])] };
+        const none = { type: "null", title: "none" };
+        const inner = walk(rest[0]) as Json;
+        const choices = Array.isArray(inner.oneOf) ? inner.oneOf : Array.isArray(inner.anyOf) ? inner.anyOf : null;
+        // a choice that may be left out: one select, "none" first (react-jsonschema-form does not match a
+        // value through a choice nested in a choice)
+        if (choices && Object.keys(inner).every((key) => ["oneOf", "anyOf", "title", "description"].includes(key))) {
+          return { ...annotations(around), oneOf: [none, ...choices] };
+        }
+        return { ...annotations(around), anyOf: [none, inner] };
       }
     }
     if (isAnyValue(node)) {
@@ -44,9 +52,7 @@ export function friendlySchema(schema: Json): RJSFSchema {
         ? Object.fromEntries(Object.entries(value).map(([name, schema]) => [name, walk(schema)]))
         : walk(value);
     }
-    if ("default" in node && node.default !== null && typeof node.default !== "object") {
-      out.description = [node.description, `Default: ${String(node.default)}.`].filter(Boolean).join(" ");
-    }
+    if (annotations(node).description !== node.description) out.description = annotations(node).description;
     for (const key of ["anyOf", "oneOf"]) {
       const choices = out[key];
       if (Array.isArray(choices)) {
@@ -73,6 +79,17 @@ export function friendlySchema(schema: Json): RJSFSchema {
   return walk(schema) as RJSFSchema;
 }
 
+/** A schema's words without its shape (what sits beside an `anyOf`): title, description, a default said. */
+function annotations(node: Json): Json {
+  const out: Json = {};
+  for (const [key, value] of Object.entries(node)) if (key !== "default") out[key] = value;
+  const value = node.default;
+  if (value !== undefined && value !== null && value !== "" && typeof value !== "object") {
+    out.description = [node.description, `Default: ${String(value)}.`].filter(Boolean).join(" ");
+  }
+  return out;
+}
+
 const MAPS = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"];
 const SHAPING = ["type", "$ref", "anyOf", "oneOf", "allOf", "const", "enum", "properties", "items", "not", "$defs"];
 
@@ -97,4 +114,11 @@ export function formOf(root: RJSFSchema, name: string, omit: string[] = []): RJS
   );
   const required = (definition.required ?? []).filter((key) => !omit.includes(key));
   return { ...definition, title: undefined, properties, required, $defs: defs };
+}
+
+/** The form of a whole document (a rule) without the fields the page sets itself (`kind`, `organization`). */
+export function rootForm(root: RJSFSchema, omit: string[] = []): RJSFSchema {
+  const properties = Object.fromEntries(Object.entries(root.properties ?? {}).filter(([key]) => !omit.includes(key)));
+  const required = (root.required ?? []).filter((key) => !omit.includes(key));
+  return { ...root, title: undefined, $id: undefined, properties, required };
 }

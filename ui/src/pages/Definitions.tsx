@@ -125,7 +125,7 @@ export function Definitions({ organization, editable }: { organization: string; 
       </form>
       {editable && (
         <p>
-          <a href="?page=designer">New workflow in the designer</a>
+          <a href="?page=designer">New workflow in the designer</a> · <a href="?page=rule">New rule in the editor</a>
         </p>
       )}
       <p role="status" className="note">
@@ -219,6 +219,13 @@ function Row({
           </>
         )}
         {item.description && <div className="description">{item.description}</div>}
+        {item.kind === "rule" && (
+          <div>
+            <a href={`?page=rule&name=${encodeURIComponent(item.name)}`}>
+              {editable ? "Edit" : "View"} in the rule editor<span className="visually-hidden"> ({item.name})</span>
+            </a>
+          </div>
+        )}
         {item.kind === "workflow" && (
           <div>
             <a href={`?page=designer&name=${encodeURIComponent(item.name)}`}>

@@ -249,13 +249,14 @@ function Item({ item, workflow }: { item: TracedItem; workflow?: WorkflowRun }) 
         </summary>
         {item.ignored && <p>{item.ignored}</p>}
         {workflow && item.matched && <ItemPath run={workflow} item={item} />}
-        {item.node ? <ul className="tree">{<Node node={item.node} />}</ul> : !item.ignored && <p>No conditions: every item matches.</p>}
+        {item.node ? <ul className="tree">{<TraceNodeItem node={item.node} />}</ul> : !item.ignored && <p>No conditions: every item matches.</p>}
       </details>
     </li>
   );
 }
 
-function Node({ node }: { node: TraceNode }) {
+/** One node of a condition trace (✓, ✗ or skipped, with the reason) and its children. */
+export function TraceNodeItem({ node }: { node: TraceNode }) {
   const mark = node.skipped ? "skipped" : node.result ? "true" : "false";
   const symbol = node.skipped ? "·" : node.result ? "✓" : "✗";
   const text =
@@ -271,7 +272,7 @@ function Node({ node }: { node: TraceNode }) {
       {node.children.length > 0 && (
         <ul>
           {node.children.map((child) => (
-            <Node key={child.path} node={child} />
+            <TraceNodeItem key={child.path} node={child} />
           ))}
         </ul>
       )}

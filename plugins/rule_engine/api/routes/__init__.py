@@ -21,6 +21,7 @@ from rule_engine.api.routes import (
     report_run_routes,
     rule_routes,
     self_service_routes,
+    template_expand_routes,
     webhook_delivery_routes,
     workflow_test_routes,
 )
@@ -30,6 +31,7 @@ for api_kind in API_KINDS:
     api_router.include_router(versioned_router(api_kind))
 api_router.include_router(rule_routes.router)
 api_router.include_router(workflow_test_routes.router)
+api_router.include_router(template_expand_routes.router)
 api_router.include_router(definition_run_routes.definition_run_router("rule", "/rules", "rule"))
 api_router.include_router(definition_run_routes.definition_run_router("workflow", "/workflows", "workflow"))
 api_router.include_router(approval_routes.router)
