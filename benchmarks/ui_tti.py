@@ -251,14 +251,15 @@ def bench_tti(
                 loads=loads,
             )
             progress(f"time to interactive: {loads} loads of the definitions page and its bare page")
-            stored = f"/automations/api/v1/workflows/{WORKFLOW}?organization={organization}"
+            query = f"organization={organization}"  # as the definitions page links it
+            stored = f"/automations/api/v1/workflows/{WORKFLOW}?{query}"
             flow = loads_of(
                 browser,
                 base,
                 token,
                 ready=FLOW_READY % NODES,
                 urls={
-                    "page": f"{base}/automations/ui/?page=designer&name={WORKFLOW}",
+                    "page": f"{base}/automations/ui/?page=designer&name={WORKFLOW}&{query}",
                     "bare": f"{base}/bare-flow/bare-flow.html?workflow={stored}",
                 },
                 loads=loads,

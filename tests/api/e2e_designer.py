@@ -122,8 +122,10 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
             panel = frame.get_by_role("region", name="action node make-high")
             table = panel.get_by_label(re.compile("^Table"))
             assert table.input_value() == "orders"
-            offered = panel.locator(f"datalist#{table.get_attribute('list')} option")
-            assert "customers" in [offered.nth(i).get_attribute("value") for i in range(offered.count())]
+            # the catalog's tables, read when a node is first opened
+            offered = panel.locator("datalist:has(option[value=customers])")
+            offered.wait_for(state="attached")
+            assert table.get_attribute("list") == offered.get_attribute("id")
             table.fill("no_such_table")
             assert '"table": "no_such_table"' in panel.get_by_label("Configuration (JSON)").input_value()
             frame.locator('.react-flow__node.has-error[data-id="make-high"]').wait_for()

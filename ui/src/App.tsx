@@ -1,6 +1,6 @@
 import { lazy, Suspense, useEffect, useState } from "react";
 
-import { canEdit, getJson, type Me } from "./api";
+import { canEdit, getJson, prefetch, type Me } from "./api";
 import { DefinitionPage } from "./pages/DefinitionPage";
 import { Definitions } from "./pages/Definitions";
 import { Overview } from "./pages/Overview";
@@ -26,13 +26,16 @@ export function App({ search = window.location.search }: { search?: string }) {
       </main>
     );
   }
+  const wanted = params.get("organization") ?? undefined; // links from the pages say which
   if (page === "designer") {
     void loadDesigner();
-    return <Shell page="designer" workflow={params.get("name") ?? ""} />; // no name: a new one
+    const name = params.get("name") ?? "";
+    if (name && wanted) prefetch(`workflows/${encodeURIComponent(name)}`, { organization: wanted });
+    return <Shell page="designer" workflow={name} wanted={wanted} />; // no name: a new one
   }
   if (page === "rule") {
     void loadRuleEditor();
-    return <Shell page="rule" workflow={params.get("name") ?? ""} />;
+    return <Shell page="rule" workflow={params.get("name") ?? ""} wanted={wanted} />;
   }
   return <Shell page={page === "definitions" ? "definitions" : "overview"} />;
 }
@@ -47,7 +50,7 @@ const RuleEditor = lazy(() => loadRuleEditor().then((module) => ({ default: modu
 const PAGES = { overview: "Overview", definitions: "Definitions" } as const;
 
 /** The Automations entry's shell: who is signed in, the pages, and which of their organizations is shown. */
-function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer" | "rule"; workflow?: string }) {
+function Shell({ page, workflow = "", wanted }: { page: keyof typeof PAGES | "designer" | "rule"; workflow?: string; wanted?: string }) {
   const [me, setMe] = useState<Me>();
   const [error, setError] = useState<string>();
   const [organization, setOrganization] = useState<string>();
@@ -55,7 +58,8 @@ function Shell({ page, workflow = "" }: { page: keyof typeof PAGES | "designer" 
     getJson<Me>("me")
       .then((found) => {
         setMe(found);
-        setOrganization(found.memberships[0]?.organization);
+        const named = found.memberships.find((m) => m.organization === wanted);
+        setOrganization((named ?? found.memberships[0])?.organization);
       })
       .catch((problem: Error) => setError(problem.message));
   }, []);

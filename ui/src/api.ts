@@ -32,6 +32,25 @@ export async function getJson<T>(path: string, query: Query = {}): Promise<T> {
   return (await response.json()) as T;
 }
 
+const prefetched = new Map<string, Promise<unknown>>();
+
+/** Start a GET before the page that needs it is drawn (a deep link's definition, while the shell asks who
+ * is signed in); :func:`takePrefetched` hands it over once, then a GET is a GET again. */
+export function prefetch(path: string, query: Query = {}): void {
+  const url = apiUrl(path, query);
+  const request = getJson(path, query);
+  request.catch(() => undefined); // its taker sees the failure; an untaken one is not an unhandled error
+  prefetched.set(url, request);
+}
+
+/** The GET :func:`prefetch` started for this path and query, or a new one. */
+export function takePrefetched<T>(path: string, query: Query = {}): Promise<T> {
+  const url = apiUrl(path, query);
+  const found = prefetched.get(url);
+  prefetched.delete(url);
+  return (found as Promise<T> | undefined) ?? getJson<T>(path, query);
+}
+
 async function problemBody(response: Response): Promise<unknown> {
   try {
     return await response.clone().json();

@@ -17,7 +17,7 @@ import {
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useState } from "react";
 
-import { ApiError, getJson, sendJson } from "../api";
+import { ApiError, sendJson, takePrefetched } from "../api";
 import {
   addNode,
   branchesOf,
@@ -105,14 +105,14 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [tested, setTested] = useState<TestedNode[]>();
   const [measured, setMeasured] = useState<Record<string, { width: number; height: number }>>({});
   const flow = useReactFlow();
-  const pickers = usePickers(organization, triggerTable(doc));
+  const pickers = usePickers(organization, triggerTable(doc), selected !== undefined); // for the node forms
 
   useEffect(() => {
     if (!name) {
       setDoc(NEW_WORKFLOW);
       return;
     }
-    getJson<Stored>(`workflows/${encodeURIComponent(name)}`, { organization })
+    takePrefetched<Stored>(`workflows/${encodeURIComponent(name)}`, { organization })
       .then((found) => {
         setStored(found);
         setDoc(found.definition);

@@ -1,4 +1,4 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 
 import { getJson, type Page } from "../api";
 
@@ -45,12 +45,17 @@ interface CatalogNames {
 }
 
 /** The suggestions for an organization's forms: its catalog (`GET /catalog/names`) and its stored
- * templates, reports and workflows; `table` picks whose fields are offered. What cannot be read offers
- * nothing (an organization without a catalog, say). */
-export function usePickers(organization: string, table?: string): Pickers {
+ * templates, reports and workflows; `table` picks whose fields are offered; nothing is read until
+ * `wanted`. What cannot be read offers nothing (an organization without a catalog, say). */
+export function usePickers(organization: string, table?: string, wanted = true): Pickers {
   const [read, setRead] = useState<{ catalog?: CatalogNames; names: Record<string, string[]> }>({ names: {} });
+  const asked = useRef<string | undefined>(undefined);
   useEffect(() => {
+    // read once a form wants them (not while the page first draws), and again for another organization
+    if (!wanted || asked.current === organization) return;
+    asked.current = organization;
     let current = true;
+    let done = false;
     const names = (path: string) =>
       getJson<Page<{ name: string }>>(path, { organization, limit: "200" })
         .then((page) => page.items.map((item) => item.name))
@@ -62,12 +67,14 @@ export function usePickers(organization: string, table?: string): Pickers {
       names("reports"),
       names("workflows"),
     ]).then(([catalog, conditionTemplates, notificationTemplates, reports, workflows]) => {
+      done = true;
       if (current) setRead({ catalog, names: { conditionTemplates, notificationTemplates, reports, workflows } });
     });
     return () => {
       current = false;
+      if (!done) asked.current = undefined; // not read yet: read again next time
     };
-  }, [organization]);
+  }, [organization, wanted]);
   const connections = read.catalog?.connections ?? [];
   const tables = connections.flatMap((c) => c.tables);
   return {

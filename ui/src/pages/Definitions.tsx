@@ -125,7 +125,8 @@ export function Definitions({ organization, editable }: { organization: string; 
       </form>
       {editable && (
         <p>
-          <a href="?page=designer">New workflow in the designer</a> · <a href="?page=rule">New rule in the editor</a>
+          <a href={`?page=designer&organization=${encodeURIComponent(organization)}`}>New workflow in the designer</a> ·{" "}
+          <a href={`?page=rule&organization=${encodeURIComponent(organization)}`}>New rule in the editor</a>
         </p>
       )}
       <p role="status" className="note">
@@ -164,7 +165,7 @@ export function Definitions({ organization, editable }: { organization: string; 
           </thead>
           <tbody>
             {board.items.map((item) => (
-              <Row key={`${item.kind}/${item.name}`} item={item} editable={editable} onToggle={toggle} onRun={runNow} />
+              <Row key={`${item.kind}/${item.name}`} item={item} organization={organization} editable={editable} onToggle={toggle} onRun={runNow} />
             ))}
           </tbody>
         </table>
@@ -197,11 +198,13 @@ function load(organization: string, filters: Filters, offset: number): Promise<D
 
 function Row({
   item,
+  organization,
   editable,
   onToggle,
   onRun,
 }: {
   item: DefinitionCard;
+  organization: string;
   editable: boolean;
   onToggle: (item: DefinitionCard) => void;
   onRun: (item: DefinitionCard) => void;
@@ -221,14 +224,14 @@ function Row({
         {item.description && <div className="description">{item.description}</div>}
         {item.kind === "rule" && (
           <div>
-            <a href={`?page=rule&name=${encodeURIComponent(item.name)}`}>
+            <a href={`?page=rule&name=${encodeURIComponent(item.name)}&organization=${encodeURIComponent(organization)}`}>
               {editable ? "Edit" : "View"} in the rule editor<span className="visually-hidden"> ({item.name})</span>
             </a>
           </div>
         )}
         {item.kind === "workflow" && (
           <div>
-            <a href={`?page=designer&name=${encodeURIComponent(item.name)}`}>
+            <a href={`?page=designer&name=${encodeURIComponent(item.name)}&organization=${encodeURIComponent(organization)}`}>
               {editable ? "Edit" : "View"} in the designer<span className="visually-hidden"> ({item.name})</span>
             </a>
           </div>
