@@ -1,9 +1,13 @@
-"""The workflow designer in Airflow's UI, driven in Chromium (a subtest of
+"""The workflow designer and its templates in Airflow's UI, driven in Chromium (subtests of
 tests/api/test_standalone_e2e.py, which shares its ``airflow standalone``): a stored workflow opens at
 its stored positions; a node dragged with the mouse and saved keeps its new place, and the diff with
 version 1 marks it moved; the tester colours the path of a big paid order; a save that meets someone
-else's change is refused and said; a node given a bad configuration carries the REST view's problem; a
-node is selected and connected from the keyboard; axe-core finds no serious or critical violation."""
+else's change is refused and said; a node's form (from the format's JSON Schema) offers the catalog's
+tables, and a table that is not one carries the REST view's problem on that node; a node is selected and
+connected from the keyboard; axe-core finds no serious or critical violation at 1280 and 768 px. A new
+3-node workflow is built with the mouse alone (palette, handles dragged, branch chosen), saved, saved
+as a template and started from it; its DAG appears in Airflow, runs, and its run shows its path in the
+explorer. The same 3-node workflow is built with the keyboard alone, and runs too."""
 
 from __future__ import annotations
 
@@ -160,11 +164,7 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
         {"from": "condition-1", "to": "action-1", "when": "true"},
     ]
     assert stored["nodes"][2]["position"]["y"] > stored["nodes"][1]["position"]["y"]  # dragged down
-    standalone.wait_for(
-        "the DAG of the workflow drawn with the mouse to be parsed",
-        lambda: client.get(f"/api/v2/dags/workflow__acme__{DRAWN}", headers=headers).status_code == 200,
-        120,
-    )
+    _runs_and_shows_its_path(standalone, client, headers, DRAWN, "workflow-drawn-run-path.png")
 
 
 DRAWN = "mouse-flow"
@@ -246,7 +246,6 @@ def _the_mouse_builds_a_workflow(page: Any) -> None:
 
 
 BUILT = "keyboard-flow"
-BUILT_DAG = f"workflow__acme__{BUILT}"
 #: The three nodes' configurations, typed into the side panel.
 START = '{"trigger": {"type": "manual", "target": {"connection": "app_db", "table": "orders"}}}'
 IS_PAID = '{"conditions": {"all": [{"field": "status", "operator": "equals", "value": "paid"}]}}'
@@ -328,38 +327,47 @@ def keyboard_builds_a_workflow_that_runs(standalone: Standalone) -> None:
         {"from": "start", "to": "condition-1"},
         {"from": "condition-1", "to": "action-1", "when": "true"},
     ]
+    _runs_and_shows_its_path(standalone, client, headers, BUILT, "workflow-run-path.png")
+
+
+def _runs_and_shows_its_path(
+    standalone: Standalone, client: httpx.Client, headers: dict[str, str], name: str, screenshot: str
+) -> None:
+    """The saved workflow's DAG appears in Airflow, a run of it succeeds, and the run's Automation tab
+    shows its nodes in order and the path its items took."""
+    dag = f"workflow__acme__{name}"
     standalone.wait_for(
-        "the workflow's DAG to be parsed",
-        lambda: client.get(f"/api/v2/dags/{BUILT_DAG}", headers=headers).status_code == 200,
+        f"the DAG of workflow {name} to be parsed",
+        lambda: client.get(f"/api/v2/dags/{dag}", headers=headers).status_code == 200,
         120,
     )
-    run = client.post(f"/api/v2/dags/{BUILT_DAG}/dagRuns", json={"logical_date": None}, headers=headers)
+    run = client.post(f"/api/v2/dags/{dag}/dagRuns", json={"logical_date": None}, headers=headers)
     assert run.status_code == 200, standalone.explain(run)
     run_id = run.json()["dag_run_id"]
     state = standalone.wait_for(
-        "the workflow's run to finish",
+        f"the run of workflow {name} to finish",
         lambda: (
-            (s := client.get(f"/api/v2/dags/{BUILT_DAG}/dagRuns/{run_id}", headers=headers).json()["state"])
+            (s := client.get(f"/api/v2/dags/{dag}/dagRuns/{run_id}", headers=headers).json()["state"])
             in {"success", "failed"}
             and s
         ),
         180,
     )
     assert state == "success"
-
-    with sync_playwright() as playwright:
+    with chromium()() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
             page.set_default_timeout(30_000)
             sign_in(page, standalone.base_url, "/plugin/automations", "ed", "ed-password")
-            page.goto(f"{standalone.base_url}/dags/{BUILT_DAG}/runs/{run_id}/plugin/automation-run")
+            page.goto(f"{standalone.base_url}/dags/{dag}/runs/{run_id}/plugin/automation-run")
             frame = page.frame_locator("iframe")
-            frame.get_by_role("heading", name=f"workflow {BUILT}: run {run_id}").wait_for()
+            frame.get_by_role("heading", name=f"workflow {name}: run {run_id}").wait_for()
             nodes = frame.get_by_role("table", name="The workflow's nodes in this run")
             nodes.wait_for()
             assert nodes.get_by_role("rowheader").all_inner_texts() == ["start", "condition-1", "action-1"]
             frame.get_by_role("list", name="path through the workflow").first.wait_for()
-            page.screenshot(path=str(ARTIFACTS / "workflow-run-path.png"), full_page=True)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
         finally:
             browser.close()

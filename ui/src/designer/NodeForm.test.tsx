@@ -6,6 +6,7 @@ import { NodeForm } from "./NodeForm";
 
 const PICKERS: Pickers = {
   ...NO_PICKERS,
+  fieldsByTable: { orders: ["id", "status", "total", "customer__tier"], customers: ["id", "tier"] },
   connections: ["app_db", "crm_api"],
   tables: ["customers", "orders"],
   fields: ["id", "status", "total", "customer__tier"],
@@ -55,6 +56,16 @@ describe("NodeForm", () => {
     const node = { id: "is-big", type: "condition" as const, conditions: { field: "total", operator: "gte", value: 1000 } };
     render(<NodeForm node={node} editable pickers={PICKERS} onChange={vi.fn()} />);
     expect(offers(screen.getByLabelText(/^field/i))).toEqual(["id", "status", "total", "customer__tier"]);
+  });
+
+  it("offers a record action's own table's fields to its where", async () => {
+    const node = {
+      id: "tier-up", type: "action" as const,
+      action: { type: "update_record", connection: "app_db", table: "customers", values: { tier: "gold" },
+                where: { field: "tier", operator: "equals", value: "silver" } },
+    };
+    render(<NodeForm node={node} editable pickers={PICKERS} onChange={vi.fn()} />);
+    expect(offers(await screen.findByLabelText(/^field/i))).toEqual(["id", "tier"]);
   });
 
   it("is read-only for viewers, and says when a node type has nothing to set", () => {

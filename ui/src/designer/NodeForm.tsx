@@ -3,7 +3,7 @@ import Form from "@rjsf/core/lib/components/Form.js";
 import type { RJSFSchema, UiSchema } from "@rjsf/utils";
 import { useMemo } from "react";
 
-import type { Pickers } from "../forms/pickers";
+import { aboutTable, type Pickers } from "../forms/pickers";
 import { LabelledSelect, PickerText } from "../forms/widgets";
 import { validator } from "../forms/validator";
 import type { WorkflowNode } from "./model";
@@ -18,6 +18,12 @@ interface Props {
   pickers: Pickers;
   /** The node's new fields (all but `id`, `type` and `position`), on every change. */
   onChange: (fields: Record<string, unknown>) => void;
+}
+
+/** The table a record action node writes (its `where` names that table's fields), if it says. */
+function actionTable(node: WorkflowNode): string | undefined {
+  const table = (node.action as { table?: unknown } | undefined)?.table;
+  return typeof table === "string" ? table : undefined;
 }
 
 /** A node's configuration as a form generated from the workflow format's JSON Schema, with the catalog's and
@@ -38,7 +44,7 @@ export function NodeForm({ node, editable, pickers, onChange }: Props) {
       formData={fields}
       validator={validator}
       widgets={WIDGETS}
-      formContext={pickers}
+      formContext={aboutTable(pickers, actionTable(node))}
       idPrefix={`node-${id}`}
       readonly={!editable}
       experimental_defaultFormStateBehavior={{ emptyObjectFields: "skipDefaults", constAsDefaults: "never" }}

@@ -2,12 +2,20 @@ import { useEffect, useRef, useState } from "react";
 
 import { getJson, type Page } from "../api";
 
+/** The pickers of a form about `table` (a record action's): its fields offered to `field`. */
+export function aboutTable(pickers: Pickers, table: string | undefined): Pickers {
+  const fields = table ? pickers.fieldsByTable[table] : undefined;
+  return fields ? { ...pickers, fields } : pickers;
+}
+
 /** What the organization's definitions may name, offered by the forms' text inputs as suggestions. */
 export interface Pickers {
   connections: string[];
   tables: string[];
   /** The fields (columns and foreign-key paths) of the table the conditions are about. */
   fields: string[];
+  /** Every table's fields: a record action's `where` is about its own table. */
+  fieldsByTable: Record<string, string[]>;
   conditionTemplates: string[];
   notificationTemplates: string[];
   reports: string[];
@@ -15,7 +23,7 @@ export interface Pickers {
 }
 
 export const NO_PICKERS: Pickers = {
-  connections: [], tables: [], fields: [], conditionTemplates: [], notificationTemplates: [], reports: [], workflows: [],
+  connections: [], tables: [], fields: [], fieldsByTable: {}, conditionTemplates: [], notificationTemplates: [], reports: [], workflows: [],
 };
 
 /** Which suggestions a field of the format takes, by its name. */
@@ -81,6 +89,7 @@ export function usePickers(organization: string, table?: string, wanted = true):
     connections: connections.map((c) => c.name),
     tables: [...new Set(tables.map((t) => t.name))],
     fields: tables.find((t) => t.name === table)?.fields.map((f) => f.path) ?? [],
+    fieldsByTable: Object.fromEntries(tables.map((t) => [t.name, t.fields.map((f) => f.path)])),
     conditionTemplates: read.names.conditionTemplates ?? [],
     notificationTemplates: read.names.notificationTemplates ?? [],
     reports: read.names.reports ?? [],
