@@ -35,7 +35,8 @@ describe("NodeForm", () => {
     expect(offers(screen.getByLabelText(/^connection/i))).toEqual(["app_db", "crm_api"]);
     const kind = screen.getByLabelText("Kind of Action") as HTMLSelectElement; // the oneOf's choice, labelled
     expect(kind.selectedOptions[0].textContent).toBe("update_record");
-    expect(screen.getByDisplayValue("priority")).toBeTruthy(); // a record's values: each key and value
+    const key = screen.getByDisplayValue("priority"); // a record's values: each key and value
+    expect(offers(key)).toEqual(["id", "status", "total"]); // keyed by the table's own columns
     expect(screen.getByDisplayValue("high")).toBeTruthy();
     fireEvent.change(table, { target: { value: "customers" } });
     const fields = onChange.mock.calls.at(-1)![0];

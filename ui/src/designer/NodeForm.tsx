@@ -4,13 +4,14 @@ import type { RJSFSchema, UiSchema } from "@rjsf/utils";
 import { useMemo } from "react";
 
 import { aboutTable, type Pickers } from "../forms/pickers";
-import { LabelledSelect, PickerText } from "../forms/widgets";
+import { ColumnKeys, LabelledSelect, PickerText } from "../forms/widgets";
 import { validator } from "../forms/validator";
 import type { WorkflowNode } from "./model";
 import { nodeFormSchema } from "./nodeForms";
 
 const UI: UiSchema = { "ui:submitButtonOptions": { norender: true } };
 const WIDGETS = { TextWidget: PickerText, SelectWidget: LabelledSelect };
+const TEMPLATES = { WrapIfAdditionalTemplate: ColumnKeys };
 
 interface Props {
   node: WorkflowNode;
@@ -44,6 +45,7 @@ export function NodeForm({ node, editable, pickers, onChange }: Props) {
       formData={fields}
       validator={validator}
       widgets={WIDGETS}
+      templates={TEMPLATES}
       formContext={aboutTable(pickers, actionTable(node))}
       idPrefix={`node-${id}`}
       readonly={!editable}

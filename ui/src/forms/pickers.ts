@@ -2,10 +2,11 @@ import { useEffect, useRef, useState } from "react";
 
 import { getJson, type Page } from "../api";
 
-/** The pickers of a form about `table` (a record action's): its fields offered to `field`. */
+/** The pickers of a form about `table` (a record action's): its fields offered to `field`, its columns to
+ * the keys of `values`. */
 export function aboutTable(pickers: Pickers, table: string | undefined): Pickers {
   const fields = table ? pickers.fieldsByTable[table] : undefined;
-  return fields ? { ...pickers, fields } : pickers;
+  return fields ? { ...pickers, fields, columns: fields.filter((field) => !field.includes("__")) } : pickers;
 }
 
 /** What the organization's definitions may name, offered by the forms' text inputs as suggestions. */
@@ -16,6 +17,8 @@ export interface Pickers {
   fields: string[];
   /** Every table's fields: a record action's `where` is about its own table. */
   fieldsByTable: Record<string, string[]>;
+  /** The columns a record action's `values` may set (its table's own columns). */
+  columns: string[];
   conditionTemplates: string[];
   notificationTemplates: string[];
   reports: string[];
@@ -23,7 +26,7 @@ export interface Pickers {
 }
 
 export const NO_PICKERS: Pickers = {
-  connections: [], tables: [], fields: [], fieldsByTable: {}, conditionTemplates: [], notificationTemplates: [], reports: [], workflows: [],
+  connections: [], tables: [], fields: [], fieldsByTable: {}, columns: [], conditionTemplates: [], notificationTemplates: [], reports: [], workflows: [],
 };
 
 /** Which suggestions a field of the format takes, by its name. */
@@ -90,6 +93,7 @@ export function usePickers(organization: string, table?: string, wanted = true):
     tables: [...new Set(tables.map((t) => t.name))],
     fields: tables.find((t) => t.name === table)?.fields.map((f) => f.path) ?? [],
     fieldsByTable: Object.fromEntries(tables.map((t) => [t.name, t.fields.map((f) => f.path)])),
+    columns: (tables.find((t) => t.name === table)?.fields ?? []).map((f) => f.path).filter((path) => !path.includes("__")),
     conditionTemplates: read.names.conditionTemplates ?? [],
     notificationTemplates: read.names.notificationTemplates ?? [],
     reports: read.names.reports ?? [],

@@ -1,5 +1,7 @@
+import WrapIfAdditional from "@rjsf/core/lib/components/templates/WrapIfAdditionalTemplate.js";
 import DefaultSelect from "@rjsf/core/lib/components/widgets/SelectWidget.js";
-import { getTemplate, type WidgetProps } from "@rjsf/utils";
+import { getTemplate, type WidgetProps, type WrapIfAdditionalTemplateProps } from "@rjsf/utils";
+import { useEffect } from "react";
 
 import { NO_PICKERS, offersFor, type Pickers } from "./pickers";
 
@@ -20,5 +22,31 @@ export function LabelledSelect(props: WidgetProps) {
     <label className="choice">
       Kind of {props.label} <DefaultSelect {...props} />
     </label>
+  );
+}
+
+/** The row of a map entry: react-jsonschema-form's own, with the key's input offering the table's columns
+ * in a record action's `values` (the only map of the formats keyed by columns). The entry is known by its
+ * id, `…_values_<key>`: the schema react-jsonschema-form hands a map entry keeps no mark of its map. */
+export function ColumnKeys(props: WrapIfAdditionalTemplateProps) {
+  const pickers = (props.registry.formContext ?? NO_PICKERS) as Pickers;
+  const columns = props.id.endsWith(`_values_${props.label}`) ? pickers.columns : [];
+  const key = `${props.id}-key`;
+  useEffect(() => {
+    // the key's input is the template's own: point it at the list of columns
+    const input = document.getElementById(key);
+    if (input && columns.length) input.setAttribute("list", `${key}-columns`);
+  }, [key, columns.length]);
+  return (
+    <>
+      <WrapIfAdditional {...props} />
+      {columns.length > 0 && (
+        <datalist id={`${key}-columns`}>
+          {columns.map((column) => (
+            <option key={column} value={column} />
+          ))}
+        </datalist>
+      )}
+    </>
   );
 }

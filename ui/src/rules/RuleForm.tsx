@@ -6,10 +6,11 @@ import ruleSchema from "../../../include/schemas/rule.schema.json";
 import type { Pickers } from "../forms/pickers";
 import { friendlySchema, rootForm } from "../forms/schema";
 import { validator } from "../forms/validator";
-import { LabelledSelect, PickerText } from "../forms/widgets";
+import { ColumnKeys, LabelledSelect, PickerText } from "../forms/widgets";
 
 const UI: UiSchema = { "ui:submitButtonOptions": { norender: true } };
 const WIDGETS = { TextWidget: PickerText, SelectWidget: LabelledSelect };
+const TEMPLATES = { WrapIfAdditionalTemplate: ColumnKeys };
 /** The rule format's JSON Schema (`include/schemas/rule.schema.json`) as a form: `kind` and `organization`
  * are the page's. */
 export const RULE_FORM: RJSFSchema = rootForm(friendlySchema(ruleSchema as Record<string, unknown>), [
@@ -35,6 +36,7 @@ export function RuleForm({ doc, editable, pickers, onChange }: {
       formData={fields}
       validator={validator}
       widgets={WIDGETS}
+      templates={TEMPLATES}
       formContext={pickers}
       idPrefix="rule"
       readonly={!editable}
