@@ -91,7 +91,7 @@ function DesignerPage({ organization, name, editable }: Props) {
   const [problems, setProblems] = useState<Problem[]>([]);
   const [message, setMessage] = useState<{ text: string; alert?: boolean }>();
   const [selected, setSelected] = useState<string>();
-  // the nodes selected together (shift-click, a box): what "Save as a template" saves
+  // the nodes selected together (Ctrl/⌘-click, a Shift-drawn box): what "Save as a template" saves
   const [together, setTogether] = useState<string[]>([]);
   /** Select one node (or none) from the page: the palette, a problem's "Show", a removal. */
   const selectOnly = useCallback((id: string | undefined) => {
