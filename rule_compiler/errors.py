@@ -40,6 +40,9 @@ each branch with its own status (``rule_engine.api.error_handlers.ANSWERS``, lis
     │   ├── events.outbox_rows.EventConflictError    a client event id was already used for another event
     │   ├── runtime.webhook_requests.RedeliveryRefusedError  a delivery cannot be redelivered (a ValueError)
     │   └── rule_engine.api.airflow_runs.NotRunnableError  Airflow cannot start the run now
+    ├── QuotaExceededError                      an organization's quota refuses it (HTTP 429; Retry-After)
+    │   ├── store.org_limits.ActiveDefinitionsQuotaError  one more active definition passes the quota (422)
+    │   └── rule_engine.api.quotas.EventQuotaError  the organization pushed its events of this minute
     ├── ConfigurationError                      the deployment lacks something the request needs
     │   └── AppDatabaseError                    an application database's Airflow connection cannot be used
     │       ├── ConnectionNotFoundError         no Airflow connection has that id
@@ -170,6 +173,14 @@ class UsageError(RuleEngineError):
 
 class RefusedError(RuleEngineError):
     """The request is well-formed, but refused in the current state (a conflict; the message says why)."""
+
+
+class QuotaExceededError(RuleEngineError):
+    """A limit a platform admin set for the organization refuses the request (docs/production.md).
+    ``issues`` say where (when a definition is refused); ``retry_after`` seconds when waiting helps."""
+
+    issues: tuple[Issue, ...] = ()
+    retry_after: int | None = None
 
 
 class ConfigurationError(RuleEngineError):

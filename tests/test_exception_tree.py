@@ -257,6 +257,8 @@ ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "BrokenDependentsError": (MESSAGE, ISSUES),
     "ConnectionNotFoundError": ("app_db",),
     "ConnectionUnusableError": ("app_db", "it is a 'http' connection, not a SQL database"),
+    "ActiveDefinitionsQuotaError": ("acme", 3, 3),
+    "EventQuotaError": ("acme", 100, 42),
 }
 
 

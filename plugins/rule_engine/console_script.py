@@ -51,7 +51,10 @@ def engine_for(conn_id: str) -> sa.Engine:
 
 def add_airflow_commands(groups: cli.Subcommands) -> None:
     """``catalog sync``, ``webhooks deliveries|redeliver``, ``runs rerun|cancel``,
-    ``notifications redeliver``."""
+    ``notifications redeliver``, ``limits show|set|sync``."""
+    from rule_engine.limits_commands import add_limits_commands
+
+    add_limits_commands(groups)
     _add_webhook_commands(groups)
     _add_run_commands(groups)
     r = groups.groups["notifications"].add_parser(

@@ -42,11 +42,11 @@ def build_dags(store: RuleStore | None = None) -> dict[str, DAG]:
         )
     dags: dict[str, DAG] = {}
     for row in load.specs:
-        dags[row.dag_id] = _render_one(row.dag_id, row.spec_json, row.spec_hash)
+        dags[row.dag_id] = _render_one(row.dag_id, row.spec_json, row.spec_hash, row.pool)
     return dags
 
 
-def _render_one(dag_id: str, spec_json: str, spec_hash: str) -> DAG:
+def _render_one(dag_id: str, spec_json: str, spec_hash: str, pool: str | None = None) -> DAG:
     size = len(spec_json.encode("utf-8"))
     if size > MAX_SPEC_BYTES:
         log.error(
@@ -64,7 +64,7 @@ def _render_one(dag_id: str, spec_json: str, spec_hash: str) -> DAG:
         spec = DagSpec.model_validate_json(spec_json)
         if spec.dag_id != dag_id:
             raise ValueError(f"spec names dag_id '{spec.dag_id}', stored as '{dag_id}'")
-        return render_dag(spec, spec_hash)
+        return render_dag(spec, spec_hash, pool=pool)
     except Exception as exc:  # one bad spec must never break the file: show it, loudly
         log.exception("automation spec %s could not be rendered; serving a placeholder DAG", dag_id)
         return render_error_dag(dag_id, f"the stored spec could not be rendered: {_describe(exc)}")

@@ -1,4 +1,5 @@
-"""The rule store's activity methods: the automation log, memberships, rate limits and a health ping.
+"""The rule store's activity methods: the automation log, memberships, organization limits, rate limits
+and a health ping.
 
 Mixed into :class:`~rule_compiler.store.rule_store.RuleStore` (one facade, kept in two files by
 concern); each method is one short transaction on the store's database.
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from rule_compiler.clock import utcnow
-from rule_compiler.store import memberships, migrate, rate_limits, run_queries, runs
+from rule_compiler.store import memberships, migrate, org_limits, rate_limits, run_queries, runs
 from rule_compiler.store._db import Database
 from rule_compiler.store.models import RunLog
 
@@ -156,6 +157,23 @@ class ActivityMethods:
         """Remove a membership (audited); NotFoundError when there is none."""
         with self._db.transaction(write=True) as conn:
             memberships.delete(conn, organization=organization, username=username, actor=actor, now=utcnow())
+
+    def organization_limits(self, organization: str) -> org_limits.OrganizationLimits:
+        """The organization's limits (every field None when a platform admin never set them)."""
+        with self._db.transaction() as conn:
+            return org_limits.get(conn, organization)
+
+    def all_organization_limits(self) -> builtins.list[org_limits.OrganizationLimits]:
+        """The limits set for any organization, by organization."""
+        with self._db.transaction() as conn:
+            return org_limits.list_all(conn)
+
+    def put_organization_limits(
+        self, organization: str, changes: dict[str, int | None], *, actor: str
+    ) -> org_limits.OrganizationLimits:
+        """Set some of an organization's limits (audited); the others keep their value."""
+        with self._db.transaction(write=True) as conn:
+            return org_limits.put(conn, organization, changes, actor=actor, now=utcnow())
 
     def query_runs(
         self, query: run_queries.RunQuery, *, sort: str = "-started_at", limit: int = 50, offset: int = 0

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from rule_compiler.errors import AlreadyExistsError, ConflictError, NotFoundError
 from rule_compiler.raw_sources import raw_trigger_type
-from rule_compiler.store import audit
+from rule_compiler.store import audit, org_limits
 from rule_compiler.store._json import canonical_json, loads
 from rule_compiler.store.models import (
     ApplyResult,
@@ -56,7 +56,15 @@ def apply(
     organization, kind, name, dag_id = write.organization, write.kind, write.name, write.dag_id
     source_hash, spec_hash = write.source_hash, write.spec_hash
     current = conn.execute(
-        sa.select(d.c.id, d.c.dag_id, d.c.current_version, d.c.deleted_at, v.c.source_hash, s.c.spec_hash)
+        sa.select(
+            d.c.id,
+            d.c.dag_id,
+            d.c.active,
+            d.c.current_version,
+            d.c.deleted_at,
+            v.c.source_hash,
+            s.c.spec_hash,
+        )
         .select_from(_at_version(d.c.current_version))
         .where(_named(organization, kind, name))
         .with_for_update(of=d)
@@ -87,6 +95,8 @@ def apply(
             )
 
     revived = current is not None and current.deleted_at is not None
+    if write.active and kind in org_limits.DAG_KINDS and (current is None or revived or not current.active):
+        org_limits.check_one_more_active(conn, organization)
     values = {
         "dag_id": dag_id,
         "active": write.active,
@@ -192,6 +202,8 @@ def set_active(
     row = _live(conn, organization, kind, name)
     if row.active == active:
         return False
+    if active and kind in org_limits.DAG_KINDS:
+        org_limits.check_one_more_active(conn, organization)
     conn.execute(d.update().where(d.c.id == row.id).values(active=active, updated_at=now))
     audit.insert_audit(
         conn,

@@ -124,6 +124,13 @@ class SpecRow:
     spec_json: str
     spec_hash: str
     active: bool
+    #: the organization's own Airflow pool, once a platform admin provisioned it (else Airflow's default)
+    pool: str | None = None
+
+
+def pool_name(organization: str) -> str:
+    """The Airflow pool an organization's tasks run in (``rule_compiler.store.org_limits``)."""
+    return f"rule_engine__{organization}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,7 @@ def load_specs(
 
 
 def _state(specs: list[SpecRow]) -> str:
-    return content_hash([[spec.dag_id, spec.spec_hash, spec.active] for spec in specs])
+    return content_hash([[spec.dag_id, spec.spec_hash, spec.active, spec.pool] for spec in specs])
 
 
 def _header_state(path: Path) -> str | None:
@@ -121,6 +121,7 @@ def write_snapshot(path: Path, specs: list[SpecRow]) -> bool:
             "dag_id": spec.dag_id,
             "spec_hash": spec.spec_hash,
             "spec_json": spec.spec_json,
+            **({"pool": spec.pool} if spec.pool is not None else {}),
         }
         for spec in specs
     ]
@@ -227,4 +228,7 @@ def _row(row: Any, index: int) -> SpecRow:
         raise ValueError(f"spec #{index} lacks dag_id, spec_json or spec_hash")
     if not isinstance(active, bool):
         raise ValueError(f"spec #{index} has no boolean 'active'")
-    return SpecRow(dag_id, spec_json, spec_hash, active)
+    pool = row.get("pool")
+    if pool is not None and not isinstance(pool, str):
+        raise ValueError(f"spec #{index} has a 'pool' that is not a name")
+    return SpecRow(dag_id, spec_json, spec_hash, active, pool)

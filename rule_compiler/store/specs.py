@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import urllib.parse
+from typing import Any
 
 import sqlalchemy as sa
 
-from rule_compiler.store.models import SpecRow
+from rule_compiler.store.models import SpecRow, pool_name
 from rule_compiler.store.tables import compiled_specs as s
 from rule_compiler.store.tables import definitions as d
+from rule_compiler.store.tables import organization_limits as lim
 
 #: The kinds whose definitions are Airflow DAGs (the others, templates, are not): the kinds table's
 #: rows with a lowering (``rule_compiler.kinds``, too heavy for the loader's query path to import;
@@ -17,10 +19,22 @@ from rule_compiler.store.tables import definitions as d
 DAG_KINDS = ("rule", "report", "workflow")
 
 _LOADABLE = (
-    sa.select(d.c.dag_id, s.c.spec_json, s.c.spec_hash, d.c.active)
-    .select_from(d.join(s, (s.c.definition_id == d.c.id) & (s.c.version == d.c.current_version)))
+    sa.select(
+        d.c.dag_id, s.c.spec_json, s.c.spec_hash, d.c.active, d.c.organization, lim.c.pool_slots.is_not(None)
+    )
+    .select_from(
+        d.join(s, (s.c.definition_id == d.c.id) & (s.c.version == d.c.current_version)).outerjoin(
+            lim, lim.c.organization == d.c.organization
+        )
+    )
     .where(d.c.deleted_at.is_(None), d.c.kind.in_(DAG_KINDS))
 )
+
+
+def _spec_row(row: tuple[Any, ...]) -> SpecRow:
+    """A loader row: (dag_id, spec_json, spec_hash, active, organization, pooled)."""
+    dag_id, spec_json, spec_hash, active, organization, pooled = row
+    return SpecRow(dag_id, spec_json, spec_hash, bool(active), pool_name(organization) if pooled else None)
 
 
 def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
@@ -30,13 +44,15 @@ def loadable_specs(conn: sa.Connection, dag_id: str | None) -> list[SpecRow]:
     ``condition_template__...`` dag ids, their JSON as the "spec") are never loadable.
     """
     query = _LOADABLE if dag_id is None else _LOADABLE.where(d.c.dag_id == dag_id)  # unique index
-    return [SpecRow(*row) for row in conn.execute(query.order_by(d.c.dag_id))]
+    return [_spec_row(tuple(row)) for row in conn.execute(query.order_by(d.c.dag_id))]
 
 
 #: The same query as plain SQL, for the SQLite fast path (no engine, no query compilation).
 _LOADABLE_SQL = (
-    "SELECT d.dag_id, s.spec_json, s.spec_hash, d.active FROM definitions AS d "
+    "SELECT d.dag_id, s.spec_json, s.spec_hash, d.active, d.organization, l.pool_slots IS NOT NULL "
+    "FROM definitions AS d "
     "JOIN compiled_specs AS s ON s.definition_id = d.id AND s.version = d.current_version "
+    "LEFT JOIN organization_limits AS l ON l.organization = d.organization "
     "WHERE d.deleted_at IS NULL AND d.kind IN ('rule', 'report', 'workflow')"  # DAG_KINDS (a test checks)
 )
 
@@ -56,9 +72,7 @@ def loadable_specs_sqlite(path: str, dag_id: str | None) -> list[SpecRow]:
             rows = connection.execute(_LOADABLE_SQL + " AND d.dag_id = ?", (dag_id,)).fetchall()
     finally:
         connection.close()
-    return [
-        SpecRow(dag_id_, spec_json, spec_hash, bool(active)) for dag_id_, spec_json, spec_hash, active in rows
-    ]
+    return [_spec_row(row) for row in rows]
 
 
 def spec_by_hash(conn: sa.Connection, spec_hash: str) -> str | None:

@@ -259,6 +259,19 @@ memberships = sa.Table(
     sa.Index(None, "username"),
 )
 
+#: What the platform admins allow each organization (docs/production.md, "Sharing the cluster"): the
+#: size of its Airflow pool (NULL until the pool is provisioned), and quotas (NULL: no limit).
+organization_limits = sa.Table(
+    "organization_limits",
+    metadata,
+    sa.Column("organization", Name, primary_key=True),
+    sa.Column("pool_slots", sa.Integer, nullable=True),
+    sa.Column("max_active_definitions", sa.Integer, nullable=True),
+    sa.Column("events_per_minute", sa.Integer, nullable=True),
+    sa.Column("updated_by", Name, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
 # The REST view's log queries: one organization's runs, newest first, optionally by status.
 sa.Index(None, automation_runs.c.organization, automation_runs.c.started_at)
 sa.Index(None, automation_runs.c.organization, automation_runs.c.status, automation_runs.c.started_at)

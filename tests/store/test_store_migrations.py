@@ -32,6 +32,7 @@ STORE_TABLES = {
     "rule_engine_webhook_deliveries",
     "memberships",
     "api_rate_limits",
+    "organization_limits",
     "report_runs",
     "report_deliveries",
     "report_alerts",
@@ -61,7 +62,7 @@ def test_upgrade_creates_the_tables_and_is_idempotent(any_db_url: str) -> None:
     assert store.schema_revision() is None
     store.upgrade()
     store.upgrade()
-    assert store.schema_revision() == head_revision() == "0015"
+    assert store.schema_revision() == head_revision() == "0016"
     tables = _tables(store.engine)
     assert tables == STORE_TABLES | {VERSION_TABLE}
     assert "alembic_version" not in tables  # Airflow's version table stays Airflow's
@@ -75,7 +76,7 @@ def test_store_shares_a_database_with_another_alembic_project(any_db_url: str) -
         conn.execute(sa.text("INSERT INTO alembic_version VALUES ('airflow_head')"))
     store = RuleStore(engine=engine)
     store.upgrade()
-    assert store.schema_revision() == "0015"
+    assert store.schema_revision() == "0016"
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "airflow_head"
     engine.dispose()
@@ -141,7 +142,7 @@ def test_timestamps_come_back_timezone_aware_utc(store: RuleStore, apply_rule: A
 def test_alembic_can_run_from_a_url_without_a_connection(sqlite_url: str) -> None:
     command.upgrade(alembic_config(url=sqlite_url), "head")
     store = RuleStore(sqlite_url)
-    assert store.schema_revision() == "0015"
+    assert store.schema_revision() == "0016"
     assert store.list() == []
     store.close()
 
@@ -156,7 +157,7 @@ def test_offline_sql_builds_a_working_postgres_store(
     with engine.begin() as conn:
         conn.exec_driver_sql(script)
     store = RuleStore(engine=engine)
-    assert store.schema_revision() == "0015"
+    assert store.schema_revision() == "0016"
     apply_rule(store)
     with pytest.raises(sa.exc.DBAPIError, match="append-only: DELETE is not allowed"), engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM audit_log"))
@@ -167,7 +168,7 @@ def test_concurrent_upgrades_in_one_process_take_turns(any_db_url: str) -> None:
     stores = [RuleStore(any_db_url) for _ in range(3)]
     with ThreadPoolExecutor(max_workers=3) as pool:
         list(pool.map(RuleStore.upgrade, stores))
-    assert {s.schema_revision() for s in stores} == {"0015"}
+    assert {s.schema_revision() for s in stores} == {"0016"}
     for s in stores:
         s.close()
 
@@ -181,5 +182,5 @@ def test_concurrent_upgrades_in_separate_processes_take_turns(any_db_url: str) -
     errors = [p.communicate(timeout=120)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], errors
     store = RuleStore(any_db_url)
-    assert store.schema_revision() == "0015"
+    assert store.schema_revision() == "0016"
     store.close()

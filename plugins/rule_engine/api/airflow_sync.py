@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("rule_engine.api")
 
@@ -47,21 +48,30 @@ def notify_airflow(change: RuleChange) -> None:
         )
 
 
-def _notify(change: RuleChange) -> None:
+def request_loader_parse(session: Any) -> str:
+    """Queue a priority parse of the loader file in ``session`` (once); the file's relative path."""
     import sqlalchemy as sa
     from airflow.models.dag import DagModel
     from airflow.models.dagbag import DagPriorityParsingRequest
-    from airflow.utils.session import create_session
 
     loader_file = os.environ.get(LOADER_FILE_ENV) or DEFAULT_LOADER_FILE
+    known = session.execute(
+        sa.select(DagModel.bundle_name).where(DagModel.relative_fileloc == loader_file).limit(1)
+    ).scalar_one_or_none()
+    bundle = known or DEFAULT_BUNDLE
+    request_id = hashlib.md5(f"{bundle}:{loader_file}".encode(), usedforsecurity=False).hexdigest()
+    if session.get(DagPriorityParsingRequest, request_id) is None:
+        session.add(DagPriorityParsingRequest(bundle_name=bundle, relative_fileloc=loader_file))
+    return loader_file
+
+
+def _notify(change: RuleChange) -> None:
+    import sqlalchemy as sa
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
     with create_session() as session:
-        known = session.execute(
-            sa.select(DagModel.bundle_name).where(DagModel.relative_fileloc == loader_file).limit(1)
-        ).scalar_one_or_none()
-        bundle = known or DEFAULT_BUNDLE
-        request_id = hashlib.md5(f"{bundle}:{loader_file}".encode(), usedforsecurity=False).hexdigest()
-        if session.get(DagPriorityParsingRequest, request_id) is None:
-            session.add(DagPriorityParsingRequest(bundle_name=bundle, relative_fileloc=loader_file))
+        loader_file = request_loader_parse(session)
         session.execute(
             sa.update(DagModel)
             .where(DagModel.dag_id == change.dag_id)

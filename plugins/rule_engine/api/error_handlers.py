@@ -31,6 +31,7 @@ from rule_compiler.errors import (
     InvalidValueError,
     Issue,
     NotFoundError,
+    QuotaExceededError,
     RefusedError,
     RuleEngineError,
     RuleValidationError,
@@ -41,6 +42,7 @@ from rule_compiler.errors import (
 )
 from rule_compiler.reporting.report_errors import ReportParameterError
 from rule_compiler.store import StaleWriteError
+from rule_compiler.store.org_limits import ActiveDefinitionsQuotaError
 from rule_compiler.validation.paths import DOCUMENT, from_loc
 
 log = logging.getLogger("rule_engine.api")
@@ -77,6 +79,8 @@ ANSWERS: dict[type[RuleEngineError], Answer] = {
     ConfigurationError: Answer(503),
     AppDatabaseError: Answer(503, "connection '{exc.conn_id}' {exc.reason}; ask the platform administrators"),
     ReportParameterError: Answer(422),
+    QuotaExceededError: Answer(429),
+    ActiveDefinitionsQuotaError: Answer(422, "the organization's quota of active definitions is reached"),
 }
 
 

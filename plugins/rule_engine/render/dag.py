@@ -42,8 +42,9 @@ MAPPED_KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
-    """One DAG for one spec; the hash is stamped into ``doc_md`` so Airflow's versioning sees edits."""
+def render_dag(spec: DagSpec, spec_hash: str, *, pool: str | None = None) -> DAG:
+    """One DAG for one spec, its tasks in ``pool`` when given; the hash is stamped into ``doc_md`` so
+    Airflow's versioning sees edits."""
     if spec.schedule.kind in UNSUPPORTED_TRIGGERS:
         return render_error_dag(spec.dag_id, UNSUPPORTED_TRIGGERS[spec.schedule.kind], tags=spec.tags)
     waiting = sorted({t.task_id: t.kind for t in spec.tasks if t.kind in UNSUPPORTED_TASK_KINDS}.items())
@@ -90,6 +91,8 @@ def render_dag(spec: DagSpec, spec_hash: str) -> DAG:
             task_display_name=task.display_name,
             **extra,
         )
+        if pool is not None:  # the organization's own pool (docs/production.md, "Sharing the cluster")
+            arguments["pool"] = pool
         if task.kind in MAPPED_KINDS:
             # one task instance per item (each report delivery retried and shown on its own)
             source, argument, label = MAPPED_KINDS[task.kind]

@@ -15,6 +15,7 @@ from rule_engine.api.routes import (
     definition_board_routes,
     definition_run_routes,
     health,
+    limits_routes,
     logs,
     membership_routes,
     pushed_events,
@@ -42,6 +43,7 @@ api_router.include_router(logs.router)
 api_router.include_router(analytics_routes.router)
 api_router.include_router(audit_routes.router)
 api_router.include_router(membership_routes.router)
+api_router.include_router(limits_routes.router)
 api_router.include_router(self_service_routes.router)
 api_router.include_router(webhook_delivery_routes.router)
 api_router.include_router(catalog_routes.router)

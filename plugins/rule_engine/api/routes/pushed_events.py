@@ -32,6 +32,7 @@ from rule_compiler.events.outbox_rows import (
 from rule_compiler.store import RuleStore
 from rule_engine.api import definition_ops as ops
 from rule_engine.api.deps import Editor, StoreDep
+from rule_engine.api.quotas import charge_event
 from rule_engine.api.routes.error_responses import errors
 from rule_engine.api.schemas import EventCreate, EventPublic
 from rule_engine.hooks import app_database
@@ -243,6 +244,7 @@ def push_event(
     tables = _catalog_tables(store, principal.organization, body.connection)
     # the caller is the change's actor (ADR 0013): never taken from the body
     event = _event_of(body, tables).model_copy(update={"actor": principal.username})
+    charge_event(store, principal.organization)
     engine = _engines(request).get(body.connection)
     try:
         with _database_errors(body.connection), engine.begin() as conn:
