@@ -20,6 +20,12 @@ least 100 events/s, 0 lost, 0 doubled.
 
     .venv/bin/python benchmarks/scale.py events --events 1000
 
+``schedule``: N schedule rules firing every minute (default 1,000), the scheduling delay (a run's start
+minus its cron tick, Airflow's ``dagrun.schedule_delay``) against the same DAGs written by hand
+(benchmarks/scale_schedule.py says how); ratio = p50 and p95 of the rules' delays / the floor's.
+
+    .venv/bin/python benchmarks/scale.py schedule --schedule-rules 1000 --minutes 5
+
 Progress goes to stderr; the table (or ``--json -``) to stdout.
 """
 
@@ -51,7 +57,9 @@ TARGET = 1.1
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("case", choices=["parse", "events"], help="what to measure")
+    parser.add_argument("case", choices=["parse", "events", "schedule"], help="what to measure")
+    parser.add_argument("--schedule-rules", type=int, default=1000, help="rules firing every minute (1,000)")
+    parser.add_argument("--minutes", type=int, default=5, help="minutes of runs watched per side (5)")
     parser.add_argument("--events", type=int, default=1000, help="events per burst (1,000)")
     parser.add_argument("--event-timeout", type=float, default=900, help="seconds a burst may take (900)")
     parser.add_argument(
@@ -181,9 +189,39 @@ def events_table(result: dict[str, Any]) -> str:
     )
 
 
+def schedule_table(result: dict[str, Any]) -> str:
+    rows = [("side", "runs expected", "runs started", "delay p50", "delay p95", "max")]
+    for name in ("loader", "floor"):
+        side = result[name]
+        rows.append(
+            (
+                "schedule rules" if name == "loader" else "hand-written DAGs",
+                f"{side['runs_expected']:,}",
+                f"{side['runs_started']:,}",
+                *(
+                    f"{side[k]:.2f} s" if side[k] is not None else "-"
+                    for k in ("delay_p50_s", "delay_p95_s", "delay_max_s")
+                ),
+            )
+        )
+    ratios = ", ".join(
+        f"{key.removeprefix('delay_').removesuffix('_s')} {value:.2f}"
+        for key, value in result["ratio"].items()
+    )
+    return "\n".join(
+        [
+            f"scale: {result['rules']:,} rules every minute, {result['minutes']} minute(s) per side",
+            *aligned(rows),
+            f"ratio (rules / hand-written): {ratios or '-'}",
+        ]
+    )
+
+
 def table(result: dict[str, Any]) -> str:
     if result.get("case") == "events":
         return events_table(result)
+    if result.get("case") == "schedule":
+        return schedule_table(result)
     setup = result["setup"]
     rows = [("side", "DAGs", "parse p50", "serialize p50", "total p50", "peak RSS", "after imports")]
     for name in ("loader", "floor"):
@@ -216,7 +254,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     progress(f"working in {work}")
     try:
-        if args.case == "events":
+        if args.case == "schedule":
+            from scale_schedule import run_schedule
+
+            result = {
+                "case": "schedule",
+                **run_schedule(args.schedule_rules, args.minutes, work, args.pg_admin_url),
+            }
+        elif args.case == "events":
             from scale_events import run_events
 
             result = {

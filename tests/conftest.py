@@ -152,3 +152,20 @@ def demo_catalog_dict() -> dict[str, object]:
 
     data: dict[str, object] = yaml.safe_load(DEMO_CATALOG.read_text())
     return data
+
+
+@pytest.fixture
+def one_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run while no other test of this session runs a whole Airflow deployment (a standalone with a
+    browser, the Celery cluster): two at once on a 2-core machine starve each other, and a browser's
+    mouse drags time out. An exclusive lock on a file beside the xdist workers' temporary folders;
+    the other worker waits here, and all the other tests go on meanwhile."""
+    import fcntl
+
+    lock_path = tmp_path_factory.getbasetemp().parent / "one-deployment.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

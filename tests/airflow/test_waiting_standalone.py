@@ -103,7 +103,7 @@ class Scene:
 
 
 @pytest.fixture
-def scene(tmp_path: Path, postgres_databases: Any) -> Iterator[Scene]:
+def scene(tmp_path: Path, postgres_databases: Any, one_deployment: None) -> Iterator[Scene]:
     app = sa.create_engine(postgres_databases.create())
     demo_db_module().create_demo_db(app, DEMO_NOW)
     install(app, "orders")

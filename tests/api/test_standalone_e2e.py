@@ -73,7 +73,7 @@ def _demo_db(path: Path) -> None:
 
 
 @pytest.fixture
-def standalone(tmp_path: Path, postgres_databases: Any) -> Iterator[Standalone]:
+def standalone(tmp_path: Path, postgres_databases: Any, one_deployment: None) -> Iterator[Standalone]:
     store_url = f"sqlite:///{tmp_path / 'automation.db'}"
     store = RuleStore(store_url)
     store.upgrade()

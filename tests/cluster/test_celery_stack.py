@@ -41,7 +41,7 @@ CREATE TRIGGER cluster_audit AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTIO
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, postgres_databases: Any) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, postgres_databases: Any, one_deployment: None) -> Iterator[Cluster]:
     # A lost worker's task is noticed after 30 s without a heartbeat (300 s in .env.example).
     with celery_stack(
         tmp_path, postgres_databases.create, extra={"AIRFLOW_TASK_HEARTBEAT_TIMEOUT": "30"}
