@@ -12,6 +12,7 @@ explorer. The same 3-node workflow is built with the keyboard alone, and runs to
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -170,11 +171,25 @@ def designer_edits_a_stored_workflow(standalone: Standalone) -> None:
 DRAWN = "mouse-flow"
 
 
+def _settled_box(locator: Any, timeout: float = 10) -> Any:
+    """The element's bounding box once it stopped moving (React Flow animates "fit view"; on a busy
+    machine a box read mid-animation sends the drag elsewhere)."""
+    deadline = time.monotonic() + timeout
+    box = locator.bounding_box()
+    while time.monotonic() < deadline:
+        time.sleep(0.15)
+        again = locator.bounding_box()
+        if again == box:
+            return box
+        box = again
+    return box
+
+
 def _drag(page: Any, source: Any, target: Any | None = None, down: float = 0) -> None:
     """Press the mouse on ``source``'s centre, move in steps to ``target``'s (or ``down`` px lower), and
     release."""
-    a = source.bounding_box()
-    b = target.bounding_box() if target is not None else {**a, "y": a["y"] + down}
+    a = _settled_box(source)
+    b = _settled_box(target) if target is not None else {**a, "y": a["y"] + down}
     page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
     page.mouse.down()
     page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=12)
