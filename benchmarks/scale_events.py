@@ -40,15 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the stack launcher is shared with the cluster tests
     sys.path.insert(0, str(ROOT))
 
-from tests.cluster.celery_stack import Cluster, celery_stack  # noqa: E402
+from tests.cluster.celery_stack import API, Cluster, celery_stack, deactivate  # noqa: E402
 from tests.standalone import outbox_trigger_listening  # noqa: E402
 
-API = "/automations/api/v1"
 RULE_NAME = "scale-burst"
 FLOOR_DAG_ID = "scale_events_floor"
 DEMO_EVENT_DEFINITIONS = {
-    "rules": ("expedite-vip-payments",),
-    "workflows": ("route-new-orders", "confirm-big-orders", "vip-order-follow-up", "approve-stale-cleanup"),
+    "rule": ("expedite-vip-payments",),
+    "workflow": ("route-new-orders", "confirm-big-orders", "vip-order-follow-up", "approve-stale-cleanup"),
 }
 RULE = {
     "kind": "rule",
@@ -115,12 +114,7 @@ def database_factory(admin_url: str) -> Iterator[Callable[[], str]]:
 def _switch_off_demo(client: httpx.Client) -> None:
     for kind, names in DEMO_EVENT_DEFINITIONS.items():
         for name in names:
-            stored = client.get(f"{API}/{kind}/{name}")
-            stored.raise_for_status()
-            off = client.patch(
-                f"{API}/{kind}/{name}", json={"active": False}, headers={"If-Match": stored.headers["ETag"]}
-            )
-            off.raise_for_status()
+            deactivate(client, kind, name)
 
 
 def _insert(app: sa.Engine, count: int, batch: int = 50) -> tuple[list[int], dict[int, float]]:
@@ -243,10 +237,7 @@ def _measure(cluster: Cluster, events: int, timeout: float, dags: Path, app_url:
     rule = _summary(ids, committed, _watch(cluster.app, ids, "rule", timeout), cluster.app, "rule")
     progress(f"  {rule['events_per_s']:.1f} events/s, p50 {rule['latency_p50_s']}, lost {rule['lost']}")
 
-    stored = client.get(f"{API}/rules/{RULE_NAME}")
-    client.patch(
-        f"{API}/rules/{RULE_NAME}", json={"active": False}, headers={"If-Match": stored.headers["ETag"]}
-    ).raise_for_status()
+    deactivate(client, "rule", RULE_NAME)
     progress(f"floor: {events:,} asset events posted to a hand-written DAG")
     ids, _ = _insert(cluster.app, events)
     posted: dict[int, float] = {}

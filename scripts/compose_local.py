@@ -391,12 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         stack.up(args.timeout)
         print("==> every service is healthy; Ctrl-C stops them")
-        while all(
-            r.running()
-            for rs in stack.replicas.values()
-            for r in rs
-            if r.service not in _one_shot(stack.config["services"])
-        ):
+        one_shot = _one_shot(stack.config["services"])
+        lasting = [r for rs in stack.replicas.values() for r in rs if r.service not in one_shot]
+        while all(r.running() for r in lasting):
             time.sleep(2)
         print("compose_local: a service exited; stopping the others", file=sys.stderr)
         return 1

@@ -99,7 +99,7 @@ def limits_show(args: argparse.Namespace) -> int:
     else:
         known = {r.organization: r for r in store.all_organization_limits()}
         names = sorted({*known, *store.catalog_organizations()})
-        rows = [known.get(name) or store.organization_limits(name) for name in names]
+        rows = [known.get(name) or OrganizationLimits(name) for name in names]
     _print(rows, args.json)
     return cli.EXIT_OK
 

@@ -73,9 +73,10 @@ def _parse_soon() -> None:
 def sync_pools(store: RuleStore, organizations: list[str], *, actor: str) -> list[OrganizationLimits]:
     """Give every organization a pool: the stored size, or :func:`default_slots` when it has none."""
     fallback = default_slots()
+    known = {limits.organization: limits for limits in store.all_organization_limits()}
     done = []
     for organization in organizations:
-        limits = store.organization_limits(organization)
+        limits = known.get(organization) or OrganizationLimits(organization)
         slots = limits.pool_slots if limits.pool_slots is not None else fallback
         provision_pool(organization, slots)
         if limits.pool_slots is None:

@@ -25,8 +25,11 @@ import httpx
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from scripts.compose_local import LocalStack, free_port
+from scripts.compose_local import LocalStack
 from tests.airflow.notify_helpers import Inbox
+from tests.standalone import free_port
+
+API = "/automations/api/v1"
 
 
 class Redis:
@@ -125,6 +128,16 @@ class Cluster:
             for replica in self.stack.replicas.get("airflow-worker", [])
             if needle in replica.log.read_text(errors="replace")
         ]
+
+
+def deactivate(client: httpx.Client, kind: str, name: str) -> None:
+    """Switch a stored definition off through the REST view, as a user would (GET its ETag, PATCH)."""
+    stored = client.get(f"{API}/{kind}s/{name}")
+    stored.raise_for_status()
+    off = client.patch(
+        f"{API}/{kind}s/{name}", json={"active": False}, headers={"If-Match": stored.headers["ETag"]}
+    )
+    off.raise_for_status()
 
 
 def _env_file(path: Path, values: Mapping[str, str]) -> None:

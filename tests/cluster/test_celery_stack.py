@@ -22,8 +22,9 @@ import sqlalchemy as sa
 import yaml
 
 from rule_compiler.compiler.report import DELIVER_TASK, QUERIES_TASK
-from tests.cluster.celery_stack import Cluster, celery_stack
+from tests.cluster.celery_stack import Cluster, celery_stack, deactivate
 from tests.conftest import ROOT
+from tests.standalone import query_rows
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow, pytest.mark.slow]
 
@@ -52,14 +53,7 @@ def cluster(tmp_path: Path, postgres_databases: Any, one_deployment: None) -> It
         # delays): the bursts below would leave hundreds of runs waiting. Switched off as a user would.
         with running.client() as client:
             for name in WAITING:
-                stored = client.get(f"/automations/api/v1/workflows/{name}")
-                assert stored.status_code == 200, stored.text
-                off = client.patch(
-                    f"/automations/api/v1/workflows/{name}",
-                    json={"active": False},
-                    headers={"If-Match": stored.headers["ETag"]},
-                )
-                assert off.status_code == 200, off.text
+                deactivate(client, "workflow", name)
         yield running
 
 
@@ -83,16 +77,11 @@ def test_the_celery_profile_runs_rules_reports_and_workflows_and_survives_faults
         _a_burst_stays_in_its_organizations_pool(cluster, client)
 
 
-def _rows(engine: sa.Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
-
-
 def _a_rule_runs_through_celery(cluster: Cluster, client: httpx.Client) -> None:
     dag_id = "rule__acme__flag-big-paid-orders"
     run_id, state = cluster.run_dag(client, dag_id)
     assert state == "success", cluster.logs()
-    big_paid = _rows(cluster.app, "SELECT priority FROM orders WHERE status = 'paid' AND total >= 1000")
+    big_paid = query_rows(cluster.app, "SELECT priority FROM orders WHERE status = 'paid' AND total >= 1000")
     assert big_paid and {r["priority"] for r in big_paid} == {"high"}
     tasks = client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
     for task in tasks:
@@ -134,7 +123,7 @@ def _insert_orders(cluster: Cluster, count: int, total: float, status: str = "pe
 
 
 def _routed(cluster: Cluster, ids: list[int]) -> list[dict[str, Any]]:
-    return _rows(
+    return query_rows(
         cluster.app,
         "SELECT id, priority, note FROM orders WHERE id = ANY(:ids) AND note LIKE 'routed:%'",
         ids=ids,
@@ -156,7 +145,7 @@ def _an_event_workflow_runs_through_celery(cluster: Cluster, client: httpx.Clien
 
 def _watcher_host(cluster: Cluster, dag_id: str) -> str | None:
     """The triggerer running the outbox watcher a DAG is scheduled on (Airflow's own tables)."""
-    rows = _rows(
+    rows = query_rows(
         cluster.metadata,
         "SELECT j.hostname FROM dag_schedule_asset_reference r "
         "JOIN asset_watcher w ON w.asset_id = r.asset_id JOIN trigger t ON t.id = w.trigger_id "
@@ -181,14 +170,14 @@ def _a_triggerer_lost_in_a_burst(cluster: Cluster) -> None:
     cluster.wait_for(
         f"all {BURST} orders of the burst routed", lambda: len(_routed(cluster, ids)) == BURST, 420, 3
     )
-    stamps = _rows(
+    stamps = query_rows(
         cluster.app,
         "SELECT order_id, count(*) AS n FROM cluster_audit "
         "WHERE order_id = ANY(:ids) AND note LIKE 'routed:%' GROUP BY order_id",
         ids=ids,
     )
     assert len(stamps) == BURST and {s["n"] for s in stamps} == {1}, stamps
-    ledger = _rows(
+    ledger = query_rows(
         cluster.app,
         "SELECT row_key, count(*) AS n FROM rule_engine_ledger WHERE action_id = 'stamp' "
         "AND row_key = ANY(:keys) GROUP BY row_key",
@@ -245,7 +234,7 @@ def _a_worker_lost_in_an_action(cluster: Cluster, client: httpx.Client) -> None:
         run_id = run.json()["dag_run_id"]
         cluster.wait_for(
             "the action's UPDATE to wait on the test's lock",
-            lambda: _rows(
+            lambda: query_rows(
                 cluster.app,
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE orders%'",
@@ -260,9 +249,9 @@ def _a_worker_lost_in_an_action(cluster: Cluster, client: httpx.Client) -> None:
         locker.rollback()
 
     assert cluster.run_state(client, dag_id, run_id, timeout=300) == "success", cluster.logs()
-    audit = _rows(cluster.app, "SELECT count(*) AS n FROM cluster_audit WHERE note = 'worker-loss'")
+    audit = query_rows(cluster.app, "SELECT count(*) AS n FROM cluster_audit WHERE note = 'worker-loss'")
     assert audit == [{"n": 1}], "the effect was not applied exactly once"
-    ledger = _rows(
+    ledger = query_rows(
         cluster.app,
         "SELECT count(*) AS n FROM rule_engine_ledger WHERE row_key = :k AND action_id = 'note'",
         k=f"[{target}]",
@@ -285,7 +274,7 @@ def _hold_rule(name: str, order_id: int, note: str) -> dict[str, Any]:
 
 
 def _task_states(cluster: Cluster, dag_ids: list[str]) -> dict[str, int]:
-    rows = _rows(
+    rows = query_rows(
         cluster.metadata,
         "SELECT coalesce(state, 'none') AS state, count(*) AS n FROM task_instance "
         "WHERE dag_id = ANY(:dags) GROUP BY 1",
@@ -341,14 +330,16 @@ def _a_burst_stays_in_its_organizations_pool(cluster: Cluster, client: httpx.Cli
             "AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE orders%'"
         )
         cluster.wait_for(
-            "acme's pool full of held actions", lambda: _rows(cluster.app, waiting)[0]["n"] == 2, 180
+            "acme's pool full of held actions", lambda: query_rows(cluster.app, waiting)[0]["n"] == 2, 180
         )
         _, state = cluster.run_dag(client, on_time, timeout=180)
         assert state == "success", cluster.logs()
         held_back = _task_states(cluster, burst)
         assert held_back.get("running", 0) <= 2, held_back  # acme never holds more than its 2 slots
         assert held_back.get("scheduled", 0) + held_back.get("none", 0) >= 4, held_back
-        assert _rows(cluster.app, "SELECT note FROM orders WHERE id = :id", id=free) == [{"note": "on time"}]
+        assert query_rows(cluster.app, "SELECT note FROM orders WHERE id = :id", id=free) == [
+            {"note": "on time"}
+        ]
         locker.rollback()
     for dag_id in burst:
         cluster.wait_for(
